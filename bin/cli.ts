@@ -1,0 +1,41 @@
+/**
+ * The top of the command tree. Each folder registers its own subcommands from its cli.ts; those
+ * modules import their heavy dependencies (TensorFlow.js, SQLite) only inside the action, so
+ * `fedlora privacy epsilon` never loads a model runtime.
+ */
+import { Command, CommanderError } from 'commander';
+import { FedloraError } from '../shared/errors.js';
+
+/** Codes that mean "the user typed something wrong": exit status 2, as for a usage error. */
+const USAGE_CODES = new Set(['FL_ERR_INVALID_ARGUMENT', 'FL_ERR_PRIVACY_ARGUMENT', 'FL_ERR_INVALID_CONFIG', 'FL_ERR_UNKNOWN_STRATEGY']);
+
+export async function buildProgram(): Promise<Command> {
+  const program = new Command('fedlora')
+    .description('Federated LoRA fine-tuning: coordinator, client agent, aggregation, privacy, simulation')
+    .version('0.1.0')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  const registrations: Array<Promise<{ register: (program: Command) => void }>> = [
+  ];
+  for (const r of await Promise.all(registrations)) r.register(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = await buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // commander has printed its message; --help and --version exit 0.
+      process.exitCode = e.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    if (e instanceof FedloraError) {
+      process.stderr.write(`fedlora: ${e.message}\n`);
+      process.exitCode = USAGE_CODES.has(e.code) ? 2 : 1;
+      return;
+    }
+    throw e;
+  }
+}

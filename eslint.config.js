@@ -1,0 +1,49 @@
+// Lint rules, and the import boundaries of DESIGN.md:
+//   shared <- privacy <- aggregation <- coordinator;  shared <- privacy <- client;
+//   coordinator, client <- simulations.  Only client/ imports TensorFlow.js;
+//   only coordinator/store/ imports better-sqlite3.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+import globals from 'globals';
+
+const TFJS = ['@tensorflow/*', '@tensorflow/**'];
+const SQLITE = ['better-sqlite3'];
+const folder = (name) => [`**/${name}/*`, `**/${name}`, `../${name}/**`];
+
+/** A no-restricted-imports rule that forbids the given folders and packages. */
+function boundary(files, forbiddenFolders, forbiddenPackages, why) {
+  const patterns = [];
+  if (forbiddenFolders.length > 0) {
+    patterns.push({ group: forbiddenFolders.flatMap(folder), message: why });
+  }
+  if (forbiddenPackages.length > 0) {
+    patterns.push({ group: forbiddenPackages, message: why });
+  }
+  return { files, rules: { 'no-restricted-imports': ['error', { patterns }] } };
+}
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', 'dist/**', 'coverage/**', 'bench/results/**', 'out/**', 'reports/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: { globals: { ...globals.node } },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/consistent-type-imports': 'error',
+    },
+  },
+  boundary(['shared/**'], ['privacy', 'aggregation', 'coordinator', 'client', 'simulations'], [...TFJS, ...SQLITE],
+    'shared/ is the bottom layer: it imports nothing of the project (DESIGN.md, "Folders").'),
+  boundary(['privacy/**'], ['aggregation', 'coordinator', 'client', 'simulations'], [...TFJS, ...SQLITE],
+    'privacy/ imports only shared/ (DESIGN.md, "Folders").'),
+  boundary(['aggregation/**'], ['coordinator', 'client', 'simulations'], [...TFJS, ...SQLITE],
+    'aggregation/ imports only shared/ and privacy/, and works on typed arrays, never tfjs.'),
+  boundary(['coordinator/**'], ['client', 'simulations'], [...TFJS, ...SQLITE],
+    'coordinator/ never imports client/, simulations/ or TensorFlow.js; only coordinator/store/ imports better-sqlite3.'),
+  boundary(['coordinator/store/**'], ['client', 'simulations'], TFJS,
+    'coordinator/ never imports client/, simulations/ or TensorFlow.js.'),
+  boundary(['client/**'], ['aggregation', 'coordinator', 'simulations'], SQLITE,
+    'client/ imports shared/ and privacy/ only; the coordinator and the client never import each other.'),
+  boundary(['simulations/**', 'bench/**'], [], SQLITE, 'only coordinator/store/ imports better-sqlite3.'),
+);

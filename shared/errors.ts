@@ -1,0 +1,67 @@
+/**
+ * Every error fedlora raises has a code from this one table (STYLE.md habit 6), pinned by
+ * test/shared/errors.test.ts. Add a code by adding one line in the section of your folder;
+ * never reuse or renumber a code that has shipped.
+ */
+export const ERROR_CODES = {
+  // --- shared/: arguments, configs, tensors, safetensors, adapters
+  FL_ERR_INVALID_ARGUMENT: 'An argument or option is invalid',
+  FL_ERR_INVALID_CONFIG: 'A configuration failed validation',
+  FL_ERR_SHAPE_MISMATCH: 'Tensor shapes do not agree',
+  FL_ERR_SAFETENSORS_TRUNCATED: 'A safetensors file ends before its header or data do',
+  FL_ERR_SAFETENSORS_HEADER: 'A safetensors header is malformed',
+  FL_ERR_SAFETENSORS_OFFSETS: 'Safetensors data offsets overlap, leave gaps, or fall outside the file',
+  FL_ERR_SAFETENSORS_DTYPE: 'A safetensors tensor has a dtype fedlora does not read',
+  FL_ERR_ADAPTER_LAYOUT: 'An adapter does not match its layout',
+  FL_ERR_ADAPTER_DIR: 'A PEFT adapter directory is missing files or is malformed',
+  FL_ERR_IO: 'A file could not be read or written',
+  // --- aggregation/
+  FL_ERR_UNKNOWN_STRATEGY: 'No strategy is registered under this name',
+  FL_ERR_AGGREGATION_INPUT: 'A client update cannot be aggregated with the others',
+  FL_ERR_NO_UPDATES: 'A round was aggregated with no updates',
+  FL_ERR_FROZEN_MISMATCH: 'A frozen factor (A, or A and B) differs from the global one',
+  FL_ERR_NOT_A_SUM: 'The strategy aggregate is not a sum, so this wrapper cannot apply',
+  // --- privacy/
+  FL_ERR_PRIVACY_ARGUMENT: 'A privacy parameter is out of range',
+  FL_ERR_BUDGET_EXCEEDED: 'The round would exceed the privacy budget',
+  FL_ERR_ENVELOPE_MALFORMED: 'An update envelope is malformed',
+  FL_ERR_ENVELOPE_DECRYPT: 'An update envelope could not be decrypted (tampered or wrong key)',
+  FL_ERR_ENVELOPE_SIGNATURE: 'An update envelope signature is invalid or missing',
+  FL_ERR_ENVELOPE_BINDING: 'An update envelope is bound to another job, round or client',
+  FL_ERR_ENVELOPE_REPLAY: 'An update envelope reuses a nonce',
+  FL_ERR_KEY_CHANGED: 'The coordinator key differs from the pinned fingerprint',
+  FL_ERR_KEY_FILE: 'A key file is missing, malformed or has unsafe permissions',
+  // --- client/
+  FL_ERR_BACKEND: 'No usable TensorFlow.js backend, or the requested one failed its self-test',
+  FL_ERR_MODEL_CONFIG: 'A model config.json is missing or invalid',
+  FL_ERR_CHECKPOINT: 'A model checkpoint does not match its config',
+  FL_ERR_DATA: 'A data file has a malformed line or field',
+  FL_ERR_TRAINING: 'Training failed',
+  // --- coordinator/
+  FL_ERR_NOT_FOUND: 'The requested resource does not exist',
+  FL_ERR_UNAUTHORIZED: 'Missing or wrong credentials',
+  FL_ERR_ENROLMENT: 'An enrolment token is unknown, used or expired',
+  FL_ERR_UPDATE_REFUSED: 'An update was refused',
+  FL_ERR_ROUND_STATE: 'The message does not fit the state of the round',
+  FL_ERR_JOB_FAILED: 'A job failed',
+  FL_ERR_STORE: 'The store failed',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** The one error class of the project: a code from ERROR_CODES plus a message that names what is wrong. */
+export class FedloraError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}) {
+    super(`${code}: ${message}`);
+    this.name = 'FedloraError';
+    this.code = code;
+    this.details = details;
+  }
+}
+
+export function isFedloraError(e: unknown, code?: ErrorCode): e is FedloraError {
+  return e instanceof FedloraError && (code === undefined || e.code === code);
+}

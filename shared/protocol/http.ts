@@ -1,0 +1,97 @@
+/**
+ * Bodies of the coordinator's HTTP API (docs/protocol.md, "HTTP API"). Requests are validated
+ * with these schemas; responses are typed by them, and tests parse responses with them.
+ */
+import { z } from 'zod';
+import { ErrorInfoSchema } from './events.js';
+import { JobSpecSchema } from './job-spec.js';
+
+/** Every error response: `{"error": {"code": "FL_ERR_...", "message": "...", "field"?: "..."}}`. */
+export const ErrorBodySchema = z.strictObject({ error: ErrorInfoSchema });
+export type ErrorBody = z.infer<typeof ErrorBodySchema>;
+
+/** `POST /api/jobs` takes a job spec (job-spec.ts) and answers `{"id": ...}` (201). */
+export const CreateJobRequestSchema = JobSpecSchema;
+export const CreateJobResponseSchema = z.strictObject({ id: z.string() });
+export type CreateJobResponse = z.infer<typeof CreateJobResponseSchema>;
+
+export const JobStatusSchema = z.enum(['pending', 'running', 'completed', 'failed']);
+export type JobStatus = z.infer<typeof JobStatusSchema>;
+
+/** One committed round as the API shows it. */
+export const RoundViewSchema = z.strictObject({
+  round: z.int(),
+  /** How many tries the round took (1 unless it was retried below its minimum). */
+  attempts: z.int(),
+  participants: z.array(z.string()),
+  metrics: z.record(z.string(), z.number()),
+  /** ms since the epoch. */
+  startedAt: z.number(),
+  committedAt: z.number(),
+  /** Updates accepted and refused in the committed attempt. */
+  accepted: z.int(),
+  refused: z.int(),
+});
+export type RoundView = z.infer<typeof RoundViewSchema>;
+
+export const PrivacyViewSchema = z.strictObject({
+  /** User-level epsilon spent by the job so far (null when no coordinator-side DP). */
+  epsilon: z.number().nullable(),
+  delta: z.number().nullable(),
+  /** The budget's epsilon, when set. */
+  budgetEpsilon: z.number().nullable(),
+  /** Rounds accounted. */
+  rounds: z.int(),
+});
+export type PrivacyView = z.infer<typeof PrivacyViewSchema>;
+
+/** `GET /api/jobs/:id`. */
+export const JobViewSchema = z.strictObject({
+  id: z.string(),
+  status: JobStatusSchema,
+  /** Why the job failed; present only when status is `failed`. */
+  reason: z.string().optional(),
+  /** Committed rounds so far (= the index of the next round to run). */
+  round: z.int(),
+  rounds: z.int(),
+  strategy: z.string(),
+  createdAt: z.number(),
+  spec: z.unknown(),
+  roundsDetail: z.array(RoundViewSchema),
+  privacy: PrivacyViewSchema,
+  /** Clients enrolled in the job. */
+  clients: z.int(),
+});
+export type JobView = z.infer<typeof JobViewSchema>;
+
+/** `GET /api/jobs`: a summary per job, newest first. */
+export const JobListSchema = z.strictObject({
+  jobs: z.array(z.strictObject({ id: z.string(), status: JobStatusSchema, round: z.int(), rounds: z.int(), strategy: z.string(), createdAt: z.number() })),
+});
+export type JobList = z.infer<typeof JobListSchema>;
+
+/** `POST /api/jobs/:id/enrolments` body (may be empty). */
+export const EnrolmentRequestSchema = z.strictObject({
+  /** Seconds the token stays valid. @default 86400 (one day) */
+  expiresInSeconds: z.int().min(1).max(365 * 24 * 3600).default(86_400),
+});
+export type EnrolmentRequest = z.infer<typeof EnrolmentRequestSchema>;
+
+export const EnrolmentResponseSchema = z.strictObject({
+  /** One-use token: the client presents it once, in its first hello. */
+  token: z.string(),
+  jobId: z.string(),
+  /** ms since the epoch. */
+  expiresAt: z.number(),
+});
+export type EnrolmentResponse = z.infer<typeof EnrolmentResponseSchema>;
+
+/** `GET /healthz`. */
+export const HealthSchema = z.strictObject({
+  status: z.literal('ok'),
+  /** Seconds since start. */
+  uptime: z.number(),
+  /** The coordinator's key fingerprint, for clients to pin. */
+  fingerprint: z.string(),
+});
+export type Health = z.infer<typeof HealthSchema>;

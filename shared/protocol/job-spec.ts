@@ -1,0 +1,216 @@
+/**
+ * The federation job spec: what `POST /api/jobs` accepts and what the coordinator stores.
+ * Validated once at the edge with zod (STYLE.md habit 4); everything after works on the parsed,
+ * frozen `JobSpec` with every default filled in. Every optional field documents its default.
+ *
+ * The minimal body that must work (issue 5):
+ * `{"strategy": "fedsb", "rounds": 3, "clientsPerRound": 2, "minClients": 2,
+ *   "model": {"sha256": "<hex>", "targetModules": ["q_proj", "v_proj"]}, "rank": 4, "seed": 1}`
+ */
+import { z } from 'zod';
+
+/** The aggregation strategies of aggregation/registry.ts (PAPERS.md). */
+export const STRATEGY_NAMES = ['fedavg', 'flora', 'ffa', 'fedsb'] as const;
+export const StrategyNameSchema = z.enum(STRATEGY_NAMES);
+export type StrategyName = z.infer<typeof StrategyNameSchema>;
+
+const positiveInt = z.int().min(1);
+
+/** One adapted module with the shape of its frozen weight W0 [outFeatures, inFeatures]. */
+export const ModuleShapeSchema = z.strictObject({
+  /** Hugging Face module path, e.g. `model.layers.0.self_attn.q_proj`. */
+  path: z.string().min(1).max(512),
+  /** m: rows of W0. */
+  outFeatures: positiveInt,
+  /** n: columns of W0. */
+  inFeatures: positiveInt,
+});
+export type ModuleShape = z.infer<typeof ModuleShapeSchema>;
+
+export const ModelSpecSchema = z.strictObject({
+  /** SHA-256 (64 hex digits, any case; stored lower case) of the base model's weights file. */
+  sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex digits (the SHA-256 of the weights file)').transform((s) => s.toLowerCase()),
+  /**
+   * Module names LoRA applies to, matched against the end of each module path
+   * (`q_proj` matches `model.layers.3.self_attn.q_proj`).
+   */
+  targetModules: z.array(z.string().min(1).max(128)).min(1).max(256),
+  /** PEFT's `base_model_name_or_path` in the exported adapter. @default undefined (the export writes the sha256) */
+  name: z.string().min(1).max(256).optional(),
+  /** The client model family. @default undefined (any family whose modules match) */
+  kind: z.enum(['mlp', 'llama']).optional(),
+  /**
+   * The adapted modules and their shapes. When absent, the coordinator learns them from the first
+   * client that authenticates (its hello lists its matching modules) and every later client must
+   * report the same list. @default undefined
+   */
+  modules: z.array(ModuleShapeSchema).min(1).max(4096).optional(),
+});
+export type ModelSpec = z.infer<typeof ModelSpecSchema>;
+
+/** What happens when a round reaches its deadline with fewer than `minClients` valid updates. */
+export const BelowMinimumSchema = z.strictObject({
+  /** `retry`: run the round again (new selection) up to `retries` times, then fail. `fail`: fail the job at once. @default 'retry' */
+  policy: z.enum(['retry', 'fail']).default('retry'),
+  /** Attempts after the first one, under `retry`. @default 3 */
+  retries: z.int().min(0).max(1000).default(3),
+});
+
+/** Local training on each client, sent in every plan. */
+export const TrainingSpecSchema = z.strictObject({
+  /** Passes over the local data per round. Ignored when `steps` is set. @default 1 */
+  epochs: z.number().positive().max(1000).default(1),
+  /** Local optimiser steps per round; overrides `epochs`. @default undefined */
+  steps: positiveInt.max(1_000_000).optional(),
+  /** Examples per batch (the expected batch under DP-SGD's Poisson sampling). @default 16 */
+  batchSize: positiveInt.max(65_536).default(16),
+  /** Peak learning rate (AdamW). @default 0.001 */
+  lr: z.number().positive().max(10).default(1e-3),
+  /** Learning-rate schedule within a round. @default 'constant' */
+  schedule: z.enum(['constant', 'linear', 'cosine']).default('constant'),
+  /** Linear warm-up steps before the schedule. @default 0 */
+  warmupSteps: z.int().min(0).default(0),
+  /** AdamW decoupled weight decay. @default 0 */
+  weightDecay: z.number().min(0).max(1).default(0),
+});
+export type TrainingSpec = z.infer<typeof TrainingSpecSchema>;
+
+/**
+ * Client-side sample-level DP-SGD (Abadi et al. 2016): per-example clipping to `clip`, Gaussian noise
+ * of std `noiseMultiplier * clip`. Give exactly one of `noiseMultiplier` or `targetEpsilon`.
+ */
+export const ClientDpSchema = z
+  .strictObject({
+    /** sigma. @default undefined */
+    noiseMultiplier: z.number().positive().max(1000).optional(),
+    /** The client calibrates sigma to reach this epsilon (at `budget.delta`) over all its rounds. @default undefined */
+    targetEpsilon: z.number().positive().max(1000).optional(),
+    /** Per-example L2 clip norm C. @default 1 */
+    clip: z.number().positive().default(1),
+  })
+  .refine((v) => (v.noiseMultiplier === undefined) !== (v.targetEpsilon === undefined), {
+    message: 'give exactly one of noiseMultiplier or targetEpsilon',
+    path: ['noiseMultiplier'],
+  });
+export type ClientDp = z.infer<typeof ClientDpSchema>;
+
+/** Adaptive clipping (Andrew et al. 2021): C <- C exp(-eta_C (b - gamma)). */
+export const AdaptiveClipSchema = z.strictObject({
+  /** gamma, the target fraction of unclipped updates. @default 0.5 */
+  targetQuantile: z.number().gt(0).lt(1).default(0.5),
+  /** eta_C. @default 0.2 */
+  learningRate: z.number().positive().default(0.2),
+  /** Std of the noise on the unclipped count, sigma_b. @default undefined (the wrapper's default) */
+  countNoise: z.number().positive().optional(),
+});
+
+/**
+ * Coordinator-side user-level DP-FedAvg (McMahan et al. 2018): clip each client update to C, sum,
+ * add N(0, (z C)^2), divide by the number of sampled clients. Only for sum strategies (not flora).
+ */
+export const UserDpSchema = z.strictObject({
+  /** z. */
+  noiseMultiplier: z.number().positive().max(1000),
+  /** C (the initial C under adaptive clipping). @default 0.1 */
+  clip: z.number().positive().default(0.1),
+  /** Adaptive clipping; `true` takes every default. @default undefined (fixed clipping) */
+  adaptive: z.union([z.literal(true), AdaptiveClipSchema]).optional(),
+});
+export type UserDp = z.infer<typeof UserDpSchema>;
+
+export const BudgetSchema = z.strictObject({
+  /** Total epsilon the job may spend; a round that would exceed it is not run. */
+  epsilon: z.number().positive().max(1e6),
+  /** delta of (epsilon, delta)-DP. @default 1e-5 */
+  delta: z.number().gt(0).lt(1).default(1e-5),
+});
+
+export const PrivacySpecSchema = z.strictObject({
+  /** @default undefined (no client-side DP) */
+  client: ClientDpSchema.optional(),
+  /** @default undefined (no coordinator-side DP) */
+  user: UserDpSchema.optional(),
+  /** @default undefined (no budget: epsilon is still reported when DP is on) */
+  budget: BudgetSchema.optional(),
+});
+export type PrivacySpec = z.infer<typeof PrivacySpecSchema>;
+
+/** Placeholder: secure aggregation (Bonawitz et al. 2017) is not wired into the runtime yet. */
+export const SecureAggregationSchema = z.strictObject({
+  /** @default false; `true` is refused at job creation until it is implemented. */
+  enabled: z.boolean().default(false),
+});
+
+export const JobSpecSchema = z
+  .strictObject({
+    strategy: StrategyNameSchema,
+    /** Rounds to run. */
+    rounds: positiveInt.max(100_000),
+    /** k: valid updates a round aims for (quorum). */
+    clientsPerRound: positiveInt.max(100_000),
+    /** Fewest valid updates a round may commit with at its deadline. */
+    minClients: positiveInt.max(100_000),
+    /** Extra fraction selected beyond k, to absorb stragglers: ceil(k (1 + overSelection)) are offered. @default 0.2 */
+    overSelection: z.number().min(0).max(10).default(0.2),
+    /** Seconds from the offers to the deadline. @default 600 */
+    roundDeadlineSeconds: z.number().positive().max(7 * 24 * 3600).default(600),
+    /** Policy at a deadline with fewer than minClients updates. @default {policy: 'retry', retries: 3} */
+    belowMinimum: BelowMinimumSchema.prefault({}),
+    model: ModelSpecSchema,
+    /** LoRA rank r (every client, and the default for `ranks`). */
+    rank: positiveInt.max(4096),
+    /**
+     * Per-client ranks (FLoRA's heterogeneous ranks): the i-th enrolled client (0-based) trains at
+     * `ranks[i % ranks.length]`. @default undefined (every client at `rank`)
+     */
+    ranks: z.array(positiveInt.max(4096)).min(1).max(1024).optional(),
+    /** LoRA alpha; the scaling is alpha / r. @default rank (s = 1; LoRA-SB's choice for fedsb) */
+    alpha: z.number().positive().max(1e6).optional(),
+    /** @default {epochs: 1, batchSize: 16, lr: 0.001, schedule: 'constant', warmupSteps: 0, weightDecay: 0} */
+    training: TrainingSpecSchema.prefault({}),
+    /** @default {} (no DP, no budget) */
+    privacy: PrivacySpecSchema.prefault({}),
+    /** Seeds selection and the strategy's initial state. @default 0 */
+    seed: z.int().min(0).max(2 ** 32 - 1).default(0),
+    /** @default {enabled: false} */
+    secureAggregation: SecureAggregationSchema.prefault({}),
+  })
+  .superRefine((spec, ctx) => {
+    if (spec.minClients > spec.clientsPerRound) {
+      ctx.addIssue({ code: 'custom', path: ['minClients'], message: `must be <= clientsPerRound (${spec.clientsPerRound}), got ${spec.minClients}` });
+    }
+    if (spec.ranks !== undefined && spec.strategy !== 'flora' && spec.strategy !== 'fedavg') {
+      ctx.addIssue({ code: 'custom', path: ['ranks'], message: `per-client ranks need strategy flora or fedavg (zero-padded), not ${spec.strategy}` });
+    }
+    if (spec.privacy.user !== undefined && spec.strategy === 'flora') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['privacy', 'user'],
+        message: 'user-level DP needs a strategy whose aggregate is a sum; flora stacks each client apart: use privacy.client (DP-SGD) instead',
+      });
+    }
+    if (spec.secureAggregation.enabled) {
+      ctx.addIssue({ code: 'custom', path: ['secureAggregation', 'enabled'], message: 'secure aggregation is not available in the runtime yet; leave it false' });
+    }
+  });
+
+/** The spec as a caller writes it (defaults optional). */
+export type JobSpecInput = z.input<typeof JobSpecSchema>;
+/** The spec after validation, every default filled in. */
+export type JobSpec = z.output<typeof JobSpecSchema>;
+
+/** LoRA alpha of a spec: `alpha`, or the rank when absent (s = 1). */
+export function jobAlpha(spec: JobSpec, rank: number): number {
+  return spec.alpha ?? rank;
+}
+
+/** Rank of the client enrolled in position `enrolmentIndex` (0-based), per `ranks` or `rank`. */
+export function clientRank(spec: JobSpec, enrolmentIndex: number): number {
+  if (spec.ranks === undefined) return spec.rank;
+  return spec.ranks[enrolmentIndex % spec.ranks.length]!;
+}
+
+/** Clients offered each round: ceil(k (1 + overSelection)). */
+export function offeredPerRound(spec: JobSpec): number {
+  return Math.ceil(spec.clientsPerRound * (1 + spec.overSelection) - 1e-9);
+}

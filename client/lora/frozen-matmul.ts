@@ -1,0 +1,45 @@
+/**
+ * The matmul by a frozen matrix, with a hand-written gradient.
+ *
+ * DESIGN.md ("TensorFlow.js backends: what was measured"): on wasm, `x W^T` with a transposed
+ * matmul, and the gradient tf derives for it, cost 8x more than `x Wt` with `Wt = W^T` stored once
+ * and a custom gradient `dx = dy W` that uses the other stored layout. The frozen matrix gets no
+ * gradient (it is not an input of the custom op), so both layouts are constants of the op.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** The two stored layouts of one frozen matrix M [out, in]: `forward` = M^T [in, out], `backward` = M [out, in]. */
+export interface FrozenPair {
+  /** [in, out]: the forward multiplies x [N, in] by this. */
+  readonly forward: tf.Tensor2D;
+  /** [out, in]: the backward multiplies dy [N, out] by this. */
+  readonly backward: tf.Tensor2D;
+}
+
+/**
+ * Makes `x -> x @ pair().forward` with gradient `dy -> dy @ pair().backward`.
+ * The pair is read at each call, so the matrix may be replaced (e.g. by a FLoRA merge) without
+ * remaking the op.
+ * @param pair returns the current stored layouts; they are owned by the caller
+ */
+export function frozenMatmul(pair: () => FrozenPair): (x: tf.Tensor2D) => tf.Tensor2D {
+  const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const x = args[0] as tf.Tensor2D;
+    const { forward, backward } = pair();
+    return {
+      value: tf.matMul(x, forward),
+      gradFunc: (dy: tf.Tensor) => tf.matMul(dy as tf.Tensor2D, backward),
+    };
+  });
+  return (x) => op(x) as tf.Tensor2D;
+}
+
+/**
+ * Stores a frozen matrix given row-major as [rows, cols] in both layouts.
+ * @returns forward = transpose [cols, rows], backward = as given [rows, cols]; the caller disposes both
+ */
+export function makeFrozenPair(values: Float32Array, rows: number, cols: number): FrozenPair {
+  const backward = tf.tensor2d(values, [rows, cols], 'float32');
+  const forward = tf.tidy(() => tf.transpose(backward) as tf.Tensor2D);
+  return { forward, backward };
+}

@@ -1,0 +1,29 @@
+/**
+ * Seeded initialisation of LoRA factors.
+ *
+ * tf.randomUniform with a seed draws its numbers in JavaScript (tfjs-core's seedrandom "alea"),
+ * whatever the backend, so the same seed gives the same A on every client and every backend:
+ * FFA-LoRA needs A identical everywhere (PAPERS.md, "FFA-LoRA").
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/**
+ * Row-major [rows, cols] values drawn from U(-bound, bound) with a seed.
+ * @param seed an integer; the same seed gives the same values on every backend
+ */
+export function seededUniform(rows: number, cols: number, bound: number, seed: number): Float32Array {
+  const t = tf.randomUniform([rows, cols], -bound, bound, 'float32', seed);
+  try {
+    return t.dataSync() as Float32Array;
+  } finally {
+    t.dispose();
+  }
+}
+
+/**
+ * LoRA's A [r, n]: Kaiming-uniform as PEFT draws it for lora_A, U(-1/sqrt(n), 1/sqrt(n))
+ * (kaiming_uniform_ with a = sqrt(5) gives bound sqrt(6 / ((1 + 5) n)) = 1/sqrt(n)).
+ */
+export function kaimingUniformA(rank: number, inFeatures: number, seed: number): Float32Array {
+  return seededUniform(rank, inFeatures, 1 / Math.sqrt(inFeatures), seed);
+}

@@ -1,0 +1,323 @@
+/**
+ * LoRA on one dense layer, in the three variants the strategies need (PAPERS.md):
+ *
+ *   y = x W0^T + b + s * ((x A^T) R^T) B^T,   s = alpha / r
+ *
+ * with W0 [m, n] frozen, A [r, n], B [m, r] (PEFT's lora_A / lora_B layout, n = in, m = out) and,
+ * for Fed-SB only, R [r, r] (without R the middle factor is the identity).
+ *
+ * | variant | trained | frozen              | paper                          |
+ * | ------- | ------- | ------------------- | ------------------------------ |
+ * | `lora`  | A, B    | W0                  | Hu et al. 2021; FedIT, FLoRA   |
+ * | `ffa`   | B       | W0, A               | FFA-LoRA (Sun et al. 2024)     |
+ * | `fedsb` | R       | W0, A, B            | Fed-SB / LoRA-SB (Singhal 2025)|
+ *
+ * Storage (DESIGN.md, "what was measured"): every matrix is kept in the layout its forward matmul
+ * wants, so no matmul of the forward pass transposes: W0 as W0^T [n, m] (plus W0 itself [m, n]
+ * for the custom gradient of the frozen matmul, see frozen-matmul.ts), trainable factors as
+ * variables A^T [n, r], B^T [r, m], R^T [r, r], frozen factors as pairs like W0. The public API
+ * (`setFactors`, `getFactors`, `mergeStack`) always speaks PEFT's layout: A [r, n], B [m, r], R [r, r].
+ *
+ * Tensor ownership: the layer owns every tensor it stores and frees them in `dispose()`; values
+ * passed in as Float32Array are copied; values returned are fresh Float32Array copies.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { AdapterVariant, ModuleFactors } from '../../shared/adapter.js';
+import { FedloraError } from '../../shared/errors.js';
+import { frozenMatmul, makeFrozenPair, type FrozenPair } from './frozen-matmul.js';
+import { tappedMatmul, type GradientTap } from './gradient-tap.js';
+import { kaimingUniformA, seededUniform } from './init.js';
+
+/** How a frozen weight given as a flat array is laid out. */
+export type WeightLayout = 'out-in' | 'in-out';
+
+export interface LoraDenseOptions {
+  /** Hugging Face module path, e.g. `model.layers.3.self_attn.q_proj` or `layers.0`. */
+  readonly path: string;
+  readonly variant: AdapterVariant;
+  /** n: input features. */
+  readonly inFeatures: number;
+  /** m: output features. */
+  readonly outFeatures: number;
+  /** r: a positive integer. */
+  readonly rank: number;
+  /** LoRA alpha; the scaling is s = alpha / rank. @default rank (s = 1) */
+  readonly alpha?: number;
+  /**
+   * The frozen W0, row-major. As a checkpoint stores nn.Linear.weight: [m, n] (`out-in`);
+   * or already transposed [n, m] (`in-out`).
+   */
+  readonly weight: Float32Array;
+  /** @default 'out-in' (the Hugging Face / PyTorch layout) */
+  readonly weightLayout?: WeightLayout;
+  /** The frozen bias [m]; none when absent. */
+  readonly bias?: Float32Array;
+  /**
+   * Seed of the initial factors: A ~ U(-1/sqrt(n), 1/sqrt(n)) (PEFT's Kaiming-uniform) from
+   * `seed`; for `fedsb` B ~ U(-1/sqrt(r), 1/sqrt(r)) from `seed + 1`. B = 0 for `lora`/`ffa` and
+   * R = 0 for `fedsb`, so a fresh layer computes exactly the base layer. @default 0
+   */
+  readonly seed?: number;
+}
+
+/** A LoRA-wrapped dense layer; see the file comment for the math and the storage. */
+export class LoraDense {
+  readonly path: string;
+  readonly variant: AdapterVariant;
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  readonly rank: number;
+  readonly alpha: number;
+  /** s = alpha / rank. */
+  readonly scaling: number;
+
+  private w0: FrozenPair;
+  private readonly bias: tf.Tensor1D | null;
+  /** Trainable factors, stored transposed: A^T [n, r], B^T [r, m], R^T [r, r]. */
+  private readonly aT: tf.Variable | null;
+  private readonly bT: tf.Variable | null;
+  private readonly rT: tf.Variable | null;
+  /** Frozen factors, in both layouts. */
+  private frozenA: FrozenPair | null = null;
+  private frozenB: FrozenPair | null = null;
+  private readonly w0Matmul: (x: tf.Tensor2D) => tf.Tensor2D;
+  private readonly aMatmul: (x: tf.Tensor2D) => tf.Tensor2D;
+  private readonly bMatmul: (x: tf.Tensor2D) => tf.Tensor2D;
+  private tap: GradientTap | null = null;
+  private disposed = false;
+
+  constructor(options: LoraDenseOptions) {
+    const { path, variant, inFeatures: n, outFeatures: m, rank: r } = options;
+    const where = `LoRA module '${path}'`;
+    for (const [name, v] of [['inFeatures', n], ['outFeatures', m], ['rank', r]] as const) {
+      if (!Number.isInteger(v) || v <= 0) {
+        throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `${where}: ${name} must be a positive integer, got ${v}`);
+      }
+    }
+    if (variant !== 'lora' && variant !== 'ffa' && variant !== 'fedsb') {
+      throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `${where}: variant must be lora, ffa or fedsb, got '${String(variant)}'`);
+    }
+    const alpha = options.alpha ?? r;
+    if (!Number.isFinite(alpha) || alpha <= 0) {
+      throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `${where}: alpha must be a positive number, got ${alpha}`);
+    }
+    expectLength(where, 'weight', options.weight, m * n, options.weightLayout === 'in-out' ? [n, m] : [m, n]);
+    if (options.bias !== undefined) expectLength(where, 'bias', options.bias, m, [m]);
+
+    this.path = path;
+    this.variant = variant;
+    this.inFeatures = n;
+    this.outFeatures = m;
+    this.rank = r;
+    this.alpha = alpha;
+    this.scaling = alpha / r;
+
+    this.w0 = options.weightLayout === 'in-out' ? swap(makeFrozenPair(options.weight, n, m)) : makeFrozenPair(options.weight, m, n);
+    this.bias = options.bias === undefined ? null : tf.tensor1d(options.bias, 'float32');
+
+    const init = LoraDense.initialFactors(variant, n, m, r, options.seed ?? 0);
+    this.aT = variant === 'lora' ? tf.variable(transposed(init.A, r, n), true) : null;
+    this.bT = variant === 'fedsb' ? null : tf.variable(transposed(init.B, m, r), true);
+    this.rT = variant === 'fedsb' ? tf.variable(transposed(init.R!, r, r), true) : null;
+    if (variant !== 'lora') this.frozenA = makeFrozenPair(init.A, r, n);
+    if (variant === 'fedsb') this.frozenB = makeFrozenPair(init.B, m, r);
+
+    this.w0Matmul = frozenMatmul(() => this.w0);
+    this.aMatmul = frozenMatmul(() => this.frozenA!);
+    this.bMatmul = frozenMatmul(() => this.frozenB!);
+  }
+
+  /** The factors a fresh layer starts from (see `LoraDenseOptions.seed`), in PEFT layout. */
+  static initialFactors(variant: AdapterVariant, n: number, m: number, r: number, seed: number): { A: Float32Array; B: Float32Array; R?: Float32Array } {
+    const A = kaimingUniformA(r, n, seed);
+    if (variant === 'fedsb') return { A, B: seededUniform(m, r, 1 / Math.sqrt(r), seed + 1), R: new Float32Array(r * r) };
+    return { A, B: new Float32Array(m * r) };
+  }
+
+  /** The variables an optimizer updates: [A^T, B^T] for `lora`, [B^T] for `ffa`, [R^T] for `fedsb`. */
+  trainableVariables(): tf.Variable[] {
+    this.assertLive();
+    return [this.aT, this.bT, this.rT].filter((v): v is tf.Variable => v !== null);
+  }
+
+  /** The PEFT name of each trainable variable's factor, parallel to `trainableVariables()`. */
+  trainableFactorNames(): Array<'A' | 'B' | 'R'> {
+    return this.variant === 'lora' ? ['A', 'B'] : this.variant === 'ffa' ? ['B'] : ['R'];
+  }
+
+  /**
+   * y = x W0^T + b + s ((x A^T) R^T) B^T.
+   * @param x [..., n] (any leading dimensions; the first counts examples for a gradient tap)
+   * @returns [..., m]; the caller owns it
+   */
+  forward(x: tf.Tensor): tf.Tensor {
+    this.assertLive();
+    const n = this.inFeatures;
+    if (x.rank < 2 || x.shape[x.rank - 1] !== n) {
+      throw new FedloraError('FL_ERR_SHAPE_MISMATCH', `LoRA module '${this.path}': input must be [..., ${n}], got [${x.shape.join(', ')}]`);
+    }
+    return tf.tidy(() => {
+      const examples = x.shape[0];
+      const x2 = (x.rank === 2 ? x : tf.reshape(x, [-1, n])) as tf.Tensor2D;
+      let y: tf.Tensor2D = this.w0Matmul(x2);
+      if (this.bias !== null) y = tf.add(y, this.bias);
+      let h = this.aT !== null ? this.trainable(x2, this.aT, examples) : this.aMatmul(x2);
+      h = tf.mul(h, this.scaling);
+      if (this.rT !== null) h = this.trainable(h, this.rT, examples);
+      const low = this.bT !== null ? this.trainable(h, this.bT, examples) : this.bMatmul(h);
+      y = tf.add(y, low);
+      return x.rank === 2 ? y : tf.reshape(y, [...x.shape.slice(0, -1), this.outFeatures]);
+    });
+  }
+
+  /**
+   * Sets factors from PEFT-layout arrays (A [r, n], B [m, r], R [r, r]); absent ones are kept.
+   * Frozen factors may be set too (FFA's shared A, Fed-SB's A and B from the coordinator).
+   * @throws FL_ERR_ADAPTER_LAYOUT when a length is wrong or R is given to a non-Fed-SB layer
+   */
+  setFactors(factors: ModuleFactors): void {
+    this.assertLive();
+    const { inFeatures: n, outFeatures: m, rank: r } = this;
+    const where = `LoRA module '${this.path}'`;
+    if (factors.A !== undefined) {
+      expectLength(where, 'A', factors.A, r * n, [r, n], 'FL_ERR_ADAPTER_LAYOUT');
+      if (this.aT !== null) assignTransposed(this.aT, factors.A, r, n);
+      else this.frozenA = replacePair(this.frozenA, factors.A, r, n);
+    }
+    if (factors.B !== undefined) {
+      expectLength(where, 'B', factors.B, m * r, [m, r], 'FL_ERR_ADAPTER_LAYOUT');
+      if (this.bT !== null) assignTransposed(this.bT, factors.B, m, r);
+      else this.frozenB = replacePair(this.frozenB, factors.B, m, r);
+    }
+    if (factors.R !== undefined) {
+      if (this.rT === null) {
+        throw new FedloraError('FL_ERR_ADAPTER_LAYOUT', `${where}: R is a Fed-SB factor, but this layer's variant is '${this.variant}'`);
+      }
+      expectLength(where, 'R', factors.R, r * r, [r, r], 'FL_ERR_ADAPTER_LAYOUT');
+      assignTransposed(this.rT, factors.R, r, r);
+    }
+  }
+
+  /**
+   * The factors in PEFT layout, as fresh arrays.
+   * @param which `trainable`: only the trained ones (lora: A, B; ffa: B; fedsb: R), what a client
+   *   sends; `all`: every factor of the variant (fedsb adds A, B; ffa adds A). @default 'all'
+   */
+  getFactors(which: 'all' | 'trainable' = 'all'): ModuleFactors {
+    this.assertLive();
+    const { inFeatures: n, outFeatures: m, rank: r } = this;
+    const wantAll = which === 'all';
+    const out: { A?: Float32Array; B?: Float32Array; R?: Float32Array } = {};
+    if (this.aT !== null) out.A = readTransposed(this.aT, n, r);
+    else if (wantAll) out.A = (this.frozenA!.backward.dataSync() as Float32Array).slice();
+    if (this.bT !== null) out.B = readTransposed(this.bT, r, m);
+    else if (wantAll) out.B = (this.frozenB!.backward.dataSync() as Float32Array).slice();
+    if (this.rT !== null) out.R = readTransposed(this.rT, r, r);
+    return { ...out };
+  }
+
+  /** The frozen W0 [m, n] in the checkpoint layout, as a fresh array. */
+  getBaseWeight(): Float32Array {
+    this.assertLive();
+    return (this.w0.backward.dataSync() as Float32Array).slice();
+  }
+
+  /**
+   * FLoRA's merge (PAPERS.md, "FLoRA: stacking"): W0 <- W0 + s * Bstack @ Astack, then a fresh
+   * adapter: the layer's factors go back to their initial values for `seed` (for `lora`: A
+   * Kaiming-uniform, B = 0), so the layer computes exactly the merged base.
+   * @param bStack [m, K], K = sum of the clients' ranks
+   * @param aStack [K, n] (the clients' weights p_k already on the rows of A)
+   * @param s the stacked adapter's one scaling alpha / r
+   * @param seed seed of the fresh factors; give each round its own
+   */
+  mergeStack(bStack: Float32Array, aStack: Float32Array, s: number, seed: number): void {
+    this.assertLive();
+    const { inFeatures: n, outFeatures: m } = this;
+    const where = `LoRA module '${this.path}' (FLoRA merge)`;
+    if (bStack.length % m !== 0 || bStack.length === 0) {
+      throw new FedloraError('FL_ERR_SHAPE_MISMATCH', `${where}: Bstack must be [${m}, K], got ${bStack.length} values`);
+    }
+    const k = bStack.length / m;
+    expectLength(where, 'Astack', aStack, k * n, [k, n]);
+    if (!Number.isFinite(s)) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `${where}: scaling must be finite, got ${s}`);
+    const merged = tf.tidy(() => {
+      const delta = tf.matMul(tf.tensor2d(bStack, [m, k]), tf.tensor2d(aStack, [k, n]));
+      return tf.add(this.w0.backward, tf.mul(delta, s)) as tf.Tensor2D;
+    });
+    const old = this.w0;
+    this.w0 = { backward: merged, forward: tf.tidy(() => tf.transpose(merged) as tf.Tensor2D) };
+    tf.dispose([old.forward, old.backward]);
+    this.setFactors(LoraDense.initialFactors(this.variant, n, m, this.rank, seed));
+  }
+
+  /**
+   * Routes the trainable matmuls through a gradient tap (per-example norms for DP-SGD) or back
+   * to plain matmuls (`null`).
+   */
+  setGradientTap(tap: GradientTap | null): void {
+    this.tap = tap;
+  }
+
+  /** Frees every tensor of the layer; later calls throw. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    const owned: tf.Tensor[] = [this.w0.forward, this.w0.backward];
+    for (const t of [this.bias, this.aT, this.bT, this.rT]) if (t !== null) owned.push(t);
+    for (const p of [this.frozenA, this.frozenB]) if (p !== null) owned.push(p.forward, p.backward);
+    tf.dispose(owned);
+  }
+
+  private trainable(x: tf.Tensor2D, v: tf.Variable, examples: number): tf.Tensor2D {
+    return this.tap === null ? tf.matMul(x, v as tf.Tensor2D) : tappedMatmul(x, v, this.tap, examples);
+  }
+
+  private assertLive(): void {
+    if (this.disposed) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `LoRA module '${this.path}' was disposed`);
+  }
+}
+
+function expectLength(
+  where: string, name: string, values: Float32Array, expected: number, shape: number[],
+  code: 'FL_ERR_SHAPE_MISMATCH' | 'FL_ERR_ADAPTER_LAYOUT' = 'FL_ERR_SHAPE_MISMATCH',
+): void {
+  if (!(values instanceof Float32Array)) {
+    throw new FedloraError(code, `${where}: ${name} must be a Float32Array`);
+  }
+  if (values.length !== expected) {
+    throw new FedloraError(code, `${where}: ${name} must be [${shape.join(', ')}] = ${expected} values, got ${values.length}`);
+  }
+}
+
+/** Row-major [rows, cols] -> its transpose [cols, rows], row-major. */
+function transposed(values: Float32Array, rows: number, cols: number): tf.Tensor2D {
+  return tf.tidy(() => tf.transpose(tf.tensor2d(values, [rows, cols], 'float32')) as tf.Tensor2D);
+}
+
+function assignTransposed(v: tf.Variable, values: Float32Array, rows: number, cols: number): void {
+  const t = transposed(values, rows, cols);
+  v.assign(t);
+  t.dispose();
+}
+
+/** Reads a variable stored [rows, cols] as its transpose [cols, rows]. */
+function readTransposed(v: tf.Variable, rows: number, cols: number): Float32Array {
+  const t = tf.tidy(() => tf.transpose(tf.reshape(v, [rows, cols])));
+  try {
+    return t.dataSync() as Float32Array;
+  } finally {
+    t.dispose();
+  }
+}
+
+function replacePair(old: FrozenPair | null, values: Float32Array, rows: number, cols: number): FrozenPair {
+  const next = makeFrozenPair(values, rows, cols);
+  if (old !== null) tf.dispose([old.forward, old.backward]);
+  return next;
+}
+
+/** A pair made from M^T [n, m] given as "rows = n": swap its roles so `backward` is M [m, n]. */
+function swap(p: FrozenPair): FrozenPair {
+  return { forward: p.backward, backward: p.forward };
+}

@@ -12,6 +12,7 @@ export const ERROR_CODES = {
   FL_ERR_SAFETENSORS_HEADER: 'A safetensors header is malformed',
   FL_ERR_SAFETENSORS_OFFSETS: 'Safetensors data offsets overlap, leave gaps, or fall outside the file',
   FL_ERR_SAFETENSORS_DTYPE: 'A safetensors tensor has a dtype fedlora does not read',
+  FL_ERR_SAFETENSORS_MISSING_TENSOR: 'A safetensors file has no tensor of the requested name',
   FL_ERR_ADAPTER_LAYOUT: 'An adapter does not match its layout',
   FL_ERR_ADAPTER_DIR: 'A PEFT adapter directory is missing files or is malformed',
   FL_ERR_IO: 'A file could not be read or written',

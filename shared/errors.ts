@@ -46,6 +46,14 @@ export const ERROR_CODES = {
   FL_ERR_ROUND_STATE: 'The message does not fit the state of the round',
   FL_ERR_JOB_FAILED: 'A job failed',
   FL_ERR_STORE: 'The store failed',
+  FL_ERR_BODY_TOO_LARGE: 'A request body or message is larger than the limit',
+  FL_ERR_RATE_LIMITED: 'Too many requests from this address; retry later',
+  FL_ERR_BASE_MODEL_MISMATCH: 'The client base model (SHA-256 or modules) differs from the job',
+  FL_ERR_UPDATE_TOO_LARGE: 'An update is larger than the round accepts',
+  FL_ERR_UPDATE_TENSORS: 'An update lacks a tensor the plan asks for, or has one it does not',
+  FL_ERR_UPDATE_DTYPE: 'An update tensor is not F32',
+  FL_ERR_UPDATE_NOT_FINITE: 'An update tensor holds NaN or Infinity',
+  FL_ERR_UPDATE_METADATA: 'An update lacks a valid example count or metrics',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,0 +1,362 @@
+/**
+ * `llama`: a decoder-only transformer in TensorFlow.js with the Hugging Face Llama layout
+ * (Touvron et al., 2023, "LLaMA"; transformers' `modeling_llama.py`):
+ *   h0 = E[ids]
+ *   per layer: a = h + o_proj(Attn(RoPE(q_proj(n1)), RoPE(k_proj(n1)), v_proj(n1))), n1 = RMSNorm(h)
+ *              h' = a + down_proj(silu(gate_proj(n2)) * up_proj(n2)),             n2 = RMSNorm(a)
+ *   logits = lm_head(RMSNorm(h_L))  (lm_head = E^T when tie_word_embeddings)
+ * with RMSNorm(x) = w * x / sqrt(mean(x^2) + eps) (Zhang & Sennrich, 2019), causal grouped-query
+ * attention (Ainslie et al., 2023: query head j reads key/value head floor(j / (H / H_kv)), as
+ * transformers' `repeat_kv`) and SwiGLU (Shazeer, 2020).
+ *
+ * Tensor ownership: the model owns its weights and its cached masks and rotary tables; every
+ * method that returns a tensor hands it to the caller, and intermediate tensors are freed by
+ * tf.tidy, so a training step leaves `tf.memory().numTensors` unchanged.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { FedloraError } from '../../shared/errors.js';
+import type { LlamaConfig } from './llama-config.js';
+import { FrozenLinear, TrainableLinear, type LlamaLinear } from './llama-linear.js';
+import {
+  EMBED_TOKENS, FINAL_NORM, LLAMA_LINEAR_MODULES, LM_HEAD, inputNormName, llamaLinearShape, llamaModulePath, postAttentionNormName,
+  type LlamaLinearName,
+} from './llama-names.js';
+import { applyRope, ropeTables } from './llama-rope.js';
+
+/** Gives the model one tensor at a time, by its Hugging Face name, in the stored layout. */
+export type LlamaWeightSource = (name: string, shape: readonly number[]) => Promise<Float32Array> | Float32Array;
+
+export interface LlamaBuildOptions {
+  /**
+   * Train every weight (pre-training) instead of freezing them (fine-tuning with LoRA).
+   * @default false
+   */
+  trainable?: boolean;
+}
+
+interface LlamaLayer {
+  readonly inputNorm: tf.Tensor1D;
+  readonly postAttentionNorm: tf.Tensor1D;
+  readonly linears: Map<LlamaLinearName, LlamaLinear>;
+}
+
+/** Additive causal mask value: large enough that exp() underflows to 0, finite so 0 * mask stays 0. */
+const MASKED = -1e9;
+
+/** lm_head that reuses the (trainable) embedding matrix E [vocab, hidden]: logits = h E^T. */
+class TiedTrainableHead implements LlamaLinear {
+  readonly path = 'lm_head';
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  constructor(private readonly embed: tf.Variable<tf.Rank.R2>) {
+    [this.outFeatures, this.inFeatures] = embed.shape;
+  }
+  apply(x: tf.Tensor): tf.Tensor {
+    const H = this.inFeatures;
+    return tf.tidy(() => tf.reshape(tf.matMul(tf.reshape(x, [-1, H]), this.embed, false, true), [...x.shape.slice(0, -1), this.outFeatures]));
+  }
+  weightOutIn(): tf.Tensor2D {
+    return this.embed.clone();
+  }
+  trainableVariables(): tf.Variable[] {
+    return []; // the embedding is listed once, by the model
+  }
+  dispose(): void {
+    // the model disposes the embedding
+  }
+}
+
+export class LlamaModel {
+  private readonly ropeCos: tf.Tensor2D;
+  private readonly ropeSin: tf.Tensor2D;
+  private readonly masks = new Map<number, tf.Tensor2D>();
+  private disposed = false;
+
+  private constructor(
+    readonly config: LlamaConfig,
+    private readonly embed: tf.Tensor2D,
+    private readonly layers: LlamaLayer[],
+    private readonly finalNorm: tf.Tensor1D,
+    private lmHead: LlamaLinear,
+    /** Embeddings and norms when pre-training; the linear layers list their own. */
+    private readonly ownVariables: tf.Variable[],
+  ) {
+    const { cos, sin } = ropeTables(config.headDim, config.ropeTheta, config.maxPositionEmbeddings);
+    const half = config.headDim / 2;
+    this.ropeCos = tf.tensor2d(cos, [config.maxPositionEmbeddings, half]);
+    this.ropeSin = tf.tensor2d(sin, [config.maxPositionEmbeddings, half]);
+  }
+
+  /**
+   * Builds the model from weights given one tensor at a time in the Hugging Face layout, so a
+   * checkpoint never needs to be in memory twice (each tensor is copied into tfjs and dropped).
+   * @param config the validated configuration
+   * @param source reads a tensor by name; the caller has checked names and shapes
+   */
+  static async build(config: LlamaConfig, source: LlamaWeightSource, options: LlamaBuildOptions = {}): Promise<LlamaModel> {
+    const trainable = options.trainable === true;
+    const variables: tf.Variable[] = [];
+    const created: Array<{ dispose(): void }> = [];
+    const vector = async (name: string): Promise<tf.Tensor1D> => {
+      const t = tf.tensor1d(await source(name, [config.hiddenSize]));
+      if (!trainable) return t;
+      const v = tf.variable(t, true, name);
+      t.dispose();
+      variables.push(v);
+      return v as unknown as tf.Tensor1D;
+    };
+    const linear = async (path: string, shape: [number, number]): Promise<LlamaLinear> => {
+      const w = tf.tensor2d(await source(`${path}.weight`, shape), shape);
+      return trainable ? new TrainableLinear(path, w) : new FrozenLinear(path, w);
+    };
+    try {
+      const embedShape: [number, number] = [config.vocabSize, config.hiddenSize];
+      const embedValues = tf.tensor2d(await source(EMBED_TOKENS, embedShape), embedShape);
+      let embed: tf.Tensor2D = embedValues;
+      if (trainable) {
+        const v = tf.variable(embedValues, true, EMBED_TOKENS);
+        embedValues.dispose();
+        variables.push(v);
+        embed = v as unknown as tf.Tensor2D;
+      }
+      created.push(embed);
+      const layers: LlamaLayer[] = [];
+      for (let i = 0; i < config.numLayers; i++) {
+        const inputNorm = await vector(inputNormName(i));
+        created.push(inputNorm);
+        const linears = new Map<LlamaLinearName, LlamaLinear>();
+        for (const name of LLAMA_LINEAR_MODULES) {
+          const path = llamaModulePath(i, name);
+          const l = await linear(path, llamaLinearShape(config, name));
+          created.push(l);
+          linears.set(name, l);
+        }
+        const postAttentionNorm = await vector(postAttentionNormName(i));
+        created.push(postAttentionNorm);
+        layers.push({ inputNorm, postAttentionNorm, linears });
+      }
+      const finalNorm = await vector(FINAL_NORM);
+      created.push(finalNorm);
+      let lmHead: LlamaLinear;
+      if (config.tieWordEmbeddings) {
+        lmHead = trainable
+          ? new TiedTrainableHead(embed as unknown as tf.Variable<tf.Rank.R2>)
+          : new FrozenLinear('lm_head', embed, true);
+      } else {
+        lmHead = await linear('lm_head', [config.vocabSize, config.hiddenSize]);
+      }
+      return new LlamaModel(config, embed, layers, finalNorm, lmHead, variables);
+    } catch (e) {
+      for (const c of created) c.dispose();
+      throw e;
+    }
+  }
+
+  /** Module paths of the seven linear layers of every decoder layer, in order. */
+  modulePaths(): string[] {
+    const paths: string[] = [];
+    for (let i = 0; i < this.config.numLayers; i++) for (const n of LLAMA_LINEAR_MODULES) paths.push(llamaModulePath(i, n));
+    return paths;
+  }
+
+  /** The linear layer at a Hugging Face module path (`model.layers.3.self_attn.q_proj`, `lm_head`). */
+  linear(path: string): LlamaLinear {
+    if (path === 'lm_head') return this.lmHead;
+    const m = /^model\.layers\.(\d+)\.(self_attn|mlp)\.(\w+)$/.exec(path);
+    const layer = m ? this.layers[Number(m[1])] : undefined;
+    const l = layer?.linears.get(m![3] as LlamaLinearName);
+    if (!l || l.path !== path) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `llama: no linear module '${path}'`);
+    return l;
+  }
+
+  /**
+   * Puts another layer (a LoRA layer wrapping the frozen one) at a module path. The model takes
+   * ownership of the new layer; the old one is returned, still alive, to the caller (a LoRA layer
+   * usually keeps using its weights).
+   */
+  replaceLinear(path: string, layer: LlamaLinear): LlamaLinear {
+    const old = this.linear(path);
+    if (layer.inFeatures !== old.inFeatures || layer.outFeatures !== old.outFeatures) {
+      throw new FedloraError('FL_ERR_SHAPE_MISMATCH',
+        `llama: layer for '${path}' is [out ${layer.outFeatures}, in ${layer.inFeatures}], the module is [out ${old.outFeatures}, in ${old.inFeatures}]`);
+    }
+    if (path === 'lm_head') {
+      this.lmHead = layer;
+    } else {
+      const m = /^model\.layers\.(\d+)\.(?:self_attn|mlp)\.(\w+)$/.exec(path)!;
+      this.layers[Number(m[1])]!.linears.set(m[2] as LlamaLinearName, layer);
+    }
+    return old;
+  }
+
+  /** Every trainable variable: all weights when pre-training, else those of the LoRA layers. */
+  trainableVariables(): tf.Variable[] {
+    const vars = [...this.ownVariables];
+    for (const layer of this.layers) for (const l of layer.linears.values()) vars.push(...l.trainableVariables());
+    vars.push(...this.lmHead.trainableVariables());
+    return vars;
+  }
+
+  /** The final hidden states [B, T, hidden] for token ids [B, T] (int32). */
+  hidden(ids: tf.Tensor2D): tf.Tensor3D {
+    this.assertAlive();
+    const [B, T] = ids.shape;
+    if (T > this.config.maxPositionEmbeddings) {
+      throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `llama: sequence of ${T} tokens exceeds max_position_embeddings ${this.config.maxPositionEmbeddings}`);
+    }
+    const mask = this.causalMask(T);
+    return tf.tidy(() => {
+      const cos = tf.slice(this.ropeCos, [0, 0], [T, -1]);
+      const sin = tf.slice(this.ropeSin, [0, 0], [T, -1]);
+      let h: tf.Tensor = tf.reshape(tf.gather(this.embed, tf.reshape(ids, [-1])), [B, T, this.config.hiddenSize]);
+      for (const layer of this.layers) {
+        h = tf.add(h, this.attention(layer, this.rmsNorm(h, layer.inputNorm), B, T, cos, sin, mask));
+        const n2 = this.rmsNorm(h, layer.postAttentionNorm);
+        const lin = layer.linears;
+        const gate = lin.get('gate_proj')!.apply(n2);
+        const silu = tf.mul(gate, tf.sigmoid(gate));
+        h = tf.add(h, lin.get('down_proj')!.apply(tf.mul(silu, lin.get('up_proj')!.apply(n2))));
+      }
+      return this.rmsNorm(h, this.finalNorm) as tf.Tensor3D;
+    });
+  }
+
+  /** Logits [B, T, vocab] for token ids [B, T] (int32). */
+  logits(ids: tf.Tensor2D): tf.Tensor3D {
+    return tf.tidy(() => this.lmHead.apply(this.hidden(ids)) as tf.Tensor3D);
+  }
+
+  /**
+   * Negative log-likelihood (nats) of each target token: nll[b, t] = -log p(targets[b, t] |
+   * inputs[b, 0..t]). For next-token prediction, targets are the inputs shifted left by one.
+   * @param inputs [B, T] int32
+   * @param targets [B, T] int32
+   * @returns [B, T]
+   */
+  tokenNll(inputs: tf.Tensor2D, targets: tf.Tensor2D): tf.Tensor2D {
+    const [B, T] = inputs.shape;
+    if (targets.shape[0] !== B || targets.shape[1] !== T) {
+      throw new FedloraError('FL_ERR_SHAPE_MISMATCH', `llama: targets [${targets.shape.join(', ')}] must match inputs [${B}, ${T}]`);
+    }
+    return tf.tidy(() => {
+      const logits = tf.reshape(this.logits(inputs), [B * T, this.config.vocabSize]);
+      const logp = tf.logSoftmax(logits);
+      const picked = tf.sum(tf.mul(logp, tf.oneHot(tf.reshape(targets, [-1]) as tf.Tensor1D, this.config.vocabSize)), 1);
+      return tf.reshape(tf.neg(picked), [B, T]) as tf.Tensor2D;
+    });
+  }
+
+  /**
+   * Mean next-token cross-entropy (nats) of whole sequences: position t predicts ids[t + 1], over
+   * the targets whose mask is 1. With right padding and a mask of 0 on the pads, the pads change
+   * no real token's logits (attention is causal), so no attention mask is needed.
+   * @param ids [B, T] int32, T >= 2
+   * @param mask [B, T] float32, 1 for real tokens, 0 for padding
+   * @default mask all ones
+   */
+  loss(ids: tf.Tensor2D, mask?: tf.Tensor2D): tf.Scalar {
+    const [B, T] = ids.shape;
+    if (T < 2) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `llama: loss needs sequences of at least 2 tokens, got ${T}`);
+    return tf.tidy(() => {
+      const nll = this.tokenNll(tf.slice(ids, [0, 0], [B, T - 1]), tf.slice(ids, [0, 1], [B, T - 1]));
+      if (mask === undefined) return tf.mean(nll);
+      const m = tf.slice(mask, [0, 1], [B, T - 1]);
+      return tf.div(tf.sum(tf.mul(nll, m)), tf.maximum(tf.sum(m), 1));
+    });
+  }
+
+  /**
+   * Every weight of the base model by its Hugging Face name, in the stored layout ([out, in] for
+   * linears), one at a time: `visit` gets a tensor it must not keep (it is disposed after).
+   */
+  async forEachWeight(visit: (name: string, t: tf.Tensor) => Promise<void> | void): Promise<void> {
+    this.assertAlive();
+    await visit(EMBED_TOKENS, this.embed);
+    for (let i = 0; i < this.layers.length; i++) {
+      const layer = this.layers[i]!;
+      await visit(inputNormName(i), layer.inputNorm);
+      for (const name of LLAMA_LINEAR_MODULES) {
+        const l = layer.linears.get(name)!;
+        const w = l.weightOutIn();
+        try {
+          await visit(`${llamaModulePath(i, name)}.weight`, w);
+        } finally {
+          w.dispose();
+        }
+      }
+      await visit(postAttentionNormName(i), layer.postAttentionNorm);
+    }
+    await visit(FINAL_NORM, this.finalNorm);
+    if (!this.config.tieWordEmbeddings) {
+      const w = this.lmHead.weightOutIn();
+      try {
+        await visit(LM_HEAD, w);
+      } finally {
+        w.dispose();
+      }
+    }
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const layer of this.layers) {
+      layer.inputNorm.dispose();
+      layer.postAttentionNorm.dispose();
+      for (const l of layer.linears.values()) l.dispose();
+    }
+    this.finalNorm.dispose();
+    this.lmHead.dispose();
+    this.embed.dispose();
+    this.ropeCos.dispose();
+    this.ropeSin.dispose();
+    for (const m of this.masks.values()) m.dispose();
+    this.masks.clear();
+  }
+
+  private assertAlive(): void {
+    if (this.disposed) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', 'llama: the model was disposed');
+  }
+
+  /** RMSNorm over the last axis: w * x / sqrt(mean(x^2) + eps). */
+  private rmsNorm(x: tf.Tensor, weight: tf.Tensor1D): tf.Tensor {
+    return tf.tidy(() => {
+      const variance = tf.mean(tf.square(x), -1, true);
+      return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, this.config.rmsNormEps))), weight);
+    });
+  }
+
+  /** [T, T] additive mask: 0 where key position <= query position, MASKED above the diagonal. Cached per T. */
+  private causalMask(T: number): tf.Tensor2D {
+    let m = this.masks.get(T);
+    if (m === undefined) {
+      const values = new Float32Array(T * T);
+      for (let q = 0; q < T; q++) for (let k = q + 1; k < T; k++) values[q * T + k] = MASKED;
+      m = tf.keep(tf.tensor2d(values, [T, T]));
+      this.masks.set(T, m);
+    }
+    return m;
+  }
+
+  /**
+   * Causal grouped-query attention of one layer for x [B, T, hidden]. The query heads that share
+   * a key/value head are stacked along the time axis ([B, H_kv, rep * T, d]) so one batched matmul
+   * serves them all, without copying keys and values rep times as `repeat_kv` does.
+   */
+  private attention(layer: LlamaLayer, x: tf.Tensor, B: number, T: number, cos: tf.Tensor2D, sin: tf.Tensor2D, mask: tf.Tensor2D): tf.Tensor {
+    const { numHeads: H, numKvHeads: Hkv, headDim: d } = this.config;
+    const rep = H / Hkv;
+    const heads = (t: tf.Tensor, n: number): tf.Tensor => tf.transpose(tf.reshape(t, [B, T, n, d]), [0, 2, 1, 3]);
+    const lin = layer.linears;
+    const q = applyRope(heads(lin.get('q_proj')!.apply(x), H), cos, sin);
+    const k = applyRope(heads(lin.get('k_proj')!.apply(x), Hkv), cos, sin);
+    const v = heads(lin.get('v_proj')!.apply(x), Hkv);
+    const qGrouped = tf.reshape(q, [B, Hkv, rep * T, d]);
+    const scores = tf.mul(tf.matMul(qGrouped, tf.transpose(k, [0, 1, 3, 2])), 1 / Math.sqrt(d));
+    const masked = tf.add(tf.reshape(scores, [B, Hkv, rep, T, T]), mask);
+    const probs = tf.reshape(tf.softmax(masked, -1), [B, Hkv, rep * T, T]);
+    const context = tf.reshape(tf.matMul(probs, v), [B, H, T, d]);
+    const merged = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [B, T, H * d]);
+    return lin.get('o_proj')!.apply(merged);
+  }
+}

@@ -1,0 +1,41 @@
+/**
+ * Text <-> token ids for causal language models. Two kinds:
+ *  - `bytes` (tokenizer-bytes.ts): our own small models; ids 0..255 are the UTF-8 bytes, then
+ *    BOS, EOS and PAD. No training, no unknown tokens, any text round-trips.
+ *  - `tokenizer.json` (tokenizer-hf.ts): real checkpoints (SmolLM, TinyLlama, ...), read with the
+ *    maintained `@huggingface/tokenizers` library rather than a hand-written BPE.
+ * A model folder written by `fedlora pretrain llama` holds a tokenizer.json equivalent to the byte
+ * tokenizer, so every model folder is loaded the same way: {@link loadTokenizer}.
+ */
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FedloraError } from '../shared/errors.js';
+
+export interface TextTokenizer {
+  readonly kind: 'bytes' | 'tokenizer.json';
+  /** One more than the largest id the tokenizer can produce (special tokens included). */
+  readonly vocabSize: number;
+  readonly bosId: number | undefined;
+  readonly eosId: number | undefined;
+  readonly padId: number | undefined;
+  /** Token ids of a text, without any special token added (callers add BOS/EOS themselves). */
+  encode(text: string): number[];
+  /** The text of token ids; special tokens are skipped. */
+  decode(ids: readonly number[]): string;
+}
+
+/**
+ * Loads the tokenizer of a model folder from its `tokenizer.json` (and `tokenizer_config.json`
+ * when present, for the BOS/EOS/PAD tokens).
+ * @throws FedloraError FL_ERR_MODEL_CONFIG when the folder has no tokenizer.json or it is malformed
+ */
+export async function loadTokenizer(dir: string): Promise<TextTokenizer> {
+  const file = join(dir, 'tokenizer.json');
+  try {
+    await access(file);
+  } catch {
+    throw new FedloraError('FL_ERR_MODEL_CONFIG', `${file}: missing; a model folder needs the tokenizer.json of its checkpoint`, { file });
+  }
+  const { loadHfTokenizer } = await import('./tokenizer-hf.js');
+  return loadHfTokenizer(dir);
+}

@@ -20,6 +20,7 @@ export const MIGRATIONS: readonly Migration[] = [
         status      TEXT NOT NULL CHECK (status IN ('pending', 'running', 'completed', 'failed')),
         reason      TEXT,                         -- why it failed
         round       INTEGER NOT NULL DEFAULT 0,   -- committed rounds = index of the next round
+        attempt     INTEGER NOT NULL DEFAULT -1,  -- last attempt started of the next round (-1: none)
         layout      TEXT,                         -- adapted modules JSON, once known
         created_at  INTEGER NOT NULL,
         updated_at  INTEGER NOT NULL

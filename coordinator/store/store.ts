@@ -21,6 +21,8 @@ export interface JobRecord {
   readonly reason: string | null;
   /** Committed rounds (= the index of the next round). */
   readonly round: number;
+  /** The last attempt started of the next round, -1 when none (see {@link Store.beginAttempt}). */
+  readonly attempt: number;
   /** The adapted modules, once known (from the spec or the first client). */
   readonly layout: ModuleShape[] | null;
   readonly createdAt: number;
@@ -108,6 +110,7 @@ interface JobRow {
   status: JobStatus;
   reason: string | null;
   round: number;
+  attempt: number;
   layout: string | null;
   created_at: number;
   updated_at: number;
@@ -154,6 +157,7 @@ function toJob(row: JobRow): JobRecord {
     status: row.status,
     reason: row.reason,
     round: row.round,
+    attempt: row.attempt,
     layout: row.layout === null ? null : (JSON.parse(row.layout) as ModuleShape[]),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
@@ -272,6 +276,21 @@ export class Store {
     })();
   }
 
+  /**
+   * Starts a new attempt of the job's next round and returns its number (0, 1, 2...). Persisted
+   * before any offer goes out, so after a restart the round resumes under a fresh attempt number
+   * and envelopes sealed for an attempt that never committed fail their binding (no replay into
+   * the resumed round).
+   */
+  beginAttempt(jobId: string, now = Date.now()): number {
+    return this.db.transaction(() => {
+      const job = this.requireJob(jobId);
+      const attempt = job.attempt + 1;
+      this.db.prepare('UPDATE jobs SET attempt = ?, updated_at = ? WHERE id = ?').run(attempt, now, jobId);
+      return attempt;
+    })();
+  }
+
   // ------------------------------------------------------------------ enrolment and clients
 
   /**
@@ -360,7 +379,7 @@ export class Store {
       for (const n of c.nonces) nonce.run(c.jobId, n.nonce, n.clientId, c.round);
       const next = c.round + 1;
       const status: JobStatus = next >= job.spec.rounds ? 'completed' : 'running';
-      this.db.prepare('UPDATE jobs SET round = ?, status = ?, updated_at = ? WHERE id = ?').run(next, status, c.committedAt, c.jobId);
+      this.db.prepare('UPDATE jobs SET round = ?, attempt = -1, status = ?, updated_at = ? WHERE id = ?').run(next, status, c.committedAt, c.jobId);
       return this.requireJob(c.jobId);
     })();
   }

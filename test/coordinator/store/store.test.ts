@@ -181,6 +181,19 @@ describe('store: rounds', () => {
     expectCode(() => store.commitRound(commitOf(job.id, 0)), 'FL_ERR_ROUND_STATE', /failed/);
   });
 
+  it('numbers attempts durably and restarts them at 0 for the next round', () => {
+    const job = store.createJob({ ...spec, rounds: 5 });
+    store.startJob(job.id, layout, { meta: {}, payload: new Uint8Array(1) });
+    expect(store.beginAttempt(job.id)).toBe(0);
+    expect(store.beginAttempt(job.id)).toBe(1);
+    store.close();
+    store = Store.open(join(dir, 'fedlora.db'));
+    expect(store.beginAttempt(job.id)).toBe(2);
+    store.commitRound(commitOf(job.id, 0, { attempts: 3 }));
+    expect(store.getJob(job.id)?.attempt).toBe(-1);
+    expect(store.beginAttempt(job.id)).toBe(0);
+  });
+
   it('records a retried attempt for the audit trail', () => {
     const job = store.createJob(spec);
     store.recordUpdates(job.id, 0, [{ clientId: null, attempt: 0, status: 'refused', reasonCode: 'FL_ERR_ENVELOPE_SIGNATURE', bytes: 5, receivedAt: 1 }]);

@@ -25,6 +25,7 @@ export const ERROR_CODES = {
   // --- privacy/
   FL_ERR_PRIVACY_ARGUMENT: 'A privacy parameter is out of range',
   FL_ERR_BUDGET_EXCEEDED: 'The round would exceed the privacy budget',
+  FL_ERR_LEDGER_STATE: 'A privacy ledger state is malformed or has no such account',
   FL_ERR_ENVELOPE_MALFORMED: 'An update envelope is malformed',
   FL_ERR_ENVELOPE_DECRYPT: 'An update envelope could not be decrypted (tampered or wrong key)',
   FL_ERR_ENVELOPE_SIGNATURE: 'An update envelope signature is invalid or missing',

@@ -1,0 +1,253 @@
+/**
+ * FedAvg of LoRA factors (FedIT; PAPERS.md "FedAvg of LoRA factors"), the naive baseline:
+ * A <- sum_k p_k A_k, B <- sum_k p_k (s_k / s) B_k, p_k = n_k / sum_j n_j. Unequal ranks are
+ * zero-padded (HetLoRA-style): A_k gets zero rows, B_k zero columns up to r_max, which in a running
+ * sum means adding A_k into the first r_k rows and B_k into the first r_k columns.
+ *
+ * Inexact: s B_avg A_avg != sum_k p_k s_k B_k A_k. The gap, relative to ||sum_k p_k s_k B_k A_k||_F,
+ * is reported per module and overall ("aggregation noise"). Computing it exactly needs every pair of
+ * clients (||sum_k c_k B_k A_k||^2 = sum_kl c_k c_l tr((B_k^T B_l)(A_l A_k^T))), i.e. keeping every
+ * update until the end, or the dense m x n sum. So there are three modes:
+ * - `sketch` (default, streaming): a seeded Rademacher test matrix Omega [n, q] with entries +-1/sqrt(q)
+ *   gives E ||X Omega||_F^2 = ||X||_F^2; the running sum Y = sum_k n_k s_k B_k (A_k Omega) [m, q] is kept,
+ *   so memory is O((m + n) q) per module and each update costs q times the averaging's arithmetic.
+ *   An estimate: the squared norms have relative standard deviation at most sqrt(2 / q).
+ * - `exact`: keeps references to every update's factors (memory O(K x adapter)) and computes the
+ *   norms from r x r Gram traces, never forming an m x n product: cost O((sum_k r_k)^2 (m + n)) per
+ *   module. For the CLI and small jobs.
+ * - `off`: no figure.
+ *
+ * State: `adapter` = the averaged A and B (variant `lora`, rank r_max, alpha = s * r_max).
+ */
+import type { Adapter, AdapterModule, ModuleFactors } from '../shared/adapter.js';
+import { scaling } from '../shared/adapter.js';
+import { FedloraError } from '../shared/errors.js';
+import { kaimingUniformA } from './kaiming.js';
+import { productGram, quadraticForm, type LowRankTerm } from './low-rank.js';
+import { addScaled, addScaledColumns, growRows, toFloat32, widenColumns } from './running-sum.js';
+import { SeededRandom } from './seeded-random.js';
+import type { AggregationNoise, ClientInfo, ClientPlan, ClientUpdate, GlobalState, JobSpec, RoundAggregation, RoundResult, Strategy, SummedDelta, TrainableVector } from './strategy.js';
+import { applySummedDeltas, trainableVectorsOf } from './trainable-vectors.js';
+import { checkJobSpec, checkUpdate } from './validate-update.js';
+
+export interface FedAvgOptions {
+  /** How the aggregation-noise figure is computed. @default 'sketch' */
+  readonly noise?: 'exact' | 'sketch' | 'off';
+  /** Columns q of the sketch's test matrix. @default 16 */
+  readonly sketchColumns?: number;
+}
+
+interface ModuleSum {
+  readonly module: AdapterModule; // reference m, n
+  /** s of the output: the global module's, else the first update's. */
+  readonly scale: number;
+  rank: number;
+  A: Float64Array; // [rank, n] sum of n_k A_k
+  B: Float64Array; // [m, rank] sum of n_k (s_k / s) B_k
+  readonly omega?: Float64Array; // [n, q]
+  readonly sketch?: Float64Array; // [m, q] sum of n_k s_k B_k (A_k Omega)
+  readonly terms: LowRankTerm[]; // exact mode: (B_k, A_k, r_k, n_k s_k)
+}
+
+export class FedAvgStrategy implements Strategy {
+  readonly name = 'fedavg' as const;
+  readonly variant = 'lora' as const;
+  readonly trainable = ['A', 'B'] as const;
+  readonly aggregateIsSum = true;
+  private readonly noise: 'exact' | 'sketch' | 'off';
+  private readonly sketchColumns: number;
+
+  constructor(options: FedAvgOptions = {}) {
+    this.noise = options.noise ?? 'sketch';
+    this.sketchColumns = options.sketchColumns ?? 16;
+    if (!Number.isInteger(this.sketchColumns) || this.sketchColumns < 1) {
+      throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `fedavg: sketchColumns must be an integer >= 1, got ${options.sketchColumns}`);
+    }
+  }
+
+  /** A Kaiming-uniform (PEFT's init, seeded per module), B = 0: dW starts at zero. */
+  init(spec: JobSpec, seed: string): GlobalState {
+    checkJobSpec('fedavg', spec.modules);
+    const factors = new Map<string, ModuleFactors>();
+    for (const m of spec.modules) {
+      factors.set(m.path, { A: kaimingUniformA('fedlora/fedavg/lora_A/v1', seed, m.path, m.rank, m.inFeatures), B: new Float32Array(m.outFeatures * m.rank) });
+    }
+    const adapter: Adapter = { layout: { variant: 'lora', modules: spec.modules, baseModelName: spec.baseModelName, baseModelSha256: spec.baseModelSha256 }, factors };
+    return { strategy: 'fedavg', round: 0, seed, spec, adapter, lastRoundUpdate: null };
+  }
+
+  /**
+   * Every client trains A and B from the global adapter. A client that asks for a smaller rank
+   * trains the first r rows of A and columns of B (its zero-padded contribution is what HetLoRA sums).
+   */
+  plan(state: GlobalState, clients: readonly ClientInfo[]): ClientPlan[] {
+    return clients.map((c) => ({
+      clientId: c.id,
+      modules: state.spec.modules.map((m) => (c.rank !== undefined && c.rank < m.rank ? { ...m, rank: c.rank, alpha: scaling(m) * c.rank } : m)),
+      variant: 'lora',
+      trainable: this.trainable,
+      start: 'global',
+      mergeFirst: null,
+    }));
+  }
+
+  begin(state: GlobalState | null): RoundAggregation {
+    return new FedAvgRound(state, this.noise, this.sketchColumns);
+  }
+
+  trainableVectors(adapter: Adapter): TrainableVector[] {
+    return trainableVectorsOf(adapter, this.trainable);
+  }
+
+  aggregateSummedDeltas(state: GlobalState, sums: readonly SummedDelta[], count: number): RoundResult {
+    return applySummedDeltas('fedavg', state, this.trainable, sums, count);
+  }
+}
+
+class FedAvgRound implements RoundAggregation {
+  private readonly sums = new Map<string, ModuleSum>();
+  private order: AdapterModule[] | null = null;
+  private totalExamples = 0;
+  count = 0;
+  private finished = false;
+
+  constructor(
+    private readonly state: GlobalState | null,
+    private readonly noise: 'exact' | 'sketch' | 'off',
+    private readonly q: number,
+  ) {}
+
+  add(update: ClientUpdate): void {
+    if (this.finished) throw new FedloraError('FL_ERR_AGGREGATION_INPUT', 'fedavg: add() after finish()');
+    const reference = this.state?.adapter?.layout ?? (this.order === null ? update.adapter.layout : { variant: 'lora' as const, modules: this.order });
+    checkUpdate(update, reference, { required: ['A', 'B'], sameRank: false });
+    if (this.order === null) this.start(reference.modules);
+    const w = update.numExamples;
+    for (const m of update.adapter.layout.modules) {
+      const sum = this.sums.get(m.path)!;
+      const f = update.adapter.factors.get(m.path)!;
+      const A = f.A!;
+      const B = f.B!;
+      const { outFeatures: rows, inFeatures: n, rank } = m;
+      if (rank > sum.rank) {
+        sum.A = growRows(sum.A, rank, n);
+        sum.B = widenColumns(sum.B, rows, sum.rank, rank);
+        sum.rank = rank;
+      }
+      const sk = scaling(m);
+      addScaled(sum.A.subarray(0, rank * n), A, w);
+      addScaledColumns(sum.B, sum.rank, B, rows, rank, (w * sk) / sum.scale);
+      if (sum.omega !== undefined && sum.sketch !== undefined) addSketch(sum.sketch, sum.omega, this.q, B, A, rows, n, rank, w * sk);
+      if (this.noise === 'exact') sum.terms.push({ B, A, rank, coef: w * sk });
+    }
+    this.totalExamples += w;
+    this.count++;
+  }
+
+  private start(modules: readonly AdapterModule[]): void {
+    this.order = [...modules];
+    for (const m of modules) {
+      const globalModule = this.state?.adapter?.layout.modules.find((g) => g.path === m.path);
+      const scale = scaling(globalModule ?? m);
+      const rank = globalModule?.rank ?? 0; // grows to r_max as updates arrive
+      let omega: Float64Array | undefined;
+      if (this.noise === 'sketch') {
+        const rng = SeededRandom.fromSeed('fedlora/fedavg/noise-sketch/v1', this.state?.seed ?? '', m.path);
+        omega = new Float64Array(m.inFeatures * this.q);
+        const v = 1 / Math.sqrt(this.q);
+        for (let i = 0; i < omega.length; i++) omega[i] = rng.nextSign() * v;
+      }
+      this.sums.set(m.path, {
+        module: m,
+        scale,
+        rank,
+        A: new Float64Array(rank * m.inFeatures),
+        B: new Float64Array(m.outFeatures * rank),
+        omega,
+        sketch: omega === undefined ? undefined : new Float64Array(m.outFeatures * this.q),
+        terms: [],
+      });
+    }
+  }
+
+  finish(): RoundResult {
+    if (this.finished) throw new FedloraError('FL_ERR_AGGREGATION_INPUT', 'fedavg: finish() called twice');
+    if (this.count === 0 || this.order === null) throw new FedloraError('FL_ERR_NO_UPDATES', 'fedavg: the round has no updates to aggregate');
+    this.finished = true;
+    const inv = 1 / this.totalExamples;
+    const modules: AdapterModule[] = [];
+    const factors = new Map<string, ModuleFactors>();
+    const perModule: Record<string, number> = {};
+    let gapSq = 0;
+    let refSq = 0;
+    for (const m of this.order) {
+      const sum = this.sums.get(m.path)!;
+      const A = toFloat32(sum.A, inv);
+      const B = toFloat32(sum.B, inv);
+      modules.push({ ...m, rank: sum.rank, alpha: sum.scale * sum.rank });
+      factors.set(m.path, { A, B });
+      const figure = this.noiseOf(sum, A, B, inv);
+      if (figure !== null) {
+        perModule[m.path] = figure.ref === 0 ? (figure.gap === 0 ? 0 : Infinity) : Math.sqrt(figure.gap / figure.ref);
+        gapSq += figure.gap;
+        refSq += figure.ref;
+      }
+    }
+    const base = this.state?.adapter?.layout;
+    const aggregate: Adapter = { layout: { variant: 'lora', modules, baseModelName: base?.baseModelName, baseModelSha256: base?.baseModelSha256 }, factors };
+    const noise: AggregationNoise | undefined =
+      this.noise === 'off' ? undefined : { method: this.noise, overall: refSq === 0 ? (gapSq === 0 ? 0 : Infinity) : Math.sqrt(gapSq / refSq), perModule };
+    const state: GlobalState = this.state
+      ? { ...this.state, round: this.state.round + 1, adapter: aggregate, lastRoundUpdate: null }
+      : { strategy: 'fedavg', round: 1, seed: '', spec: { modules }, adapter: aggregate, lastRoundUpdate: null };
+    return { state, aggregate, report: { strategy: 'fedavg', clients: this.count, totalExamples: this.totalExamples, noise } };
+  }
+
+  /** Squared norms of the gap s B A - M and of M = sum p_k s_k B_k A_k, or null when switched off. */
+  private noiseOf(sum: ModuleSum, A: Float32Array, B: Float32Array, inv: number): { gap: number; ref: number } | null {
+    const { outFeatures: rows, inFeatures: n } = sum.module;
+    if (this.noise === 'exact') {
+      const terms: LowRankTerm[] = [{ B, A, rank: sum.rank, coef: sum.scale }, ...sum.terms.map((t) => ({ ...t, coef: -t.coef * inv }))];
+      const G = productGram(terms, rows, n);
+      const coefs = terms.map((t) => t.coef);
+      return { gap: quadraticForm(G, coefs), ref: quadraticForm(G, coefs, (i) => i > 0) };
+    }
+    if (this.noise === 'sketch' && sum.omega !== undefined && sum.sketch !== undefined) {
+      const avg = new Float64Array(rows * this.q);
+      addSketch(avg, sum.omega, this.q, B, A, rows, n, sum.rank, sum.scale);
+      let gap = 0;
+      let ref = 0;
+      for (let i = 0; i < avg.length; i++) {
+        const y = sum.sketch[i]! * inv;
+        gap += (avg[i]! - y) ** 2;
+        ref += y * y;
+      }
+      return { gap, ref };
+    }
+    return null;
+  }
+}
+
+/** Y += c * B (A Omega): A [r, n], Omega [n, q], B [m, r], Y [m, q]; cost (m + n) r q. */
+function addSketch(Y: Float64Array, omega: Float64Array, q: number, B: Float32Array, A: Float32Array, m: number, n: number, r: number, c: number): void {
+  const AO = new Float64Array(r * q);
+  for (let i = 0; i < r; i++) {
+    const row = i * n;
+    const out = i * q;
+    for (let j = 0; j < n; j++) {
+      const a = A[row + j]!;
+      if (a === 0) continue;
+      const o = j * q;
+      for (let t = 0; t < q; t++) AO[out + t]! += a * omega[o + t]!;
+    }
+  }
+  for (let i = 0; i < m; i++) {
+    const out = i * q;
+    for (let k = 0; k < r; k++) {
+      const b = c * B[i * r + k]!;
+      if (b === 0) continue;
+      const o = k * q;
+      for (let t = 0; t < q; t++) Y[out + t]! += b * AO[o + t]!;
+    }
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * Checks one client update against the round's reference layout before anything is added to a
+ * running sum, so a refused update leaves the sum untouched ("validate at the edge", STYLE.md).
+ * Every error names the update's source, the PEFT tensor and the problem.
+ */
+import { peftTensorNames, type Adapter, type AdapterLayout, type AdapterModule } from '../shared/adapter.js';
+import { FedloraError } from '../shared/errors.js';
+import type { ClientUpdate, FactorName } from './strategy.js';
+
+export interface UpdateRules {
+  /** Factors the update must carry. */
+  readonly required: readonly FactorName[];
+  /** Factors checked when present (shape and finiteness) though not required (FFA's A, Fed-SB's A and B). */
+  readonly optional?: readonly FactorName[];
+  /** True where ranks must equal the reference's (FFA, Fed-SB: A or B are shared). */
+  readonly sameRank: boolean;
+}
+
+/** Element count and the shape text of a factor of a module. */
+export function factorShape(module: AdapterModule, factor: FactorName): [number, number] {
+  switch (factor) {
+    case 'A':
+      return [module.rank, module.inFeatures];
+    case 'B':
+      return [module.outFeatures, module.rank];
+    case 'R':
+      return [module.rank, module.rank];
+    default: {
+      const _: never = factor;
+      return _;
+    }
+  }
+}
+
+export function tensorName(path: string, factor: FactorName): string {
+  return peftTensorNames(path)[factor];
+}
+
+/** True when every value is finite: x - x is NaN exactly for NaN and +-Infinity. */
+export function allFinite(data: Float32Array): boolean {
+  let z = 0;
+  for (let i = 0; i < data.length; i++) z += data[i]! - data[i]!;
+  return z === 0;
+}
+
+function refuse(source: string, message: string, details: Record<string, unknown> = {}): never {
+  throw new FedloraError('FL_ERR_AGGREGATION_INPUT', `${source}: ${message}`, { source, ...details });
+}
+
+/** Checks the example count, the module set, shapes, ranks and finiteness of an update. */
+export function checkUpdate(update: ClientUpdate, reference: AdapterLayout, rules: UpdateRules): void {
+  const { source } = update;
+  if (!(typeof update.numExamples === 'number' && Number.isFinite(update.numExamples) && update.numExamples > 0)) {
+    refuse(source, `the number of examples (the weight) must be a finite number > 0, got ${String(update.numExamples)}`);
+  }
+  checkAdapterAgainst(update.adapter, reference, rules, source);
+}
+
+/** The module-level checks of checkUpdate, for an adapter from `source`. */
+export function checkAdapterAgainst(adapter: Adapter, reference: AdapterLayout, rules: UpdateRules, source: string): void {
+  const expected = new Map(reference.modules.map((m) => [m.path, m]));
+  const got = new Map(adapter.layout.modules.map((m) => [m.path, m]));
+  for (const path of expected.keys()) {
+    if (!got.has(path)) refuse(source, `module '${path}' is missing (no ${tensorName(path, rules.required[0] ?? 'A')}); the other updates have it`, { tensor: tensorName(path, 'A') });
+  }
+  for (const [path, m] of got) {
+    const ref = expected.get(path);
+    if (ref === undefined) refuse(source, `module '${path}' (${tensorName(path, 'A')}) is not in the round's layout`, { tensor: tensorName(path, 'A') });
+    if (m.outFeatures !== ref.outFeatures || m.inFeatures !== ref.inFeatures) {
+      refuse(source, `module '${path}' is [${m.outFeatures}, ${m.inFeatures}] but the round's layout has [${ref.outFeatures}, ${ref.inFeatures}]`, { tensor: tensorName(path, 'A') });
+    }
+    if (!Number.isInteger(m.rank) || m.rank < 1) refuse(source, `module '${path}': rank must be an integer >= 1, got ${m.rank}`, { tensor: tensorName(path, 'A') });
+    if (rules.sameRank && m.rank !== ref.rank) {
+      refuse(source, `${tensorName(path, 'A')}: rank ${m.rank} differs from the round's rank ${ref.rank}; this strategy shares frozen factors, so ranks must agree`, { tensor: tensorName(path, 'A') });
+    }
+    if (!(Number.isFinite(m.alpha) && m.alpha !== 0)) refuse(source, `module '${path}': lora alpha must be finite and non-zero, got ${m.alpha}`, { tensor: tensorName(path, 'A') });
+    const factors = adapter.factors.get(path);
+    const checkFactor = (factor: FactorName, mustExist: boolean): void => {
+      const data = factors?.[factor];
+      const name = tensorName(path, factor);
+      if (data === undefined) {
+        if (mustExist) refuse(source, `${name} is missing`, { tensor: name });
+        return;
+      }
+      const [rows, cols] = factorShape(m, factor);
+      if (data.length !== rows * cols) refuse(source, `${name} has ${data.length} values, expected [${rows}, ${cols}] = ${rows * cols}`, { tensor: name });
+      if (!allFinite(data)) refuse(source, `${name} holds NaN or Infinity`, { tensor: name });
+    };
+    for (const f of rules.required) checkFactor(f, true);
+    for (const f of rules.optional ?? []) checkFactor(f, false);
+  }
+}
+
+/** Checks a job spec once at init: unique paths, positive integer sizes and ranks, finite non-zero alpha. */
+export function checkJobSpec(strategy: string, modules: readonly AdapterModule[]): void {
+  const bad = (message: string): never => {
+    throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `${strategy}: ${message}`);
+  };
+  if (modules.length === 0) bad('the job spec names no modules');
+  const seen = new Set<string>();
+  for (const m of modules) {
+    if (seen.has(m.path)) bad(`module '${m.path}' appears twice in the job spec`);
+    seen.add(m.path);
+    for (const [field, v] of [['outFeatures', m.outFeatures], ['inFeatures', m.inFeatures], ['rank', m.rank]] as const) {
+      if (!Number.isInteger(v) || v < 1) bad(`module '${m.path}': ${field} must be an integer >= 1, got ${v}`);
+    }
+    if (!(Number.isFinite(m.alpha) && m.alpha !== 0)) bad(`module '${m.path}': alpha must be finite and non-zero, got ${m.alpha}`);
+  }
+}

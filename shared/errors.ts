@@ -55,6 +55,7 @@ export const ERROR_CODES = {
   FL_ERR_UPDATE_DTYPE: 'An update tensor is not F32',
   FL_ERR_UPDATE_NOT_FINITE: 'An update tensor holds NaN or Infinity',
   FL_ERR_UPDATE_METADATA: 'An update lacks a valid example count or metrics',
+  FL_ERR_INTERNAL: 'An unexpected failure inside the coordinator (a bug: please report it)',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

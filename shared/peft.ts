@@ -1,0 +1,399 @@
+/**
+ * Hugging Face PEFT adapter directories: `adapter_config.json` + `adapter_model.safetensors`, as
+ * `PeftModel.from_pretrained(base_model, dir)` loads them (DESIGN.md, "Formats"; docs/formats.md).
+ *
+ * How PEFT reads what we write (peft/src/peft/tuners/tuners_utils.py `check_target_module_exists`,
+ * peft/src/peft/utils/other.py `get_pattern_key`): `target_modules` as a list matches a module
+ * whose name equals an entry or ends with `.<entry>`, so we list the full module paths; a
+ * `rank_pattern` / `alpha_pattern` key is a regex matched as `(.*\.)?(<key>)$` (older releases:
+ * an exact key), so full paths of dot-separated identifiers match exactly the module they name.
+ */
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import {
+  adapterFromTensors,
+  compareModulePaths,
+  foldRIntoB,
+  peftTensorNames,
+  validateAdapter,
+  type Adapter,
+  type AdapterModule,
+  type ModuleFactors,
+} from './adapter.js';
+import {
+  configError,
+  FedloraAdapterMetadataSchema,
+  PeftLoraConfigSchema,
+  WrittenAdapterConfigSchema,
+  type FedloraAdapterMetadata,
+  type PeftLoraConfig,
+  type WrittenAdapterConfig,
+} from './config.js';
+import { FedloraError } from './errors.js';
+import { readSafetensorsFile, writeSafetensorsFile } from './safetensors/index.js';
+import { makeTensor, type Tensor } from './tensor.js';
+
+export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
+export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
+/** Key of fedlora's record in adapter_config.json and in the safetensors `__metadata__`. */
+export const FEDLORA_METADATA_KEY = 'fedlora';
+
+/**
+ * Name of the unfolded Fed-SB B, written only when a folded export also keeps R
+ * (`includeFedSbR` with `foldFedSb`), so that fedlora can read the exact A, B, R back.
+ */
+export function fedSbUnfoldedBName(path: string): string {
+  return `base_model.model.${path}.fedsb_B.weight`;
+}
+const FEDSB_B_NAME = /^base_model\.model\.(.+)\.fedsb_B\.weight$/;
+
+export interface WritePeftOptions {
+  /** Fed-SB: write B' = B R as `lora_B`, so PEFT computes s B R A. @default true */
+  readonly foldFedSb?: boolean;
+  /**
+   * Fed-SB: also write R (`fedsb_R.weight`); with `foldFedSb`, the unfolded B too
+   * (`fedsb_B.weight`). PEFT ignores these extra tensors. @default !foldFedSb
+   */
+  readonly includeFedSbR?: boolean;
+  /** PEFT's `base_model_name_or_path`. @default the layout's baseModelName, else null */
+  readonly baseModelName?: string;
+  /** PEFT's `task_type`; null for a model that is not a transformers task model. @default 'CAUSAL_LM' */
+  readonly taskType?: string | null;
+  /**
+   * Put fedlora's record under the `fedlora` key of adapter_config.json. PEFT >= 0.13 ignores the
+   * key with a warning; older PEFT refuses unknown keys, so pass false for those (the record
+   * stays in the safetensors metadata). @default true
+   */
+  readonly fedloraConfigKey?: boolean;
+}
+
+/** The most frequent value (ties: the smallest), PEFT's default `r` / `lora_alpha`. */
+function mostCommon(values: readonly number[]): number {
+  const counts = new Map<number, number>();
+  for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
+  let best = values[0]!;
+  for (const [v, c] of counts) if (c > counts.get(best)! || (c === counts.get(best)! && v < best)) best = v;
+  return best;
+}
+
+/**
+ * PEFT's `get_pattern_key`: the first pattern key whose regex `(.*\.)?(<key>)$` matches the
+ * module name, else the name itself (so an exact key still matches).
+ */
+export function peftPatternKey(keys: readonly string[], moduleName: string, what: string): string {
+  for (const key of keys) {
+    let regex: RegExp;
+    try {
+      regex = new RegExp(`^(.*\\.)?(${key})$`);
+    } catch {
+      throw new FedloraError('FL_ERR_ADAPTER_DIR', `${what}: key '${key}' is not a regular expression fedlora can read`, { key });
+    }
+    if (regex.test(moduleName)) return key;
+  }
+  return moduleName;
+}
+
+/** PEFT's `check_target_module_exists` for a list or a regex (exclusions are checked separately). */
+export function peftTargetMatches(targets: readonly string[] | string, moduleName: string): boolean {
+  if (typeof targets === 'string') return new RegExp(`^(?:${targets})$`).test(moduleName);
+  return targets.includes(moduleName) || targets.some((t) => moduleName.endsWith(`.${t}`));
+}
+
+/** The rank and alpha PEFT gives a module under a config (alpha as fedlora means it: s = alpha / r). */
+export function resolvePeftModule(config: Pick<PeftLoraConfig, 'r' | 'lora_alpha' | 'rank_pattern' | 'alpha_pattern' | 'use_rslora'>, path: string, what: string): { rank: number; alpha: number } {
+  const rankPattern = config.rank_pattern ?? {};
+  const alphaPattern = config.alpha_pattern ?? {};
+  const rank = rankPattern[peftPatternKey(Object.keys(rankPattern), path, `${what} rank_pattern`)] ?? config.r;
+  const peftAlpha = alphaPattern[peftPatternKey(Object.keys(alphaPattern), path, `${what} alpha_pattern`)] ?? config.lora_alpha;
+  // rsLoRA scales by alpha / sqrt(r); the same update in fedlora's alpha / r is alpha * sqrt(r).
+  const alpha = config.use_rslora ? peftAlpha * Math.sqrt(rank) : peftAlpha;
+  return { rank, alpha };
+}
+
+/**
+ * Builds adapter_config.json for a layout: the most common rank and alpha as `r` and
+ * `lora_alpha`, `rank_pattern` / `alpha_pattern` for the modules that differ (longest paths
+ * first, so a path that ends another one is tried first), and the full paths as target_modules.
+ * Checks that PEFT's matching gives every module its rank and alpha back.
+ */
+function buildAdapterConfig(modules: readonly AdapterModule[], base: Omit<WrittenAdapterConfig, 'r' | 'lora_alpha' | 'rank_pattern' | 'alpha_pattern' | 'target_modules'>, dir: string): WrittenAdapterConfig {
+  const r = mostCommon(modules.map((m) => m.rank));
+  const loraAlpha = mostCommon(modules.map((m) => m.alpha));
+  const byLength = [...modules].sort((a, b) => b.path.length - a.path.length || compareModulePaths(a.path, b.path));
+  const build = (everyModule: boolean): WrittenAdapterConfig => ({
+    ...base,
+    alpha_pattern: Object.fromEntries(byLength.filter((m) => everyModule || m.alpha !== loraAlpha).map((m) => [m.path, m.alpha])),
+    lora_alpha: loraAlpha,
+    r,
+    rank_pattern: Object.fromEntries(byLength.filter((m) => everyModule || m.rank !== r).map((m) => [m.path, m.rank])),
+    target_modules: modules.map((m) => m.path),
+  });
+  const resolvesExactly = (config: WrittenAdapterConfig): boolean => {
+    // Check the JSON as PEFT will read it (key order included).
+    const reread = JSON.parse(JSON.stringify(config)) as WrittenAdapterConfig;
+    return modules.every((m) => {
+      const got = resolvePeftModule(reread, m.path, dir);
+      return got.rank === m.rank && got.alpha === m.alpha && peftTargetMatches(reread.target_modules, m.path);
+    });
+  };
+  for (const everyModule of [false, true]) {
+    const config = build(everyModule);
+    if (resolvesExactly(config)) return config;
+  }
+  throw new FedloraError('FL_ERR_ADAPTER_LAYOUT', `${dir}: the module paths cannot be given their ranks and alphas unambiguously in PEFT's rank_pattern / alpha_pattern`);
+}
+
+/** Writes a file through a temporary name, so readers never see half of it. */
+async function writeFileAtomic(path: string, text: string): Promise<void> {
+  const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    await writeFile(temp, text);
+    await rename(temp, path);
+  } catch (e) {
+    await rm(temp, { force: true });
+    throw new FedloraError('FL_ERR_IO', `${path}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { path });
+  }
+}
+
+/**
+ * Writes an adapter as a PEFT LoRA directory that `PeftModel.from_pretrained` loads: lora_A / lora_B
+ * tensors (F32) and an adapter_config.json with peft_type LORA, r, lora_alpha, rank/alpha patterns
+ * for modules that differ, lora_dropout 0, bias none, inference_mode true, and fedlora's record.
+ * A Fed-SB adapter is folded by default (B' = B R, PAPERS.md "Fed-SB"), which is exact: s B' A = s B R A.
+ * @param dir created when missing; existing adapter files in it are replaced
+ * @throws FedloraError FL_ERR_ADAPTER_LAYOUT for an adapter that does not match its layout
+ */
+export async function writePeftAdapterDir(dir: string, adapter: Adapter, options: WritePeftOptions = {}): Promise<void> {
+  validateAdapter(adapter, { source: dir });
+  const { layout } = adapter;
+  const isFedSb = layout.variant === 'fedsb';
+  const fold = options.foldFedSb ?? true;
+  const includeR = options.includeFedSbR ?? !fold;
+  if (isFedSb && !fold && !includeR) {
+    throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `${dir}: a fedsb adapter written with foldFedSb false needs includeFedSbR (R would be lost)`);
+  }
+
+  const tensors: Tensor[] = [];
+  for (const m of layout.modules) {
+    const f: ModuleFactors = adapter.factors.get(m.path)!;
+    const names = peftTensorNames(m.path);
+    tensors.push(makeTensor(names.A, [m.rank, m.inFeatures], f.A!));
+    const B = isFedSb && fold ? foldRIntoB(f.B!, f.R!, m.outFeatures, m.rank) : f.B!;
+    tensors.push(makeTensor(names.B, [m.outFeatures, m.rank], B));
+    if (isFedSb && includeR) {
+      tensors.push(makeTensor(names.R, [m.rank, m.rank], f.R!));
+      if (fold) tensors.push(makeTensor(fedSbUnfoldedBName(m.path), [m.outFeatures, m.rank], f.B!));
+    }
+  }
+
+  const record: FedloraAdapterMetadata = {
+    format_version: 1,
+    variant: layout.variant,
+    ...(layout.baseModelSha256 !== undefined && { base_model_sha256: layout.baseModelSha256 }),
+    ...(isFedSb && { fedsb_folded: fold }),
+  };
+  const config = buildAdapterConfig(
+    layout.modules,
+    {
+      base_model_name_or_path: options.baseModelName ?? layout.baseModelName ?? null,
+      bias: 'none',
+      fan_in_fan_out: false,
+      ...(options.fedloraConfigKey !== false && { fedlora: record }),
+      inference_mode: true,
+      init_lora_weights: true,
+      layers_pattern: null,
+      layers_to_transform: null,
+      lora_dropout: 0,
+      modules_to_save: null,
+      peft_type: 'LORA',
+      revision: null,
+      task_type: options.taskType === undefined ? 'CAUSAL_LM' : options.taskType,
+    },
+    dir,
+  );
+  WrittenAdapterConfigSchema.parse(config);
+  // PEFT writes its config with sorted keys; so do we (rank_pattern keeps its own order).
+  const sorted = Object.fromEntries(Object.entries(config).sort(([a], [b]) => (a < b ? -1 : 1)));
+
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (e) {
+    throw new FedloraError('FL_ERR_IO', `${dir}: cannot create the directory (${(e as NodeJS.ErrnoException).code})`, { path: dir });
+  }
+  await writeSafetensorsFile(join(dir, ADAPTER_WEIGHTS_FILE), tensors, { format: 'pt', [FEDLORA_METADATA_KEY]: JSON.stringify(record) });
+  await writeFileAtomic(join(dir, ADAPTER_CONFIG_FILE), `${JSON.stringify(sorted, null, 2)}\n`);
+}
+
+function dirError(dir: string, file: string | undefined, problem: string, details: Record<string, unknown> = {}): FedloraError {
+  const where = file === undefined ? dir : join(dir, file);
+  return new FedloraError('FL_ERR_ADAPTER_DIR', `${where}: ${problem}`, { dir, ...(file !== undefined && { file }), ...details });
+}
+
+function adapterLayoutError(dir: string, problem: string, details: Record<string, unknown> = {}): FedloraError {
+  return new FedloraError('FL_ERR_ADAPTER_LAYOUT', `${join(dir, ADAPTER_WEIGHTS_FILE)}: ${problem}`, { dir, ...details });
+}
+
+/** Refuses the LoRA features fedlora's Adapter cannot hold, naming the config key. */
+function refuseUnsupported(config: PeftLoraConfig, dir: string): void {
+  const refuse = (key: string, why: string): never => {
+    throw dirError(dir, ADAPTER_CONFIG_FILE, `${key}: ${why}`, { field: key });
+  };
+  if (config.use_dora) refuse('use_dora', 'DoRA adapters are not supported (fedlora reads plain LoRA)');
+  if (config.bias !== undefined && config.bias !== 'none') refuse('bias', `"${config.bias}" is not supported; fedlora adapters train no biases ("none")`);
+  if (config.modules_to_save && config.modules_to_save.length > 0) refuse('modules_to_save', 'fully trained modules are not supported');
+  if (config.layers_to_transform !== undefined && config.layers_to_transform !== null) refuse('layers_to_transform', 'is not supported; name the modules in target_modules');
+  if (config.layer_replication !== undefined && config.layer_replication !== null) refuse('layer_replication', 'is not supported');
+  if (config.lora_bias) refuse('lora_bias', 'is not supported');
+  if (config.target_parameters && config.target_parameters.length > 0) refuse('target_parameters', 'is not supported');
+  if (config.target_modules === undefined || config.target_modules === null) refuse('target_modules', 'is missing');
+}
+
+async function readJson(dir: string, file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, file), 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw dirError(dir, file, code === 'ENOENT' ? 'missing' : `cannot read (${code})`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw dirError(dir, file, `not JSON (${(e as Error).message})`);
+  }
+}
+
+/** fedlora's record: from adapter_config.json when there, else from the safetensors metadata. */
+function fedloraRecord(config: PeftLoraConfig, metadata: Readonly<Record<string, string>> | undefined, dir: string): FedloraAdapterMetadata | undefined {
+  if (config.fedlora !== undefined) return config.fedlora;
+  const raw = metadata?.[FEDLORA_METADATA_KEY];
+  if (raw === undefined) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    throw dirError(dir, ADAPTER_WEIGHTS_FILE, `__metadata__.${FEDLORA_METADATA_KEY} is not JSON`);
+  }
+  const result = FedloraAdapterMetadataSchema.safeParse(value);
+  if (!result.success) throw configError(result.error, `${join(dir, ADAPTER_WEIGHTS_FILE)} __metadata__.${FEDLORA_METADATA_KEY}`, 'FL_ERR_ADAPTER_DIR');
+  return result.data;
+}
+
+/** Largest |x - y| relative to max |y| (0 for two zero arrays). */
+function relativeMaxDifference(x: Float32Array, y: Float32Array): number {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < x.length; i++) {
+    diff = Math.max(diff, Math.abs(x[i]! - y[i]!));
+    scale = Math.max(scale, Math.abs(y[i]!));
+  }
+  return scale === 0 ? diff : diff / scale;
+}
+
+/**
+ * Reads a PEFT LoRA directory (from fedlora or from PEFT) into an Adapter. Ranks come from the
+ * tensor shapes and must agree with the config's `r` / `rank_pattern`; alphas come from
+ * `lora_alpha` / `alpha_pattern` (an rsLoRA alpha is converted to fedlora's alpha / r scaling).
+ * With `fedsb_R` tensors the adapter is `fedsb` (A, B, R); a folded Fed-SB export without them reads
+ * back as plain `lora` holding B' = B R; otherwise the variant is fedlora's record's, or `lora`.
+ * @throws FedloraError FL_ERR_ADAPTER_DIR (missing or malformed files, unsupported config keys),
+ *   FL_ERR_ADAPTER_LAYOUT (tensors that do not form an adapter), FL_ERR_SAFETENSORS_* (a bad file);
+ *   each message names the directory, the file, the tensor and the problem.
+ */
+export async function readPeftAdapterDir(dir: string): Promise<Adapter> {
+  try {
+    if (!(await stat(dir)).isDirectory()) throw dirError(dir, undefined, 'is not a directory');
+  } catch (e) {
+    if (e instanceof FedloraError) throw e;
+    throw dirError(dir, undefined, `cannot open the adapter directory (${(e as NodeJS.ErrnoException).code})`);
+  }
+  const rawConfig = await readJson(dir, ADAPTER_CONFIG_FILE);
+  const parsed = PeftLoraConfigSchema.safeParse(rawConfig);
+  if (!parsed.success) throw configError(parsed.error, join(dir, ADAPTER_CONFIG_FILE), 'FL_ERR_ADAPTER_DIR');
+  const config = parsed.data;
+  refuseUnsupported(config, dir);
+  const targets = config.target_modules!;
+
+  const weightsPath = join(dir, ADAPTER_WEIGHTS_FILE);
+  try {
+    await stat(weightsPath);
+  } catch {
+    const hasBin = await stat(join(dir, 'adapter_model.bin')).then(() => true, () => false);
+    throw dirError(dir, ADAPTER_WEIGHTS_FILE, hasBin ? 'missing (the directory holds adapter_model.bin: fedlora reads safetensors only; save with safe_serialization=True)' : 'missing');
+  }
+  const { tensors, metadata } = await readSafetensorsFile(weightsPath);
+  const record = fedloraRecord(config, metadata, dir);
+
+  const unfoldedB = new Map<string, Tensor>();
+  const peftTensors: Tensor[] = [];
+  for (const t of tensors) {
+    const match = FEDSB_B_NAME.exec(t.name);
+    if (match === null) peftTensors.push(t);
+    else unfoldedB.set(match[1]!, t);
+  }
+  const hasR = peftTensors.some((t) => t.name.endsWith('.fedsb_R.weight'));
+  const variant = hasR ? 'fedsb' : record?.variant === 'fedsb' || record === undefined ? 'lora' : record.variant;
+
+  // Module order: target_modules when it lists the paths (as fedlora writes it), else natural order.
+  const paths = new Set<string>();
+  for (const t of peftTensors) {
+    const m = /^base_model\.model\.(.+)\.(lora_A|lora_B|fedsb_R)\.weight$/.exec(t.name);
+    if (m !== null) paths.add(m[1]!);
+  }
+  const listed = Array.isArray(targets) ? targets.filter((p) => paths.has(p)) : [];
+  const moduleOrder = listed.length === paths.size && new Set(listed).size === listed.length ? listed : [...paths].sort(compareModulePaths);
+
+  const what = join(dir, ADAPTER_CONFIG_FILE);
+  let adapter = adapterFromTensors(peftTensors, {
+    alpha: (path) => resolvePeftModule(config, path, what).alpha,
+    variant,
+    moduleOrder,
+    ...(record?.base_model_sha256 !== undefined && { baseModelSha256: record.base_model_sha256 }),
+    ...(config.base_model_name_or_path != null && { baseModelName: config.base_model_name_or_path }),
+    source: weightsPath,
+  });
+
+  const excluded = config.exclude_modules;
+  for (const m of adapter.layout.modules) {
+    const names = peftTensorNames(m.path);
+    if (!peftTargetMatches(targets, m.path) || (excluded != null && peftTargetMatches(excluded, m.path))) {
+      throw adapterLayoutError(dir, `tensor '${names.A}' belongs to module '${m.path}', which target_modules ${JSON.stringify(targets)} does not select: PEFT would ignore it`, {
+        tensor: names.A,
+      });
+    }
+    const expected = resolvePeftModule(config, m.path, what).rank;
+    if (expected !== m.rank) {
+      throw adapterLayoutError(dir, `tensor '${names.A}' has rank ${m.rank}, but ${ADAPTER_CONFIG_FILE} gives module '${m.path}' r = ${expected}`, { tensor: names.A });
+    }
+  }
+  for (const path of unfoldedB.keys()) {
+    if (!adapter.factors.has(path) || variant !== 'fedsb') {
+      throw adapterLayoutError(dir, `tensor '${fedSbUnfoldedBName(path)}' needs the module's lora_A, lora_B and fedsb_R`, { tensor: fedSbUnfoldedBName(path) });
+    }
+  }
+
+  if (variant === 'fedsb' && unfoldedB.size > 0) {
+    // A folded export that kept R: lora_B holds B R, fedsb_B holds B. Restore B, checking lora_B = B R.
+    const factors = new Map<string, ModuleFactors>();
+    for (const m of adapter.layout.modules) {
+      const f = adapter.factors.get(m.path)!;
+      const b = unfoldedB.get(m.path);
+      if (b === undefined) throw adapterLayoutError(dir, `module '${m.path}' lacks tensor '${fedSbUnfoldedBName(m.path)}' that the other modules have`, { tensor: fedSbUnfoldedBName(m.path) });
+      if (b.shape[0] !== m.outFeatures || b.shape[1] !== m.rank) {
+        throw adapterLayoutError(dir, `tensor '${b.name}' has shape [${b.shape.join(', ')}], expected [${m.outFeatures}, ${m.rank}]`, { tensor: b.name });
+      }
+      // Both sides are float32 roundings of the same float64 product; 1e-6 leaves room for another writer's summation order.
+      const error = relativeMaxDifference(f.B!, foldRIntoB(b.data, f.R!, m.outFeatures, m.rank));
+      if (!(error <= 1e-6)) {
+        throw adapterLayoutError(dir, `tensor '${peftTensorNames(m.path).B}' is not fedsb_B @ fedsb_R (relative difference ${error.toExponential(2)})`, { tensor: peftTensorNames(m.path).B });
+      }
+      factors.set(m.path, { A: f.A!, B: b.data, R: f.R! });
+    }
+    adapter = { layout: adapter.layout, factors };
+  } else if (variant === 'fedsb' && record?.fedsb_folded === true) {
+    throw adapterLayoutError(dir, 'fedlora record says lora_B holds B R, but the unfolded fedsb_B tensors are missing, so B cannot be recovered');
+  }
+  validateAdapter(adapter, { source: dir });
+  return adapter;
+}

@@ -17,7 +17,14 @@ afterAll(async () => {
 });
 
 /** Well-formed strings of any code points (lone surrogates have no UTF-8 encoding). */
-const anyText = fc.string({ unit: 'binary', maxLength: 60 }).filter((s) => s.isWellFormed());
+const anyText = fc.string({ unit: 'binary', maxLength: 60 }).filter((s) => {
+  try {
+    encodeURIComponent(s); // throws on a lone surrogate
+    return true;
+  } catch {
+    return false;
+  }
+});
 
 describe('byte tokenizer', () => {
   const t = new ByteTokenizer();

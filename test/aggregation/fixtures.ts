@@ -2,6 +2,8 @@
  * Test fixtures for aggregation: seeded random layouts and client updates, and the independent
  * float64 references (naive triple loops, nothing shared with aggregation/ but the types).
  */
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { Adapter, AdapterModule, ModuleFactors } from '../../shared/adapter.js';
 import { SeededRandom } from '../../aggregation/seeded-random.js';
 import type { ClientUpdate, GlobalState, Strategy } from '../../aggregation/strategy.js';
@@ -108,4 +110,11 @@ export function float32Tolerance(updates: readonly ClientUpdate[], path: string)
   }
   const u32 = 2 ** -24;
   return (3 * u32 * bound * 1.01) / frobenius(referenceSum(updates, path));
+}
+
+/** numpy's SVD of a dense matrix (test/aggregation/reference/svd.py): the independent reference. */
+export function numpySvd(data: ArrayLike<number>, rows: number, cols: number, rank: number): { singular: number[]; best: number[]; relative_error: number } {
+  const script = fileURLToPath(new URL('./reference/svd.py', import.meta.url));
+  const out = execFileSync('python3', [script], { input: JSON.stringify({ rows, cols, rank, data: Array.from(data) }), maxBuffer: 1 << 28 });
+  return JSON.parse(out.toString()) as { singular: number[]; best: number[]; relative_error: number };
 }

@@ -47,7 +47,7 @@ describe('adaptive clipping (Andrew et al. 2021)', () => {
     const data = seededTestSource('norms');
     const noise = seededTestSource('count-noise');
     const m = 100;
-    let c = ADAPTIVE_CLIPPING_DEFAULTS.initialClipNorm;
+    let c: number = ADAPTIVE_CLIPPING_DEFAULTS.initialClipNorm;
     const late: number[] = [];
     for (let round = 0; round < 300; round++) {
       const norms = Array.from({ length: m }, () => 2 * uniform53(data));

@@ -5,6 +5,7 @@
  * whatever the backend, so the same seed gives the same A on every client and every backend:
  * FFA-LoRA needs A identical everywhere (PAPERS.md, "FFA-LoRA").
  */
+import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
 
 /**
@@ -26,4 +27,13 @@ export function seededUniform(rows: number, cols: number, bound: number, seed: n
  */
 export function kaimingUniformA(rank: number, inFeatures: number, seed: number): Float32Array {
   return seededUniform(rank, inFeatures, 1 / Math.sqrt(inFeatures), seed);
+}
+
+/**
+ * A per-module seed from a job seed and the module path (PAPERS.md, FFA-LoRA: "seed =
+ * hash(jobSeed, moduleName)"), so every client derives the same frozen A for a module.
+ * @returns a non-negative 31-bit integer: the first 4 bytes of SHA-256("<seed>:<path>")
+ */
+export function moduleSeed(seed: number, path: string): number {
+  return createHash('sha256').update(`${seed}:${path}`).digest().readUInt32BE(0) >>> 1;
 }

@@ -33,17 +33,10 @@ export interface Batch {
   readonly mask?: tf.Tensor;
 }
 
-export interface LoraModel {
+/** What the trainer needs of a model: its task, its trainable variables and its losses. */
+export interface TrainableModel {
   readonly task: ModelTask;
-  /** The LoRA-wrapped layers, keyed by Hugging Face module path, in a stable order. */
-  modules(): ReadonlyMap<string, LoraDense>;
-  /** The adapter layout of the modules (use `layoutOf`). */
-  layout(): AdapterLayout;
-  /** The trainable factors as an adapter in PEFT names (use `extractUpdateOf`): what a client sends. */
-  extractUpdate(): Adapter;
-  /** Sets the factors a round's global state carries (use `loadGlobalInto`). */
-  loadGlobal(adapter: Adapter): void;
-  /** Every trainable variable, module by module (use `trainableVariablesOf`). */
+  /** Every trainable variable (for a LoraModel: the modules' factors, use `trainableVariablesOf`). */
   trainableVariables(): tf.Variable[];
   /** The logits for the inputs (see `ModelTask` for the shapes). */
   forward(inputs: tf.Tensor): tf.Tensor;
@@ -54,6 +47,17 @@ export interface LoraModel {
    * DP-SGD can clip each example's gradient; their mean is what `loss` returns for a classifier.
    */
   lossPerExample(batch: Batch): tf.Tensor1D;
+}
+
+export interface LoraModel extends TrainableModel {
+  /** The LoRA-wrapped layers, keyed by Hugging Face module path, in a stable order. */
+  modules(): ReadonlyMap<string, LoraDense>;
+  /** The adapter layout of the modules (use `layoutOf`). */
+  layout(): AdapterLayout;
+  /** The trainable factors as an adapter in PEFT names (use `extractUpdateOf`): what a client sends. */
+  extractUpdate(): Adapter;
+  /** Sets the factors a round's global state carries (use `loadGlobalInto`). */
+  loadGlobal(adapter: Adapter): void;
   /** Frees every tensor of the model. */
   dispose(): void;
 }

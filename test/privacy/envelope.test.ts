@@ -63,7 +63,7 @@ describe('sealUpdate / openUpdate round trip', () => {
     const inner = nacl.box.open(parts.ciphertext, Buffer.from(h.nonce, 'base64'), Buffer.from(h.ephemeralPublicKey, 'base64'), coordinator.secretKey)!;
     expect(Buffer.from(inner.subarray(0, 32)).toString('hex')).toBe(createHash('sha256').update(parts.headerBytes).digest('hex'));
     expect(inner.subarray(32)).toEqual(payload);
-    const message = Buffer.concat([Buffer.from('fedlora-update-envelope-v1\n'), createHash('sha512').update(parts.signed).digest()]);
+    const message = Buffer.concat([Buffer.from('fedlora-update-envelope-v1\n'), createHash('sha256').update(parts.signed).digest()]);
     expect(nacl.sign.detached.verify(message, parts.signature, alice.publicKey)).toBe(true);
   });
 });
@@ -180,7 +180,7 @@ describe('binding and replay', () => {
     view.setUint32(9 + headerBytes.length, parts.ciphertext.length, true);
     forged.set(parts.ciphertext, 13 + headerBytes.length);
     const signedEnd = forged.length - 64;
-    const message = Buffer.concat([Buffer.from('fedlora-update-envelope-v1\n'), createHash('sha512').update(forged.subarray(0, signedEnd)).digest()]);
+    const message = Buffer.concat([Buffer.from('fedlora-update-envelope-v1\n'), createHash('sha256').update(forged.subarray(0, signedEnd)).digest()]);
     forged.set(nacl.sign.detached(message, mallory.secretKey), signedEnd);
     const code = await failure(open(forged, { expect: { jobId: 'job-1', round: 3, clientId: 'mallory' }, key: mallory.publicKey }));
     expect(code).toBe('FL_ERR_ENVELOPE_BINDING');

@@ -146,12 +146,12 @@ function parseMetadata(value: unknown, headerError: (p: string) => FedloraError)
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw headerError(`'${METADATA_KEY}' must be an object of strings`);
   }
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+  const entries = Object.entries(value as Record<string, unknown>);
+  for (const [k, v] of entries) {
     if (typeof v !== 'string') throw headerError(`'${METADATA_KEY}.${k}' must be a string, got ${JSON.stringify(v)}`);
-    out[k] = v;
   }
-  return out;
+  // fromEntries defines own properties, so a key such as "__proto__" stays a plain key.
+  return Object.fromEntries(entries) as Record<string, string>;
 }
 
 function parseTensorInfo(name: string, value: unknown, source: string): SafetensorsTensorInfo {

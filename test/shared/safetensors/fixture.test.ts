@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -112,5 +112,27 @@ describe('the writer reproduces Python layouts byte for byte (F32, written by ha
     expect([...encodeSafetensors([])]).toEqual([8, 0, 0, 0, 0, 0, 0, 0, 0x7b, 0x7d, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20]);
     const json = '{"__metadata__":{"framework":"pt"}}';
     expect([...encodeSafetensors([], { framework: 'pt' })]).toEqual([40, 0, 0, 0, 0, 0, 0, 0, ...Buffer.from(json, 'ascii'), 0x20, 0x20, 0x20, 0x20, 0x20]);
+  });
+});
+
+describe('a file written by Python safetensors 0.8.0 (torch save_file on the GPU machine)', () => {
+  const data = new URL('./data/', import.meta.url);
+
+  it('reads every tensor with the values Python printed (F32, F16 with subnormals/inf/NaN, BF16)', async () => {
+    const expected = JSON.parse(await readFile(new URL('python-written.json', data), 'utf8')) as {
+      shapes: Record<string, number[]>;
+      values: Record<string, Array<number | string | null>>;
+    };
+    const { tensors, metadata } = await readSafetensorsFile(new URL('python-written.safetensors', data).pathname);
+    expect(metadata).toEqual({ format: 'pt' });
+    // Python's layout: F32 tensors by name, then BF16, then F16 by name.
+    expect(tensors.map((t) => t.name)).toEqual(['a.f32', 'model.embed.weight', 'bf.values', 'half.values', 'scalar']);
+    for (const t of tensors) {
+      expect(t.shape).toEqual(expected.shapes[t.name]);
+      const want = expected.values[t.name]!.map((v) => (v === null ? NaN : v === 'inf' ? Infinity : v === '-inf' ? -Infinity : v));
+      expect(t.data.length).toBe(want.length);
+      // Python printed float32 values as exact doubles, so equality (Object.is keeps -0 apart) is the test.
+      want.forEach((w, i) => expect(Object.is(t.data[i], w) || (Number.isNaN(w) && Number.isNaN(t.data[i]!))).toBe(true));
+    }
   });
 });

@@ -39,6 +39,8 @@ export const ERROR_CODES = {
   FL_ERR_CHECKPOINT: 'A model checkpoint does not match its config',
   FL_ERR_DATA: 'A data file has a malformed line or field',
   FL_ERR_TRAINING: 'Training failed',
+  FL_ERR_CONNECTION: 'The client could not reach the coordinator, or gave up reconnecting',
+  FL_ERR_CLIENT_STATE: 'A client state folder is malformed or belongs to another coordinator or job',
   // --- coordinator/
   FL_ERR_NOT_FOUND: 'The requested resource does not exist',
   FL_ERR_UNAUTHORIZED: 'Missing or wrong credentials',

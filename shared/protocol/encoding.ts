@@ -25,7 +25,9 @@ export const IdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 
  * A binary payload. socket.io delivers binary attachments as a Node Buffer on the server and as an
  * ArrayBuffer or Uint8Array in other clients; all of them are accepted and read as bytes.
  */
-export const BinarySchema = z.union([z.instanceof(Uint8Array), z.instanceof(ArrayBuffer)]).transform((b) => (b instanceof Uint8Array ? b : new Uint8Array(b)));
+export const BinarySchema = z
+  .custom<Uint8Array | ArrayBuffer>((v) => v instanceof Uint8Array || v instanceof ArrayBuffer, 'must be binary (a Buffer, Uint8Array or ArrayBuffer)')
+  .transform((b): Uint8Array => (b instanceof Uint8Array ? b : new Uint8Array(b)));
 
 /** Bytes as base64 (for JSON fields). */
 export function toBase64(bytes: Uint8Array): string {

@@ -150,7 +150,16 @@ export const PlanSchema = z.strictObject({
   variant: z.enum(['lora', 'ffa', 'fedsb']),
   rank: z.int().min(1),
   alpha: z.number().positive(),
-  modules: z.array(ModuleShapeSchema),
+  /** The modules this client trains, with its rank and alpha (FLoRA: its own rank). */
+  modules: z.array(ModuleShapeSchema.extend({ rank: z.int().min(1), alpha: z.number().positive() })),
+  /** The factors it trains and sends back. */
+  trainable: z.array(z.enum(['A', 'B', 'R'])).min(1),
+  /**
+   * `global`: load the offer's state adapter and train its trainable factors from there.
+   * `fresh`: add the offer's state adapter (the sum of every earlier round, possibly empty) into
+   * the pristine base weights, then train a fresh LoRA (A Kaiming-uniform, B = 0) of `rank` (FLoRA).
+   */
+  start: z.enum(['global', 'fresh']),
   /** Exactly the tensors the update must hold (PEFT names, F32), in any order. */
   updateTensors: z.array(TensorSpecSchema),
   training: TrainingSpecSchema,
@@ -182,7 +191,12 @@ export const OfferSchema = z.strictObject({
   deadline: z.number(),
   /** The largest envelope the coordinator accepts for this round, bytes. */
   maxUpdateBytes: z.int().min(1),
-  /** The global state the plan needs, as a safetensors file (shared/safetensors.ts). */
+  /**
+   * The adapter the plan starts from (start `global`) or merges first (start `fresh`), as a
+   * safetensors file of PEFT-named F32 tensors whose `__metadata__["fedlora.layout"]` is the
+   * JSON AdapterLayout (variant and modules with rank and alpha) of those tensors; no tensors
+   * and no layout before FLoRA's first round.
+   */
   state: BinarySchema,
 });
 export type Offer = z.infer<typeof OfferSchema>;

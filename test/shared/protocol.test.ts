@@ -159,7 +159,7 @@ describe('socket events', () => {
       deadline: 1,
       maxUpdateBytes: 10,
       state: new Uint8Array(0),
-      plan: { strategy: 'ffa', variant: 'ffa', rank: 2, alpha: 2, modules: [], updateTensors: [], training: {}, seed: 0 },
+      plan: { strategy: 'ffa', variant: 'ffa', rank: 2, alpha: 2, modules: [], trainable: ['B'], start: 'global', updateTensors: [], training: {}, seed: 0 },
     });
     expect(offer.plan.extra).toEqual({});
     expect(offer.plan.training.batchSize).toBe(16);

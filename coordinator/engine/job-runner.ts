@@ -1,0 +1,500 @@
+/**
+ * The round engine of one job (DESIGN.md, "The round, end to end"): it starts the job's global
+ * state, selects clients (seeded, over-selecting), offers each its plan and the global state,
+ * opens and validates updates as they arrive (refusing bad ones with a code while the round goes
+ * on), aggregates at quorum or at the deadline with the minimum, spends privacy budget, commits
+ * the round in one transaction, and starts the next; below the minimum it retries or fails the
+ * job as the spec says. After a restart it continues from the store's last committed round.
+ *
+ * One runner per job; all of its state changes happen on the event loop between awaits, and every
+ * continuation after an await re-checks that its round attempt is still the current one.
+ */
+import { FedloraError, isFedloraError } from '../../shared/errors.js';
+import type { Plan, Update, UpdateAck } from '../../shared/protocol/events.js';
+import { clientRank, jobAlpha, offeredPerRound, type JobSpec, type ModuleShape } from '../../shared/protocol/job-spec.js';
+import { peftTensorNames } from '../../shared/adapter.js';
+import { createStrategy } from '../../aggregation/registry.js';
+import type { ClientInfo, ClientPlan, GlobalState, RoundAggregation, Strategy } from '../../aggregation/strategy.js';
+import { factorShape } from '../../aggregation/validate-update.js';
+import { ENVELOPE_OVERHEAD, MAX_HEADER_BYTES, openUpdate } from '../../privacy/envelope.js';
+import { MemoryNonceStore, type NonceKey, type NonceStore } from '../../privacy/nonces.js';
+import type { KeyPairs } from '../../privacy/keys.js';
+import { accountKey, canSpend, createLedger, openAccount, parseLedger, serializeLedger, spend, userLevelRounds, type LedgerState } from '../../privacy/ledger.js';
+import type { Store, UpdateRecord } from '../store/store.js';
+import type { CoordinatorMetrics } from '../metrics.js';
+import type { Logger } from '../logger.js';
+import { decodeGlobalState, encodeGlobalState, encodeOfferedAdapter } from '../state-codec.js';
+import { strategySpecOf } from '../jobs.js';
+import type { ClientLink } from './client-link.js';
+import { decodeUpdate } from './update-decoder.js';
+import { clientSeed, selectClients } from './selection.js';
+
+export interface RunnerDeps {
+  readonly store: Store;
+  readonly keys: KeyPairs;
+  readonly metrics: CoordinatorMetrics;
+  readonly logger: Logger;
+  /** ms to wait with minClients (but fewer than clientsPerRound) connected before starting a round. */
+  readonly startGraceMs: number;
+}
+
+interface Offered {
+  readonly plan: Plan;
+  /** The strategy's plan, kept for nothing but logs today. */
+  readonly strategyPlan: ClientPlan;
+  status: 'offered' | 'accepted';
+}
+
+interface Attempt {
+  readonly round: number;
+  readonly attempt: number;
+  readonly startedAt: number;
+  readonly deadline: number;
+  readonly offers: Map<string, Offered>;
+  readonly aggregation: RoundAggregation;
+  readonly records: UpdateRecord[];
+  readonly nonces: Array<{ nonce: string; clientId: string }>;
+  readonly maxUpdateBytes: number;
+  /** Encoded once per attempt: every selected client gets the same global state bytes. */
+  readonly stateBytes: Uint8Array;
+  readonly metricSums: Map<string, number>;
+  examples: number;
+  lastAcceptedAt: number;
+  timer: NodeJS.Timeout | undefined;
+  closed: boolean;
+}
+
+/** User-level DP-FedAvg's job account has no budget unless the spec sets one: track epsilon anyway. */
+const UNBOUNDED_EPSILON = 1e300;
+
+export class JobRunner {
+  readonly jobId: string;
+  private readonly spec: JobSpec;
+  private readonly strategy: Strategy;
+  private readonly deps: RunnerDeps;
+  private readonly log: Logger;
+  private readonly links = new Map<string, ClientLink>();
+  private readonly nonces: NonceStore;
+  private readonly memoryNonces = new MemoryNonceStore();
+  private state: GlobalState | null = null;
+  private layout: ModuleShape[] | null;
+  private round: number;
+  private current: Attempt | null = null;
+  private graceTimer: NodeJS.Timeout | undefined;
+  private ended = false;
+
+  constructor(jobId: string, deps: RunnerDeps) {
+    const job = deps.store.requireJob(jobId);
+    this.jobId = jobId;
+    this.spec = job.spec;
+    this.deps = deps;
+    this.log = deps.logger.child({ jobId });
+    this.strategy = createStrategy(job.spec.strategy);
+    this.layout = job.layout;
+    this.round = job.round;
+    this.ended = job.status === 'completed' || job.status === 'failed';
+    const stored = deps.store.latestState(jobId);
+    if (stored !== null) this.state = decodeGlobalState(stored);
+    // Replays are refused within an attempt by the memory store and across restarts by the
+    // attempt binding (a fresh attempt number after every restart) plus the committed nonces.
+    const memory = this.memoryNonces;
+    const store = deps.store;
+    this.nonces = {
+      has: (k: NonceKey) => memory.has(k) || store.isNonceUsed(k.jobId, k.nonce),
+      checkAndAdd: (k: NonceKey) => !store.isNonceUsed(k.jobId, k.nonce) && memory.checkAndAdd(k),
+    };
+  }
+
+  /** The job's module layout, once fixed (the transport checks hellos against it). */
+  get knownLayout(): readonly ModuleShape[] | null {
+    return this.layout;
+  }
+
+  get isEnded(): boolean {
+    return this.ended;
+  }
+
+  /** Connected, authenticated clients. */
+  get connectedCount(): number {
+    return this.links.size;
+  }
+
+  /** The round in progress, for views and tests. */
+  get currentRound(): { round: number; attempt: number; selected: string[]; accepted: number } | null {
+    const a = this.current;
+    if (a === null) return null;
+    return { round: a.round, attempt: a.attempt, selected: [...a.offers.keys()], accepted: a.aggregation.count };
+  }
+
+  // ------------------------------------------------------------------ clients
+
+  /**
+   * An authenticated client joined (or came back). A pending job whose layout comes from its
+   * clients starts with this one's modules.
+   */
+  clientConnected(link: ClientLink, modules: readonly ModuleShape[]): void {
+    if (this.ended) {
+      link.emit('job_end', this.jobEnd());
+      return;
+    }
+    const previous = this.links.get(link.clientId);
+    if (previous !== undefined && previous !== link) previous.close();
+    this.links.set(link.clientId, link);
+    if (this.state === null) this.startJob(modules);
+    // A selected client that reconnects mid-round gets its offer again.
+    const offered = this.current?.offers.get(link.clientId);
+    if (offered !== undefined && offered.status === 'offered') this.sendOffer(link, this.current!, offered.plan);
+    this.maybeStartRound();
+  }
+
+  clientDisconnected(link: ClientLink): void {
+    if (this.links.get(link.clientId) !== link) return;
+    this.links.delete(link.clientId);
+    this.checkRoundCanStillFinish();
+  }
+
+  private startJob(modules: readonly ModuleShape[]): void {
+    const layout = this.layout ?? [...modules];
+    try {
+      const state = this.strategy.init(strategySpecOf(this.spec, layout), String(this.spec.seed));
+      this.deps.store.startJob(this.jobId, layout, encodeGlobalState(state));
+      this.state = state;
+      this.layout = layout;
+      this.log.info({ modules: layout.length, strategy: this.spec.strategy }, 'job started');
+    } catch (e) {
+      this.fail(`cannot create the initial global state: ${(e as Error).message}`);
+    }
+  }
+
+  // ------------------------------------------------------------------ rounds
+
+  private maybeStartRound(): void {
+    if (this.ended || this.current !== null || this.state === null) return;
+    const connected = this.links.size;
+    if (connected >= this.spec.clientsPerRound) {
+      this.clearGrace();
+      this.startAttempt();
+    } else if (connected >= this.spec.minClients && this.graceTimer === undefined) {
+      this.graceTimer = setTimeout(() => {
+        this.graceTimer = undefined;
+        if (this.current === null && this.links.size >= this.spec.minClients) this.startAttempt();
+      }, this.deps.startGraceMs);
+    } else if (connected < this.spec.minClients) {
+      this.clearGrace();
+    }
+  }
+
+  private clearGrace(): void {
+    if (this.graceTimer !== undefined) clearTimeout(this.graceTimer);
+    this.graceTimer = undefined;
+  }
+
+  private ledgerState(): LedgerState {
+    const text = this.deps.store.ledger(this.jobId);
+    return text === null ? createLedger() : parseLedger(text);
+  }
+
+  /** The ledger after this round's user-level spend, or null without coordinator-side DP. */
+  private userDpSpend(participants: number, label: string, commit: boolean): LedgerState | null {
+    const dp = this.spec.privacy.user;
+    if (dp === undefined) return null;
+    const budget = this.spec.privacy.budget ?? { epsilon: UNBOUNDED_EPSILON, delta: 1e-5 };
+    const total = Math.max(this.deps.store.clientsOfJob(this.jobId).length, participants);
+    const mechanism = userLevelRounds({ clientsPerRound: Math.max(1, Math.min(participants, total)), totalClients: total, noiseMultiplier: dp.noiseMultiplier });
+    let ledger = openAccount(this.ledgerState(), 'job', this.jobId, budget);
+    const request = [{ kind: 'job' as const, id: this.jobId, mechanism }];
+    if (!commit) {
+      if (!canSpend(ledger, request).allowed) {
+        throw new FedloraError('FL_ERR_BUDGET_EXCEEDED', `${label} would exceed the privacy budget (epsilon ${budget.epsilon}, delta ${budget.delta})`);
+      }
+      return ledger;
+    }
+    ledger = spend(ledger, request, label);
+    return ledger;
+  }
+
+  private startAttempt(): void {
+    if (this.ended || this.state === null) return;
+    const round = this.round;
+    const startedAt = Date.now();
+    try {
+      this.userDpSpend(this.spec.clientsPerRound, `job ${this.jobId} round ${round}`, false);
+    } catch (e) {
+      if (isFedloraError(e, 'FL_ERR_BUDGET_EXCEEDED')) {
+        this.fail(`privacy budget exhausted before round ${round}: ${e.message}`);
+        return;
+      }
+      throw e;
+    }
+    const attempt = this.deps.store.beginAttempt(this.jobId, startedAt);
+    const want = offeredPerRound(this.spec);
+    const selected = selectClients([...this.links.keys()], want, this.spec.seed, round, attempt);
+    const infos: ClientInfo[] = selected.map((id) => {
+      const link = this.links.get(id)!;
+      return this.spec.ranks === undefined ? { id } : { id, rank: clientRank(this.spec, link.enrolmentIndex) };
+    });
+    const plans = this.strategy.plan(this.state, infos);
+    // FLoRA: clients merge the sum of every earlier round into pristine base weights (docs/protocol.md).
+    const offeredAdapter = this.state.adapter;
+    const stateBytes = encodeOfferedAdapter(offeredAdapter);
+    const deadline = startedAt + this.spec.roundDeadlineSeconds * 1000;
+    const offers = new Map<string, Offered>();
+    let maxUpdateBytes = 0;
+    for (const p of plans) {
+      const plan = this.wirePlan(p, round);
+      offers.set(p.clientId, { plan, strategyPlan: p, status: 'offered' });
+      maxUpdateBytes = Math.max(maxUpdateBytes, updateSizeBound(plan));
+    }
+    const current: Attempt = {
+      round,
+      attempt,
+      startedAt,
+      deadline,
+      offers,
+      aggregation: this.strategy.begin(this.state),
+      records: [],
+      nonces: [],
+      maxUpdateBytes,
+      stateBytes,
+      metricSums: new Map(),
+      examples: 0,
+      lastAcceptedAt: startedAt,
+      timer: undefined,
+      closed: false,
+    };
+    this.current = current;
+    current.timer = setTimeout(() => this.onDeadline(current), Math.max(0, deadline - Date.now()));
+    this.log.info({ round, attempt, selected: selected.length, connected: this.links.size, stateBytes: stateBytes.length }, 'round offered');
+    for (const [id, o] of offers) this.sendOffer(this.links.get(id)!, current, o.plan);
+  }
+
+  private wirePlan(p: ClientPlan, round: number): Plan {
+    const modules = p.modules.map((m) => ({ path: m.path, outFeatures: m.outFeatures, inFeatures: m.inFeatures, rank: m.rank, alpha: m.alpha }));
+    const updateTensors = p.modules.flatMap((m) => p.trainable.map((f) => ({ name: peftTensorNames(m.path)[f], shape: factorShape(m, f) })));
+    const rank = p.modules[0]?.rank ?? this.spec.rank;
+    const dp = this.spec.privacy.client;
+    return {
+      strategy: this.spec.strategy,
+      variant: p.variant,
+      rank,
+      alpha: p.modules[0]?.alpha ?? jobAlpha(this.spec, rank),
+      modules,
+      trainable: [...p.trainable],
+      start: p.start,
+      updateTensors,
+      training: this.spec.training,
+      ...(dp !== undefined && {
+        clientDp: {
+          clip: dp.clip,
+          ...(dp.noiseMultiplier !== undefined && { noiseMultiplier: dp.noiseMultiplier }),
+          ...(dp.targetEpsilon !== undefined && { targetEpsilon: dp.targetEpsilon }),
+          delta: this.spec.privacy.budget?.delta ?? 1e-5,
+          rounds: this.spec.rounds,
+        },
+      }),
+      seed: clientSeed(this.spec.seed, round, p.clientId),
+      extra: {},
+    };
+  }
+
+  private sendOffer(link: ClientLink, a: Attempt, plan: Plan): void {
+    link.emit('offer', { jobId: this.jobId, round: a.round, attempt: a.attempt, plan, deadline: a.deadline, maxUpdateBytes: a.maxUpdateBytes, state: a.stateBytes });
+    this.deps.metrics.offerBytes.inc(a.stateBytes.length);
+  }
+
+  // ------------------------------------------------------------------ updates
+
+  /**
+   * Validates and aggregates one update; the answer is the ack sent back. Never throws for bad
+   * input: every refusal is recorded, counted, logged and answered with its code.
+   */
+  async receiveUpdate(link: ClientLink, update: Update): Promise<UpdateAck> {
+    const a = this.current;
+    const bytes = update.envelope.length;
+    const refuse = (error: FedloraError): UpdateAck => {
+      const message = error.message.startsWith(`${error.code}: `) ? error.message.slice(error.code.length + 2) : error.message;
+      this.deps.metrics.updatesRefused.inc({ reason: error.code });
+      this.deps.metrics.updateBytes.inc({ status: 'refused' }, bytes);
+      this.log.warn({ clientId: link.clientId, round: update.round, attempt: update.attempt, code: error.code, reason: message }, 'update refused');
+      if (a !== null && !a.closed && update.round === a.round) {
+        a.records.push({ clientId: link.clientId, attempt: a.attempt, status: 'refused', reasonCode: error.code, reasonMessage: message.slice(0, 1000), bytes, receivedAt: Date.now() });
+      }
+      return { ok: false, error: { code: error.code, message } };
+    };
+    try {
+      if (update.jobId !== this.jobId) {
+        throw new FedloraError('FL_ERR_ENVELOPE_BINDING', `update names job '${update.jobId}', but this connection belongs to job '${this.jobId}'`);
+      }
+      if (a === null || a.closed || update.round !== a.round || update.attempt !== a.attempt) {
+        const now = a === null || a.closed ? 'no round is open' : `round ${a.round} attempt ${a.attempt} is open`;
+        throw new FedloraError('FL_ERR_ROUND_STATE', `update for round ${update.round} attempt ${update.attempt} arrived late or early: ${now}`);
+      }
+      const offered = a.offers.get(link.clientId);
+      if (offered === undefined) throw new FedloraError('FL_ERR_ROUND_STATE', `client '${link.clientId}' was not selected for round ${a.round} attempt ${a.attempt}`);
+      if (bytes > a.maxUpdateBytes) {
+        throw new FedloraError('FL_ERR_UPDATE_TOO_LARGE', `update of ${bytes} bytes is over this round's limit of ${a.maxUpdateBytes} bytes (the plan's tensors plus overhead)`);
+      }
+      const opened = await openUpdate(update.envelope, { jobId: this.jobId, round: a.round, attempt: a.attempt, clientId: link.clientId }, link.signPublicKey, this.deps.keys.box.secretKey, this.nonces, {
+        maxBytes: a.maxUpdateBytes,
+      });
+      if (a.closed || this.current !== a) throw new FedloraError('FL_ERR_ROUND_STATE', `round ${a.round} attempt ${a.attempt} closed while the update was being opened`);
+      if (offered.status === 'accepted') throw new FedloraError('FL_ERR_ROUND_STATE', `client '${link.clientId}' already has an accepted update in round ${a.round}`);
+      const decoded = decodeUpdate(opened.payload, offered.plan, link.clientId);
+      a.aggregation.add(decoded.update);
+      offered.status = 'accepted';
+      const now = Date.now();
+      a.lastAcceptedAt = now;
+      a.examples += decoded.update.numExamples;
+      for (const [k, v] of Object.entries(decoded.metrics)) a.metricSums.set(k, (a.metricSums.get(k) ?? 0) + v * decoded.update.numExamples);
+      a.records.push({ clientId: link.clientId, attempt: a.attempt, status: 'accepted', bytes, examples: decoded.update.numExamples, receivedAt: now });
+      a.nonces.push({ nonce: opened.header.nonce, clientId: link.clientId });
+      this.deps.metrics.updatesAccepted.inc();
+      this.deps.metrics.updateBytes.inc({ status: 'accepted' }, bytes);
+      this.log.debug({ clientId: link.clientId, round: a.round, examples: decoded.update.numExamples, bytes }, 'update accepted');
+      if (a.aggregation.count >= this.spec.clientsPerRound) setImmediate(() => this.finish(a, 'quorum'));
+      else this.checkRoundCanStillFinish();
+      return { ok: true, jobId: this.jobId, round: a.round };
+    } catch (e) {
+      if (e instanceof FedloraError) return refuse(e);
+      this.log.error({ err: e, clientId: link.clientId }, 'unexpected error while receiving an update');
+      return refuse(new FedloraError('FL_ERR_INTERNAL', 'unexpected error while receiving the update; see the coordinator log'));
+    }
+  }
+
+  /** Ends the attempt early when no selected client that could still send is connected. */
+  private checkRoundCanStillFinish(): void {
+    const a = this.current;
+    if (a === null || a.closed) return;
+    const waiting = [...a.offers].some(([id, o]) => o.status === 'offered' && this.links.has(id));
+    if (!waiting) setImmediate(() => this.onDeadline(a));
+  }
+
+  private onDeadline(a: Attempt): void {
+    if (a.closed || this.current !== a) return;
+    if (a.aggregation.count >= this.spec.minClients) {
+      this.finish(a, 'deadline');
+      return;
+    }
+    // Below the minimum: record the attempt, then retry or fail as the spec says.
+    this.closeAttempt(a, 'retry');
+    this.deps.store.recordUpdates(this.jobId, a.round, a.records);
+    const { policy, retries } = this.spec.belowMinimum;
+    const why = `round ${a.round} attempt ${a.attempt} got ${a.aggregation.count} valid updates, below the minimum of ${this.spec.minClients}`;
+    if (policy === 'retry' && a.attempt < retries) {
+      this.deps.metrics.rounds.inc({ outcome: 'retried' });
+      this.log.warn({ round: a.round, attempt: a.attempt }, `${why}; retrying`);
+      this.maybeStartRound();
+    } else {
+      this.deps.metrics.rounds.inc({ outcome: 'failed' });
+      this.fail(`${why}${policy === 'retry' ? ` after ${a.attempt + 1} attempts` : ''} (belowMinimum.policy ${policy})`);
+    }
+  }
+
+  private closeAttempt(a: Attempt, reason: 'quorum' | 'deadline' | 'retry' | 'job_ended'): void {
+    a.closed = true;
+    if (a.timer !== undefined) clearTimeout(a.timer);
+    if (this.current === a) this.current = null;
+    for (const [id, o] of a.offers) {
+      if (o.status === 'offered') this.links.get(id)?.emit('round_closed', { jobId: this.jobId, round: a.round, attempt: a.attempt, reason });
+    }
+    this.memoryNonces.forgetRoundsBefore(this.jobId, a.round + 1);
+  }
+
+  private finish(a: Attempt, reason: 'quorum' | 'deadline'): void {
+    if (a.closed || this.current !== a) return;
+    this.closeAttempt(a, reason);
+    const participants = a.records.filter((r) => r.status === 'accepted').map((r) => r.clientId!);
+    try {
+      const result = a.aggregation.finish();
+      const metrics: Record<string, number> = { clients: participants.length, examples: a.examples };
+      for (const [k, sum] of a.metricSums) metrics[k] = sum / a.examples;
+      if (result.report.noise !== undefined) metrics.aggregation_noise = result.report.noise.overall;
+      const ledger = this.userDpSpend(participants.length, `job ${this.jobId} round ${a.round}`, true);
+      if (ledger !== null) metrics.epsilon = spentEpsilon(ledger, this.jobId);
+      const committedAt = Date.now();
+      const job = this.deps.store.commitRound({
+        jobId: this.jobId,
+        round: a.round,
+        attempts: a.attempt + 1,
+        participants,
+        metrics,
+        startedAt: a.startedAt,
+        committedAt,
+        updates: a.records,
+        state: encodeGlobalState(result.state),
+        ...(ledger !== null && { ledger: serializeLedger(ledger) }),
+        nonces: a.nonces,
+      });
+      this.state = result.state;
+      this.round = job.round;
+      this.deps.metrics.rounds.inc({ outcome: 'committed' });
+      this.deps.metrics.roundDuration.observe((committedAt - a.startedAt) / 1000);
+      this.log.info({ round: a.round, attempt: a.attempt, reason, participants: participants.length, metrics }, 'round committed');
+      const roundResult = { jobId: this.jobId, round: a.round, participants: participants.length, metrics, ...(metrics.epsilon !== undefined && { epsilonSpent: metrics.epsilon }) };
+      for (const link of this.links.values()) link.emit('round_result', roundResult);
+      if (job.status === 'completed') {
+        this.ended = true;
+        this.log.info({ rounds: job.round }, 'job completed');
+        this.broadcastEnd();
+        return;
+      }
+      this.maybeStartRound();
+      if (this.current !== null) this.deps.metrics.roundOverhead.observe((Date.now() - a.lastAcceptedAt) / 1000);
+    } catch (e) {
+      this.log.error({ err: e, round: a.round }, 'round could not be aggregated or committed');
+      this.fail(`round ${a.round} could not be aggregated or committed: ${(e as Error).message}`);
+    }
+  }
+
+  // ------------------------------------------------------------------ ending
+
+  private jobEnd() {
+    const job = this.deps.store.requireJob(this.jobId);
+    return { jobId: this.jobId, status: job.status === 'failed' ? ('failed' as const) : ('completed' as const), ...(job.reason !== null && { reason: job.reason }), rounds: job.round };
+  }
+
+  private broadcastEnd(): void {
+    const end = this.jobEnd();
+    for (const link of this.links.values()) link.emit('job_end', end);
+  }
+
+  private fail(reason: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.current !== null) this.closeAttempt(this.current, 'job_ended');
+    this.clearGrace();
+    this.deps.store.setJobStatus(this.jobId, 'failed', reason);
+    this.log.error({ reason }, 'job failed');
+    this.broadcastEnd();
+  }
+
+  /** Stops timers (coordinator shutdown); the job stays as the store has it. */
+  stop(): void {
+    this.clearGrace();
+    const a = this.current;
+    if (a !== null && a.timer !== undefined) clearTimeout(a.timer);
+    if (a !== null) a.closed = true;
+    this.current = null;
+    this.links.clear();
+  }
+}
+
+/** Epsilon of the job's account in a ledger. */
+function spentEpsilon(ledger: LedgerState, jobId: string): number {
+  const account = ledger.accounts[accountKey('job', jobId)];
+  return account?.entries[account.entries.length - 1]?.epsilon ?? 0;
+}
+
+/**
+ * The largest envelope a plan can produce: its F32 data, a generous safetensors header (names,
+ * shapes, metadata with metrics), and the envelope's framing, header and box overhead.
+ */
+export function updateSizeBound(plan: Plan): number {
+  let data = 0;
+  let header = 256;
+  for (const t of plan.updateTensors) {
+    data += 4 * t.shape.reduce((x, y) => x * y, 1);
+    header += t.name.length + 96;
+  }
+  return data + header + 8192 + ENVELOPE_OVERHEAD + MAX_HEADER_BYTES + 48;
+}

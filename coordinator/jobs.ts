@@ -1,0 +1,134 @@
+/**
+ * Jobs as the API sees them: creation from a validated spec, the status view, enrolment tokens,
+ * and the current global adapter as a PEFT directory or a tar of one.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Adapter } from '../shared/adapter.js';
+import { FedloraError } from '../shared/errors.js';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, writePeftAdapterDir } from '../shared/peft.js';
+import { JobSpecSchema, jobAlpha, type JobSpec, type ModuleShape } from '../shared/protocol/job-spec.js';
+import type { EnrolmentResponse, JobList, JobView, PrivacyView } from '../shared/protocol/http.js';
+import { parseOrThrow } from '../shared/protocol/validate.js';
+import { createStrategy } from '../aggregation/registry.js';
+import type { JobSpec as StrategyJobSpec } from '../aggregation/strategy.js';
+import { checkJobSpec } from '../aggregation/validate-update.js';
+import { decodeGlobalState } from './state-codec.js';
+import type { JobRecord, Store } from './store/store.js';
+import { writeUstar } from './export/ustar.js';
+import { privacyView } from './privacy-view.js';
+
+/** The strategy-level spec (aggregation/strategy.ts) of a job with a known layout. */
+export function strategySpecOf(spec: JobSpec, layout: readonly ModuleShape[]): StrategyJobSpec {
+  return {
+    modules: layout.map((m) => ({ path: m.path, outFeatures: m.outFeatures, inFeatures: m.inFeatures, rank: spec.rank, alpha: jobAlpha(spec, spec.rank) })),
+    baseModelSha256: spec.model.sha256,
+    ...(spec.model.name !== undefined && { baseModelName: spec.model.name }),
+  };
+}
+
+/**
+ * Validates a job body (zod, then the strategy's own checks) and stores the job as `pending`.
+ * @throws FL_ERR_INVALID_CONFIG naming the field; FL_ERR_UNKNOWN_STRATEGY
+ */
+export function createJob(store: Store, body: unknown, now = Date.now()): JobRecord {
+  const spec = parseOrThrow(JobSpecSchema, body, 'job spec');
+  createStrategy(spec.strategy);
+  if (spec.model.modules !== undefined) {
+    const unmatched = spec.model.modules.filter((m) => !spec.model.targetModules.some((t) => m.path === t || m.path.endsWith(`.${t}`)));
+    if (unmatched.length > 0) {
+      throw new FedloraError('FL_ERR_INVALID_CONFIG', `job spec: model.modules: '${unmatched[0]!.path}' does not match any of targetModules (${spec.model.targetModules.join(', ')})`, { field: 'model.modules' });
+    }
+    try {
+      checkJobSpec(spec.strategy, strategySpecOf(spec, spec.model.modules).modules);
+    } catch (e) {
+      if (e instanceof FedloraError) throw new FedloraError('FL_ERR_INVALID_CONFIG', `job spec: model.modules: ${e.message}`, { field: 'model.modules' });
+      throw e;
+    }
+  }
+  return store.createJob(spec, now);
+}
+
+/** `GET /api/jobs/:id`. */
+export function jobView(store: Store, id: string): JobView {
+  const job = store.requireJob(id);
+  const privacy: PrivacyView = privacyView(job.spec, store.ledger(id));
+  return {
+    id: job.id,
+    status: job.status,
+    ...(job.status === 'failed' && { reason: job.reason ?? 'unknown' }),
+    round: job.round,
+    rounds: job.spec.rounds,
+    strategy: job.spec.strategy,
+    createdAt: job.createdAt,
+    spec: job.spec,
+    roundsDetail: store.rounds(id).map((r) => ({
+      round: r.round,
+      attempts: r.attempts,
+      participants: r.participants,
+      metrics: r.metrics,
+      startedAt: r.startedAt,
+      committedAt: r.committedAt,
+      accepted: r.accepted,
+      refused: r.refused,
+    })),
+    privacy,
+    clients: store.clientsOfJob(id).length,
+  };
+}
+
+/** `GET /api/jobs`. */
+export function jobList(store: Store): JobList {
+  return { jobs: store.listJobs().map((j) => ({ id: j.id, status: j.status, round: j.round, rounds: j.spec.rounds, strategy: j.spec.strategy, createdAt: j.createdAt })) };
+}
+
+/** `POST /api/jobs/:id/enrolments`. Refused for a job that has ended. */
+export function createEnrolment(store: Store, jobId: string, expiresInSeconds: number, now = Date.now()): EnrolmentResponse {
+  const job = store.requireJob(jobId);
+  if (job.status === 'completed' || job.status === 'failed') {
+    throw new FedloraError('FL_ERR_ROUND_STATE', `job '${jobId}' is ${job.status}; it takes no new clients`, { jobId });
+  }
+  const expiresAt = now + expiresInSeconds * 1000;
+  return { token: store.createEnrolmentToken(jobId, expiresAt, now), jobId, expiresAt };
+}
+
+/**
+ * The job's current global adapter: the last committed state's (fedsb keeps its R here; the PEFT
+ * writer folds it). FLoRA has none before its first round.
+ * @throws FL_ERR_ROUND_STATE when there is no adapter yet
+ */
+export function currentAdapter(store: Store, jobId: string): Adapter {
+  const job = store.requireJob(jobId);
+  const stored = store.latestState(jobId);
+  const adapter = stored === null ? null : decodeGlobalState(stored).adapter;
+  if (adapter === null) {
+    throw new FedloraError(
+      'FL_ERR_ROUND_STATE',
+      stored === null ? `job '${jobId}' (${job.status}) has no global adapter yet: it starts when its first client reports its model` : `job '${jobId}' has no global adapter yet: ${job.spec.strategy} has one after its first committed round`,
+      { jobId },
+    );
+  }
+  return adapter;
+}
+
+/** Writes the job's current adapter as a PEFT directory (adapter_config.json + adapter_model.safetensors). */
+export async function exportAdapterDir(store: Store, jobId: string, dir: string): Promise<void> {
+  await writePeftAdapterDir(dir, currentAdapter(store, jobId));
+}
+
+/** The job's current adapter as a ustar archive of the two PEFT files, at the archive's top level. */
+export async function exportAdapterTar(store: Store, jobId: string): Promise<Uint8Array> {
+  const adapter = currentAdapter(store, jobId);
+  const dir = await mkdtemp(join(tmpdir(), 'fedlora-export-'));
+  try {
+    await writePeftAdapterDir(dir, adapter);
+    const mtime = Math.floor(Date.now() / 1000);
+    return writeUstar([
+      { name: ADAPTER_CONFIG_FILE, data: new Uint8Array(await readFile(join(dir, ADAPTER_CONFIG_FILE))), mtime },
+      { name: ADAPTER_WEIGHTS_FILE, data: new Uint8Array(await readFile(join(dir, ADAPTER_WEIGHTS_FILE))), mtime },
+    ]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

@@ -64,8 +64,9 @@ export function decodeSafetensors(bytes: Uint8Array, source = BUFFER_SOURCE): De
 /**
  * Builds a Tensor from the bytes of one header entry.
  * @param bytes exactly the entry's data_offsets range
+ * @param owned the bytes were read for this tensor alone, so F32 data may be a view on them @default false
  */
-export function tensorFromBytes(info: SafetensorsTensorInfo, bytes: Uint8Array, source: string): Tensor {
+export function tensorFromBytes(info: SafetensorsTensorInfo, bytes: Uint8Array, source: string, owned = false): Tensor {
   if (!isReadableDtype(info.dtype)) {
     throw new FedloraError(
       'FL_ERR_SAFETENSORS_DTYPE',
@@ -74,7 +75,7 @@ export function tensorFromBytes(info: SafetensorsTensorInfo, bytes: Uint8Array, 
     );
   }
   const count = bytes.length / dtypeBytes(info.dtype);
-  return makeTensor(info.name, info.shape, decodeToFloat32(bytes, info.dtype, count));
+  return makeTensor(info.name, info.shape, decodeToFloat32(bytes, info.dtype, count, owned));
 }
 
 /** Refuses a tensor whose data does not match its shape (it would write a file that cannot be read). */

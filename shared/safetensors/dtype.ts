@@ -84,15 +84,17 @@ function readUint16LE(bytes: Uint8Array, count: number): Uint16Array {
 }
 
 /**
- * Widens `count` elements of `dtype`, stored little-endian in `bytes`, into a new Float32Array.
- * The result never aliases `bytes`; an offset that is not a multiple of the element size is copied
- * first, since typed-array views need aligned offsets.
+ * Widens `count` elements of `dtype`, stored little-endian in `bytes`, into a Float32Array.
+ * The result does not alias `bytes` unless `mayAlias` allows it for F32; an offset that is not a
+ * multiple of the element size is copied first, since typed-array views need aligned offsets.
  * @param bytes exactly count * dtypeBytes(dtype) bytes
+ * @param mayAlias the caller owns `bytes` and will not reuse them, so F32 may be a view @default false
  */
-export function decodeToFloat32(bytes: Uint8Array, dtype: DType, count: number): Float32Array {
+export function decodeToFloat32(bytes: Uint8Array, dtype: DType, count: number, mayAlias = false): Float32Array {
   switch (dtype) {
     case 'F32': {
       if (HOST_IS_LITTLE_ENDIAN) {
+        if (mayAlias && bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, count);
         // slice() copies into a fresh, 4-aligned ArrayBuffer whatever the source offset.
         return new Float32Array(bytes.slice(0, count * 4).buffer);
       }

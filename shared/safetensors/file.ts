@@ -26,6 +26,9 @@ function ioError(path: string, action: string, e: unknown): FedloraError {
   return new FedloraError('FL_ERR_IO', `${path}: cannot ${action} (${err.code ?? err.message})`, { path, errno: err.code });
 }
 
+/** Bytes per read or write call: Node refuses single calls above 2 GiB - 1. */
+const IO_CHUNK_BYTES = 1 << 30;
+
 /** Reads exactly `length` bytes at `position`, looping over short reads. */
 async function readExactly(handle: FileHandle, path: string, position: number, length: number): Promise<Uint8Array> {
   const out = new Uint8Array(length);
@@ -33,7 +36,7 @@ async function readExactly(handle: FileHandle, path: string, position: number, l
   while (done < length) {
     let bytesRead: number;
     try {
-      ({ bytesRead } = await handle.read(out, done, length - done, position + done));
+      ({ bytesRead } = await handle.read(out, done, Math.min(length - done, IO_CHUNK_BYTES), position + done));
     } catch (e) {
       throw ioError(path, 'read', e);
     }
@@ -94,7 +97,8 @@ export class SafetensorsFile {
   async read(name: string): Promise<Tensor> {
     const info = this.info(name);
     const bytes = await readExactly(this.handle, this.path, this.header.dataStart + info.begin, info.end - info.begin);
-    return tensorFromBytes(info, bytes, this.path);
+    // The buffer was allocated for this read alone, so F32 data can be a view on it (no second copy).
+    return tensorFromBytes(info, bytes, this.path, true);
   }
 
   /** Yields every tensor in data order, one read each. */
@@ -257,7 +261,7 @@ export class SafetensorsFileWriter {
     let done = 0;
     while (done < bytes.length) {
       try {
-        const { bytesWritten } = await this.handle.write(bytes, done, bytes.length - done, position + done);
+        const { bytesWritten } = await this.handle.write(bytes, done, Math.min(bytes.length - done, IO_CHUNK_BYTES), position + done);
         done += bytesWritten;
       } catch (e) {
         throw ioError(this.tempPath, 'write', e);

@@ -88,6 +88,16 @@ describe('F32', () => {
     expect(out[0]).toBe(1.5);
   });
 
+  it('with mayAlias, aligned input becomes a zero-copy view; unaligned input is still copied', () => {
+    const bytes = new Uint8Array(new Float32Array([1, 2]).buffer);
+    const view = decodeToFloat32(bytes, 'F32', 2, true);
+    bytes.set([0, 0, 0x40, 0x40], 0); // 3.0
+    expect([...view]).toEqual([3, 2]);
+    const odd = new Uint8Array(9);
+    odd.set(new Uint8Array(new Float32Array([5, 6]).buffer), 1);
+    expect([...decodeToFloat32(odd.subarray(1), 'F32', 2, true)]).toEqual([5, 6]);
+  });
+
   it('writes little-endian bytes (1.0 is 00 00 80 3f)', () => {
     expect([...float32LittleEndianBytes(new Float32Array([1, -2]))]).toEqual([0, 0, 0x80, 0x3f, 0, 0, 0, 0xc0]);
   });

@@ -57,6 +57,19 @@ describe('safetensors files', () => {
     expect((await readSafetensorsFile(path)).tensors).toEqual(seen);
   });
 
+  it('each read returns its own array: changing one read does not change the next', async () => {
+    const path = freshPath();
+    await writeSafetensorsFile(path, tensors);
+    const file = await SafetensorsFile.open(path);
+    try {
+      const first = await file.read('model.layers.1.w');
+      first.data.fill(0);
+      expect((await file.read('model.layers.1.w')).data).toEqual(tensors[0]!.data);
+    } finally {
+      await file.close();
+    }
+  });
+
   it('reads one tensor of a 16 GiB (sparse) file without loading the file', async () => {
     // A whole-file read could not even allocate this (Node buffers stop at 4 GiB); positioned reads touch 8 bytes of data.
     const path = freshPath();

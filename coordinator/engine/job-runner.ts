@@ -140,7 +140,7 @@ export class JobRunner {
     const previous = this.links.get(link.clientId);
     if (previous !== undefined && previous !== link) previous.close();
     this.links.set(link.clientId, link);
-    if (this.state === null) this.startJob(modules);
+    this.ensureStarted(modules);
     // A selected client that reconnects mid-round gets its offer again.
     const offered = this.current?.offers.get(link.clientId);
     if (offered !== undefined && offered.status === 'offered') this.sendOffer(link, this.current!, offered.plan);
@@ -153,7 +153,12 @@ export class JobRunner {
     this.checkRoundCanStillFinish();
   }
 
-  private startJob(modules: readonly ModuleShape[]): void {
+  /**
+   * Creates the initial global state of a pending job, from its spec's modules or else from
+   * these (the first authenticated client's); nothing when it has one.
+   */
+  ensureStarted(modules: readonly ModuleShape[]): void {
+    if (this.state !== null || this.ended) return;
     const layout = this.layout ?? [...modules];
     try {
       const state = this.strategy.init(strategySpecOf(this.spec, layout), String(this.spec.seed));

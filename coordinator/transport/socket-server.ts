@@ -159,6 +159,7 @@ function handleConnection(socket: FlSocket, deps: SocketDeps, options: SocketOpt
         emit: (event, ...args) => socket.emit(event, ...args),
         close: () => socket.disconnect(true),
       };
+      runner.ensureStarted(h.model.modules);
       const job = deps.store.requireJob(h.jobId);
       socket.emit('welcome', { clientId: client.id, jobId: h.jobId, strategy: job.spec.strategy, rounds: job.spec.rounds, round: job.round, rank: clientRank(job.spec, client.enrolmentIndex), status: job.status });
       log.info({ clientId: client.id, jobId: h.jobId, backend: link.backend, enrolled: h.enrolmentToken !== undefined }, 'client authenticated');

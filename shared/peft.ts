@@ -15,6 +15,7 @@ import {
   adapterFromTensors,
   compareModulePaths,
   foldRIntoB,
+  parsePeftTensorName,
   peftTensorNames,
   validateAdapter,
   type Adapter,
@@ -23,6 +24,7 @@ import {
 } from './adapter.js';
 import {
   configError,
+  parseConfig,
   FedloraAdapterMetadataSchema,
   PeftLoraConfigSchema,
   WrittenAdapterConfigSchema,
@@ -94,9 +96,21 @@ export function peftPatternKey(keys: readonly string[], moduleName: string, what
   return moduleName;
 }
 
-/** PEFT's `check_target_module_exists` for a list or a regex (exclusions are checked separately). */
-export function peftTargetMatches(targets: readonly string[] | string, moduleName: string): boolean {
-  if (typeof targets === 'string') return new RegExp(`^(?:${targets})$`).test(moduleName);
+/**
+ * PEFT's `check_target_module_exists` for a list (an exact name or a `.<entry>` suffix) or a
+ * string (a regex the whole name must match). Exclusions are checked by the caller the same way.
+ * @param what names the config key in the error for a regex fedlora cannot read
+ */
+export function peftTargetMatches(targets: readonly string[] | string, moduleName: string, what = 'target_modules'): boolean {
+  if (typeof targets === 'string') {
+    let regex: RegExp;
+    try {
+      regex = new RegExp(`^(?:${targets})$`);
+    } catch {
+      throw new FedloraError('FL_ERR_ADAPTER_DIR', `${what}: '${targets}' is not a regular expression fedlora can read`, { key: what });
+    }
+    return regex.test(moduleName);
+  }
   return targets.includes(moduleName) || targets.some((t) => moduleName.endsWith(`.${t}`));
 }
 
@@ -212,7 +226,8 @@ export async function writePeftAdapterDir(dir: string, adapter: Adapter, options
     },
     dir,
   );
-  WrittenAdapterConfigSchema.parse(config);
+  // An internal check: a failure here is a fedlora bug, reported with the field that broke.
+  parseConfig(WrittenAdapterConfigSchema, config, `${join(dir, ADAPTER_CONFIG_FILE)} (as written)`, 'FL_ERR_ADAPTER_LAYOUT');
   // PEFT writes its config with sorted keys; so do we (rank_pattern keeps its own order).
   const sorted = Object.fromEntries(Object.entries(config).sort(([a], [b]) => (a < b ? -1 : 1)));
 
@@ -332,14 +347,14 @@ export async function readPeftAdapterDir(dir: string): Promise<Adapter> {
     if (match === null) peftTensors.push(t);
     else unfoldedB.set(match[1]!, t);
   }
-  const hasR = peftTensors.some((t) => t.name.endsWith('.fedsb_R.weight'));
+  const hasR = peftTensors.some((t) => parsePeftTensorName(t.name)?.factor === 'R');
   const variant = hasR ? 'fedsb' : record?.variant === 'fedsb' || record === undefined ? 'lora' : record.variant;
 
   // Module order: target_modules when it lists the paths (as fedlora writes it), else natural order.
   const paths = new Set<string>();
   for (const t of peftTensors) {
-    const m = /^base_model\.model\.(.+)\.(lora_A|lora_B|fedsb_R)\.weight$/.exec(t.name);
-    if (m !== null) paths.add(m[1]!);
+    const parsed = parsePeftTensorName(t.name);
+    if (parsed !== undefined) paths.add(parsed.path);
   }
   const listed = Array.isArray(targets) ? targets.filter((p) => paths.has(p)) : [];
   const moduleOrder = listed.length === paths.size && new Set(listed).size === listed.length ? listed : [...paths].sort(compareModulePaths);
@@ -357,7 +372,7 @@ export async function readPeftAdapterDir(dir: string): Promise<Adapter> {
   const excluded = config.exclude_modules;
   for (const m of adapter.layout.modules) {
     const names = peftTensorNames(m.path);
-    if (!peftTargetMatches(targets, m.path) || (excluded != null && peftTargetMatches(excluded, m.path))) {
+    if (!peftTargetMatches(targets, m.path, `${what} target_modules`) || (excluded != null && peftTargetMatches(excluded, m.path, `${what} exclude_modules`))) {
       throw adapterLayoutError(dir, `tensor '${names.A}' belongs to module '${m.path}', which target_modules ${JSON.stringify(targets)} does not select: PEFT would ignore it`, {
         tensor: names.A,
       });

@@ -117,6 +117,30 @@ describe('writePeftAdapterDir / readPeftAdapterDir round trips', () => {
     expect((await readConfig(dir)).task_type).toBeNull();
   });
 
+  it('when a differing path ends a default one, every module goes into rank_pattern so PEFT cannot mismatch', async () => {
+    const modules: AdapterModule[] = [
+      { path: 'a.b', outFeatures: 3, inFeatures: 3, rank: 4, alpha: 2 },
+      { path: 'x.a.b', outFeatures: 3, inFeatures: 3, rank: 8, alpha: 2 },
+      { path: 'y.c', outFeatures: 3, inFeatures: 3, rank: 8, alpha: 2 },
+    ];
+    const dir = freshDir();
+    await writePeftAdapterDir(dir, randomAdapter('lora', modules, 8));
+    const config = await readConfig(dir);
+    // {"a.b": 4} alone would give x.a.b rank 4 under PEFT's (.*\.)?(a.b)$ match.
+    expect(config.r).toBe(8);
+    expect(Object.entries(config.rank_pattern as object)).toEqual([['x.a.b', 8], ['a.b', 4], ['y.c', 8]]);
+    expect((await readPeftAdapterDir(dir)).layout.modules).toEqual(modules);
+  });
+
+  it.each(['lora', 'ffa'] as const)('fedloraConfigKey false: the config has LoraConfig keys only, and the %s record comes from the safetensors metadata', async (variant) => {
+    const adapter = randomAdapter(variant, llamaModules(1), 4, { baseModelSha256: SHA });
+    const dir = freshDir();
+    await writePeftAdapterDir(dir, adapter, { fedloraConfigKey: false });
+    expect(Object.keys(await readConfig(dir))).not.toContain('fedlora');
+    const back = await readPeftAdapterDir(dir);
+    expect(back.layout).toEqual(adapter.layout);
+  });
+
   describe('Fed-SB', () => {
     const modules = llamaModules(2, { rank: 3 });
     const adapter = randomAdapter('fedsb', modules, 21, { baseModelSha256: SHA });
@@ -165,6 +189,19 @@ describe('writePeftAdapterDir / readPeftAdapterDir round trips', () => {
       expect(back.factors).toEqual(adapter.factors);
     });
 
+    it('refuses a folded export whose lora_B is not fedsb_B @ fedsb_R, or that lost fedsb_B', async () => {
+      const dir = freshDir();
+      await writePeftAdapterDir(dir, adapter, { includeFedSbR: true });
+      const weights = join(dir, 'adapter_model.safetensors');
+      const { tensors, metadata } = await readSafetensorsFile(weights);
+      const bName = peftTensorNames(modules[1]!.path).B;
+      const tampered = tensors.map((t) => (t.name === bName ? makeTensor(t.name, t.shape, t.data.map((v) => v * 1.01)) : t));
+      await writeSafetensorsFile(weights, tampered, metadata);
+      await expectCoded(readPeftAdapterDir(dir), 'FL_ERR_ADAPTER_LAYOUT', bName, 'is not fedsb_B @ fedsb_R');
+      await writeSafetensorsFile(weights, tensors.filter((t) => !t.name.endsWith('fedsb_B.weight')), metadata);
+      await expectCoded(readPeftAdapterDir(dir), 'FL_ERR_ADAPTER_LAYOUT', 'B cannot be recovered');
+    });
+
     it('refuses to drop R (foldFedSb false without includeFedSbR)', async () => {
       await expectCoded(writePeftAdapterDir(freshDir(), adapter, { foldFedSb: false, includeFedSbR: false }), 'FL_ERR_INVALID_ARGUMENT', 'R would be lost');
     });
@@ -206,6 +243,16 @@ describe('readPeftAdapterDir reads directories PEFT writes', () => {
     expect(adapter.layout.modules.map((m) => m.rank)).toEqual([4, 2, 4]);
     const scalings = adapter.layout.modules.map((m) => m.alpha / m.rank);
     [16 / 2, 16 / Math.SQRT2, 16 / 2].forEach((s, i) => expect(scalings[i]).toBeCloseTo(s, 12));
+  });
+
+  it('a regex target_modules string, as PEFT accepts it, and exclude_modules', async () => {
+    const tensors = [...lora('model.layers.0.self_attn.q_proj', 4, 8, 8), ...lora('model.layers.0.mlp.up_proj', 4, 8, 8)];
+    const ok = await peftStyleDir({ ...base, r: 4, lora_alpha: 8, target_modules: '.*\\.(q_proj|up_proj)' }, tensors);
+    expect((await readPeftAdapterDir(ok)).layout.modules.map((m) => m.path)).toEqual(['model.layers.0.mlp.up_proj', 'model.layers.0.self_attn.q_proj']);
+    const excluded = await peftStyleDir({ ...base, r: 4, lora_alpha: 8, target_modules: ['q_proj', 'up_proj'], exclude_modules: ['mlp.up_proj'] }, tensors);
+    await expectCoded(readPeftAdapterDir(excluded), 'FL_ERR_ADAPTER_LAYOUT', 'model.layers.0.mlp.up_proj', 'PEFT would ignore it');
+    const bad = await peftStyleDir({ ...base, r: 4, lora_alpha: 8, target_modules: '(?P<x>q_proj)' }, tensors);
+    await expectCoded(readPeftAdapterDir(bad), 'FL_ERR_ADAPTER_DIR', 'target_modules', 'not a regular expression');
   });
 
   it('refuses a tensor whose rank disagrees with the config, naming the tensor and r', async () => {

@@ -16,8 +16,12 @@ export interface CsvOptions {
    * the header has such a column, else `last`
    */
   readonly label?: string;
-  /** Whether the first line names the columns; without it columns are named c0, c1, ... @default true */
-  readonly header?: boolean;
+  /**
+   * Whether the first line names the columns; without one, columns are named c0, c1, ...
+   * `auto`: a first line whose fields are all numbers is data, anything else is a header.
+   * @default 'auto'
+   */
+  readonly header?: boolean | 'auto';
 }
 
 function dataError(file: string, line: number, problem: string, field?: string): FedloraError {
@@ -61,10 +65,12 @@ export async function loadCsv(path: string, options: CsvOptions = {}): Promise<C
 /** Parses CSV text (see loadCsv); `file` names the source in messages. */
 export function parseCsv(text: string, file: string, options: CsvOptions = {}): ClassificationTable {
   const lines = numberedLines(text);
-  const hasHeader = options.header ?? true;
-  if (lines.length === 0 || (hasHeader && lines.length === 1)) throw dataError(file, 1, 'the file has no data rows');
+  if (lines.length === 0) throw dataError(file, 1, 'the file has no data rows');
   const first = lines[0]!;
   const firstFields = splitCsvLine(first.text, file, first.line);
+  const header = options.header ?? 'auto';
+  const hasHeader = header === 'auto' ? !firstFields.every((f) => f.trim() !== '' && Number.isFinite(Number(f))) : header;
+  if (hasHeader && lines.length === 1) throw dataError(file, 1, 'the file has no data rows');
   const names = hasHeader ? firstFields.map((s) => s.trim()) : firstFields.map((_, i) => `c${i}`);
   if (hasHeader) {
     const seen = new Set<string>();

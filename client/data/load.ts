@@ -7,8 +7,8 @@ import type { DataSet } from './table.js';
 export interface LoadDataOptions {
   /** The label column or field (see CsvOptions.label / JsonlOptions.label). */
   readonly label?: string;
-  /** CSV only: whether the first line is a header. @default true */
-  readonly header?: boolean;
+  /** CSV only: whether the first line is a header (see CsvOptions.header). @default 'auto' */
+  readonly header?: boolean | 'auto';
 }
 
 export async function loadData(path: string, options: LoadDataOptions = {}): Promise<DataSet> {

@@ -34,6 +34,12 @@ describe('CSV loader', () => {
     expect(parseCsv('1,2,3\n', 'f.csv', { header: false, label: '0' }).featureNames).toEqual(['c1', 'c2']);
   });
 
+  it('detects a header: a first line of numbers is data', () => {
+    expect(parseCsv('1,2,3\n4,5,6\n', 'f.csv').labels.length).toBe(2);
+    expect(parseCsv('x,2,3\n4,5,6\n', 'f.csv').featureNames).toEqual(['x', '2']);
+    expect(parseCsv('1,2,3\n4,5,6\n', 'f.csv', { header: true }).featureNames).toEqual(['1', '2']);
+  });
+
   it('handles quoted fields', () => {
     expect(splitCsvLine('"a,b","say ""hi""",3', 'f', 1)).toEqual(['a,b', 'say "hi"', '3']);
     expect(parseCsv('"sepal, length",label\n1.5,1\n', 'f.csv').featureNames).toEqual(['sepal, length']);
@@ -51,6 +57,7 @@ describe('CSV loader', () => {
     expect(dataErrorOf(() => parseCsv('a,b\n1,2\n', 'd.csv', { label: 'y' })).message).toMatch(/no label column 'y'; columns are a, b/);
     expect(dataErrorOf(() => parseCsv('a,a\n1,2\n', 'd.csv')).message).toMatch(/d\.csv:1: column name 'a' appears twice/);
     expect(dataErrorOf(() => parseCsv('a,label\n', 'd.csv')).message).toMatch(/no data rows/);
+    expect(dataErrorOf(() => parseCsv('', 'd.csv')).message).toMatch(/d\.csv:1: the file has no data rows/);
     expect(dataErrorOf(() => parseCsv('"a,label\n1,0\n', 'd.csv')).message).toMatch(/d\.csv:1: unterminated quoted field/);
   });
 
@@ -60,7 +67,7 @@ describe('CSV loader', () => {
     await writeFile(p, gzipSync('f1,f2,label\n1,2,1\n3,4,0\n'));
     const t = await loadCsv(p);
     expect([...t.features]).toEqual([1, 2, 3, 4]);
-    const digits = await loadData('simulations/data/digits.csv.gz', { header: false });
+    const digits = await loadData('simulations/data/digits.csv.gz');
     if (digits.kind !== 'classification') throw new Error('digits must load as a table');
     expect(digits.labels.length).toBe(1797);
     expect(digits.featureNames.length).toBe(64);

@@ -1,0 +1,145 @@
+/**
+ * A data owner's local fine-tuning run (`fedlora train`): load a base model folder and a data
+ * file, split off a test part, evaluate, train LoRA (plain or DP-SGD), evaluate again, and write
+ * the adapter as a PEFT directory. The same steps the agent runs in a round, without the
+ * coordinator: a dry run before joining a federation, and a tool for experiments.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Adapter, AdapterVariant, ModuleFactors } from '../../shared/adapter.js';
+import { FedloraError } from '../../shared/errors.js';
+import { writePeftAdapterDir } from '../../shared/peft.js';
+import { tableSource, type ExampleSource } from '../data/batches.js';
+import { loadData } from '../data/load.js';
+import { trainTestSplit } from '../data/split.js';
+import { indicesWithLabels, subset, type ClassificationTable, type DataSet, type TextCorpus } from '../data/table.js';
+import type { LoraModel } from '../lora/lora-model.js';
+import { MLP_MODEL_TYPE } from '../models/mlp-config.js';
+import { MlpClassifier } from '../models/mlp.js';
+import { evaluate, type Evaluation } from './evaluate.js';
+import { train, type TrainOptions, type TrainResult } from './trainer.js';
+
+export interface LocalRunOptions extends Omit<TrainOptions, 'onProgress'> {
+  /** Base model folder (config.json + model.safetensors). */
+  readonly modelDir: string;
+  /** Data file (.csv / .jsonl, optionally .gz). */
+  readonly dataPath: string;
+  /** Label column / field. */
+  readonly label?: string;
+  /** Classification: keep only rows with these labels (e.g. digits 5-9 on a base pre-trained on 0-4). */
+  readonly labels?: ReadonlySet<number>;
+  /** @default 'lora' */
+  readonly variant?: AdapterVariant;
+  /** @default 8 */
+  readonly rank?: number;
+  /** @default 2 * rank */
+  readonly alpha?: number;
+  /** llama only: PEFT target modules. @default ['q_proj', 'v_proj'] */
+  readonly targetModules?: readonly string[] | 'all-linear';
+  /** llama only: tokens per example. @default 128 */
+  readonly seqLen?: number;
+  /** Fraction of the data held out for evaluation; 0 for none. @default 0.2 */
+  readonly testFraction?: number;
+  /** Where to write the PEFT adapter; none when absent. */
+  readonly outDir?: string;
+  readonly onProgress?: TrainOptions['onProgress'];
+}
+
+export interface LocalRunResult {
+  readonly modelType: string;
+  readonly baseModelSha256: string | undefined;
+  readonly trainExamples: number;
+  readonly testExamples: number;
+  /** On the held-out part, before and after training (absent when testFraction is 0). */
+  readonly before?: Evaluation;
+  readonly after?: Evaluation;
+  readonly train: TrainResult;
+  readonly adapterDir?: string;
+}
+
+async function modelType(dir: string): Promise<string> {
+  const file = join(dir, 'config.json');
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(file, 'utf8'));
+  } catch (e) {
+    throw new FedloraError('FL_ERR_MODEL_CONFIG', `cannot read ${file}: ${(e as Error).message}`, { file });
+  }
+  const t = (json as { model_type?: unknown }).model_type;
+  if (typeof t !== 'string') throw new FedloraError('FL_ERR_MODEL_CONFIG', `${file}: model_type is missing`, { file, field: 'model_type' });
+  return t;
+}
+
+/** Checks that a table fits the mlp: its feature count and its labels. */
+export function checkTableFitsMlp(table: ClassificationTable, inputSize: number, numLabels: number): void {
+  if (table.featureNames.length !== inputSize) {
+    throw new FedloraError('FL_ERR_DATA', `${table.source}: has ${table.featureNames.length} feature columns, the model expects ${inputSize}`, { file: table.source });
+  }
+  const bad = table.labels.findIndex((l) => l >= numLabels);
+  if (bad >= 0) {
+    throw new FedloraError('FL_ERR_DATA', `${table.source}:${table.lines[bad]}: label ${table.labels[bad]} is not a class of the model (0..${numLabels - 1})`, { file: table.source, line: table.lines[bad] });
+  }
+}
+
+interface Prepared { model: LoraModel; makeSource: (d: DataSet) => ExampleSource }
+
+async function prepare(o: LocalRunOptions, type: string, data: DataSet): Promise<Prepared> {
+  const rank = o.rank ?? 8;
+  const lora = { variant: o.variant ?? 'lora', rank, alpha: o.alpha ?? 2 * rank, seed: o.seed ?? 0 } as const;
+  if (type === MLP_MODEL_TYPE) {
+    if (data.kind !== 'classification') throw new FedloraError('FL_ERR_DATA', `${data.source}: the mlp needs numeric features and a label (CSV, or JSONL feature columns), got texts`);
+    const model = await MlpClassifier.load(o.modelDir, lora);
+    checkTableFitsMlp(data, model.config.input_size, model.config.num_labels);
+    return { model, makeSource: (d) => tableSource(d as ClassificationTable) };
+  }
+  if (type === 'llama') {
+    if (data.kind !== 'text') throw new FedloraError('FL_ERR_DATA', `${data.source}: a llama model trains on texts (JSONL {"text": ...}), got a table`);
+    const [{ loadLlamaCheckpoint }, { LlamaLoraModel }, { loadTokenizer }, { tokenSource }] = await Promise.all([
+      import('../checkpoint.js'), import('../models/llama-lora.js'), import('../tokenizer.js'), import('../data/batches.js'),
+    ]);
+    const tokenizer = await loadTokenizer(o.modelDir);
+    const { model: base, sha256 } = await loadLlamaCheckpoint(o.modelDir);
+    const model = LlamaLoraModel.attach(base, { ...lora, targetModules: o.targetModules ?? ['q_proj', 'v_proj'] }, sha256 === undefined ? {} : { sha256 });
+    const seqLen = o.seqLen ?? 128;
+    const pad = tokenizer.padId ?? tokenizer.eosId ?? 0;
+    const encode = (t: string): Int32Array => Int32Array.from([
+      ...(tokenizer.bosId === undefined ? [] : [tokenizer.bosId]), ...tokenizer.encode(t), ...(tokenizer.eosId === undefined ? [] : [tokenizer.eosId]),
+    ]);
+    return { model, makeSource: (d) => tokenSource((d as TextCorpus).texts.map(encode), seqLen, pad) };
+  }
+  throw new FedloraError('FL_ERR_MODEL_CONFIG', `${join(o.modelDir, 'config.json')}: model_type '${type}' is not one fedlora trains (${MLP_MODEL_TYPE}, llama)`);
+}
+
+/** Every factor of every module (frozen ones included): what a PEFT export needs. */
+export function fullAdapter(model: LoraModel): Adapter {
+  const factors = new Map<string, ModuleFactors>();
+  for (const [path, m] of model.modules()) factors.set(path, m.getFactors('all'));
+  return { layout: model.layout(), factors };
+}
+
+export async function runLocalTraining(o: LocalRunOptions): Promise<LocalRunResult> {
+  const type = await modelType(o.modelDir);
+  const loaded = await loadData(o.dataPath, o.label === undefined ? {} : { label: o.label });
+  const data = o.labels === undefined || loaded.kind !== 'classification' ? loaded : subset(loaded, indicesWithLabels(loaded.labels, new Set(o.labels)));
+  const rows = data.kind === 'classification' ? data.labels.length : data.texts.length;
+  const split = trainTestSplit(rows, o.testFraction ?? 0.2, o.seed ?? 0);
+  if (split.train.length === 0) throw new FedloraError('FL_ERR_DATA', `${o.dataPath}: no rows left to train on after holding out the test part`);
+  const { model, makeSource } = await prepare(o, type, data);
+  try {
+    const trainSource = makeSource(subset(data, split.train));
+    const testSource = split.test.length > 0 ? makeSource(subset(data, split.test)) : undefined;
+    const before = testSource === undefined ? undefined : await evaluate(model, testSource);
+    const result = await train(model, trainSource, o);
+    const after = testSource === undefined ? undefined : await evaluate(model, testSource);
+    if (o.outDir !== undefined) {
+      await writePeftAdapterDir(o.outDir, fullAdapter(model), { taskType: type === 'llama' ? 'CAUSAL_LM' : null });
+    }
+    return {
+      modelType: type, baseModelSha256: model.layout().baseModelSha256, trainExamples: split.train.length, testExamples: split.test.length,
+      ...(before === undefined ? {} : { before }), ...(after === undefined ? {} : { after }), train: result,
+      ...(o.outDir === undefined ? {} : { adapterDir: o.outDir }),
+    };
+  } finally {
+    model.dispose();
+  }
+}

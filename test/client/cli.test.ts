@@ -1,0 +1,75 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { readPeftAdapterDir } from '../../shared/peft.js';
+import { isFedloraError } from '../../shared/errors.js';
+import { parseLabelSet, register } from '../../client/cli.js';
+
+/** Runs `fedlora <args>` with the client's commands; returns what it printed on stdout. */
+async function run(...args: string[]): Promise<string> {
+  const program = new Command('fedlora').exitOverride();
+  register(program);
+  let out = '';
+  const spyOut = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => { out += String(chunk); return true; });
+  const spyErr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+  try {
+    await program.parseAsync(['node', 'fedlora', ...args]);
+  } finally {
+    spyOut.mockRestore();
+    spyErr.mockRestore();
+  }
+  return out;
+}
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try { await p; return 'ok'; } catch (e) { return isFedloraError(e) ? e.code : String(e); }
+}
+
+afterEach(() => vi.restoreAllMocks());
+
+describe('fedlora pretrain mlp / train', () => {
+  it('pre-trains on digits 0-4, fine-tunes LoRA on 5-9 and writes a PEFT adapter that reads back', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fedlora-cli-'));
+    const modelDir = join(dir, 'mlp');
+    const pre = JSON.parse(await run('pretrain', 'mlp', '--hidden', '16', '--epochs', '3', '--out', modelDir, '--backend', 'wasm')) as { sha256: string; heldOut: { accuracy: number } };
+    expect(pre.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(pre.heldOut.accuracy).toBeGreaterThan(0.8);
+    const adapterDir = join(dir, 'adapter');
+    const res = JSON.parse(await run('train', '--model', modelDir, '--data', 'simulations/data/digits.csv.gz', '--labels', '5-9', '--rank', '4', '--epochs', '3', '--out', adapterDir, '--backend', 'wasm')) as {
+      baseModelSha256: string; before: { accuracy: number }; after: { accuracy: number };
+    };
+    expect(res.baseModelSha256).toBe(pre.sha256);
+    expect(res.before.accuracy).toBeLessThan(0.05);
+    expect(res.after.accuracy).toBeGreaterThan(0.7);
+    const adapter = await readPeftAdapterDir(adapterDir);
+    expect(adapter.layout.variant).toBe('lora');
+    expect(adapter.layout.baseModelSha256).toBe(pre.sha256);
+    expect(adapter.layout.modules.map((m) => [m.path, m.rank, m.alpha])).toEqual([['layers.0', 4, 8], ['head', 4, 8]]);
+    const head = adapter.factors.get('head')!;
+    expect(head.A!.length).toBe(4 * 16);
+    expect(head.B!.some((v) => v !== 0)).toBe(true);
+  });
+
+  it('refuses bad arguments and data with coded errors', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fedlora-cli-bad-'));
+    await expect(run('train', '--model', dir, '--data', 'x.csv', '--variant', 'dora')).rejects.toThrow(/FL_ERR_INVALID_ARGUMENT: --variant must be lora, ffa or fedsb, got 'dora'/);
+    expect(await codeOf(run('train', '--model', dir, '--data', 'x.csv', '--dp-sigma', '1'))).toBe('FL_ERR_PRIVACY_ARGUMENT');
+    await expect(run('train', '--model', dir, '--data', 'x.csv', '--rank', '0')).rejects.toThrow(/--rank must be a positive integer, got '0'/);
+    await expect(run('train', '--model', dir, '--data', 'x.csv', '--backend', 'cpu')).rejects.toThrow(/FL_ERR_MODEL_CONFIG: cannot read .*config\.json/);
+    // a data file with the wrong number of features for the model
+    const modelDir = join(dir, 'mlp');
+    await run('pretrain', 'mlp', '--hidden', '8', '--epochs', '1', '--out', modelDir, '--backend', 'cpu');
+    const csv = join(dir, 'three.csv');
+    await writeFile(csv, 'a,b,label\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n9,1,0\n');
+    await expect(run('train', '--model', modelDir, '--data', csv, '--backend', 'cpu')).rejects.toThrow(/FL_ERR_DATA: .*three\.csv: has 2 feature columns, the model expects 64/);
+    await expect(run('backend', '--backend', 'metal')).rejects.toThrow(/FL_ERR_INVALID_ARGUMENT: --backend must be one of tensorflow, webgpu, wasm, cpu/);
+  });
+
+  it('parses label sets', () => {
+    expect([...parseLabelSet('0-2,7')]).toEqual([0, 1, 2, 7]);
+    expect(() => parseLabelSet('a-b')).toThrow(/--labels must look like 0-4/);
+    expect(() => parseLabelSet('4-2')).toThrow(/range 4-2 is empty/);
+  });
+});

@@ -44,8 +44,9 @@ export const CoordinatorConfigSchema = z.strictObject({
   engine: z
     .strictObject({
       /**
-       * ms to wait, once at least minClients are connected but fewer than clientsPerRound, before
-       * starting a round with the clients there are. @default 10000
+       * ms to wait, once at least minClients are connected but fewer than the round offers
+       * (ceil(clientsPerRound (1 + overSelection))), before starting a round with the clients
+       * there are. @default 10000
        */
       startGraceMs: z.int().min(0).default(10_000),
     })

@@ -34,7 +34,7 @@ export interface RunnerDeps {
   readonly keys: KeyPairs;
   readonly metrics: CoordinatorMetrics;
   readonly logger: Logger;
-  /** ms to wait with minClients (but fewer than clientsPerRound) connected before starting a round. */
+  /** ms to wait with minClients (but fewer than the over-selected count) connected before starting a round. */
   readonly startGraceMs: number;
 }
 
@@ -176,7 +176,8 @@ export class JobRunner {
   private maybeStartRound(): void {
     if (this.ended || this.current !== null || this.state === null) return;
     const connected = this.links.size;
-    if (connected >= this.spec.clientsPerRound) {
+    // Start at once with enough clients to over-select; with fewer (but the minimum), after a grace period.
+    if (connected >= offeredPerRound(this.spec)) {
       this.clearGrace();
       this.startAttempt();
     } else if (connected >= this.spec.minClients && this.graceTimer === undefined) {

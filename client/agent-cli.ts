@@ -1,0 +1,114 @@
+/**
+ * `fedlora client join`: run the client agent (client/agent/agent.ts) until the job ends.
+ *
+ *   fedlora client join --coordinator URL --token T --data FILE --model DIR [--backend B] [--state DIR]
+ *                       [--job ID] [--label COL] [--target-modules a,b] [--seq-len N]
+ *                       [--coordinator-fingerprint F] [--quiet]
+ *
+ * The model and the data are loaded and checked before connecting, so a data file with errors is
+ * refused (file and line named) before any training or any contact with the coordinator.
+ * TensorFlow.js, socket.io-client and the models load inside the action.
+ */
+import type { Command } from 'commander';
+import { FedloraError } from '../shared/errors.js';
+
+interface JoinFlags {
+  coordinator: string;
+  token?: string;
+  data: string;
+  model: string;
+  backend?: string;
+  state: string;
+  job?: string;
+  label?: string;
+  targetModules?: string;
+  seqLen?: string;
+  coordinatorFingerprint?: string;
+  quiet?: boolean;
+}
+
+function positiveInt(raw: string, option: string): number {
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n < 1) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--${option} must be a positive integer, got '${raw}'`, { option });
+  return n;
+}
+
+/** Runs `client join`; resolves with the process exit status (0: the job completed, 1: it failed). */
+export async function join(flags: JoinFlags, out: NodeJS.WriteStream = process.stderr): Promise<number> {
+  const { coordinatorOrigin, jobIdFromUrl } = await import('./agent/connection.js');
+  coordinatorOrigin(flags.coordinator); // validates the URL before anything is loaded
+  const seqLen = flags.seqLen === undefined ? undefined : positiveInt(flags.seqLen, 'seq-len');
+  const targetModules = flags.targetModules?.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const { parseBackendName, chooseBackend, shutdownBackend } = await import('./backend.js');
+  const backendName = flags.backend === undefined ? undefined : parseBackendName(flags.backend);
+  const quiet = flags.quiet === true;
+  const { barProgress, quietProgress } = await import('./agent/progress.js');
+  const log = (line: string): void => void out.write(`${line}\n`);
+  const progress = quiet || !out.isTTY ? quietProgress(log) : await barProgress(out);
+
+  const { loadBaseModel } = await import('./agent/base-model.js');
+  const { loadLocalData } = await import('./agent/local-data.js');
+  const { StateFolder } = await import('./agent/state-folder.js');
+  const { ClientAgent } = await import('./agent/agent.js');
+  const { backendForHello } = await import('./agent/handshake.js');
+  const { formatSummary } = await import('./agent/summary.js');
+
+  const model = await loadBaseModel(flags.model);
+  progress.info(`model: ${model.kind} from ${flags.model}, sha256 ${model.sha256}`);
+  // The data is checked before the backend starts and before any connection.
+  const data = await loadLocalData(flags.data, model, { ...(flags.label !== undefined && { label: flags.label }), ...(seqLen !== undefined && { seqLen }) });
+  progress.info(`data: ${data.examples} examples from ${flags.data}`);
+  const backend = await chooseBackend({ ...(backendName !== undefined && { backend: backendName }), log: progress.info });
+  const state = StateFolder.open(flags.state);
+  if (state.createdKeys) progress.info(`created the client keys in ${flags.state} (fingerprint ${state.fingerprint})`);
+  const jobId = flags.job ?? jobIdFromUrl(flags.coordinator);
+  const agent = new ClientAgent({
+    coordinatorUrl: flags.coordinator,
+    ...(jobId !== undefined && { jobId }),
+    ...(flags.token !== undefined && { token: flags.token }),
+    state,
+    model,
+    data,
+    backend: backendForHello(backend),
+    ...(targetModules !== undefined && { targetModules }),
+    ...(flags.coordinatorFingerprint !== undefined && { coordinatorFingerprint: flags.coordinatorFingerprint }),
+    progress,
+  });
+  try {
+    const summary = await agent.run();
+    out.write(`${formatSummary(summary)}\n`);
+    return summary.status === 'failed' ? 1 : 0;
+  } finally {
+    progress.stop();
+    await shutdownBackend();
+  }
+}
+
+/**
+ * Registers `client join` on the program (under an existing `client` command when another module
+ * registered one).
+ */
+export function registerClientCommands(program: Command): void {
+  const client = program.commands.find((c) => c.name() === 'client') ?? program.command('client').description('Run a federated client');
+  client
+    .command('join')
+    .description('Join a federation job and train every round it offers, until the job ends')
+    .requiredOption('--coordinator <url>', 'the coordinator URL, e.g. http://127.0.0.1:8080 (a URL ending in /jobs/ID also names the job)')
+    .option('--token <token>', 'one-use enrolment token (first join only)')
+    .requiredOption('--data <file>', 'local training data: .csv(.gz) for mlp, .jsonl(.gz) with "text" for llama')
+    .requiredOption('--model <dir>', 'base model folder (config.json + model.safetensors)')
+    .option('--backend <name>', 'tensorflow, webgpu, wasm or cpu (default: the first that works)')
+    .option('--state <dir>', 'state folder: keys (mode 0600), pinned coordinator key, enrolment', './fedlora-client')
+    .option('--job <id>', 'job id (remembered in the state folder after the first join)')
+    .option('--label <column>', 'label column or field of the data file')
+    .option('--target-modules <list>', "the job's targetModules, comma-separated (llama; default: every module the model can adapt)")
+    .option('--seq-len <n>', 'llama: tokens per training example (default 128)')
+    .option('--coordinator-fingerprint <hex>', 'pin this coordinator key fingerprint instead of trusting on first use')
+    .option('--quiet', 'no progress bars, one line per event')
+    .action(async (flags: JoinFlags) => {
+      process.exitCode = await join(flags);
+    });
+}
+
+/** The `register` name the other folders use. */
+export const register = registerClientCommands;

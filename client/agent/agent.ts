@@ -1,0 +1,406 @@
+/**
+ * The client agent (issue 5, "Client agent"): joins a job, then trains every round it is
+ * offered until the job ends.
+ *
+ * Life of a run:
+ *  1. (before) the base model and the data are loaded and checked (base-model.ts, local-data.ts);
+ *  2. connect; hello with the enrolment token (first run) or the stored client id; challenge:
+ *     the coordinator key is checked against the pin; auth; welcome: the enrolment is recorded;
+ *  3. each offer: train (round-handler.ts), seal, submit, handle the ack; `round_closed` aborts
+ *     the round's training; an offer for another round or attempt supersedes the current one;
+ *  4. a lost connection (coordinator restart, network) reconnects with backoff + jitter and
+ *     re-authenticates with the client id; the coordinator re-offers the open round to a client
+ *     whose update it has not accepted, and the agent re-sends an update it has already sealed
+ *     for that very round and attempt instead of training again;
+ *  5. `job_end` (or a hello refused because the job has ended) resolves `run()` with the summary.
+ * A refusal during the handshake (wrong base model, key changed, token used, ...) rejects `run()`
+ * with that FedloraError code: those do not heal by retrying.
+ */
+import { ERROR_CODES, FedloraError, type ErrorCode } from '../../shared/errors.js';
+import {
+  ChallengeSchema,
+  JobEndSchema,
+  OfferSchema,
+  RefusalSchema,
+  RoundClosedSchema,
+  RoundResultSchema,
+  UpdateAckSchema,
+  WelcomeSchema,
+  type BackendInfo,
+  type Offer,
+  type Refusal,
+} from '../../shared/protocol/events.js';
+import type { ZodError } from 'zod';
+import { describeIssues } from '../../shared/protocol/validate.js';
+import type { BaseModel } from './base-model.js';
+import { clientEpsilon, type ClientDpSettings } from './client-dp.js';
+import { backoffDelay, coordinatorOrigin, openSocket, type AgentSocket, type ReconnectOptions } from './connection.js';
+import { answerChallenge, buildHello } from './handshake.js';
+import type { LocalData } from './local-data.js';
+import { quietProgress, type AgentProgress } from './progress.js';
+import { RoundAborted, runRound } from './round-handler.js';
+import type { StateFolder } from './state-folder.js';
+import type { AgentSummary, RefusedUpdate } from './summary.js';
+
+export interface AgentOptions {
+  /** The coordinator's URL (its origin is used). */
+  readonly coordinatorUrl: string;
+  /** The job to join; @default the one the state folder recorded */
+  readonly jobId?: string;
+  /** The one-use enrolment token; needed only before the first successful join. */
+  readonly token?: string;
+  readonly state: StateFolder;
+  readonly model: BaseModel;
+  readonly data: LocalData;
+  /** The training backend as the hello reports it (handshake.ts `backendForHello`). */
+  readonly backend: BackendInfo;
+  /**
+   * The job's targetModules, to pick which of the model's modules the hello reports.
+   * @default every module the model can adapt (the mlp: all its dense layers)
+   */
+  readonly targetModules?: readonly string[];
+  /** Pin this fingerprint instead of trusting on first use. @default undefined */
+  readonly coordinatorFingerprint?: string;
+  readonly reconnect?: ReconnectOptions;
+  /** ms to wait for an update's ack before treating it as lost. @default 120000 */
+  readonly ackTimeoutMs?: number;
+  /** @default quietProgress() */
+  readonly progress?: AgentProgress;
+}
+
+interface RoundWork {
+  readonly key: string;
+  readonly offer: Offer;
+  readonly abort: AbortController;
+  envelope: Uint8Array | null;
+  /** Submitted and answered (accepted or refused): never sent again. */
+  answered: boolean;
+  submitting: boolean;
+  finished: Promise<void>;
+}
+
+const workKey = (o: { jobId: string; round: number; attempt: number }): string => `${o.jobId}/${o.round}/${o.attempt}`;
+
+function asErrorCode(code: string): ErrorCode {
+  return (code in ERROR_CODES ? code : 'FL_ERR_UPDATE_REFUSED') as ErrorCode;
+}
+
+export class ClientAgent {
+  private readonly options: AgentOptions;
+  private readonly progress: AgentProgress;
+  private readonly origin: string;
+  private jobId: string;
+  private clientId: string | null;
+  private socket: AgentSocket | null = null;
+  private ready = false;
+  private coordinatorBoxPublicKey: Uint8Array | null = null;
+  private work: RoundWork | null = null;
+  private trainingChain: Promise<void> = Promise.resolve();
+  private done = false;
+  private connections = 0;
+  private serverDisconnects = 0;
+  private resolveRun!: (s: AgentSummary) => void;
+  private rejectRun!: (e: Error) => void;
+  private readonly started = performance.now();
+  // summary counters
+  private jobRounds = 0;
+  private roundsTrained = 0;
+  private roundsAborted = 0;
+  private updatesAccepted = 0;
+  private readonly refused: RefusedUpdate[] = [];
+  private lastRoundMetrics: Record<string, number> | undefined;
+  private dp: ClientDpSettings | null = null;
+  private dpSteps = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: AgentOptions) {
+    this.options = options;
+    this.progress = options.progress ?? quietProgress();
+    this.origin = coordinatorOrigin(options.coordinatorUrl);
+    const record = options.state.enrolment(this.origin, options.jobId);
+    const jobId = options.jobId ?? record?.jobId;
+    if (jobId === undefined) {
+      throw new FedloraError('FL_ERR_INVALID_ARGUMENT', 'no job id: pass --job ID (or a coordinator URL ending in /jobs/ID) on the first join', { option: 'job' });
+    }
+    this.jobId = jobId;
+    this.clientId = record?.clientId ?? null;
+    if (this.clientId === null && options.token === undefined) {
+      throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `the state folder ${options.state.dir} holds no enrolment for job '${jobId}': pass the enrolment token (--token)`, { option: 'token' });
+    }
+  }
+
+  /** The client id, once enrolled. */
+  get id(): string | null {
+    return this.clientId;
+  }
+
+  /**
+   * Connects and takes part in the job until it ends.
+   * @returns the summary when the job ends
+   * @throws FedloraError with the coordinator's code when the join is refused; FL_ERR_CONNECTION
+   *   when reconnecting gave up
+   */
+  run(): Promise<AgentSummary> {
+    const result = new Promise<AgentSummary>((resolve, reject) => {
+      this.resolveRun = resolve;
+      this.rejectRun = reject;
+    });
+    this.connect();
+    return result;
+  }
+
+  /** Leaves now (a dropped client): aborts training and disconnects, without a summary. */
+  stop(reason = 'stopped'): void {
+    this.finish(() => this.rejectRun(new FedloraError('FL_ERR_CONNECTION', `the agent was stopped: ${reason}`)));
+  }
+
+  // ------------------------------------------------------------------ connection
+
+  private connect(): void {
+    const socket = openSocket(this.origin, this.options.reconnect);
+    this.socket = socket;
+    socket.on('connect', () => this.onConnect());
+    socket.on('disconnect', (reason) => this.onDisconnect(reason));
+    socket.on('connect_error', (e) => {
+      if (!this.done) this.progress.info(`cannot reach ${this.origin}: ${e.message}; retrying`);
+    });
+    socket.io.on('reconnect_failed', () => this.fail(new FedloraError('FL_ERR_CONNECTION', `gave up reconnecting to ${this.origin} after ${this.options.reconnect?.maxAttempts ?? Infinity} attempts`)));
+    socket.on('challenge', (raw) => this.guard(() => this.onChallenge(raw)));
+    socket.on('welcome', (raw) => this.guard(() => this.onWelcome(raw)));
+    socket.on('offer', (raw) => this.guard(() => this.onOffer(raw)));
+    socket.on('round_result', (raw) => this.guard(() => this.onRoundResult(raw)));
+    socket.on('round_closed', (raw) => this.guard(() => this.onRoundClosed(raw)));
+    socket.on('job_end', (raw) => this.guard(() => this.onJobEnd(raw)));
+    socket.on('refusal', (raw) => this.guard(() => this.onRefusal(raw)));
+  }
+
+  private onConnect(): void {
+    if (this.done) return;
+    this.connections++;
+    this.serverDisconnects = 0;
+    this.progress.info(`${this.connections === 1 ? 'connected to' : 'reconnected to'} ${this.origin}`);
+    const { model } = this.options;
+    const targets = this.options.targetModules;
+    const modules = targets === undefined ? model.adaptable : model.adaptable.filter((m) => targets.some((t) => m.path === t || m.path.endsWith(`.${t}`)));
+    const credential = this.clientId !== null ? { clientId: this.clientId } : { enrolmentToken: this.options.token! };
+    this.socket!.emit('hello', buildHello({ jobId: this.jobId, credential, state: this.options.state, backend: this.options.backend, sha256: model.sha256, modules }));
+  }
+
+  private onDisconnect(reason: string): void {
+    this.ready = false;
+    if (this.done) return;
+    this.progress.info(`disconnected from ${this.origin} (${reason})`);
+    // socket.io-client reconnects by itself except after a server-side disconnect; retry those
+    // too (a coordinator closing every socket as it stops), with the same backoff.
+    if (reason === 'io server disconnect') {
+      const delay = backoffDelay(this.serverDisconnects++, this.options.reconnect);
+      this.retryTimer = setTimeout(() => {
+        if (!this.done) this.socket?.connect();
+      }, delay);
+    }
+  }
+
+  /** Runs a handler; a malformed message or an unexpected failure ends the run with its error. */
+  private guard(handler: () => void): void {
+    if (this.done) return;
+    try {
+      handler();
+    } catch (e) {
+      this.fail(e instanceof Error ? e : new Error(String(e)));
+    }
+  }
+
+  private parse<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: ZodError } }, raw: unknown, what: string): T {
+    const r = schema.safeParse(raw);
+    if (!r.success) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `the coordinator sent a malformed ${what}: ${describeIssues(r.error).join('; ')}`);
+    return r.data;
+  }
+
+  // ------------------------------------------------------------------ handshake
+
+  private onChallenge(raw: unknown): void {
+    const challenge = this.parse(ChallengeSchema, raw, 'challenge');
+    const answer = answerChallenge({
+      challenge,
+      jobId: this.jobId,
+      coordinatorUrl: this.origin,
+      state: this.options.state,
+      ...(this.options.coordinatorFingerprint !== undefined && { configuredFingerprint: this.options.coordinatorFingerprint }),
+    });
+    if (answer.pin === 'first-use') this.progress.info(`pinned the coordinator key ${challenge.coordinator.fingerprint} (first contact)`);
+    this.coordinatorBoxPublicKey = answer.coordinatorBoxPublicKey;
+    this.socket!.emit('auth', answer.auth);
+  }
+
+  private onWelcome(raw: unknown): void {
+    const welcome = this.parse(WelcomeSchema, raw, 'welcome');
+    if (welcome.jobId !== this.jobId) throw new FedloraError('FL_ERR_ROUND_STATE', `welcomed into job '${welcome.jobId}', but joined job '${this.jobId}'`);
+    if (this.clientId === null) {
+      this.options.state.saveEnrolment(this.origin, this.jobId, welcome.clientId);
+      this.progress.info(`enrolled in job ${this.jobId} as client ${welcome.clientId} (${welcome.strategy}, rank ${welcome.rank})`);
+    } else {
+      this.progress.info(`authenticated as client ${welcome.clientId}; job at round ${welcome.round} of ${welcome.rounds}`);
+    }
+    this.clientId = welcome.clientId;
+    this.jobRounds = welcome.round;
+    this.ready = true;
+  }
+
+  private onRefusal(raw: unknown): void {
+    const refusal: Refusal = this.parse(RefusalSchema, raw, 'refusal');
+    if (this.ready) {
+      // A refusal of a message after authentication (the acks carry update refusals): log it.
+      this.progress.info(`coordinator refused a message: ${refusal.code}: ${refusal.message}`);
+      return;
+    }
+    if (refusal.code === 'FL_ERR_JOB_FAILED') {
+      // The job ended before this connection: nothing left to do.
+      this.finish(() => this.resolveRun(this.summary('ended', refusal.message)));
+      return;
+    }
+    this.fail(new FedloraError(asErrorCode(refusal.code), `the coordinator refused the join: ${refusal.message}`, { ...(refusal.field !== undefined && { field: refusal.field }) }));
+  }
+
+  // ------------------------------------------------------------------ rounds
+
+  private onOffer(raw: unknown): void {
+    const offer = this.parse(OfferSchema, raw, 'offer');
+    if (offer.jobId !== this.jobId) return;
+    const key = workKey(offer);
+    const current = this.work;
+    if (current !== null && current.key === key) {
+      // The coordinator re-offers an open round after a reconnect: send what was sealed, if any.
+      if (current.envelope !== null && !current.answered) this.submit(current);
+      return;
+    }
+    if (current !== null) current.abort.abort(`superseded by round ${offer.round} attempt ${offer.attempt}`);
+    const work: RoundWork = { key, offer, abort: new AbortController(), envelope: null, answered: false, submitting: false, finished: Promise.resolve() };
+    this.work = work;
+    // One training at a time: the next waits for the aborted one to unwind.
+    work.finished = this.trainingChain = this.trainingChain.then(() => this.train(work));
+  }
+
+  private async train(work: RoundWork): Promise<void> {
+    if (this.done || work.abort.signal.aborted) return;
+    const { offer } = work;
+    const progress = this.progress;
+    try {
+      const outcome = await runRound(offer, {
+        model: this.options.model,
+        data: this.options.data,
+        keys: this.options.state.keys,
+        clientId: this.clientId!,
+        coordinatorBoxPublicKey: this.coordinatorBoxPublicKey!,
+        signal: work.abort.signal,
+        onStart: (steps) => progress.roundStart(offer.round, offer.attempt, steps),
+        onStep: (p) => progress.step(p),
+      });
+      progress.roundEnd();
+      this.roundsTrained++;
+      if (outcome.dp !== undefined) {
+        this.dp = outcome.dp.settings;
+        this.dpSteps += outcome.dp.steps;
+      }
+      const shown = Object.entries(outcome.metrics).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ');
+      progress.info(`round ${offer.round}: trained ${outcome.steps} steps on ${outcome.examples} examples in ${outcome.seconds.toFixed(1)} s${shown === '' ? '' : ` (${shown})`}`);
+      if (work.abort.signal.aborted) return;
+      work.envelope = outcome.envelope;
+      this.submit(work);
+    } catch (e) {
+      progress.roundEnd();
+      if (e instanceof RoundAborted) {
+        this.roundsAborted++;
+        progress.info(`round ${offer.round} attempt ${offer.attempt}: ${e.message}`);
+        return;
+      }
+      // A plan this model cannot follow would fail every round: stop with the error.
+      this.fail(e instanceof Error ? e : new Error(String(e)));
+    }
+  }
+
+  private submit(work: RoundWork): void {
+    const socket = this.socket;
+    if (socket === null || !this.ready || !socket.connected || work.submitting || work.answered || work.envelope === null) return;
+    work.submitting = true;
+    const { offer } = work;
+    // A callback ack (not emitWithAck's promise) runs as the ack packet is read, so an ack sent
+    // before job_end is counted before job_end ends the run.
+    socket.timeout(this.options.ackTimeoutMs ?? 120_000).emit('update', { jobId: offer.jobId, round: offer.round, attempt: offer.attempt, envelope: work.envelope }, (err: Error | null, raw: unknown) => {
+      work.submitting = false;
+      // No ack (disconnected or timed out): the coordinator re-offers the round if it still wants it.
+      if (err !== null) return;
+      const parsed = UpdateAckSchema.safeParse(raw);
+      if (!parsed.success) {
+        this.fail(new FedloraError('FL_ERR_INVALID_ARGUMENT', `the coordinator sent a malformed update ack: ${describeIssues(parsed.error).join('; ')}`));
+        return;
+      }
+      const ack = parsed.data;
+      work.answered = true;
+      if (ack.ok) {
+        this.updatesAccepted++;
+        this.progress.info(`round ${offer.round}: update accepted`);
+      } else {
+        this.refused.push({ round: offer.round, attempt: offer.attempt, code: ack.error.code, message: ack.error.message });
+        this.progress.info(`round ${offer.round}: update refused: ${ack.error.code}: ${ack.error.message}`);
+      }
+    });
+  }
+
+  private onRoundClosed(raw: unknown): void {
+    const closed = this.parse(RoundClosedSchema, raw, 'round_closed');
+    const current = this.work;
+    if (current !== null && current.key === workKey(closed) && current.envelope === null) {
+      current.abort.abort(`the coordinator closed the round (${closed.reason})`);
+    }
+  }
+
+  private onRoundResult(raw: unknown): void {
+    const result = this.parse(RoundResultSchema, raw, 'round_result');
+    this.jobRounds = Math.max(this.jobRounds, result.round + 1);
+    this.lastRoundMetrics = result.metrics;
+    this.progress.info(`round ${result.round} committed with ${result.participants} clients: ${Object.entries(result.metrics).map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`).join(', ')}`);
+  }
+
+  private onJobEnd(raw: unknown): void {
+    const end = this.parse(JobEndSchema, raw, 'job_end');
+    this.jobRounds = end.rounds;
+    this.finish(() => this.resolveRun(this.summary(end.status, end.reason)));
+  }
+
+  // ------------------------------------------------------------------ ending
+
+  private summary(status: AgentSummary['status'], reason: string | undefined): AgentSummary {
+    return {
+      jobId: this.jobId,
+      clientId: this.clientId ?? '',
+      status,
+      ...(reason !== undefined && { reason }),
+      jobRounds: this.jobRounds,
+      roundsTrained: this.roundsTrained,
+      updatesAccepted: this.updatesAccepted,
+      updatesRefused: [...this.refused],
+      roundsAborted: this.roundsAborted,
+      reconnects: Math.max(0, this.connections - 1),
+      ...(this.lastRoundMetrics !== undefined && { lastRoundMetrics: this.lastRoundMetrics }),
+      ...(this.dp !== null && { clientEpsilon: { epsilon: clientEpsilon(this.dp, this.dpSteps), delta: this.dp.delta, steps: this.dpSteps } }),
+      seconds: (performance.now() - this.started) / 1000,
+    };
+  }
+
+  private fail(error: Error): void {
+    this.finish(() => this.rejectRun(error));
+  }
+
+  /** Stops everything once; `settle` resolves or rejects run(). */
+  private finish(settle: () => void): void {
+    if (this.done) return;
+    this.done = true;
+    this.ready = false;
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    this.work?.abort.abort('the agent is stopping');
+    this.progress.stop();
+    this.socket?.disconnect();
+    // Resolve once the training in flight (if any) has unwound, so the caller may free the backend.
+    void this.trainingChain.then(settle, settle);
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * One round on the client (DESIGN.md, "The round, end to end", steps 3 and 4): an offer in, a
+ * sealed and signed update out. Builds the LoRA model the plan describes, starts it from the
+ * offered state (`global`: load it; `fresh`: merge it into the base weights, FLoRA), trains on
+ * the local data with the plan's settings (DP-SGD when the plan asks), evaluates, encodes exactly
+ * the plan's tensors and seals them to the coordinator with privacy/envelope.ts.
+ */
+import { FedloraError } from '../../shared/errors.js';
+import type { Offer } from '../../shared/protocol/events.js';
+import { scaling } from '../../shared/adapter.js';
+import { sealUpdate } from '../../privacy/envelope.js';
+import type { KeyPairs } from '../../privacy/keys.js';
+import { moduleSeed } from '../lora/init.js';
+import type { LoraModel } from '../lora/lora-model.js';
+import type { TrainProgress } from '../train/trainer.js';
+import type { BaseModel } from './base-model.js';
+import { clientDpSettings, type ClientDpSettings } from './client-dp.js';
+import type { LocalData } from './local-data.js';
+import { decodeOfferedState, encodeUpdate } from './update-payload.js';
+
+export interface RoundContext {
+  readonly model: BaseModel;
+  readonly data: LocalData;
+  readonly keys: KeyPairs;
+  readonly clientId: string;
+  /** The coordinator's X25519 public key (from the challenge, checked against the pin). */
+  readonly coordinatorBoxPublicKey: Uint8Array;
+  /** Aborts training (round closed, job ended, agent stopping). */
+  readonly signal?: AbortSignal;
+  readonly onStart?: (totalSteps: number) => void;
+  readonly onStep?: (p: TrainProgress) => void;
+}
+
+export interface RoundOutcome {
+  readonly envelope: Uint8Array;
+  /** The update's metrics as sent (loss, accuracy, ...). */
+  readonly metrics: Readonly<Record<string, number>>;
+  readonly examples: number;
+  readonly steps: number;
+  readonly seconds: number;
+  /** DP-SGD settings used and steps taken, when the plan asked for client DP. */
+  readonly dp?: { readonly settings: ClientDpSettings; readonly steps: number };
+}
+
+/** Thrown (and caught by the agent) when a round's training is aborted. */
+export class RoundAborted extends Error {
+  constructor(reason: string) {
+    super(`round aborted: ${reason}`);
+    this.name = 'RoundAborted';
+  }
+}
+
+/**
+ * Trains one round and returns the sealed update.
+ * @throws RoundAborted when `ctx.signal` fires; FedloraError for a plan the model cannot follow
+ */
+export async function runRound(offer: Offer, ctx: RoundContext): Promise<RoundOutcome> {
+  const plan = offer.plan;
+  const first = plan.modules[0];
+  if (first === undefined) throw new FedloraError('FL_ERR_ADAPTER_LAYOUT', `round ${offer.round}: the plan names no module`);
+  const odd = plan.modules.find((m) => m.rank !== first.rank || m.alpha !== first.alpha);
+  if (odd !== undefined) {
+    throw new FedloraError('FL_ERR_ADAPTER_LAYOUT', `round ${offer.round}: module '${odd.path}' has rank ${odd.rank} alpha ${odd.alpha}, '${first.path}' rank ${first.rank} alpha ${first.alpha}; the client trains one rank per round`);
+  }
+  const checkAbort = (): void => {
+    if (ctx.signal?.aborted === true) throw new RoundAborted(String(ctx.signal.reason ?? 'aborted'));
+  };
+  const state = decodeOfferedState(offer.state);
+  const dp = clientDpSettings(plan, ctx.data.examples);
+  checkAbort();
+  const model: LoraModel = await ctx.model.build({ variant: plan.variant, rank: first.rank, alpha: first.alpha, modules: plan.modules.map((m) => m.path), seed: plan.seed });
+  try {
+    if (plan.start === 'global') {
+      if (state === null) throw new FedloraError('FL_ERR_ADAPTER_LAYOUT', `round ${offer.round}: the plan starts from the global state, but the offer carries none`);
+      model.loadGlobal(state);
+    } else if (state !== null) {
+      // FLoRA: W0 <- W0 + s B_sum A_sum (every earlier round), then a fresh LoRA from this round's seed.
+      const layers = model.modules();
+      for (const m of state.layout.modules) {
+        const f = state.factors.get(m.path);
+        const layer = layers.get(m.path);
+        if (layer === undefined) throw new FedloraError('FL_ERR_ADAPTER_LAYOUT', `round ${offer.round}: the state names module '${m.path}', which the plan does not adapt`);
+        if (f?.A === undefined || f.B === undefined) throw new FedloraError('FL_ERR_ADAPTER_LAYOUT', `round ${offer.round}: the state's module '${m.path}' lacks A or B to merge`);
+        layer.mergeStack(f.B, f.A, scaling(m), moduleSeed(plan.seed, m.path));
+      }
+    }
+    checkAbort();
+    const t = plan.training;
+    const { train } = await import('../train/trainer.js');
+    const stepsPerEpoch = dp === null ? Math.ceil(ctx.data.examples / t.batchSize) : Math.max(1, Math.round(1 / dp.samplingRate));
+    // Fractional epochs become a step limit; DP takes exactly the steps it was calibrated for.
+    const maxSteps = dp !== null ? dp.stepsPerRound : (t.steps ?? Math.max(1, Math.round(t.epochs * stepsPerEpoch)));
+    const epochs = Math.max(1, Math.ceil(maxSteps / stepsPerEpoch));
+    ctx.onStart?.(maxSteps);
+    const result = await train(model, ctx.data.source, {
+      epochs,
+      maxSteps,
+      batchSize: t.batchSize,
+      lr: t.lr,
+      schedule: t.schedule,
+      warmupSteps: t.warmupSteps,
+      weightDecay: t.weightDecay,
+      seed: plan.seed,
+      ...(dp !== null && { dp: { noiseMultiplier: dp.noiseMultiplier, clipNorm: dp.clipNorm, samplingRate: dp.samplingRate } }),
+      onProgress: (p) => {
+        ctx.onStep?.(p);
+        checkAbort();
+      },
+    });
+    checkAbort();
+    const metrics: Record<string, number> = {};
+    const finiteLosses = result.losses.filter((l) => Number.isFinite(l));
+    if (finiteLosses.length > 0) metrics.train_loss = finiteLosses.reduce((a, b) => a + b, 0) / finiteLosses.length;
+    if (model.task === 'classification') {
+      const { evaluate } = await import('../train/evaluate.js');
+      const ev = await evaluate(model, ctx.data.source);
+      metrics.loss = ev.loss;
+      if (ev.accuracy !== undefined) metrics.accuracy = ev.accuracy;
+    }
+    const payload = encodeUpdate(model.extractUpdate(), plan, ctx.data.examples, metrics);
+    const envelope = sealUpdate(payload, { jobId: offer.jobId, round: offer.round, attempt: offer.attempt, clientId: ctx.clientId }, ctx.keys.sign.secretKey, ctx.coordinatorBoxPublicKey);
+    return {
+      envelope,
+      metrics,
+      examples: ctx.data.examples,
+      steps: result.steps,
+      seconds: result.seconds,
+      ...(dp !== null && { dp: { settings: dp, steps: result.dp?.steps ?? result.steps } }),
+    };
+  } finally {
+    model.dispose();
+  }
+}

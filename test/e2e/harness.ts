@@ -1,0 +1,158 @@
+/**
+ * End-to-end harness: real parts on loopback. A coordinator (in-process through
+ * `Coordinator.start`, or a child process for SIGKILL tests) on port 0 with a temp SQLite file, a
+ * small `mlp` base model written to a temp folder, shards of the digits data as CSV files, and
+ * real client agents (client/agent) that train on the tfjs wasm backend.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Coordinator } from '../../coordinator/coordinator.js';
+import type { CoordinatorConfigInput } from '../../coordinator/config.js';
+import type { JobSpecInput } from '../../shared/protocol/job-spec.js';
+import { JobViewSchema, type JobView } from '../../shared/protocol/http.js';
+import { chooseBackend } from '../../client/backend.js';
+import { loadCsv } from '../../client/data/csv.js';
+import { DenseMlp, saveDenseMlp } from '../../client/pretrain/mlp.js';
+import { MLP_MODEL_TYPE, type MlpConfig } from '../../client/models/mlp-config.js';
+import { ClientAgent, type AgentOptions } from '../../client/agent/agent.js';
+import { loadBaseModel, type BaseModel } from '../../client/agent/base-model.js';
+import { loadLocalData, type LocalData } from '../../client/agent/local-data.js';
+import { StateFolder } from '../../client/agent/state-folder.js';
+import { backendForHello } from '../../client/agent/handshake.js';
+import type { BackendInfo } from '../../shared/protocol/events.js';
+
+export const ADMIN_TOKEN = 'e2e-admin-token-0123456789abcdef';
+
+/** digits: 64 pixel features (0..16), 10 classes; a small hidden layer keeps rounds fast. */
+export const MLP_CONFIG: MlpConfig = { model_type: MLP_MODEL_TYPE, input_size: 64, hidden_sizes: [12], num_labels: 10, hidden_act: 'relu' };
+export const MLP_TARGETS = ['layers.0', 'head'];
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `fedlora-e2e-${prefix}-`));
+}
+
+/** Writes a random (seeded) base mlp; returns its folder. */
+export async function writeBaseModel(seed = 1): Promise<string> {
+  const dir = tempDir('model');
+  const dense = new DenseMlp(MLP_CONFIG, { mean: new Float32Array(64).fill(8), std: new Float32Array(64).fill(8) }, seed);
+  await saveDenseMlp(dense, dir);
+  dense.dispose();
+  return dir;
+}
+
+/**
+ * Writes `count` shards of `rows` digits rows each (disjoint, in file order) as CSV with a header.
+ * @returns the file paths
+ */
+export async function writeDigitShards(count: number, rows: number): Promise<string[]> {
+  const digits = await loadCsv('simulations/data/digits.csv.gz', { header: false });
+  const dir = tempDir('data');
+  const header = [...Array.from({ length: 64 }, (_, i) => `p${i}`), 'label'].join(',');
+  return Array.from({ length: count }, (_, k) => {
+    const lines = [header];
+    for (let r = k * rows; r < (k + 1) * rows; r++) {
+      lines.push([...digits.features.subarray(r * 64, (r + 1) * 64)].join(',') + `,${digits.labels[r]}`);
+    }
+    const file = join(dir, `shard-${k}.csv`);
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    return file;
+  });
+}
+
+let backend: BackendInfo | null = null;
+
+/** The wasm backend, chosen once per test file, as the hello reports it. */
+export async function wasmBackend(): Promise<BackendInfo> {
+  if (backend === null) backend = backendForHello(await chooseBackend({ backend: 'wasm' }));
+  return backend;
+}
+
+export interface Api {
+  readonly url: string;
+  call(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }>;
+  createJob(spec: JobSpecInput): Promise<string>;
+  token(jobId: string): Promise<string>;
+  job(jobId: string): Promise<JobView>;
+}
+
+/** The admin HTTP API of a coordinator at `url`. */
+export function api(url: string): Api {
+  const a: Api = {
+    url,
+    async call(method, path, body) {
+      const res = await fetch(`${url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
+        ...(body !== undefined && { body: JSON.stringify(body) }),
+      });
+      const text = await res.text();
+      return { status: res.status, json: text === '' ? undefined : (JSON.parse(text) as unknown) };
+    },
+    async createJob(spec) {
+      const r = await a.call('POST', '/api/jobs', spec);
+      if (r.status !== 201) throw new Error(`job creation failed: ${r.status} ${JSON.stringify(r.json)}`);
+      return (r.json as { id: string }).id;
+    },
+    async token(jobId) {
+      const r = await a.call('POST', `/api/jobs/${jobId}/enrolments`, {});
+      if (r.status !== 201) throw new Error(`enrolment failed: ${r.status} ${JSON.stringify(r.json)}`);
+      return (r.json as { token: string }).token;
+    },
+    async job(jobId) {
+      const r = await a.call('GET', `/api/jobs/${jobId}`);
+      return JobViewSchema.parse(r.json);
+    },
+  };
+  return a;
+}
+
+/** An in-process coordinator on port 0 with a temp database. */
+export async function startCoordinator(config: CoordinatorConfigInput = {}): Promise<{ coordinator: Coordinator; db: string; api: Api }> {
+  const db = join(tempDir('coord'), 'fedlora.db');
+  const coordinator = await Coordinator.start({ db, port: 0, adminToken: ADMIN_TOKEN, logLevel: 'silent', engine: { startGraceMs: 200 }, ...config });
+  return { coordinator, db, api: api(coordinator.url) };
+}
+
+/** A job spec for the e2e mlp: small, few rounds, quick local training. */
+export function mlpJob(strategy: JobSpecInput['strategy'], sha256: string, overrides: Partial<JobSpecInput> = {}): JobSpecInput {
+  return {
+    strategy,
+    rounds: 2,
+    clientsPerRound: 3,
+    minClients: 3,
+    overSelection: 0,
+    roundDeadlineSeconds: 120,
+    model: { sha256, targetModules: MLP_TARGETS },
+    rank: 2,
+    seed: 7,
+    training: { epochs: 1, batchSize: 16, lr: 0.02 },
+    ...overrides,
+  };
+}
+
+export interface TestClient {
+  readonly agent: ClientAgent;
+  readonly stateDir: string;
+  readonly model: BaseModel;
+  readonly data: LocalData;
+}
+
+/** A real agent for a job (keys in a fresh state folder), not yet running. */
+export async function makeAgent(url: string, jobId: string, token: string | undefined, modelDir: string, dataFile: string, extra: Partial<AgentOptions> & { stateDir?: string } = {}): Promise<TestClient> {
+  const stateDir = extra.stateDir ?? tempDir('state');
+  const model = await loadBaseModel(modelDir);
+  const data = await loadLocalData(dataFile, model);
+  const agent = new ClientAgent({
+    coordinatorUrl: url,
+    jobId,
+    ...(token !== undefined && { token }),
+    state: StateFolder.open(stateDir),
+    model,
+    data,
+    backend: await wasmBackend(),
+    reconnect: { initialDelayMs: 100, maxDelayMs: 1000 },
+    ...extra,
+  });
+  return { agent, stateDir, model, data };
+}

@@ -8,10 +8,12 @@
  * is reported per module and overall ("aggregation noise"). Computing it exactly needs every pair of
  * clients (||sum_k c_k B_k A_k||^2 = sum_kl c_k c_l tr((B_k^T B_l)(A_l A_k^T))), i.e. keeping every
  * update until the end, or the dense m x n sum. So there are three modes:
- * - `sketch` (default, streaming): a seeded Rademacher test matrix Omega [n, q] with entries +-1/sqrt(q)
- *   gives E ||X Omega||_F^2 = ||X||_F^2; the running sum Y = sum_k n_k s_k B_k (A_k Omega) [m, q] is kept,
- *   so memory is O((m + n) q) per module and each update costs q times the averaging's arithmetic.
- *   An estimate: the squared norms have relative standard deviation at most sqrt(2 / q).
+ * - `sketch` (default, streaming): a seeded two-sided CountSketch (count-sketch.ts) keeps
+ *   Y = sum_k n_k s_k T^T B_k A_k S [q, q] per module; at the end ||T^T (s B_avg A_avg) S - Y / N||_F
+ *   estimates the gap and ||Y / N||_F the reference. Each update costs one more touch of its elements
+ *   plus q^2 r, so the figure costs about as much as the average; memory is O(q^2 + m + n) per module.
+ *   An estimate: the squared norms have relative variance about 4 / q (q = 128: sd ~ 18% of the
+ *   squared norm, ~9% of the norm).
  * - `exact`: keeps references to every update's factors (memory O(K x adapter)) and computes the
  *   norms from r x r Gram traces, never forming an m x n product: cost O((sum_k r_k)^2 (m + n)) per
  *   module. For the CLI and small jobs.
@@ -24,6 +26,7 @@ import { scaling } from '../shared/adapter.js';
 import { FedloraError } from '../shared/errors.js';
 import { kaimingUniformA } from './kaiming.js';
 import { productGram, quadraticForm, type LowRankTerm } from './low-rank.js';
+import { BilateralCountSketch } from './count-sketch.js';
 import { addScaled, addScaledColumns, growRows, toFloat32, widenColumns } from './running-sum.js';
 import { SeededRandom } from './seeded-random.js';
 import type { AggregationNoise, ClientInfo, ClientPlan, ClientUpdate, GlobalState, JobSpec, RoundAggregation, RoundResult, Strategy, SummedDelta, TrainableVector } from './strategy.js';
@@ -33,7 +36,7 @@ import { checkJobSpec, checkUpdate } from './validate-update.js';
 export interface FedAvgOptions {
   /** How the aggregation-noise figure is computed. @default 'sketch' */
   readonly noise?: 'exact' | 'sketch' | 'off';
-  /** Columns q of the sketch's test matrix. @default 16 */
+  /** Buckets q per side of the sketch (the sketch is q x q per module). @default 128 */
   readonly sketchColumns?: number;
 }
 
@@ -44,8 +47,8 @@ interface ModuleSum {
   rank: number;
   A: Float64Array; // [rank, n] sum of n_k A_k
   B: Float64Array; // [m, rank] sum of n_k (s_k / s) B_k
-  readonly omega?: Float64Array; // [n, q]
-  readonly sketch?: Float64Array; // [m, q] sum of n_k s_k B_k (A_k Omega)
+  readonly sketcher?: BilateralCountSketch;
+  readonly sketch?: Float64Array; // [q, q] sum of n_k s_k T^T B_k A_k S
   readonly terms: LowRankTerm[]; // exact mode: (B_k, A_k, r_k, n_k s_k)
 }
 
@@ -59,7 +62,7 @@ export class FedAvgStrategy implements Strategy {
 
   constructor(options: FedAvgOptions = {}) {
     this.noise = options.noise ?? 'sketch';
-    this.sketchColumns = options.sketchColumns ?? 16;
+    this.sketchColumns = options.sketchColumns ?? 128;
     if (!Number.isInteger(this.sketchColumns) || this.sketchColumns < 1) {
       throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `fedavg: sketchColumns must be an integer >= 1, got ${options.sketchColumns}`);
     }
@@ -137,7 +140,7 @@ class FedAvgRound implements RoundAggregation {
       const sk = scaling(m);
       addScaled(sum.A.subarray(0, rank * n), A, w);
       addScaledColumns(sum.B, sum.rank, B, rows, rank, (w * sk) / sum.scale);
-      if (sum.omega !== undefined && sum.sketch !== undefined) addSketch(sum.sketch, sum.omega, this.q, B, A, rows, n, rank, w * sk);
+      if (sum.sketcher !== undefined && sum.sketch !== undefined) sum.sketcher.addProduct(sum.sketch, B, A, rank, w * sk);
       if (this.noise === 'exact') sum.terms.push({ B, A, rank, coef: w * sk });
     }
     this.totalExamples += w;
@@ -150,21 +153,15 @@ class FedAvgRound implements RoundAggregation {
       const globalModule = this.state?.adapter?.layout.modules.find((g) => g.path === m.path);
       const scale = scaling(globalModule ?? m);
       const rank = globalModule?.rank ?? 0; // grows to r_max as updates arrive
-      let omega: Float64Array | undefined;
-      if (this.noise === 'sketch') {
-        const rng = SeededRandom.fromSeed('fedlora/fedavg/noise-sketch/v1', this.state?.seed ?? '', m.path);
-        omega = new Float64Array(m.inFeatures * this.q);
-        const v = 1 / Math.sqrt(this.q);
-        for (let i = 0; i < omega.length; i++) omega[i] = rng.nextSign() * v;
-      }
+      const sketcher = this.noise === 'sketch' ? new BilateralCountSketch(SeededRandom.fromSeed('fedlora/fedavg/noise-sketch/v2', this.state?.seed ?? '', m.path), m.outFeatures, m.inFeatures, this.q) : undefined;
       this.sums.set(m.path, {
         module: m,
         scale,
         rank,
         A: new Float64Array(rank * m.inFeatures),
         B: new Float64Array(m.outFeatures * rank),
-        omega,
-        sketch: omega === undefined ? undefined : new Float64Array(m.outFeatures * this.q),
+        sketcher,
+        sketch: sketcher?.empty(),
         terms: [],
       });
     }
@@ -212,9 +209,9 @@ class FedAvgRound implements RoundAggregation {
       const coefs = terms.map((t) => t.coef);
       return { gap: quadraticForm(G, coefs), ref: quadraticForm(G, coefs, (i) => i > 0) };
     }
-    if (this.noise === 'sketch' && sum.omega !== undefined && sum.sketch !== undefined) {
-      const avg = new Float64Array(rows * this.q);
-      addSketch(avg, sum.omega, this.q, B, A, rows, n, sum.rank, sum.scale);
+    if (this.noise === 'sketch' && sum.sketcher !== undefined && sum.sketch !== undefined) {
+      const avg = sum.sketcher.empty();
+      sum.sketcher.addProduct(avg, B, A, sum.rank, sum.scale);
       let gap = 0;
       let ref = 0;
       for (let i = 0; i < avg.length; i++) {
@@ -225,29 +222,5 @@ class FedAvgRound implements RoundAggregation {
       return { gap, ref };
     }
     return null;
-  }
-}
-
-/** Y += c * B (A Omega): A [r, n], Omega [n, q], B [m, r], Y [m, q]; cost (m + n) r q. */
-function addSketch(Y: Float64Array, omega: Float64Array, q: number, B: Float32Array, A: Float32Array, m: number, n: number, r: number, c: number): void {
-  const AO = new Float64Array(r * q);
-  for (let i = 0; i < r; i++) {
-    const row = i * n;
-    const out = i * q;
-    for (let j = 0; j < n; j++) {
-      const a = A[row + j]!;
-      if (a === 0) continue;
-      const o = j * q;
-      for (let t = 0; t < q; t++) AO[out + t]! += a * omega[o + t]!;
-    }
-  }
-  for (let i = 0; i < m; i++) {
-    const out = i * q;
-    for (let k = 0; k < r; k++) {
-      const b = c * B[i * r + k]!;
-      if (b === 0) continue;
-      const o = k * q;
-      for (let t = 0; t < q; t++) Y[out + t]! += b * AO[o + t]!;
-    }
   }
 }

@@ -75,19 +75,21 @@ describe('fedavg', () => {
     expect(report.noise!.overall).toBeGreaterThan(0.1); // averaging factors really is inexact here
   });
 
-  it('the streaming sketch estimates the same figure (seeded; within 15% at q = 256)', () => {
-    const modules = [moduleSpec('m.a', 40, 30, 4), moduleSpec('m.b', 20, 50, 4)];
-    const results = (['exact', 'sketch'] as const).map((noise) => {
-      const strategy = new FedAvgStrategy({ noise, sketchColumns: 256 });
-      const state = strategy.init({ modules }, 'sketch');
-      const round = strategy.begin(state);
-      for (const k of ['1', '2', '3', '4']) round.add(clientUpdate(strategy, state, k, Number(k)));
-      return round.finish().report.noise!;
-    });
-    // Squared norms of a Rademacher sketch have relative sd <= sqrt(2/q) = 0.088; the ratio of the
-    // two norms (same Omega, positively correlated) is within ~half that per sd: 15% is > 3 sd.
-    expect(results[1]!.method).toBe('sketch');
-    expect(Math.abs(results[1]!.overall / results[0]!.overall - 1)).toBeLessThan(0.15);
+  it('the streaming CountSketch estimates the same figure (seeded; within 15% at q = 128)', () => {
+    const modules = [moduleSpec('m.a', 300, 200, 4), moduleSpec('m.b', 200, 300, 4)];
+    for (const seed of ['s1', 's2', 's3']) {
+      const [exact, sketch] = (['exact', 'sketch'] as const).map((noise) => {
+        const strategy = new FedAvgStrategy({ noise, sketchColumns: 128 });
+        const state = strategy.init({ modules }, seed);
+        const round = strategy.begin(state);
+        for (const k of ['1', '2', '3', '4']) round.add(clientUpdate(strategy, state, k, Number(k)));
+        return round.finish().report.noise!;
+      });
+      // Each squared norm has relative variance <= ~4/q (sd 18%, 9% on the norm); the gap and the
+      // reference share T and S, so their ratio is tighter: measured within 5% on these seeds.
+      expect(sketch!.method).toBe('sketch');
+      expect(Math.abs(sketch!.overall / exact!.overall - 1)).toBeLessThan(0.15);
+    }
   });
 
   it('with equal factors on every client the noise is zero', () => {

@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, writeFile, mkdir, readdir } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { peftTensorNames, type Adapter, type AdapterModule } from '../../shared/adapter.js';
+import { peftTensorNames, scaling, type Adapter, type AdapterModule } from '../../shared/adapter.js';
 import { WrittenAdapterConfigSchema } from '../../shared/config.js';
 import { isFedloraError } from '../../shared/errors.js';
 import { fedSbUnfoldedBName, readPeftAdapterDir, writePeftAdapterDir } from '../../shared/peft.js';
@@ -297,6 +297,33 @@ describe('readPeftAdapterDir reads directories PEFT writes', () => {
     const tensors = [makeTensor(peftTensorNames(path).A, [4, 8]), makeTensor(peftTensorNames(path).B, [8, 3])];
     const dir = await peftStyleDir({ ...base, r: 4, lora_alpha: 8, target_modules: ['q_proj'] }, tensors);
     await expectCoded(readPeftAdapterDir(dir), 'FL_ERR_ADAPTER_LAYOUT', peftTensorNames(path).B, 'rank 4');
+  });
+});
+
+describe('a directory saved by PEFT 0.21.0 itself (save_pretrained on the GPU machine)', () => {
+  it('reads back with the delta weights PEFT computed: short targets, regex patterns, rsLoRA', async () => {
+    // data/peft-saved: LoraConfig(r=4, lora_alpha=8, target_modules=['q_proj', 'v_proj'],
+    // rank_pattern={'layers.1.self_attn.q_proj': 2}, alpha_pattern={'v_pr.j': 6}, use_rslora=True)
+    // on a tiny random Llama (test/shared/peft-check/check_peft.py), with PEFT's get_delta_weight per module.
+    const dir = new URL('./data/peft-saved/', import.meta.url).pathname;
+    const adapter = await readPeftAdapterDir(dir);
+    expect(adapter.layout.modules.map((m) => [m.path, m.rank])).toEqual([
+      ['model.layers.0.self_attn.q_proj', 4],
+      ['model.layers.0.self_attn.v_proj', 4],
+      ['model.layers.1.self_attn.q_proj', 2],
+      ['model.layers.1.self_attn.v_proj', 4],
+    ]);
+    const deltas = new Map((await readSafetensorsFile(join(dir, 'expected-deltas.safetensors'))).tensors.map((t) => [t.name, t]));
+    for (const m of adapter.layout.modules) {
+      const f = adapter.factors.get(m.path)!;
+      const ours = naiveMatmul(f.B!, f.A!, m.outFeatures, m.rank, m.inFeatures).map((v) => v * scaling(m));
+      const peft = deltas.get(`${m.path}.delta`)!;
+      expect(peft.shape).toEqual([m.outFeatures, m.inFeatures]);
+      // PEFT computed B @ A * s in float32; ours is float64: they agree to float32 rounding (~1e-7 relative).
+      const scale = Math.max(...peft.data.map(Math.abs));
+      expect(scale).toBeGreaterThan(0);
+      for (let i = 0; i < ours.length; i++) expect(Math.abs(ours[i]! - peft.data[i]!)).toBeLessThan(1e-6 * scale);
+    }
   });
 });
 

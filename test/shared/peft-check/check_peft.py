@@ -59,10 +59,11 @@ def base_model():
     return LlamaForCausalLM(cfg).eval()
 def tensors_of(d):
     return {k: v.double().numpy() for k, v in load_file(f'{d}/adapter_model.safetensors').items()}
-def check(name, d, reference, modules):
+def check(name, d, reference, modules, make_base=None):
+    make_base = make_base or base_model
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter('always')
-        model = PeftModel.from_pretrained(base_model(), d)
+        model = PeftModel.from_pretrained(make_base(), d)
     msgs = sorted({str(x.message)[:160] for x in w})
     worst = 0.0
     adapted = []
@@ -81,6 +82,8 @@ def check(name, d, reference, modules):
     # float32 factors, float64 reference: products of O(1) values round at ~1e-7 relative.
     require(worst < 1e-6, f'{name}: delta weights differ by {worst:.2e}')
     report(f'{name}: adapted exactly our modules: {ok}; ranks and scalings match; max relative |delta - ref| = {worst:.2e}; warnings: {msgs}')
+    if make_base is not base_model:
+        return
     # Forward pass: PEFT's output equals the base model with W0 + dW merged by hand.
     ids = torch.tensor([[1, 5, 9, 2]])
     with torch.no_grad():
@@ -103,5 +106,38 @@ u = tensors_of(f'{here}/fedsb-unfolded')
 ref_sb = lambda p: (exp['fedsb'][p]['alpha'] / exp['fedsb'][p]['rank']) * u[f'base_model.model.{p}.lora_B.weight'] @ u[f'base_model.model.{p}.fedsb_R.weight'] @ u[f'base_model.model.{p}.lora_A.weight']
 for name in ['fedsb-folded', 'fedsb-folded-with-r']:
     check(name, f'{here}/{name}', ref_sb, exp['fedsb'])
+# 4. Module paths that end one another, on a plain torch model (task_type null).
+class Inner(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.b = torch.nn.Linear(3, 3)
+class Nested(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a = Inner()
+        self.x = torch.nn.Module(); self.x.a = Inner()
+        self.y = torch.nn.Module(); self.y.c = torch.nn.Linear(3, 3)
+    def forward(self, v):
+        return self.y.c(self.x.a.b(self.a.b(v)))
+t = tensors_of(f'{here}/nested')
+ref_n = lambda p: (exp['nested'][p]['alpha'] / exp['nested'][p]['rank']) * t[f'base_model.model.{p}.lora_B.weight'] @ t[f'base_model.model.{p}.lora_A.weight']
+check('nested', f'{here}/nested', ref_n, exp['nested'], make_base=Nested)
+
+# 5. A directory saved by PEFT itself (short target names, regex patterns, rsLoRA), with its delta
+#    weights, for fedlora's reader test (test/shared/safetensors/data/peft-saved/).
+from peft import LoraConfig, get_peft_model
+cfg = LoraConfig(r=4, lora_alpha=8, target_modules=['q_proj', 'v_proj'], rank_pattern={'layers.1.self_attn.q_proj': 2}, alpha_pattern={'v_pr.j': 6}, use_rslora=True, init_lora_weights=False, task_type='CAUSAL_LM')
+torch.manual_seed(1)
+pm = get_peft_model(base_model(), cfg)
+saved = f'{out}/peft-saved'
+pm.save_pretrained(saved)
+deltas = {}
+for mod_name, mod in pm.named_modules():
+    if hasattr(mod, 'lora_A') and 'default' in getattr(mod, 'lora_A', {}):
+        deltas[mod_name.removeprefix('base_model.model.') + '.delta'] = mod.get_delta_weight('default').detach().float().contiguous()
+save_file(deltas, f'{saved}/expected-deltas.safetensors')
+report('peft-saved written:', sorted(os.listdir(saved)), len(deltas), 'deltas')
+
 report('DONE' if not failures else f'FAILED: {failures}')
 sys.exit(1 if failures else 0)

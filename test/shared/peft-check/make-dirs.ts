@@ -26,9 +26,17 @@ const fedsb = randomAdapter('fedsb', modules.map((m) => ({ ...m, rank: 3, alpha:
 await writePeftAdapterDir(`${here}/fedsb-folded`, fedsb);
 await writePeftAdapterDir(`${here}/fedsb-unfolded`, fedsb, { foldFedSb: false });
 await writePeftAdapterDir(`${here}/fedsb-folded-with-r`, fedsb, { includeFedSbR: true });
+// Paths that end one another (a.b, x.a.b): rank_pattern must list every module, longest first.
+const nested: AdapterModule[] = [
+  { path: 'a.b', outFeatures: 3, inFeatures: 3, rank: 1, alpha: 2 },
+  { path: 'x.a.b', outFeatures: 3, inFeatures: 3, rank: 2, alpha: 2 },
+  { path: 'y.c', outFeatures: 3, inFeatures: 3, rank: 2, alpha: 2 },
+];
+await writePeftAdapterDir(`${here}/nested`, randomAdapter('lora', nested, 3), { taskType: null, fedloraConfigKey: false });
 writeFileSync(`${here}/expected.json`, JSON.stringify({
   lora: Object.fromEntries(modules.map((m) => [m.path, { rank: m.rank, alpha: m.alpha }])),
   fedsb: Object.fromEntries(fedsb.layout.modules.map((m) => [m.path, { rank: m.rank, alpha: m.alpha }])),
+  nested: Object.fromEntries(nested.map((m) => [m.path, { rank: m.rank, alpha: m.alpha }])),
 }));
 // Layout comparison: tricky names, one metadata key (the reference orders several keys by a hash map).
 const names = ['b', '10', '2', 'a.weight', 'B', 'é', '\u{1F600}', '\uFF5E', 'z'];

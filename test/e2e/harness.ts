@@ -6,6 +6,7 @@
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Coordinator } from '../../coordinator/coordinator.js';
 import type { CoordinatorConfigInput } from '../../coordinator/config.js';
@@ -155,4 +156,42 @@ export async function makeAgent(url: string, jobId: string, token: string | unde
     ...extra,
   });
   return { agent, stateDir, model, data };
+}
+
+/** A free TCP port on loopback (bound then released), so a restarted child can listen on the same one. */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as AddressInfo).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface ChildCoordinator {
+  readonly url: string;
+  readonly pid: number;
+  /** Resolves with the signal or code when the process has exited. */
+  readonly exited: Promise<string>;
+  kill(signal: NodeJS.Signals): void;
+}
+
+/** Starts the coordinator as a child process (test/e2e/fixtures/coordinator-child.ts) and waits for it to listen. */
+export async function startChildCoordinator(db: string, port: number): Promise<ChildCoordinator> {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/e2e/fixtures/coordinator-child.ts', db, String(port), ADMIN_TOKEN], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<string>((resolve) => child.once('exit', (code, signal) => resolve(signal ?? `code ${code}`)));
+  const url = await new Promise<string>((resolve, reject) => {
+    let text = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      text += chunk.toString('utf8');
+      const m = /listening (\S+)\n/.exec(text);
+      if (m !== null) resolve(m[1]!);
+    });
+    void exited.then((how) => reject(new Error(`the coordinator child exited (${how}) before listening`)));
+  });
+  return { url, pid: child.pid!, exited, kill: (signal) => child.kill(signal) };
 }

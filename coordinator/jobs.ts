@@ -35,6 +35,14 @@ export function strategySpecOf(spec: JobSpec, layout: readonly ModuleShape[]): S
 export function createJob(store: Store, body: unknown, now = Date.now()): JobRecord {
   const spec = parseOrThrow(JobSpecSchema, body, 'job spec');
   createStrategy(spec.strategy);
+  if (spec.privacy.user !== undefined) {
+    // Accounting epsilon without adding the noise would be a lie: refuse until aggregation/ has the wrapper wired here.
+    throw new FedloraError(
+      'FL_ERR_INVALID_CONFIG',
+      'job spec: privacy.user: coordinator-side (user-level) DP is not wired into the runtime yet; use privacy.client (client-side DP-SGD) for now',
+      { field: 'privacy.user' },
+    );
+  }
   if (spec.model.modules !== undefined) {
     const unmatched = spec.model.modules.filter((m) => !spec.model.targetModules.some((t) => m.path === t || m.path.endsWith(`.${t}`)));
     if (unmatched.length > 0) {

@@ -27,7 +27,9 @@ export const IdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 
  */
 export const BinarySchema = z
   .custom<Uint8Array | ArrayBuffer>((v) => v instanceof Uint8Array || v instanceof ArrayBuffer, 'must be binary (a Buffer, Uint8Array or ArrayBuffer)')
-  .transform((b): Uint8Array => (b instanceof Uint8Array ? b : new Uint8Array(b)));
+  // A plain Uint8Array view over the same bytes, never a Buffer: Buffer#slice aliases instead of
+  // copying, which code written for Uint8Array does not expect.
+  .transform((b): Uint8Array => (b instanceof Uint8Array ? new Uint8Array(b.buffer, b.byteOffset, b.byteLength) : new Uint8Array(b)));
 
 /** Bytes as base64 (for JSON fields). */
 export function toBase64(bytes: Uint8Array): string {

@@ -141,6 +141,8 @@ describe('socket events', () => {
     for (const envelope of [Buffer.from([1, 2, 3]), new Uint8Array([1, 2, 3]), new Uint8Array([1, 2, 3]).buffer]) {
       const u = UpdateSchema.parse({ jobId: 'j', round: 0, attempt: 0, envelope });
       expect(u.envelope).toBeInstanceOf(Uint8Array);
+      // Never a Buffer (whose slice aliases): a plain view over the same bytes.
+      expect(Buffer.isBuffer(u.envelope)).toBe(false);
       expect([...u.envelope]).toEqual([1, 2, 3]);
     }
     expect(UpdateSchema.safeParse({ jobId: 'j', round: 0, attempt: 0, envelope: 'AQID' }).success).toBe(false);

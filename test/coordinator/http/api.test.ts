@@ -44,6 +44,13 @@ describe('HTTP API', () => {
     expectError(await h.api('POST', '/api/jobs', { ...minimalJob, strategy: 'sgd' }), 400, 'FL_ERR_INVALID_CONFIG', /strategy/);
   });
 
+  it('refuses coordinator-side DP until it is wired, pointing to client-side DP-SGD', async () => {
+    const r = await h.api('POST', '/api/jobs', { ...minimalJob, privacy: { user: { noiseMultiplier: 1 } } });
+    expectError(r, 400, 'FL_ERR_INVALID_CONFIG', /privacy\.client/);
+    const ok = await h.api('POST', '/api/jobs', { ...minimalJob, privacy: { client: { noiseMultiplier: 1.1, clip: 0.5 }, budget: { epsilon: 8 } } });
+    expect(ok.status).toBe(201);
+  });
+
   it('refuses a body over the size limit with 413 FL_ERR_BODY_TOO_LARGE', async () => {
     const big = { ...minimalJob, model: { ...minimalJob.model, name: 'x'.repeat(2 * 1024 * 1024) } };
     expectError(await h.api('POST', '/api/jobs', big), 413, 'FL_ERR_BODY_TOO_LARGE');

@@ -16,6 +16,10 @@ export async function buildProgram(): Promise<Command> {
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   const registrations: Array<Promise<{ register: (program: Command) => void }>> = [
+    import('../aggregation/cli.js'),
+    import('../coordinator/cli.js'),
+    import('../client/cli.js'),
+    import('../client/agent-cli.js').then((m) => ({ register: m.registerClientCommands })),
   ];
   for (const r of await Promise.all(registrations)) r.register(program);
   return program;

@@ -8,23 +8,39 @@
  */
 import { createCipheriv, randomBytes, randomFillSync } from 'node:crypto';
 import nacl from 'tweetnacl';
+import { signEd25519, verifyEd25519 } from '../privacy/ed25519.js';
 import { openUpdate, sealUpdate } from '../privacy/envelope.js';
 import { MemoryNonceStore } from '../privacy/nonces.js';
 import { machineLine } from './machine.js';
 
 const MB = 1e6;
 
-/** Median seconds of `reps` runs of fn (after one warm-up run). */
-async function medianSeconds(reps: number, fn: () => unknown): Promise<number> {
+/** Median of the numbers. */
+function median(xs: number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+/** Seconds one call of fn takes. */
+async function seconds(fn: () => unknown): Promise<number> {
+  const t0 = process.hrtime.bigint();
   await fn();
-  const times: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const t0 = process.hrtime.bigint();
-    await fn();
-    times.push(Number(process.hrtime.bigint() - t0) / 1e9);
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+/**
+ * Median seconds of each function over `reps` rounds, the functions interleaved within a round so
+ * that load from other processes and GC pauses fall on all of them alike (after one warm-up round).
+ */
+async function interleavedMedians(reps: number, fns: Record<string, () => unknown>): Promise<Record<string, number>> {
+  const times: Record<string, number[]> = {};
+  for (let r = -1; r < reps; r++) {
+    for (const [name, fn] of Object.entries(fns)) {
+      const t = await seconds(fn);
+      if (r >= 0) (times[name] ??= []).push(t);
+    }
   }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)]!;
+  return Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
 }
 
 export async function run(): Promise<void> {
@@ -36,28 +52,26 @@ export async function run(): Promise<void> {
   for (const size of [1 * MB, 33 * MB]) {
     const payload = new Uint8Array(size);
     randomFillSync(payload);
-    const reps = size > 10 * MB ? 3 : 9;
 
     let envelope = sealUpdate(payload, binding, client.secretKey, coordinator.publicKey);
-    const seal = await medianSeconds(reps, () => {
-      envelope = sealUpdate(payload, binding, client.secretKey, coordinator.publicKey);
-    });
-    const open = await medianSeconds(reps, async () => {
-      // a fresh store each time: the same envelope would otherwise be a replay
-      await openUpdate(envelope, { jobId: 'bench', round: 0, clientId: 'client-1' }, client.publicKey, coordinator.secretKey, new MemoryNonceStore());
-    });
-
     const key = nacl.randomBytes(32);
     const nonce = nacl.randomBytes(24);
-    const secretbox = await medianSeconds(reps, () => nacl.secretbox(payload, nonce, key));
-
     const aeadKey = randomBytes(32);
-    const chacha = await medianSeconds(reps, () => {
-      const cipher = createCipheriv('chacha20-poly1305', aeadKey, randomBytes(12), { authTagLength: 16 });
-      cipher.update(payload);
-      cipher.final();
-      cipher.getAuthTag();
+    const t = await interleavedMedians(size > 10 * MB ? 7 : 15, {
+      seal: () => {
+        envelope = sealUpdate(payload, binding, client.secretKey, coordinator.publicKey);
+      },
+      // a fresh nonce store each time: the same envelope would otherwise be a replay
+      open: () => openUpdate(envelope, { jobId: 'bench', round: 0, clientId: 'client-1' }, client.publicKey, coordinator.secretKey, new MemoryNonceStore()),
+      secretbox: () => nacl.secretbox(payload, nonce, key),
+      chacha: () => {
+        const cipher = createCipheriv('chacha20-poly1305', aeadKey, randomBytes(12), { authTagLength: 16 });
+        cipher.update(payload);
+        cipher.final();
+        cipher.getAuthTag();
+      },
     });
+    const { seal, open, secretbox, chacha } = t as Record<'seal' | 'open' | 'secretbox' | 'chacha', number>;
 
     const rate = (s: number) => (size / MB / s).toFixed(1).padStart(9);
     console.log(
@@ -65,4 +79,19 @@ export async function run(): Promise<void> {
     );
   }
   console.log('ratios are throughput ratios (seal / baseline): 1.00 means as fast as the baseline.');
+
+  // Signature verification, per call: node:crypto (what the envelope uses) against tweetnacl.
+  const message = nacl.randomBytes(59); // the envelope signs a 27-byte domain + 32-byte digest
+  const signature = signEd25519(message, client.secretKey);
+  const calls = 200;
+  const batch = (fn: () => unknown) => () => {
+    for (let i = 0; i < calls; i++) fn();
+  };
+  const v = await interleavedMedians(5, {
+    ours: batch(() => verifyEd25519(message, signature, client.publicKey)),
+    theirs: batch(() => nacl.sign.detached.verify(message, signature, client.publicKey)),
+  });
+  const ours = v.ours! / calls;
+  const theirs = v.theirs! / calls;
+  console.log(`Ed25519 verify: node:crypto ${(ours * 1e3).toFixed(3)} ms, tweetnacl ${(theirs * 1e3).toFixed(3)} ms (${(theirs / ours).toFixed(0)}x)`);
 }

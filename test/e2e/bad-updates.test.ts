@@ -43,7 +43,7 @@ describe('bad updates', () => {
         expect(ack.ok, `${what} must be refused`).toBe(false);
         if (!ack.ok) codes[what] = ack.error.code;
       };
-      const good = (name: string, i: number): number => 0.01 * ((i % 7) - 3);
+      const good = (_name: string, i: number): number => 0.01 * ((i % 7) - 3);
       await refusal('malformed', Uint8Array.from({ length: 300 }, (_, i) => (i * 37) & 255));
       await refusal('oversized', new Uint8Array(offer.maxUpdateBytes + 1));
       const unsigned = hand.seal(offer, HandClient.payload(offer, good));

@@ -18,7 +18,7 @@ export class HandClient {
   readonly socket: Socket<ServerToClientEvents, ClientToServerEvents>;
   readonly keys: KeyPairs = generateKeyPairs();
   clientId = '';
-  coordinatorBoxKey = new Uint8Array(32);
+  coordinatorBoxKey: Uint8Array = new Uint8Array(32);
 
   constructor(url: string) {
     this.socket = io(`${url}${SOCKET_NAMESPACE}`, { path: SOCKET_PATH, transports: ['websocket'], reconnection: false, forceNew: true });

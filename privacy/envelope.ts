@@ -62,6 +62,13 @@ const lowlevel = (nacl as unknown as {
     crypto_box_open(m: Uint8Array, c: Uint8Array, d: number, n: Uint8Array, pk: Uint8Array, sk: Uint8Array): number;
   };
 }).lowlevel;
+/**
+ * The largest envelope a payload of `payloadBytes` can produce (with the longest header allowed):
+ * what a coordinator should accept as maxBytes for updates up to that size.
+ */
+export function maxEnvelopeBytes(payloadBytes: number): number {
+  return payloadBytes + SEALED_EXTRA + ENVELOPE_OVERHEAD + MAX_HEADER_BYTES;
+}
 /** @default maxBytes of {@link openUpdate}: 256 MiB, above the 33 MB adapter updates of a 7B model. */
 export const DEFAULT_MAX_ENVELOPE_BYTES = 256 * 2 ** 20;
 

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import nacl from 'tweetnacl';
-import { ENVELOPE_OVERHEAD, decodeHeader, openUpdate, parseEnvelope, sealUpdate, type ExpectedBinding } from '../../privacy/envelope.js';
+import fc from 'fast-check';
+import { ENVELOPE_OVERHEAD, MAX_HEADER_BYTES, decodeHeader, maxEnvelopeBytes, openUpdate, parseEnvelope, sealUpdate, type ExpectedBinding } from '../../privacy/envelope.js';
+import type { NonceKey, NonceStore } from '../../privacy/nonces.js';
 import { MemoryNonceStore } from '../../privacy/nonces.js';
 import { isFedloraError, type ErrorCode } from '../../shared/errors.js';
 
@@ -46,6 +48,34 @@ describe('sealUpdate / openUpdate round trip', () => {
     const keys = new Map([['alice', alice.publicKey]]);
     const opened = await openUpdate(env, { jobId: 'job-1', round: 3 }, (id) => keys.get(id), coordinator.secretKey, new MemoryNonceStore());
     expect(opened.payload.length).toBe(0);
+  });
+
+  it('property: any payload and binding round-trips, within maxEnvelopeBytes', async () => {
+    const id = fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/);
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 3000 }), id, id, fc.nat(1e9), fc.nat(100), async (payload, jobId, clientId, round, attempt) => {
+        const b = { jobId, clientId, round, attempt };
+        const env = sealUpdate(payload, b, alice.secretKey, coordinator.publicKey);
+        expect(env.length).toBeLessThanOrEqual(maxEnvelopeBytes(payload.length));
+        const opened = await openUpdate(env, b, alice.publicKey, coordinator.secretKey, new MemoryNonceStore(), { maxBytes: maxEnvelopeBytes(payload.length) });
+        expect(opened.payload).toEqual(payload);
+        expect(opened.header).toMatchObject(b);
+      }),
+      { numRuns: 60 },
+    );
+    expect(maxEnvelopeBytes(0)).toBe(ENVELOPE_OVERHEAD + MAX_HEADER_BYTES + 48);
+  });
+
+  it('works with an asynchronous nonce store (a network database)', async () => {
+    const seen = new Set<string>();
+    const id = (k: NonceKey) => `${k.jobId}/${k.round}/${k.clientId}/${k.nonce}`;
+    const store: NonceStore = {
+      has: async (k) => seen.has(id(k)),
+      checkAndAdd: async (k) => (seen.has(id(k)) ? false : (seen.add(id(k)), true)),
+    };
+    const env = sealUpdate(payloadOf(10), binding, alice.secretKey, coordinator.publicKey);
+    await openUpdate(env, expected, alice.publicKey, coordinator.secretKey, store);
+    expect(await failure(openUpdate(env, expected, alice.publicKey, coordinator.secretKey, store))).toBe('FL_ERR_ENVELOPE_REPLAY');
   });
 
   it('uses a fresh nonce and ephemeral key per message, so equal payloads seal differently', () => {

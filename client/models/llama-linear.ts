@@ -11,6 +11,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { frozenMatmul, type FrozenPair } from '../lora/frozen-matmul.js';
 import type { LoraDense } from '../lora/lora-dense.js';
+import { matmulPlainGrad } from './llama-matmul.js';
 
 export interface LlamaLinear {
   /** Hugging Face module path, e.g. `model.layers.0.self_attn.q_proj` (or `lm_head`). */
@@ -81,13 +82,13 @@ export class TrainableLinear implements LlamaLinear {
   constructor(readonly path: string, weight: tf.Tensor2D) {
     [this.outFeatures, this.inFeatures] = weight.shape;
     const t = tf.transpose(weight);
-    this.variable = tf.variable(t, true, `${path}.weightT`);
+    this.variable = tf.variable(t, true);
     t.dispose();
     weight.dispose();
   }
 
   apply(x: tf.Tensor): tf.Tensor {
-    return overLastAxis(x, this.inFeatures, this.outFeatures, (x2) => tf.matMul(x2, this.variable));
+    return overLastAxis(x, this.inFeatures, this.outFeatures, (x2) => matmulPlainGrad(x2, this.variable));
   }
 
   weightOutIn(): tf.Tensor2D {

@@ -21,6 +21,7 @@ import {
   EMBED_TOKENS, FINAL_NORM, LLAMA_LINEAR_MODULES, LM_HEAD, inputNormName, llamaLinearShape, llamaModulePath, postAttentionNormName,
   type LlamaLinearName,
 } from './llama-names.js';
+import { batchedMatmul, matmulPlainGrad } from './llama-matmul.js';
 import { applyRope, ropeTables } from './llama-rope.js';
 
 /** Gives the model one tensor at a time, by its Hugging Face name, in the stored layout. */
@@ -53,7 +54,7 @@ class TiedTrainableHead implements LlamaLinear {
   }
   apply(x: tf.Tensor): tf.Tensor {
     const H = this.inFeatures;
-    return tf.tidy(() => tf.reshape(tf.matMul(tf.reshape(x, [-1, H]), this.embed, false, true), [...x.shape.slice(0, -1), this.outFeatures]));
+    return tf.tidy(() => tf.reshape(matmulPlainGrad(tf.reshape(x, [-1, H]), tf.transpose(this.embed)), [...x.shape.slice(0, -1), this.outFeatures]));
   }
   weightOutIn(): tf.Tensor2D {
     return this.embed.clone();
@@ -100,7 +101,7 @@ export class LlamaModel {
     const vector = async (name: string): Promise<tf.Tensor1D> => {
       const t = tf.tensor1d(await source(name, [config.hiddenSize]));
       if (!trainable) return t;
-      const v = tf.variable(t, true, name);
+      const v = tf.variable(t, true);
       t.dispose();
       variables.push(v);
       return v as unknown as tf.Tensor1D;
@@ -114,7 +115,7 @@ export class LlamaModel {
       const embedValues = tf.tensor2d(await source(EMBED_TOKENS, embedShape), embedShape);
       let embed: tf.Tensor2D = embedValues;
       if (trainable) {
-        const v = tf.variable(embedValues, true, EMBED_TOKENS);
+        const v = tf.variable(embedValues, true);
         embedValues.dispose();
         variables.push(v);
         embed = v as unknown as tf.Tensor2D;
@@ -150,6 +151,11 @@ export class LlamaModel {
       for (const c of created) c.dispose();
       throw e;
     }
+  }
+
+  /** True when every weight trains (built with `trainable`), false for a frozen base. */
+  get isPretraining(): boolean {
+    return this.ownVariables.length > 0;
   }
 
   /** Module paths of the seven linear layers of every decoder layer, in order. */
@@ -208,7 +214,7 @@ export class LlamaModel {
     return tf.tidy(() => {
       const cos = tf.slice(this.ropeCos, [0, 0], [T, -1]);
       const sin = tf.slice(this.ropeSin, [0, 0], [T, -1]);
-      let h: tf.Tensor = tf.reshape(tf.gather(this.embed, tf.reshape(ids, [-1])), [B, T, this.config.hiddenSize]);
+      let h: tf.Tensor = tf.reshape(this.embedTokens(tf.reshape(ids, [-1]) as tf.Tensor1D), [B, T, this.config.hiddenSize]);
       for (const layer of this.layers) {
         h = tf.add(h, this.attention(layer, this.rmsNorm(h, layer.inputNorm), B, T, cos, sin, mask));
         const n2 = this.rmsNorm(h, layer.postAttentionNorm);
@@ -318,6 +324,15 @@ export class LlamaModel {
     if (this.disposed) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', 'llama: the model was disposed');
   }
 
+  /**
+   * Embedding rows of the ids. A frozen table uses gather; a trained one a one-hot matmul, whose
+   * gradient is a matmul too: gather's gradient (UnsortedSegmentSum) has no wasm kernel in tfjs 4.22.
+   */
+  private embedTokens(ids: tf.Tensor1D): tf.Tensor2D {
+    if (!this.isPretraining) return tf.gather(this.embed, ids);
+    return tf.tidy(() => matmulPlainGrad(tf.oneHot(ids, this.config.vocabSize) as tf.Tensor2D, this.embed));
+  }
+
   /** RMSNorm over the last axis: w * x / sqrt(mean(x^2) + eps). */
   private rmsNorm(x: tf.Tensor, weight: tf.Tensor1D): tf.Tensor {
     return tf.tidy(() => {
@@ -351,11 +366,13 @@ export class LlamaModel {
     const q = applyRope(heads(lin.get('q_proj')!.apply(x), H), cos, sin);
     const k = applyRope(heads(lin.get('k_proj')!.apply(x), Hkv), cos, sin);
     const v = heads(lin.get('v_proj')!.apply(x), Hkv);
-    const qGrouped = tf.reshape(q, [B, Hkv, rep * T, d]);
-    const scores = tf.mul(tf.matMul(qGrouped, tf.transpose(k, [0, 1, 3, 2])), 1 / Math.sqrt(d));
+    // [B * Hkv, rep * T, d] @ [B * Hkv, d, T]: keys transposed explicitly so the matmul is plain (llama-matmul.ts).
+    const qGrouped = tf.reshape(q, [B * Hkv, rep * T, d]) as tf.Tensor3D;
+    const kT = tf.reshape(tf.transpose(k, [0, 1, 3, 2]), [B * Hkv, d, T]) as tf.Tensor3D;
+    const scores = tf.mul(batchedMatmul(qGrouped, kT), 1 / Math.sqrt(d));
     const masked = tf.add(tf.reshape(scores, [B, Hkv, rep, T, T]), mask);
-    const probs = tf.reshape(tf.softmax(masked, -1), [B, Hkv, rep * T, T]);
-    const context = tf.reshape(tf.matMul(probs, v), [B, H, T, d]);
+    const probs = tf.reshape(tf.softmax(masked, -1), [B * Hkv, rep * T, T]) as tf.Tensor3D;
+    const context = tf.reshape(batchedMatmul(probs, tf.reshape(v, [B * Hkv, T, d]) as tf.Tensor3D), [B, H, T, d]);
     const merged = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [B, T, H * d]);
     return lin.get('o_proj')!.apply(merged);
   }

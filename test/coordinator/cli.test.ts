@@ -1,0 +1,74 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { Command } from 'commander';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { register, configFromFlags } from '../../coordinator/cli.js';
+import { Store } from '../../coordinator/store/store.js';
+import { createJob, currentAdapter } from '../../coordinator/jobs.js';
+import { JobRunner } from '../../coordinator/engine/job-runner.js';
+import { CoordinatorMetrics } from '../../coordinator/metrics.js';
+import { createLogger } from '../../coordinator/logger.js';
+import { generateKeyPairs } from '../../privacy/keys.js';
+import { readPeftAdapterDir } from '../../shared/peft.js';
+import { isFedloraError } from '../../shared/errors.js';
+import { minimalJob } from './helpers.js';
+
+let dir = '';
+afterEach(() => {
+  if (dir !== '') rmSync(dir, { recursive: true, force: true });
+});
+
+function program(): Command {
+  const p = new Command('fedlora').exitOverride().configureOutput({ writeOut: () => {}, writeErr: () => {} });
+  register(p);
+  return p;
+}
+
+describe('fedlora export', () => {
+  it('writes the current global adapter as a PEFT directory that reads back equal', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'fedlora-export-'));
+    const db = join(dir, 'fedlora.db');
+    const store = Store.open(db);
+    const modules = [{ path: 'model.layers.0.self_attn.q_proj', outFeatures: 6, inFeatures: 5 }];
+    const job = createJob(store, { ...minimalJob, model: { ...minimalJob.model, modules } });
+    // Start the job through the engine, as the first client would.
+    new JobRunner(job.id, { store, keys: generateKeyPairs(), metrics: new CoordinatorMetrics({ defaultMetrics: false }), logger: createLogger('silent'), startGraceMs: 0 }).ensureStarted(modules);
+    const expected = currentAdapter(store, job.id);
+    store.close();
+
+    const out = join(dir, 'adapter');
+    await program().parseAsync(['node', 'fedlora', 'export', '--db', db, '--job', job.id, '--out', out]);
+    const read = await readPeftAdapterDir(out);
+    // fedsb folds R into B on export (B' = B R); R0 = 0 in the random init, so B' = 0 and A is kept.
+    const m = modules[0]!.path;
+    expect([...read.factors.get(m)!.A!]).toEqual([...expected.factors.get(m)!.A!]);
+    expect(read.factors.get(m)!.B!.every((v) => v === 0)).toBe(true);
+  });
+
+  it('refuses a database that does not exist and a job that does not', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'fedlora-export-'));
+    await expect(program().parseAsync(['node', 'fedlora', 'export', '--db', join(dir, 'none.db'), '--job', 'j', '--out', dir])).rejects.toMatchObject({ code: 'FL_ERR_INVALID_ARGUMENT' });
+    const db = join(dir, 'fedlora.db');
+    Store.open(db).close();
+    await expect(program().parseAsync(['node', 'fedlora', 'export', '--db', db, '--job', 'job_nope', '--out', dir])).rejects.toMatchObject({ code: 'FL_ERR_NOT_FOUND' });
+  });
+});
+
+describe('fedlora coordinator start: configuration', () => {
+  it('merges a JSON config file under the flags and checks the port', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'fedlora-config-'));
+    const file = join(dir, 'c.json');
+    writeFileSync(file, JSON.stringify({ db: 'a.db', port: 9000, http: { rateLimit: 5 } }));
+    expect(await configFromFlags({ config: file, port: '0', host: '0.0.0.0' })).toEqual({ db: 'a.db', port: 0, host: '0.0.0.0', http: { rateLimit: 5 } });
+    await expect(configFromFlags({ port: '70000' })).rejects.toSatisfy((e) => isFedloraError(e, 'FL_ERR_INVALID_ARGUMENT') && /--port/.test((e as Error).message));
+    writeFileSync(file, '[1, 2]');
+    await expect(configFromFlags({ config: file })).rejects.toSatisfy((e) => isFedloraError(e, 'FL_ERR_INVALID_CONFIG'));
+  });
+
+  it('refuses a config with an unknown or bad field before opening anything', async () => {
+    const { Coordinator } = await import('../../coordinator/coordinator.js');
+    await expect(Coordinator.start({ port: 0, adminToken: 'short' })).rejects.toSatisfy((e) => isFedloraError(e, 'FL_ERR_INVALID_CONFIG') && /adminToken/.test((e as Error).message));
+    await expect(Coordinator.start({ prot: 1 } as never)).rejects.toSatisfy((e) => isFedloraError(e, 'FL_ERR_INVALID_CONFIG') && /prot/.test((e as Error).message));
+  });
+});

@@ -98,6 +98,10 @@ export class FedAvgStrategy implements Strategy {
     return new FedAvgRound(state, this.noise, this.sketchColumns);
   }
 
+  checkUpdate(state: GlobalState, update: ClientUpdate): void {
+    checkUpdate(update, state.adapter?.layout ?? { variant: 'lora', modules: state.spec.modules }, { required: ['A', 'B'], sameRank: false });
+  }
+
   trainableVectors(adapter: Adapter): TrainableVector[] {
     return trainableVectorsOf(adapter, this.trainable);
   }
@@ -139,7 +143,9 @@ class FedAvgRound implements RoundAggregation {
       }
       const sk = scaling(m);
       addScaled(sum.A.subarray(0, rank * n), A, w);
-      addScaledColumns(sum.B, sum.rank, B, rows, rank, (w * sk) / sum.scale);
+      // Equal ranks (the common case): B is one contiguous block, added by the faster flat loop.
+      if (rank === sum.rank) addScaled(sum.B, B, (w * sk) / sum.scale);
+      else addScaledColumns(sum.B, sum.rank, B, rows, rank, (w * sk) / sum.scale);
       if (sum.sketcher !== undefined && sum.sketch !== undefined) sum.sketcher.addProduct(sum.sketch, B, A, rank, w * sk);
       if (this.noise === 'exact') sum.terms.push({ B, A, rank, coef: w * sk });
     }

@@ -15,16 +15,19 @@
  * An update that carries A or B must carry exactly the global ones (SHA-256 of the bytes), else
  * FL_ERR_FROZEN_MISMATCH. State: `adapter` = frozen A, B and the averaged R (variant `fedsb`).
  */
-import type { Adapter, AdapterLayout, AdapterModule, ModuleFactors } from '../shared/adapter.js';
+import type { Adapter, AdapterModule, ModuleFactors } from '../shared/adapter.js';
 import { scaling } from '../shared/adapter.js';
 import { FedloraError } from '../shared/errors.js';
-import { sha256OfFloat32 } from './frozen-hash.js';
+import { checkFrozenFactors } from './frozen-check.js';
 import { orthonormalColumns, truncatedSvdDense } from './low-rank.js';
 import { addScaled, toFloat32 } from './running-sum.js';
 import { SeededRandom } from './seeded-random.js';
-import type { ClientInfo, ClientPlan, ClientUpdate, FactorName, GlobalState, JobSpec, RoundAggregation, RoundResult, Strategy, SummedDelta, TrainableVector } from './strategy.js';
+import type { ClientInfo, ClientPlan, ClientUpdate, GlobalState, JobSpec, RoundAggregation, RoundResult, Strategy, SummedDelta, TrainableVector } from './strategy.js';
 import { applySummedDeltas, trainableVectorsOf } from './trainable-vectors.js';
 import { checkJobSpec, checkUpdate, tensorName } from './validate-update.js';
+
+const FEDSB_RULES = { required: ['R'], optional: ['A', 'B'], sameRank: true } as const;
+const FEDSB_HINT = 'fedsb trains R only: A and B must be the global ones';
 
 function checkRankFits(modules: readonly AdapterModule[]): void {
   for (const m of modules) {
@@ -121,6 +124,12 @@ export class FedSbStrategy implements Strategy {
     return new FedSbRound(state);
   }
 
+  checkUpdate(state: GlobalState, update: ClientUpdate): void {
+    if (state.adapter === null) throw new FedloraError('FL_ERR_AGGREGATION_INPUT', 'fedsb: the global state has no adapter (frozen A and B)');
+    checkUpdate(update, state.adapter.layout, FEDSB_RULES);
+    checkFrozenFactors(update, state.adapter, ['A', 'B'], FEDSB_HINT);
+  }
+
   trainableVectors(adapter: Adapter): TrainableVector[] {
     return trainableVectorsOf(adapter, this.trainable);
   }
@@ -130,18 +139,11 @@ export class FedSbStrategy implements Strategy {
   }
 }
 
-interface FrozenPair {
-  readonly A: Float32Array;
-  readonly B: Float32Array;
-  readonly hashA: string;
-  readonly hashB: string;
-  readonly scale: number;
-  readonly R: Float64Array;
-}
-
 class FedSbRound implements RoundAggregation {
-  private reference: AdapterLayout | null = null;
-  private readonly sums = new Map<string, FrozenPair>();
+  /** The global adapter, or the first update's A and B (copied) when there is no state. */
+  private reference: Adapter | null = null;
+  /** Per module: the output scaling and the running sum of n_k (s_k / s) R_k. */
+  private readonly sums = new Map<string, { scale: number; R: Float64Array }>();
   private totalExamples = 0;
   count = 0;
   private finished = false;
@@ -155,7 +157,7 @@ class FedSbRound implements RoundAggregation {
 
   /** @param copy copy A and B (they come from an update, which the output must not alias) */
   private start(adapter: Adapter, source: string, copy: boolean): void {
-    this.reference = adapter.layout;
+    const factors = new Map<string, ModuleFactors>();
     for (const m of adapter.layout.modules) {
       const f = adapter.factors.get(m.path);
       for (const factor of ['A', 'B'] as const) {
@@ -163,38 +165,25 @@ class FedSbRound implements RoundAggregation {
           throw new FedloraError('FL_ERR_AGGREGATION_INPUT', `${source}: ${tensorName(m.path, factor)} is missing; fedsb needs the frozen A and B from the global state or the first update`, { source, tensor: tensorName(m.path, factor) });
         }
       }
-      const A = copy ? f!.A!.slice() : f!.A!;
-      const B = copy ? f!.B!.slice() : f!.B!;
-      this.sums.set(m.path, { A, B, hashA: sha256OfFloat32(A), hashB: sha256OfFloat32(B), scale: scaling(m), R: new Float64Array(m.rank * m.rank) });
+      factors.set(m.path, { A: copy ? f!.A!.slice() : f!.A!, B: copy ? f!.B!.slice() : f!.B! });
+      this.sums.set(m.path, { scale: scaling(m), R: new Float64Array(m.rank * m.rank) });
     }
+    this.reference = { layout: adapter.layout, factors };
   }
 
   add(update: ClientUpdate): void {
     if (this.finished) throw new FedloraError('FL_ERR_AGGREGATION_INPUT', 'fedsb: add() after finish()');
-    const required: FactorName[] = this.reference === null ? ['A', 'B', 'R'] : ['R'];
-    checkUpdate(update, this.reference ?? update.adapter.layout, { required, optional: ['A', 'B'], sameRank: true });
-    if (this.reference === null) this.start(update.adapter, update.source, true);
-    for (const m of update.adapter.layout.modules) {
-      const f = update.adapter.factors.get(m.path)!;
-      const frozen = this.sums.get(m.path)!;
-      for (const factor of ['A', 'B'] as const) {
-        const data = f[factor];
-        if (data === undefined || data === frozen[factor]) continue;
-        const hash = sha256OfFloat32(data);
-        const expected = factor === 'A' ? frozen.hashA : frozen.hashB;
-        if (hash !== expected) {
-          const name = tensorName(m.path, factor);
-          throw new FedloraError('FL_ERR_FROZEN_MISMATCH', `${update.source}: ${name} differs from the global frozen ${factor} (sha256 ${hash.slice(0, 16)}... vs ${expected.slice(0, 16)}...); fedsb trains R only`, {
-            source: update.source,
-            tensor: name,
-          });
-        }
-      }
+    if (this.reference === null) {
+      checkUpdate(update, update.adapter.layout, { ...FEDSB_RULES, required: ['A', 'B', 'R'] });
+      this.start(update.adapter, update.source, true);
+    } else {
+      checkUpdate(update, this.reference.layout, FEDSB_RULES);
+      checkFrozenFactors(update, this.reference, ['A', 'B'], FEDSB_HINT);
     }
     const w = update.numExamples;
     for (const m of update.adapter.layout.modules) {
-      const frozen = this.sums.get(m.path)!;
-      addScaled(frozen.R, update.adapter.factors.get(m.path)!.R!, (w * scaling(m)) / frozen.scale);
+      const sum = this.sums.get(m.path)!;
+      addScaled(sum.R, update.adapter.factors.get(m.path)!.R!, (w * scaling(m)) / sum.scale);
     }
     this.totalExamples += w;
     this.count++;
@@ -205,14 +194,14 @@ class FedSbRound implements RoundAggregation {
     if (this.count === 0 || this.reference === null) throw new FedloraError('FL_ERR_NO_UPDATES', 'fedsb: the round has no updates to aggregate');
     this.finished = true;
     const factors = new Map<string, ModuleFactors>();
-    for (const m of this.reference.modules) {
-      const frozen = this.sums.get(m.path)!;
-      factors.set(m.path, { A: frozen.A, B: frozen.B, R: toFloat32(frozen.R, 1 / this.totalExamples) });
+    for (const m of this.reference.layout.modules) {
+      const frozen = this.reference.factors.get(m.path)!;
+      factors.set(m.path, { A: frozen.A, B: frozen.B, R: toFloat32(this.sums.get(m.path)!.R, 1 / this.totalExamples) });
     }
-    const aggregate: Adapter = { layout: { ...this.reference, variant: 'fedsb' }, factors };
+    const aggregate: Adapter = { layout: { ...this.reference.layout, variant: 'fedsb' }, factors };
     const state: GlobalState = this.state
       ? { ...this.state, round: this.state.round + 1, adapter: aggregate, lastRoundUpdate: null }
-      : { strategy: 'fedsb', round: 1, seed: '', spec: { modules: this.reference.modules }, adapter: aggregate, lastRoundUpdate: null };
+      : { strategy: 'fedsb', round: 1, seed: '', spec: { modules: this.reference.layout.modules }, adapter: aggregate, lastRoundUpdate: null };
     return { state, aggregate, report: { strategy: 'fedsb', clients: this.count, totalExamples: this.totalExamples } };
   }
 }

@@ -9,15 +9,18 @@
  *
  * State: `adapter` = the frozen A and the averaged B (variant `ffa`).
  */
-import type { Adapter, AdapterLayout, AdapterModule, ModuleFactors } from '../shared/adapter.js';
+import type { Adapter, AdapterModule, ModuleFactors } from '../shared/adapter.js';
 import { scaling } from '../shared/adapter.js';
 import { FedloraError } from '../shared/errors.js';
-import { sha256OfFloat32 } from './frozen-hash.js';
+import { checkFrozenFactors } from './frozen-check.js';
 import { kaimingUniformA } from './kaiming.js';
 import { addScaled, toFloat32 } from './running-sum.js';
 import type { ClientInfo, ClientPlan, ClientUpdate, GlobalState, JobSpec, RoundAggregation, RoundResult, Strategy, SummedDelta, TrainableVector } from './strategy.js';
 import { applySummedDeltas, trainableVectorsOf } from './trainable-vectors.js';
 import { checkJobSpec, checkUpdate, tensorName } from './validate-update.js';
+
+const FFA_RULES = { required: ['B'], optional: ['A'], sameRank: true } as const;
+const FFA_HINT = 'ffa clients must use the A derived from the job seed';
 
 /** The seed domain of FFA's frozen A; bump the version if the derivation ever changes. */
 export const FFA_A_DOMAIN = 'fedlora/ffa/lora_A/v1';
@@ -51,6 +54,12 @@ export class FfaStrategy implements Strategy {
     return new FfaRound(state);
   }
 
+  checkUpdate(state: GlobalState, update: ClientUpdate): void {
+    if (state.adapter === null) throw new FedloraError('FL_ERR_AGGREGATION_INPUT', 'ffa: the global state has no adapter (frozen A)');
+    checkUpdate(update, state.adapter.layout, FFA_RULES);
+    checkFrozenFactors(update, state.adapter, ['A'], FFA_HINT);
+  }
+
   trainableVectors(adapter: Adapter): TrainableVector[] {
     return trainableVectorsOf(adapter, this.trainable);
   }
@@ -61,9 +70,10 @@ export class FfaStrategy implements Strategy {
 }
 
 class FfaRound implements RoundAggregation {
-  private reference: AdapterLayout | null = null;
-  /** Per module: the global A, its hash, the output scaling and the running sum of n_k (s_k / s) B_k. */
-  private readonly sums = new Map<string, { A: Float32Array; hash: string; scale: number; B: Float64Array }>();
+  /** The global adapter, or the first update's A (copied) when there is no state. */
+  private reference: Adapter | null = null;
+  /** Per module: the output scaling and the running sum of n_k (s_k / s) B_k. */
+  private readonly sums = new Map<string, { scale: number; B: Float64Array }>();
   private totalExamples = 0;
   count = 0;
   private finished = false;
@@ -77,34 +87,26 @@ class FfaRound implements RoundAggregation {
 
   /** @param copy copy A (it comes from an update, which the output must not alias) */
   private start(adapter: Adapter, source: string, copy: boolean): void {
-    this.reference = adapter.layout;
+    const factors = new Map<string, ModuleFactors>();
     for (const m of adapter.layout.modules) {
       const A = adapter.factors.get(m.path)?.A;
       if (A === undefined) {
         throw new FedloraError('FL_ERR_AGGREGATION_INPUT', `${source}: ${tensorName(m.path, 'A')} is missing; ffa needs the frozen A from the global state or the first update`, { source, tensor: tensorName(m.path, 'A') });
       }
-      this.sums.set(m.path, { A: copy ? A.slice() : A, hash: sha256OfFloat32(A), scale: scaling(m), B: new Float64Array(m.outFeatures * m.rank) });
+      factors.set(m.path, { A: copy ? A.slice() : A });
+      this.sums.set(m.path, { scale: scaling(m), B: new Float64Array(m.outFeatures * m.rank) });
     }
+    this.reference = { layout: adapter.layout, factors };
   }
 
   add(update: ClientUpdate): void {
     if (this.finished) throw new FedloraError('FL_ERR_AGGREGATION_INPUT', 'ffa: add() after finish()');
-    checkUpdate(update, this.reference ?? update.adapter.layout, { required: this.reference === null ? ['A', 'B'] : ['B'], optional: ['A'], sameRank: true });
-    if (this.reference === null) this.start(update.adapter, update.source, true);
-    // Check every frozen A before adding anything, so a refused update leaves the sums untouched.
-    for (const m of update.adapter.layout.modules) {
-      const A = update.adapter.factors.get(m.path)!.A;
-      const sum = this.sums.get(m.path)!;
-      if (A !== undefined && A !== sum.A) {
-        const hash = sha256OfFloat32(A);
-        if (hash !== sum.hash) {
-          const name = tensorName(m.path, 'A');
-          throw new FedloraError('FL_ERR_FROZEN_MISMATCH', `${update.source}: ${name} differs from the global frozen A (sha256 ${hash.slice(0, 16)}... vs ${sum.hash.slice(0, 16)}...); ffa clients must use the A derived from the job seed`, {
-            source: update.source,
-            tensor: name,
-          });
-        }
-      }
+    if (this.reference === null) {
+      checkUpdate(update, update.adapter.layout, { ...FFA_RULES, required: ['A', 'B'] });
+      this.start(update.adapter, update.source, true);
+    } else {
+      checkUpdate(update, this.reference.layout, FFA_RULES);
+      checkFrozenFactors(update, this.reference, ['A'], FFA_HINT);
     }
     const w = update.numExamples;
     for (const m of update.adapter.layout.modules) {
@@ -120,14 +122,14 @@ class FfaRound implements RoundAggregation {
     if (this.count === 0 || this.reference === null) throw new FedloraError('FL_ERR_NO_UPDATES', 'ffa: the round has no updates to aggregate');
     this.finished = true;
     const factors = new Map<string, ModuleFactors>();
-    for (const m of this.reference.modules) {
+    for (const m of this.reference.layout.modules) {
       const sum = this.sums.get(m.path)!;
-      factors.set(m.path, { A: sum.A, B: toFloat32(sum.B, 1 / this.totalExamples) });
+      factors.set(m.path, { A: this.reference.factors.get(m.path)!.A, B: toFloat32(sum.B, 1 / this.totalExamples) });
     }
-    const aggregate: Adapter = { layout: { ...this.reference, variant: 'ffa' }, factors };
+    const aggregate: Adapter = { layout: { ...this.reference.layout, variant: 'ffa' }, factors };
     const state: GlobalState = this.state
       ? { ...this.state, round: this.state.round + 1, adapter: aggregate, lastRoundUpdate: null }
-      : { strategy: 'ffa', round: 1, seed: '', spec: { modules: this.reference.modules }, adapter: aggregate, lastRoundUpdate: null };
+      : { strategy: 'ffa', round: 1, seed: '', spec: { modules: this.reference.layout.modules }, adapter: aggregate, lastRoundUpdate: null };
     return { state, aggregate, report: { strategy: 'ffa', clients: this.count, totalExamples: this.totalExamples } };
   }
 }

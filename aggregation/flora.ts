@@ -149,6 +149,10 @@ export class FloraStrategy implements Strategy {
     return new FloraRound(state);
   }
 
+  checkUpdate(state: GlobalState, update: ClientUpdate): void {
+    checkUpdate(update, { variant: 'lora', modules: state.spec.modules }, { required: ['A', 'B'], sameRank: false });
+  }
+
   trainableVectors(adapter: Adapter): TrainableVector[] {
     return trainableVectorsOf(adapter, this.trainable);
   }

@@ -57,6 +57,8 @@ export interface GlobalState {
   readonly spec: JobSpec;
   readonly adapter: Adapter | null;
   readonly lastRoundUpdate: Adapter | null;
+  /** The clipping norm DP-FedAvg's adaptive clipping chose for the next round (dp-fedavg.ts), when used. */
+  readonly dpClipNorm?: number;
 }
 
 /** A client as the planner sees it. */
@@ -154,6 +156,11 @@ export interface Strategy {
    *   `fedlora aggregate` command): the first update then fixes the modules and frozen factors.
    */
   begin(state: GlobalState | null): RoundAggregation;
+  /**
+   * Refuses an update exactly as `begin(state).add(update)` would (modules, shapes, ranks, finite
+   * values, frozen factors) without adding it anywhere: for wrappers that sum updates themselves.
+   */
+  checkUpdate(state: GlobalState, update: ClientUpdate): void;
   /** The trainable tensors of an adapter as flat vectors (views, not copies), in a fixed order. */
   trainableVectors(adapter: Adapter): TrainableVector[];
   /**

@@ -115,6 +115,11 @@ describe.each(STRATEGY_NAMES)('strategy contract: %s', (name) => {
     expectCode(() => round.add(extra), 'FL_ERR_AGGREGATION_INPUT');
     expectCode(() => round.add({ ...updates[1]!, numExamples: 0 }), 'FL_ERR_AGGREGATION_INPUT');
     expectCode(() => round.add({ ...updates[1]!, numExamples: Number.NaN }), 'FL_ERR_AGGREGATION_INPUT');
+    // checkUpdate (for wrappers) refuses the same updates with the same codes, and accepts good ones.
+    for (const bad of [withFactor(updates[1]!, path, trainedFactor, nan), missing, extra, { ...updates[1]!, numExamples: 0 }]) {
+      expectCode(() => strategy.checkUpdate(state, bad), 'FL_ERR_AGGREGATION_INPUT');
+    }
+    for (const u of updates) strategy.checkUpdate(state, u);
     round.add(updates[1]!);
     round.add(updates[2]!);
     expect(round.count).toBe(3);
@@ -175,6 +180,7 @@ describe.each(STRATEGY_NAMES)('strategy contract: %s', (name) => {
         const other = state.adapter!.factors.get(path)![factor]!.slice();
         other[0] = other[0]! + 1e-6;
         expectCode(() => strategy.begin(state).add(withFactor(updates[0]!, path, factor, other)), 'FL_ERR_FROZEN_MISMATCH');
+        expectCode(() => strategy.checkUpdate(state, withFactor(updates[0]!, path, factor, other)), 'FL_ERR_FROZEN_MISMATCH');
         // Without a state, the first update's frozen factors are the reference.
         const round = strategy.begin(null);
         round.add(updates[0]!);

@@ -168,9 +168,10 @@ export function validateAdapter(adapter: Adapter, options: { required?: readonly
 
 /**
  * B' = B R for one module: folds Fed-SB's R into B so that s B' A = s B R A is a standard LoRA
- * update (PAPERS.md, Fed-SB). A plain loop with float64 accumulation, rounded once to float32:
- * ml-matrix's element accessors are about 10x slower on tall factors (aggregation/low-rank.ts),
- * and B is m x r with m in the thousands.
+ * update (PAPERS.md, Fed-SB). Hand-written rather than ml-matrix: its element accessors make it
+ * 1.5-4x slower here (bench/formats.bench.ts), and B is m x r with m in the thousands. Each entry
+ * is a float64 dot product of a row of B with a column of R (R transposed once, so both are read
+ * in order), rounded once to float32; four rows of B go together so each load of R serves four.
  * @param B [m, r], row-major
  * @param R [r, r], row-major
  */
@@ -179,15 +180,37 @@ export function foldRIntoB(B: Float32Array, R: Float32Array, m: number, r: numbe
     throw new FedloraError('FL_ERR_SHAPE_MISMATCH', `foldRIntoB: B must be ${m} x ${r} and R ${r} x ${r}, got ${B.length} and ${R.length} values`);
   }
   const out = new Float32Array(m * r);
-  const row = new Float64Array(r);
-  for (let i = 0; i < m; i++) {
-    row.fill(0);
-    for (let k = 0; k < r; k++) {
-      const b = B[i * r + k]!;
-      const rk = k * r;
-      for (let j = 0; j < r; j++) row[j]! += b * R[rk + j]!;
+  const RT = new Float64Array(r * r);
+  for (let k = 0; k < r; k++) for (let j = 0; j < r; j++) RT[j * r + k] = R[k * r + j]!;
+  const rows = new Float64Array(4 * r);
+  let i = 0;
+  for (; i + 4 <= m; i += 4) {
+    for (let k = 0; k < 4 * r; k++) rows[k] = B[i * r + k]!;
+    for (let j = 0; j < r; j++) {
+      const col = j * r;
+      let s0 = 0;
+      let s1 = 0;
+      let s2 = 0;
+      let s3 = 0;
+      for (let k = 0; k < r; k++) {
+        const x = RT[col + k]!;
+        s0 += rows[k]! * x;
+        s1 += rows[r + k]! * x;
+        s2 += rows[2 * r + k]! * x;
+        s3 += rows[3 * r + k]! * x;
+      }
+      out[i * r + j] = s0;
+      out[(i + 1) * r + j] = s1;
+      out[(i + 2) * r + j] = s2;
+      out[(i + 3) * r + j] = s3;
     }
-    out.set(row, i * r);
+  }
+  for (; i < m; i++) {
+    for (let j = 0; j < r; j++) {
+      let sum = 0;
+      for (let k = 0; k < r; k++) sum += B[i * r + k]! * RT[j * r + k]!;
+      out[i * r + j] = sum;
+    }
   }
   return out;
 }

@@ -129,11 +129,12 @@ export function parseHeader(json: Uint8Array, totalBytes: number, source: string
   const dataStart = LENGTH_PREFIX_BYTES + headerLength;
   const dataLength = expectedBegin;
   if (dataStart + dataLength > totalBytes) {
-    const last = tensors[tensors.length - 1]!;
+    // Name the first tensor cut off: the ones before it are complete.
+    const cut = tensors.find((t) => dataStart + t.end > totalBytes)!;
     throw new FedloraError(
       'FL_ERR_SAFETENSORS_TRUNCATED',
-      `${source}: tensor '${last.name}' data ends at byte ${dataStart + dataLength}, but there are only ${totalBytes} bytes`,
-      { source, tensor: last.name },
+      `${source}: truncated: tensor '${cut.name}' data ends at byte ${dataStart + cut.end}, but there are only ${totalBytes} bytes (the header describes ${dataStart + dataLength})`,
+      { source, tensor: cut.name },
     );
   }
   if (dataStart + dataLength < totalBytes) {

@@ -32,9 +32,11 @@ describe('malformed safetensors buffers get coded errors that name the tensor an
     expectCoded(() => decodeSafetensors(bytes), 'FL_ERR_SAFETENSORS_TRUNCATED', fragment);
   });
 
-  it('truncated data names the last tensor and the missing bytes', () => {
-    const header = `{${entry('a', 'F32', [2], 0, 8)},${entry('b', 'F32', [2], 8, 16)}}`;
-    expectCoded(() => decodeSafetensors(rawSafetensors(header, f32le([1, 2, 3]))), 'FL_ERR_SAFETENSORS_TRUNCATED', "tensor 'b'", 'only');
+  it('truncated data names the first tensor cut off and the bytes missing', () => {
+    const header = `{${entry('a', 'F32', [2], 0, 8)},${entry('b', 'F32', [2], 8, 16)},${entry('c', 'F32', [1], 16, 20)}}`;
+    const bytes = rawSafetensors(header, f32le([1, 2, 3]));
+    const dataStart = bytes.length - 12;
+    expectCoded(() => decodeSafetensors(bytes), 'FL_ERR_SAFETENSORS_TRUNCATED', "tensor 'b' data ends at byte", `only ${bytes.length} bytes`, `describes ${dataStart + 20}`);
   });
 
   it('an absurd header length (> 100 MB, or 2^63) is refused before anything is read', () => {

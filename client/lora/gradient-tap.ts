@@ -21,10 +21,15 @@ export interface GradientTap {
 }
 
 /**
- * `x @ variable` whose backward pass reports (x, dy) to the tap, and returns the usual gradients
- * dx = dy V^T and dV = x^T dy.
+ * `x @ variable` (x [rows, p], V [p, q] small: a LoRA factor) with a hand-written gradient that
+ * never asks tfjs for a transposed matmul: on wasm those cost 10x to 40x more than a plain matmul
+ * plus an explicit transpose of the small operand (bench/training.bench.ts; e.g. x^T g with x
+ * [2048, 768], g [2048, 8]: 47 ms with transposeA, 1.4 ms as (transpose(g) x)^T):
+ *   dx = dy transpose(V);   dV = x^T dy, computed by transposing whichever of x and dy is smaller.
+ * With a tap, the backward pass also reports (x, dy) to it (DP-SGD's ghost norms).
+ * @param examples the number of examples in the batch, passed to the tap
  */
-export function tappedMatmul(x: tf.Tensor2D, variable: tf.Variable, tap: GradientTap, examples: number): tf.Tensor2D {
+export function trainableMatmul(x: tf.Tensor2D, variable: tf.Variable, tap: GradientTap | null = null, examples = x.shape[0]): tf.Tensor2D {
   const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const input = args[0] as tf.Tensor2D;
     const v = args[1] as tf.Tensor2D;
@@ -32,10 +37,14 @@ export function tappedMatmul(x: tf.Tensor2D, variable: tf.Variable, tap: Gradien
     save([input, v]);
     return {
       value: tf.matMul(input, v),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      gradFunc: (dyAny: tf.Tensor, saved: tf.Tensor[]) => {
+        const dy = dyAny as tf.Tensor2D;
         const [xs, vs] = saved as [tf.Tensor2D, tf.Tensor2D];
-        tap.record(variable, xs, dy as tf.Tensor2D, examples);
-        return [tf.matMul(dy as tf.Tensor2D, vs, false, true), tf.matMul(xs, dy as tf.Tensor2D, true, false)];
+        if (tap !== null) tap.record(variable, xs, dy, examples);
+        const dx = tf.matMul(dy, tf.transpose(vs));
+        const [p, q] = vs.shape;
+        const dv = p >= q ? tf.transpose(tf.matMul(tf.transpose(dy), xs)) : tf.matMul(tf.transpose(xs), dy);
+        return [dx, dv];
       },
     };
   });

@@ -15,7 +15,9 @@
  * Storage (DESIGN.md, "what was measured"): every matrix is kept in the layout its forward matmul
  * wants, so no matmul of the forward pass transposes: W0 as W0^T [n, m] (plus W0 itself [m, n]
  * for the custom gradient of the frozen matmul, see frozen-matmul.ts), trainable factors as
- * variables A^T [n, r], B^T [r, m], R^T [r, r], frozen factors as pairs like W0. The public API
+ * variables A^T [n, r], B^T [r, m], R^T [r, r], frozen factors as pairs like W0. The trainable
+ * matmuls have a custom gradient too (gradient-tap.ts): no matmul of the backward pass transposes
+ * either; only small [r, *] operands are transposed explicitly. The public API
  * (`setFactors`, `getFactors`, `mergeStack`) always speaks PEFT's layout: A [r, n], B [m, r], R [r, r].
  *
  * Tensor ownership: the layer owns every tensor it stores and frees them in `dispose()`; values
@@ -25,7 +27,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { AdapterVariant, ModuleFactors } from '../../shared/adapter.js';
 import { FedloraError } from '../../shared/errors.js';
 import { frozenMatmul, makeFrozenPair, type FrozenPair } from './frozen-matmul.js';
-import { tappedMatmul, type GradientTap } from './gradient-tap.js';
+import { trainableMatmul, type GradientTap } from './gradient-tap.js';
 import { kaimingUniformA, seededUniform } from './init.js';
 
 /** How a frozen weight given as a flat array is laid out. */
@@ -270,7 +272,7 @@ export class LoraDense {
   }
 
   private trainable(x: tf.Tensor2D, v: tf.Variable, examples: number): tf.Tensor2D {
-    return this.tap === null ? tf.matMul(x, v as tf.Tensor2D) : tappedMatmul(x, v, this.tap, examples);
+    return trainableMatmul(x, v, this.tap, examples);
   }
 
   private assertLive(): void {

@@ -33,7 +33,7 @@ export function mlpActivation(name: MlpConfig['hidden_act'], x: tf.Tensor): tf.T
     case 'gelu': {
       // tanh approximation, as transformers' gelu_new
       const c = Math.sqrt(2 / Math.PI);
-      return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), c))));
+      return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(tf.mul(tf.add(x, tf.mul(tf.mul(x, tf.mul(x, x)), 0.044715)), c))));
     }
     default: {
       const unreachable: never = name;

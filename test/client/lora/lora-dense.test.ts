@@ -150,6 +150,21 @@ describe('LoraDense training', () => {
     }
   });
 
+  it('the gradient w.r.t. the input equals G (W0 + s B R A), for each variant (what earlier layers receive)', () => {
+    const xv = testValues(N * n, 23);
+    const gv = testValues(N * m, 24);
+    for (const variant of ['lora', 'ffa', 'fedsb'] as const) {
+      const { layer, W0, A, B, R } = layerWith(variant, 6);
+      const x = tf.tensor2d(xv, [N, n]);
+      const G = tf.tensor2d(gv, [N, m]);
+      const dx = tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(layer.forward(xx), G)))(x);
+      const want = matmul(mat(N, m, gv), add(W0, scale(matmul(matmul(B, R), A), 6 / r)));
+      expect(maxAbsDiff(dx.dataSync(), want.data)).toBeLessThan(TOL);
+      tf.dispose([x, G, dx]);
+      layer.dispose();
+    }
+  });
+
   it('an optimizer step changes only the factors the variant trains', () => {
     for (const variant of ['lora', 'ffa', 'fedsb'] as const) {
       const { layer } = layerWith(variant);

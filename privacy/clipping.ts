@@ -62,15 +62,29 @@ function requireFiniteNorm(norm: number, vectors: readonly Float32Array[]): void
  */
 function scaleWithin(vectors: readonly Float32Array[], scale: number, maxNorm: number): { clipped: Float32Array[]; scale: number } {
   let s = scale;
+  const sumSq = new Float64Array(1);
   for (;;) {
-    const clipped = vectors.map((v) => {
-      const out = new Float32Array(v.length);
-      for (let i = 0; i < v.length; i++) out[i] = v[i]! * s;
-      return out;
-    });
-    if (s === 1 || l2Norm(clipped) <= maxNorm) return { clipped, scale: s };
+    sumSq[0] = 0;
+    const clipped = vectors.map((v) => scaledCopy(v, s, sumSq));
+    if (s === 1 || Math.sqrt(sumSq[0]!) <= maxNorm) return { clipped, scale: s };
     s *= 1 - 2 ** -22; // a few float32 ulps: one retry is almost always enough
   }
+}
+
+/**
+ * v * s as a new Float32Array, adding the squared norm of the rounded output to sumSq[0] in the
+ * same pass (a plain function with a local accumulator: V8 keeps the loop tight).
+ */
+function scaledCopy(v: Float32Array, s: number, sumSq: Float64Array): Float32Array {
+  const out = new Float32Array(v.length);
+  let q = 0;
+  for (let i = 0; i < v.length; i++) {
+    const x = Math.fround(v[i]! * s);
+    out[i] = x;
+    q += x * x;
+  }
+  sumSq[0] = sumSq[0]! + q;
+  return out;
 }
 
 /**

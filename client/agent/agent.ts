@@ -382,7 +382,7 @@ export class ClientAgent {
       roundsAborted: this.roundsAborted,
       reconnects: Math.max(0, this.connections - 1),
       ...(this.lastRoundMetrics !== undefined && { lastRoundMetrics: this.lastRoundMetrics }),
-      ...(this.dp !== null && { clientEpsilon: { epsilon: clientEpsilon(this.dp, this.dpSteps), delta: this.dp.delta, steps: this.dpSteps } }),
+      ...(this.dp !== null && { clientEpsilon: { epsilon: clientEpsilon(this.dp, this.dpSteps), delta: this.dp.delta, steps: this.dpSteps, noiseMultiplier: this.dp.noiseMultiplier, samplingRate: this.dp.samplingRate } }),
       seconds: (performance.now() - this.started) / 1000,
     };
   }

@@ -31,7 +31,7 @@ export interface AgentSummary {
   /** The last round_result's metrics (aggregated over the round's clients). */
   readonly lastRoundMetrics?: Readonly<Record<string, number>>;
   /** Client-side DP: epsilon this client spent over the rounds it trained, at delta. */
-  readonly clientEpsilon?: { readonly epsilon: number; readonly delta: number; readonly steps: number };
+  readonly clientEpsilon?: { readonly epsilon: number; readonly delta: number; readonly steps: number; readonly noiseMultiplier: number; readonly samplingRate: number };
   readonly seconds: number;
 }
 
@@ -45,6 +45,6 @@ export function formatSummary(s: AgentSummary): string {
   if (s.lastRoundMetrics !== undefined) {
     lines.push(`last round: ${Object.entries(s.lastRoundMetrics).map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`).join(', ')}`);
   }
-  if (s.clientEpsilon !== undefined) lines.push(`client DP: epsilon ${s.clientEpsilon.epsilon.toFixed(3)} at delta ${s.clientEpsilon.delta} over ${s.clientEpsilon.steps} DP-SGD steps`);
+  if (s.clientEpsilon !== undefined) lines.push(`client DP: epsilon ${s.clientEpsilon.epsilon.toFixed(3)} at delta ${s.clientEpsilon.delta} over ${s.clientEpsilon.steps} DP-SGD steps (sigma ${s.clientEpsilon.noiseMultiplier.toFixed(4)}, q ${s.clientEpsilon.samplingRate.toFixed(4)})`);
   return lines.join('\n');
 }

@@ -111,6 +111,30 @@ describe('tampering', () => {
     }
   });
 
+  it('fuzz: random edits (flips, cuts, insertions) are always refused with an envelope code, never crash', async () => {
+    const env = sealUpdate(payloadOf(64), binding, alice.secretKey, coordinator.publicKey);
+    const edit = fc.oneof(
+      fc.record({ kind: fc.constant('set' as const), at: fc.nat(env.length - 1), value: fc.integer({ min: 0, max: 255 }) }),
+      fc.record({ kind: fc.constant('cut' as const), at: fc.nat(env.length - 1), value: fc.constant(0) }),
+      fc.record({ kind: fc.constant('insert' as const), at: fc.nat(env.length), value: fc.integer({ min: 0, max: 255 }) }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(edit, { minLength: 1, maxLength: 4 }), async (edits) => {
+        let bytes = Array.from(env);
+        for (const e of edits) {
+          if (e.kind === 'set') bytes[Math.min(e.at, bytes.length - 1)] = e.value;
+          else if (e.kind === 'cut') bytes = bytes.slice(0, Math.min(e.at, bytes.length));
+          else bytes.splice(Math.min(e.at, bytes.length), 0, e.value);
+        }
+        const mutated = Uint8Array.from(bytes);
+        fc.pre(Buffer.compare(mutated, env) !== 0); // a 'set' may write the byte already there
+        const code = await failure(open(mutated));
+        expect(code).toMatch(/^FL_ERR_ENVELOPE_(MALFORMED|SIGNATURE)$/);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('a missing signature, a truncated envelope, trailing bytes, and an oversized one each get their code', async () => {
     const env = sealUpdate(payloadOf(200), binding, alice.secretKey, coordinator.publicKey);
     expect(await failure(open(env.subarray(0, env.length - 64)))).toBe('FL_ERR_ENVELOPE_SIGNATURE');

@@ -1,7 +1,7 @@
 /**
  * `fedlora privacy ...`: the accountant from the command line.
- *   fedlora privacy epsilon --q Q --sigma S --steps T --delta D [--json] [--classic]
- *   fedlora privacy sigma   --q Q --steps T --delta D --epsilon E [--json] [--classic]
+ *   fedlora privacy epsilon --q Q --sigma S --steps T --delta D [--json] [--classic] [--series signed|absolute]
+ *   fedlora privacy sigma   --q Q --steps T --delta D --epsilon E [--json] [--classic] [--series signed|absolute]
  * Bad arguments throw FL_ERR_PRIVACY_ARGUMENT naming the option and the rule (exit status 2).
  * The accountant is pure arithmetic, so nothing heavy is imported.
  */
@@ -10,6 +10,7 @@ import { FedloraError } from '../shared/errors.js';
 import { epsilonOfSampledGaussian } from './accountant.js';
 import { smallestSigma } from './calibration.js';
 import type { Conversion } from './conversion.js';
+import type { FractionalSeries } from './rdp.js';
 
 function argumentError(option: string, rule: string, raw: unknown): never {
   throw new FedloraError('FL_ERR_PRIVACY_ARGUMENT', `--${option} must be ${rule}, got ${JSON.stringify(raw)}`, { option, value: raw });
@@ -59,9 +60,19 @@ interface CommonOptions {
   delta?: string;
   json?: boolean;
   classic?: boolean;
+  series?: string;
 }
 
 const conversionOf = (o: CommonOptions): Conversion => (o.classic === true ? 'classic' : 'improved');
+
+function seriesOf(o: CommonOptions): FractionalSeries {
+  const s = o.series ?? 'signed';
+  if (s !== 'signed' && s !== 'absolute') argumentError('series', '"signed" or "absolute"', s);
+  return s;
+}
+
+const SERIES_HELP =
+  'fractional-order series: "signed" (exact, Mironov et al. 2019; TF Privacy, Opacus) or "absolute" (the upper bound dp_accounting sums since 2024)';
 
 /** Registers `fedlora privacy epsilon` and `fedlora privacy sigma`. */
 export function register(program: Command): void {
@@ -78,13 +89,15 @@ export function register(program: Command): void {
     .requiredOption('--delta <delta>', 'target delta in (0, 1)')
     .option('--json', 'print {"epsilon": ..., "order": ...}')
     .option('--classic', 'use the classic conversion (Mironov 2017, Prop. 3) instead of Balle et al. 2020, Thm. 21')
+    .option('--series <series>', SERIES_HELP, 'signed')
     .action((o: CommonOptions & { sigma?: string }) => {
       const q = parseQ(o.q);
       const sigma = parseSigma(o.sigma);
       const steps = parseSteps(o.steps);
       const delta = parseDelta(o.delta);
       const conversion = conversionOf(o);
-      const { epsilon, order } = epsilonOfSampledGaussian(q, sigma, steps, delta, { conversion });
+      const fractionalSeries = seriesOf(o);
+      const { epsilon, order } = epsilonOfSampledGaussian(q, sigma, steps, delta, { conversion, fractionalSeries });
       if (o.json === true) {
         process.stdout.write(`${JSON.stringify({ epsilon, order })}\n`);
       } else {
@@ -101,13 +114,15 @@ export function register(program: Command): void {
     .requiredOption('--epsilon <epsilon>', 'target epsilon > 0')
     .option('--json', 'print {"sigma": ...}')
     .option('--classic', 'use the classic conversion (Mironov 2017, Prop. 3)')
+    .option('--series <series>', SERIES_HELP, 'signed')
     .action((o: CommonOptions & { epsilon?: string }) => {
       const q = parseQ(o.q);
       const steps = parseSteps(o.steps);
       const delta = parseDelta(o.delta);
       const target = parseEpsilon(o.epsilon);
       const conversion = conversionOf(o);
-      const r = smallestSigma({ q, steps, delta, epsilon: target, conversion });
+      const fractionalSeries = seriesOf(o);
+      const r = smallestSigma({ q, steps, delta, epsilon: target, conversion, fractionalSeries });
       if (o.json === true) {
         process.stdout.write(`${JSON.stringify({ sigma: r.sigma })}\n`);
       } else {

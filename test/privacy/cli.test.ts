@@ -53,6 +53,17 @@ describe('fedlora privacy epsilon', () => {
     expect(parsed.order).toBe(20);
   });
 
+  it('--series absolute reproduces the dp_accounting bound (differs from the exact series here)', async () => {
+    const args = ['epsilon', '--q', '0.1', '--sigma', '1', '--steps', '10000', '--delta', '1e-5', '--json'];
+    const exact = JSON.parse(await run(...args));
+    const bound = JSON.parse(await run(...args, '--series', 'absolute'));
+    expect(exact).toEqual(epsilonOfSampledGaussian(0.1, 1, 10_000, 1e-5));
+    expect(bound).toEqual(epsilonOfSampledGaussian(0.1, 1, 10_000, 1e-5, { fractionalSeries: 'absolute' }));
+    expect(bound.epsilon).toBeGreaterThan(exact.epsilon);
+    const e = await failure(...args, '--series', 'exact');
+    expect(e.message).toContain('--series must be "signed" or "absolute", got "exact"');
+  });
+
   it('prints a readable line without --json', async () => {
     const out = await run('epsilon', '--q', '0.004', '--sigma', '1.3', '--steps', '3750', '--delta', '1e-5');
     const { epsilon, order } = epsilonOfSampledGaussian(0.004, 1.3, 3750, 1e-5);

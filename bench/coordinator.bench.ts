@@ -17,7 +17,7 @@
  * `npm run bench coordinator` (FEDLORA_BENCH_QUICK=1 for the small configurations only).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -166,8 +166,10 @@ async function baselineMBps(count: number, bytes: number): Promise<number> {
 
 async function runConfig(cfg: Config): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'fedlora-bench-'));
+  // 1,000 enrolments in a minute are over the default API rate limit (600 a minute).
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ http: { rateLimit: 100_000 } }));
   const { proc, match } = await startProcess(
-    ['--import', 'tsx', 'test/coordinator/fixtures/cli-child.ts', 'coordinator', 'start', '--db', join(dir, 'fedlora.db'), '--port', '0', '--admin-token', ADMIN, '--log-level', 'silent'],
+    ['--import', 'tsx', 'test/coordinator/fixtures/cli-child.ts', 'coordinator', 'start', '--config', join(dir, 'config.json'), '--db', join(dir, 'fedlora.db'), '--port', '0', '--admin-token', ADMIN, '--log-level', 'silent'],
     /listening on (http:\/\/\S+)/,
   );
   const url = match[1]!;

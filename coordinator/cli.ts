@@ -41,6 +41,8 @@ async function start(flags: StartFlags): Promise<void> {
   const { Coordinator } = await import('./coordinator.js');
   const coordinator = await Coordinator.start(config);
   const out = process.stdout;
+  // A parent that stopped reading (a closed pipe) must not turn shutdown messages into a crash.
+  out.on('error', () => {});
   out.write(`fedlora coordinator listening on ${coordinator.url}\n`);
   out.write(`key fingerprint: ${coordinator.printableFingerprint}\n`);
   out.write(`database: ${coordinator.config.db}\n`);

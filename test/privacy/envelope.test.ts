@@ -240,20 +240,3 @@ describe('binding and replay', () => {
     expect(code).toBe('FL_ERR_ENVELOPE_BINDING');
   });
 });
-
-describe('MemoryNonceStore', () => {
-  it('scopes nonces to job and round, and forgets closed rounds', () => {
-    const store = new MemoryNonceStore();
-    const key = { jobId: 'j', round: 1, clientId: 'c', nonce: 'n' };
-    expect(store.checkAndAdd(key)).toBe(true);
-    expect(store.checkAndAdd(key)).toBe(false);
-    expect(store.has(key)).toBe(true);
-    expect(store.checkAndAdd({ ...key, round: 2 })).toBe(true);
-    expect(store.checkAndAdd({ ...key, clientId: 'd' })).toBe(true);
-    store.forgetRoundsBefore('j', 2);
-    expect(store.has(key)).toBe(false);
-    expect(store.size).toBe(1);
-    store.forgetJob('j');
-    expect(store.size).toBe(0);
-  });
-});

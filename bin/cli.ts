@@ -17,6 +17,7 @@ export async function buildProgram(): Promise<Command> {
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   const registrations: Array<Promise<{ register: (program: Command) => void }>> = [
     import('../aggregation/cli.js'),
+    import('../privacy/cli.js'),
     import('../coordinator/cli.js'),
     import('../client/cli.js'),
     import('../client/agent-cli.js').then((m) => ({ register: m.registerClientCommands })),

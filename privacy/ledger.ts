@@ -209,6 +209,64 @@ export function spent(state: LedgerState, kind: AccountKind, id: string): { epsi
   return { epsilon, order, budget: { ...account.budget } };
 }
 
+/** One line per account, for the dashboard and the job report. */
+export interface AccountSummary {
+  account: string;
+  kind: AccountKind;
+  id: string;
+  budget: Budget;
+  epsilon: number;
+  order: number;
+  /** budget.epsilon - epsilon (never negative: the ledger refuses to overspend) */
+  remainingEpsilon: number;
+}
+
+/** What every account has spent, sorted by account key. */
+export function summarize(state: LedgerState): AccountSummary[] {
+  return Object.keys(state.accounts)
+    .sort()
+    .map((key) => {
+      const a = state.accounts[key]!;
+      const { epsilon, order } = epsilonFromRdp(state.orders, a.rdp, a.budget.delta, state.conversion);
+      return { account: key, kind: a.kind, id: a.id, budget: { ...a.budget }, epsilon, order, remainingEpsilon: Math.max(0, a.budget.epsilon - epsilon) };
+    });
+}
+
+/**
+ * How many more steps of one mechanism (q, sigma) an account can afford: the largest n such that
+ * booking n steps keeps it within budget (0 if not even one fits). Epsilon grows with n, so an
+ * exponential search then bisection find it with O(log n) evaluations.
+ * @param limit stop counting here @default 1e9
+ */
+export function remainingSteps(state: LedgerState, kind: AccountKind, id: string, mechanism: { q: number; sigma: number }, limit = 1e9): number {
+  checkMechanism({ ...mechanism, steps: 1 }, 'mechanism');
+  const account = getAccount(state, kind, id);
+  // Compose exactly as spend() would, so the answer agrees with it to the last bit.
+  const fits = (n: number) => {
+    const rdp = composeHistory(state, mergeHistory(account.history, { q: mechanism.q, sigma: mechanism.sigma, steps: n }));
+    return epsilonFromRdp(state.orders, rdp, account.budget.delta, state.conversion).epsilon <= account.budget.epsilon;
+  };
+  if (!fits(1)) return 0;
+  let lo = 1;
+  let hi = 2;
+  while (hi <= limit && fits(hi)) {
+    lo = hi;
+    hi *= 2;
+  }
+  if (hi > limit) return fits(limit) ? limit : bisect(lo, limit);
+  return bisect(lo, hi);
+
+  // invariant: fits(a) and not fits(b)
+  function bisect(a: number, b: number): number {
+    while (b - a > 1) {
+      const mid = Math.floor((a + b) / 2);
+      if (fits(mid)) a = mid;
+      else b = mid;
+    }
+    return a;
+  }
+}
+
 /** One account's part of a round: the account and the mechanism it would run. */
 export interface SpendRequest {
   kind: AccountKind;

@@ -202,6 +202,26 @@ describe('published figures', () => {
   });
 });
 
+describe('the two readings of the fractional series, as the reference libraries compute them', () => {
+  // Computed by running the reference sources outside the repository (docs/privacy-accounting.md):
+  // dp_accounting RdpAccountant at google/differential-privacy b5b0286 (sums the series without
+  // signs since 2024), and TF Privacy's compute_rdp + get_privacy_spent as of tensorflow/privacy
+  // 868cf54^ (the exact, signed series), both over the default orders. They disagree with each
+  // other where the optimum is a small fractional order; each of our two modes matches its own.
+  it.each([
+    [0.1, 1.0, 10_000, 1e-5, 134.50201957184717, 1.4, 170.10858354738596, 1.6],
+    [0.5, 2.0, 100, 1e-5, 15.392464192990985, 2.6, 15.725339864622036, 2.7],
+  ])('q %f, sigma %f, %i steps, delta %f: TF Privacy %f @ %f, dp_accounting %f @ %f', (q, sigma, steps, delta, tfpEps, tfpOrder, dpEps, dpOrder) => {
+    const signed = epsilonOfSampledGaussian(q, sigma, steps, delta);
+    expect(signed.order).toBe(tfpOrder);
+    // TF Privacy stops its series at an absolute e^-30, ~1e-11 short here: 1e-9 is its own slack.
+    expect(Math.abs(signed.epsilon - tfpEps) / tfpEps).toBeLessThan(1e-9);
+    const absolute = epsilonOfSampledGaussian(q, sigma, steps, delta, { fractionalSeries: 'absolute' });
+    expect(absolute.order).toBe(dpOrder);
+    expect(Math.abs(absolute.epsilon - dpEps) / dpEps).toBeLessThan(1e-9);
+  });
+});
+
 describe('composition', () => {
   it('RDP adds per order: two runs compose to the sum, and T steps are T times one', () => {
     const a = { q: 0.01, sigma: 1.1, steps: 300 };

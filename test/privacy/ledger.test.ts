@@ -10,10 +10,12 @@ import {
   gaussianReleases,
   openAccount,
   parseLedger,
+  remainingSteps,
   sampleLevelTraining,
   serializeLedger,
   spend,
   spent,
+  summarize,
   userLevelRounds,
   type LedgerState,
 } from '../../privacy/ledger.js';
@@ -223,5 +225,42 @@ describe('persistence', () => {
     const raw3 = JSON.parse(serializeLedger(sample()));
     raw3.accounts['job:j'].history[0].sigma = -1;
     expect(caught(() => parseLedger(JSON.stringify(raw3))).message).toContain('accounts.job:j.history.0.sigma');
+  });
+});
+
+describe('planning', () => {
+  it('summarize lists every account with what it spent and what is left', () => {
+    let s = createLedger();
+    s = openAccount(s, 'job', 'j', { epsilon: 3, delta: 1e-5 });
+    s = openAccount(s, 'client', 'j/a', { epsilon: 8, delta: 1e-5 });
+    const m = userLevelRounds({ clientsPerRound: 5, totalClients: 50, noiseMultiplier: 1.2 });
+    s = spend(s, [{ kind: 'job', id: 'j', mechanism: { ...m, steps: 10 } }], 'ten rounds');
+    const rows = summarize(s);
+    expect(rows.map((r) => r.account)).toEqual(['client:j/a', 'job:j']);
+    const job = rows[1]!;
+    const want = epsilonOfSampledGaussian(0.1, 1.2, 10, 1e-5);
+    expect(job).toEqual({ account: 'job:j', kind: 'job', id: 'j', budget: { epsilon: 3, delta: 1e-5 }, epsilon: want.epsilon, order: want.order, remainingEpsilon: 3 - want.epsilon });
+    expect(rows[0]!.epsilon).toBe(0);
+    expect(rows[0]!.remainingEpsilon).toBe(8);
+  });
+
+  it('remainingSteps is exactly the number of rounds spend() will still accept', () => {
+    let s = openAccount(createLedger(), 'job', 'j', { epsilon: 2, delta: 1e-5 });
+    const m = userLevelRounds({ clientsPerRound: 10, totalClients: 40, noiseMultiplier: 2 });
+    s = spend(s, [{ kind: 'job', id: 'j', mechanism: { ...m, steps: 3 } }], 'first three');
+    const n = remainingSteps(s, 'job', 'j', m);
+    expect(n).toBeGreaterThan(0);
+    for (let r = 0; r < n; r++) s = spend(s, [{ kind: 'job', id: 'j', mechanism: m }], `round ${r + 4}`);
+    expect(remainingSteps(s, 'job', 'j', m)).toBe(0);
+    expect(caught(() => spend(s, [{ kind: 'job', id: 'j', mechanism: m }], 'one too many')).code).toBe('FL_ERR_BUDGET_EXCEEDED');
+    // independently: the accountant over 3 + n rounds fits, over 3 + n + 1 it does not
+    expect(epsilonOfSampledGaussian(0.25, 2, 3 + n, 1e-5).epsilon).toBeLessThanOrEqual(2);
+    expect(epsilonOfSampledGaussian(0.25, 2, 4 + n, 1e-5).epsilon).toBeGreaterThan(2);
+  });
+
+  it('remainingSteps stops counting at the limit, and refuses a bad mechanism', () => {
+    const s = openAccount(createLedger(), 'client', 'c', { epsilon: 50, delta: 1e-5 });
+    expect(remainingSteps(s, 'client', 'c', { q: 1e-4, sigma: 20 }, 1000)).toBe(1000);
+    expect(caught(() => remainingSteps(s, 'client', 'c', { q: 0, sigma: 1 })).message).toContain('mechanism.q must be');
   });
 });

@@ -39,6 +39,8 @@ export function epsilonAtOrder(order: number, rdp: number, delta: number, conver
     return rdp - Math.log(delta) / (order - 1);
   }
   if (rdp < 0) return 0;
+  // RDP at order infinity is pure DP: both bounds tend to rdp (the formula would give Infinity / Infinity).
+  if (order === Infinity) return rdp;
   if (delta * delta + Math.expm1(-rdp) > 0) return 0;
   if (order > 1.01) return rdp + Math.log1p(-1 / order) - Math.log(delta * order) / (order - 1);
   return Infinity;

@@ -24,7 +24,8 @@
  * with shrinking terms is smaller than its first omitted term.
  *
  * Edge cases, as in the reference implementations: q = 0 gives 0; sigma = 0 (no noise) gives
- * +Infinity; q = 1 is the plain Gaussian mechanism alpha / (2 sigma^2).
+ * +Infinity; q = 1 is the plain Gaussian mechanism alpha / (2 sigma^2). Also sigma = +Infinity
+ * (the output is pure noise) gives 0, and order +Infinity gives +Infinity for q > 0.
  */
 import { logAddExp, logErfc, signedLogAdd, SIGNED_ZERO, type SignedLog } from './log-space.js';
 import { privacyArgumentError } from './argument-checks.js';
@@ -197,7 +198,7 @@ function logAFractional(q: number, sigma: number, alpha: number, series: Fractio
  */
 export function rdpSampledGaussian(q: number, sigma: number, order: number, options: RdpOptions = {}): number {
   checkMechanism(q, sigma, order);
-  if (q === 0) return 0;
+  if (q === 0 || sigma === Infinity) return 0;
   if (sigma === 0 || order === Infinity) return Infinity;
   if (q === 1) return order / (2 * sigma * sigma);
   if (Number.isInteger(order)) {

@@ -40,6 +40,14 @@ describe('RDP of the sampled Gaussian mechanism: edge cases', () => {
     }
   });
 
+  it('sigma = +Infinity spends nothing; order +Infinity is not private for q > 0, and converts as pure DP', () => {
+    expect(rdpSampledGaussian(0.3, Infinity, 2.5)).toBe(0);
+    expect(rdpSampledGaussian(0.3, 1, Infinity)).toBe(Infinity);
+    expect(rdpSampledGaussian(0, 1, Infinity)).toBe(0);
+    expect(epsilonAtOrder(Infinity, 0.7, 1e-5)).toBe(0.7);
+    expect(epsilonAtOrder(Infinity, 0.7, 1e-5, 'classic')).toBe(0.7);
+  });
+
   it('order 2 matches the closed form log(1 + q^2 (e^{1/sigma^2} - 1))', () => {
     // A_2 = (1-q)^2 + 2q(1-q) + q^2 e^{1/sigma^2}, hand-expanded from the binomial sum.
     for (const [q, s] of [[0.01, 1], [0.3, 0.7], [0.9, 4]] as const) {

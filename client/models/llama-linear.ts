@@ -39,6 +39,7 @@ export class FrozenLinear implements LlamaLinear {
   readonly outFeatures: number;
   private readonly pair: FrozenPair;
   private readonly ownsBackward: boolean;
+  private readonly naive: boolean;
   private readonly matmul: (x: tf.Tensor2D) => tf.Tensor2D;
 
   /**
@@ -46,12 +47,15 @@ export class FrozenLinear implements LlamaLinear {
    * @param weight W in the Hugging Face layout [out, in]; the layer owns it from now on, unless
    *   `sharedWeight` says the caller keeps it (tied embeddings)
    * @param sharedWeight @default false
+   * @param naive multiply by W with a transposed matmul and tfjs' gradient (the benchmark's
+   *   baseline; no second copy) @default false
    */
-  constructor(readonly path: string, weight: tf.Tensor2D, sharedWeight = false) {
+  constructor(readonly path: string, weight: tf.Tensor2D, sharedWeight = false, naive = false) {
     [this.outFeatures, this.inFeatures] = weight.shape;
-    this.pair = { backward: weight, forward: tf.keep(tf.transpose(weight)) };
+    this.pair = { backward: weight, forward: naive ? weight : tf.keep(tf.transpose(weight)) };
     this.ownsBackward = !sharedWeight;
-    this.matmul = frozenMatmul(() => this.pair);
+    this.naive = naive;
+    this.matmul = naive ? (x) => tf.matMul(x, weight, false, true) : frozenMatmul(() => this.pair);
   }
 
   apply(x: tf.Tensor): tf.Tensor {
@@ -67,7 +71,7 @@ export class FrozenLinear implements LlamaLinear {
   }
 
   dispose(): void {
-    this.pair.forward.dispose();
+    if (!this.naive) this.pair.forward.dispose();
     if (this.ownsBackward) this.pair.backward.dispose();
   }
 }

@@ -5,13 +5,15 @@
  * frozen weight and adds the factors, under the Hugging Face module path
  * (`model.layers.3.self_attn.q_proj`), so the exported adapter loads in PEFT without renaming.
  *
- * Target modules are matched as PEFT matches a list of `target_modules`: a module is adapted when
- * its path equals a target or ends with `.` + target (`q_proj`, `self_attn.v_proj`, or a full
- * path). `all-linear` adapts every linear layer of the decoder (not lm_head), as in PEFT.
+ * Target modules are matched as PEFT matches `target_modules`: with a list, a module is adapted
+ * when its path equals a target or ends with `.` + target (`q_proj`, `self_attn.v_proj`, or a
+ * full path); a string is a regex the whole path must match; `all-linear` adapts every linear
+ * layer of the decoder (not lm_head), as in PEFT.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Adapter, AdapterLayout, AdapterVariant } from '../../shared/adapter.js';
 import { FedloraError } from '../../shared/errors.js';
+import { peftTargetMatches } from '../../shared/peft.js';
 import { moduleSeed } from '../lora/init.js';
 import { LoraDense } from '../lora/lora-dense.js';
 import { extractUpdateOf, layoutOf, loadGlobalInto, trainableVariablesOf, type Batch, type LoraModel } from '../lora/lora-model.js';
@@ -19,8 +21,8 @@ import { LoraLinear } from './llama-linear.js';
 import type { LlamaModel } from './llama.js';
 
 export interface LlamaLoraOptions {
-  /** Module names or paths as PEFT's `target_modules`, or `all-linear`. */
-  readonly targetModules: readonly string[] | 'all-linear';
+  /** As PEFT's `target_modules`: a list of names or paths, a regex string, or `all-linear`. */
+  readonly targetModules: readonly string[] | string;
   readonly variant: AdapterVariant;
   readonly rank: number;
   /** @default rank (s = 1) */
@@ -29,10 +31,13 @@ export interface LlamaLoraOptions {
   readonly seed?: number;
 }
 
-/** The module paths of `paths` that PEFT would adapt for `targets`, in model order. */
-export function matchTargetModules(paths: readonly string[], targets: readonly string[] | 'all-linear'): string[] {
+/**
+ * The module paths of `paths` that PEFT would adapt for `targets`, in model order: a list matches
+ * a whole name or a `.`-suffix, a string is a regex the whole path must match (shared/peft.ts).
+ */
+export function matchTargetModules(paths: readonly string[], targets: readonly string[] | string): string[] {
   if (targets === 'all-linear') return [...paths];
-  return paths.filter((p) => targets.some((t) => p === t || p.endsWith(`.${t}`)));
+  return paths.filter((p) => peftTargetMatches(targets, p));
 }
 
 export class LlamaLoraModel implements LoraModel {

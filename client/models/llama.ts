@@ -33,6 +33,13 @@ export interface LlamaBuildOptions {
    * @default false
    */
   trainable?: boolean;
+  /**
+   * Use the formulation a direct port would: frozen weights multiplied with transposed matmuls
+   * (x W^T), attention with a transposed batched matmul, tfjs' own matmul gradients. Slower on
+   * wasm; kept as the baseline `npm run bench llama` measures against.
+   * @default false
+   */
+  naiveMatmuls?: boolean;
 }
 
 interface LlamaLayer {
@@ -81,6 +88,7 @@ export class LlamaModel {
     private lmHead: LlamaLinear,
     /** Embeddings and norms when pre-training; the linear layers list their own. */
     private readonly ownVariables: tf.Variable[],
+    private readonly naiveMatmuls: boolean,
   ) {
     const { cos, sin } = ropeTables(config.headDim, config.ropeTheta, config.maxPositionEmbeddings);
     const half = config.headDim / 2;
@@ -96,6 +104,7 @@ export class LlamaModel {
    */
   static async build(config: LlamaConfig, source: LlamaWeightSource, options: LlamaBuildOptions = {}): Promise<LlamaModel> {
     const trainable = options.trainable === true;
+    const naive = options.naiveMatmuls === true;
     const variables: tf.Variable[] = [];
     const created: Array<{ dispose(): void }> = [];
     const vector = async (name: string): Promise<tf.Tensor1D> => {
@@ -108,7 +117,7 @@ export class LlamaModel {
     };
     const linear = async (path: string, shape: [number, number]): Promise<LlamaLinear> => {
       const w = tf.tensor2d(await source(`${path}.weight`, shape), shape);
-      return trainable ? new TrainableLinear(path, w) : new FrozenLinear(path, w);
+      return trainable ? new TrainableLinear(path, w) : new FrozenLinear(path, w, false, naive);
     };
     try {
       const embedShape: [number, number] = [config.vocabSize, config.hiddenSize];
@@ -142,11 +151,11 @@ export class LlamaModel {
       if (config.tieWordEmbeddings) {
         lmHead = trainable
           ? new TiedTrainableHead(embed as unknown as tf.Variable<tf.Rank.R2>)
-          : new FrozenLinear('lm_head', embed, true);
+          : new FrozenLinear('lm_head', embed, true, naive);
       } else {
         lmHead = await linear('lm_head', [config.vocabSize, config.hiddenSize]);
       }
-      return new LlamaModel(config, embed, layers, finalNorm, lmHead, variables);
+      return new LlamaModel(config, embed, layers, finalNorm, lmHead, variables, naive);
     } catch (e) {
       for (const c of created) c.dispose();
       throw e;
@@ -368,11 +377,13 @@ export class LlamaModel {
     const v = heads(lin.get('v_proj')!.apply(x), Hkv);
     // [B * Hkv, rep * T, d] @ [B * Hkv, d, T]: keys transposed explicitly so the matmul is plain (llama-matmul.ts).
     const qGrouped = tf.reshape(q, [B * Hkv, rep * T, d]) as tf.Tensor3D;
-    const kT = tf.reshape(tf.transpose(k, [0, 1, 3, 2]), [B * Hkv, d, T]) as tf.Tensor3D;
-    const scores = tf.mul(batchedMatmul(qGrouped, kT), 1 / Math.sqrt(d));
+    const k3 = tf.reshape(k, [B * Hkv, T, d]) as tf.Tensor3D;
+    const v3 = tf.reshape(v, [B * Hkv, T, d]) as tf.Tensor3D;
+    const product = this.naiveMatmuls ? tf.matMul(qGrouped, k3, false, true) : batchedMatmul(qGrouped, tf.transpose(k3, [0, 2, 1]));
+    const scores = tf.mul(product, 1 / Math.sqrt(d));
     const masked = tf.add(tf.reshape(scores, [B, Hkv, rep, T, T]), mask);
     const probs = tf.reshape(tf.softmax(masked, -1), [B * Hkv, rep * T, T]) as tf.Tensor3D;
-    const context = tf.reshape(batchedMatmul(probs, tf.reshape(v, [B * Hkv, T, d]) as tf.Tensor3D), [B, H, T, d]);
+    const context = tf.reshape(this.naiveMatmuls ? tf.matMul(probs, v3) : batchedMatmul(probs, v3), [B, H, T, d]);
     const merged = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [B, T, H * d]);
     return lin.get('o_proj')!.apply(merged);
   }

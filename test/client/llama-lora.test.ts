@@ -47,6 +47,7 @@ describe('llama with LoRA (cpu)', () => {
     expect(matchTargetModules(paths, ['self_attn.v_proj', 'model.layers.1.self_attn.q_proj'])).toEqual([paths[1], paths[3]]);
     expect(matchTargetModules(paths, ['proj'])).toEqual([]); // a suffix must be a whole name
     expect(matchTargetModules(paths, 'all-linear')).toEqual(paths);
+    expect(matchTargetModules(paths, String.raw`model\.layers\.0\..*_proj`)).toEqual(paths.slice(0, 3)); // a string is a full-match regex
   });
 
   it('adapts exactly the named modules under their Hugging Face paths; a fresh adapter changes nothing', async () => {
@@ -95,6 +96,26 @@ describe('llama with LoRA (cpu)', () => {
     expect(out.factors.get('model.layers.1.mlp.down_proj')!.B).toEqual(factors.get('model.layers.1.mlp.down_proj')!.B);
     expect(peftTensorNames('model.layers.1.mlp.down_proj').A).toBe('base_model.model.model.layers.1.mlp.down_proj.lora_A.weight');
     model.dispose();
+  });
+
+  it('gives the same logits and LoRA gradients with the naive matmul formulation (the benchmark baseline)', async () => {
+    const weights = randomLlamaWeights(config, 6, { std: 0.3 });
+    const results: Array<{ logits: Float32Array; grads: Float32Array[] }> = [];
+    for (const naive of [false, true]) {
+      const model = LlamaLoraModel.attach(await LlamaModel.build(config, (n) => weights.get(n)!, { naiveMatmuls: naive }),
+        { targetModules: 'all-linear', variant: 'lora', rank: 2, seed: 3 });
+      for (const m of model.modules().values()) m.setFactors({ B: tf.tidy(() => tf.randomNormal([m.outFeatures, m.rank], 0, 0.1, 'float32', 8).dataSync() as Float32Array) });
+      const inputs = tf.tensor2d([[1, 2, 3, 4, 5, 6]], [1, 6], 'int32');
+      const targets = tf.tensor2d([[2, 3, 4, 5, 6, 7]], [1, 6], 'int32');
+      const vars = model.trainableVariables();
+      const { grads } = tf.variableGrads(() => model.loss({ inputs, targets }), vars);
+      results.push({ logits: model.forward(inputs).dataSync() as Float32Array, grads: vars.map((v) => grads[v.name]!.dataSync() as Float32Array) });
+      tf.dispose([inputs, targets, ...Object.values(grads)]);
+      model.dispose();
+    }
+    // The same products in another order: float32 rounding only.
+    expect(maxAbsDiff(results[0]!.logits, results[1]!.logits)).toBeLessThan(1e-5);
+    results[0]!.grads.forEach((g, i) => expect(maxAbsDiff(g, results[1]!.grads[i]!)).toBeLessThan(1e-5));
   });
 
   it('refuses targets that match nothing, and a base being pre-trained', async () => {

@@ -10,7 +10,7 @@
  * offset      size  field
  * 0           4     magic "FLUE" (46 4C 55 45)
  * 4           1     version = 1
- * 5           4     H = header length, uint32 little-endian, 1..4096
+ * 5           4     H = header length, uint32 little-endian, 16..4096
  * 9           H     header, UTF-8 JSON {jobId, round, attempt, clientId, nonce, ephemeralPublicKey, createdAt}
  * 9+H         4     L = ciphertext length, uint32 little-endian, >= 48
  * 13+H        L     nacl.box(SHA-256(header bytes) || payload, nonce, coordinator box pk, ephemeral sk)
@@ -41,6 +41,8 @@ import type { NonceStore } from './nonces.js';
 /** "FLUE": FedLora Update Envelope. */
 export const ENVELOPE_MAGIC = Uint8Array.of(0x46, 0x4c, 0x55, 0x45);
 export const ENVELOPE_VERSION = 1;
+/** The shortest header accepted (the JSON of its seven fields is longer still). */
+export const MIN_HEADER_BYTES = 16;
 /** The longest header accepted: ids are <= 64 characters, so a real header is ~250 bytes. */
 export const MAX_HEADER_BYTES = 4096;
 /** Bytes around header and ciphertext: magic, version, two lengths, signature. */
@@ -209,7 +211,8 @@ export function parseEnvelope(envelope: Uint8Array, maxBytes: number = DEFAULT_M
   if (envelope[4] !== ENVELOPE_VERSION) malformed(`envelope version ${envelope[4]} is not supported (this build reads version ${ENVELOPE_VERSION})`);
   const view = new DataView(envelope.buffer, envelope.byteOffset, envelope.byteLength);
   const h = view.getUint32(5, true);
-  if (h === 0 || h > MAX_HEADER_BYTES) malformed(`envelope header length ${h} is outside 1..${MAX_HEADER_BYTES}`);
+  // A real header is > 100 bytes; >= 16 also lets crypto_box_open read its scratch bytes in place.
+  if (h < MIN_HEADER_BYTES || h > MAX_HEADER_BYTES) malformed(`envelope header length ${h} is outside ${MIN_HEADER_BYTES}..${MAX_HEADER_BYTES}`);
   if (9 + h + 4 > envelope.length) malformed(`envelope is truncated: the header needs ${h} bytes and a ciphertext length, ${envelope.length - 9} remain`);
   const l = view.getUint32(9 + h, true);
   if (l < SEALED_EXTRA) malformed(`envelope ciphertext length ${l} is shorter than the ${SEALED_EXTRA} bytes any sealed update has`);

@@ -18,6 +18,15 @@ function errno(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException).code;
 }
 
+/** Sets mode 0600 on an open file, writes all of `data` and flushes it to disk. */
+function writePrivately(fd: number, data: string | Uint8Array): void {
+  if (POSIX) fchmodSync(fd, PRIVATE_FILE_MODE); // the umask may have cleared bits, never added: be explicit
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  let off = 0;
+  while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+  fsyncSync(fd);
+}
+
 /** Writes `data` to a new temp file beside `path` (mode 0600, flushed to disk) and returns its name. */
 function writeTemp(path: string, data: string | Uint8Array): string {
   const dir = dirname(path);
@@ -25,11 +34,7 @@ function writeTemp(path: string, data: string | Uint8Array): string {
   const temp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   const fd = openSync(temp, 'wx', PRIVATE_FILE_MODE);
   try {
-    if (POSIX) fchmodSync(fd, PRIVATE_FILE_MODE); // the umask may have cleared bits, never added: be explicit
-    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-    let off = 0;
-    while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
-    fsyncSync(fd);
+    writePrivately(fd, data);
   } finally {
     closeSync(fd);
   }
@@ -86,7 +91,10 @@ export function createPrivateFileOnce(path: string, data: string | Uint8Array): 
       linkSync(temp, path);
     } catch (e) {
       if (errno(e) === 'EEXIST') return false;
-      throw e;
+      if (!['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS'].includes(errno(e) ?? '')) throw e;
+      // A file system without hard links: exclusive create (O_EXCL) still never replaces a file,
+      // though a reader racing the write could see it partly written.
+      return createExclusive(path, data);
     }
     syncDir(dirname(path));
     return true;
@@ -95,6 +103,22 @@ export function createPrivateFileOnce(path: string, data: string | Uint8Array): 
   } finally {
     if (temp !== undefined) unlinkSafe(temp);
   }
+}
+
+function createExclusive(path: string, data: string | Uint8Array): boolean {
+  let fd: number;
+  try {
+    fd = openSync(path, 'wx', PRIVATE_FILE_MODE);
+  } catch (e) {
+    if (errno(e) === 'EEXIST') return false;
+    throw e;
+  }
+  try {
+    writePrivately(fd, data);
+  } finally {
+    closeSync(fd);
+  }
+  return true;
 }
 
 function unlinkSafe(path: string): void {

@@ -14,6 +14,7 @@
  * at K = 10 only unless FEDLORA_BENCH_FLORA_K100=1.
  */
 import { execFileSync } from 'node:child_process';
+import { DpFedAvgStrategy } from '../aggregation/dp-fedavg.js';
 import { createStrategy } from '../aggregation/registry.js';
 import type { ClientUpdate, GlobalState, Strategy, StrategyName } from '../aggregation/strategy.js';
 import type { AdapterModule, ModuleFactors } from '../shared/adapter.js';
@@ -89,17 +90,19 @@ const MB = 1e6;
 export async function run(): Promise<void> {
   console.log(machineLine());
   const spec = { modules: modules() };
-  const cases: Array<{ name: StrategyName; label: string; options?: Parameters<typeof createStrategy>[1] }> = [
+  const cases: Array<{ name: StrategyName; label: string; options?: Parameters<typeof createStrategy>[1]; dp?: boolean }> = [
     { name: 'fedavg', label: 'fedavg (noise off)', options: { fedavg: { noise: 'off' } } },
     { name: 'fedavg', label: 'fedavg (noise sketch)', options: { fedavg: { noise: 'sketch' } } },
     { name: 'flora', label: 'flora' },
     { name: 'ffa', label: 'ffa (B only)' },
     { name: 'fedsb', label: 'fedsb (R only)' },
+    { name: 'ffa', label: 'ffa + DP-FedAvg (z = 1)', dp: true },
   ];
   const numpyCache = new Map<string, { seconds: number; checksum: number; maxrss_mb: number }>();
   console.log('strategy                    K    client MB  ours MB/s  numpy MB/s  ratio  peak RSS +MB  peak ArrayBuffers +MB  numpy maxRSS MB');
   for (const c of cases) {
-    const strategy = createStrategy(c.name, c.options);
+    const inner = createStrategy(c.name, c.options);
+    const strategy = c.dp ? new DpFedAvgStrategy(inner, { noiseMultiplier: 1, clipNorm: 1 }) : inner;
     const state = strategy.init(spec, 'bench');
     const client = reusableClient(strategy, state);
     for (const K of KS) {

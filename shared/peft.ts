@@ -30,9 +30,9 @@ import {
   WrittenAdapterConfigSchema,
   type FedloraAdapterMetadata,
   type PeftLoraConfig,
-  type WrittenAdapterConfig,
 } from './config.js';
 import { FedloraError } from './errors.js';
+import { keysInTextOrder } from './json-keys.js';
 import { readSafetensorsFile, writeSafetensorsFile } from './safetensors/index.js';
 import { makeTensor, type Tensor } from './tensor.js';
 
@@ -114,46 +114,80 @@ export function peftTargetMatches(targets: readonly string[] | string, moduleNam
   return targets.includes(moduleName) || targets.some((t) => moduleName.endsWith(`.${t}`));
 }
 
-/** The rank and alpha PEFT gives a module under a config (alpha as fedlora means it: s = alpha / r). */
-export function resolvePeftModule(config: Pick<PeftLoraConfig, 'r' | 'lora_alpha' | 'rank_pattern' | 'alpha_pattern' | 'use_rslora'>, path: string, what: string): { rank: number; alpha: number } {
-  const rankPattern = config.rank_pattern ?? {};
-  const alphaPattern = config.alpha_pattern ?? {};
-  const rank = rankPattern[peftPatternKey(Object.keys(rankPattern), path, `${what} rank_pattern`)] ?? config.r;
-  const peftAlpha = alphaPattern[peftPatternKey(Object.keys(alphaPattern), path, `${what} alpha_pattern`)] ?? config.lora_alpha;
+/**
+ * A `rank_pattern` / `alpha_pattern` as PEFT sees it: its entries in the order of the JSON text
+ * (Python keeps it; a JS object would move integer-like keys such as "0" to the front).
+ */
+export type PatternEntries = ReadonlyArray<readonly [string, number]>;
+
+/** What decides a module's rank and alpha in a PEFT LoRA config. */
+export interface PeftRankRules {
+  readonly r: number;
+  readonly loraAlpha: number;
+  readonly rankPattern: PatternEntries;
+  readonly alphaPattern: PatternEntries;
+  readonly useRslora: boolean;
+}
+
+/** `pattern.get(get_pattern_key(pattern.keys(), path), default)`; a duplicate key holds its last value, as in a Python dict. */
+function patternValue(entries: PatternEntries, path: string, fallback: number, what: string): number {
+  const key = peftPatternKey(entries.map(([k]) => k), path, what);
+  for (let i = entries.length - 1; i >= 0; i--) if (entries[i]![0] === key) return entries[i]![1];
+  return fallback;
+}
+
+/** The rank and alpha PEFT gives a module (alpha as fedlora means it: s = alpha / r). */
+export function resolvePeftModule(rules: PeftRankRules, path: string, what: string): { rank: number; alpha: number } {
+  const rank = patternValue(rules.rankPattern, path, rules.r, `${what} rank_pattern`);
+  const peftAlpha = patternValue(rules.alphaPattern, path, rules.loraAlpha, `${what} alpha_pattern`);
   // rsLoRA scales by alpha / sqrt(r); the same update in fedlora's alpha / r is alpha * sqrt(r).
-  const alpha = config.use_rslora ? peftAlpha * Math.sqrt(rank) : peftAlpha;
+  const alpha = rules.useRslora ? peftAlpha * Math.sqrt(rank) : peftAlpha;
   return { rank, alpha };
+}
+
+/**
+ * adapter_config.json text: keys sorted and indented by 2, as PEFT's save_pretrained writes it, with
+ * the pattern entries in their given order (written by hand for that reason).
+ */
+function configText(fields: Readonly<Record<string, unknown>>, patterns: { rank_pattern: PatternEntries; alpha_pattern: PatternEntries }): string {
+  const patternText = (entries: PatternEntries): string =>
+    entries.length === 0 ? '{}' : `{\n${entries.map(([k, v]) => `    ${JSON.stringify(k)}: ${JSON.stringify(v)}`).join(',\n')}\n  }`;
+  const all: Record<string, string> = {};
+  for (const [k, v] of Object.entries(fields)) all[k] = JSON.stringify(v, null, 2).replace(/\n/g, '\n  ');
+  all.rank_pattern = patternText(patterns.rank_pattern);
+  all.alpha_pattern = patternText(patterns.alpha_pattern);
+  const keys = Object.keys(all).sort();
+  return `{\n${keys.map((k) => `  ${JSON.stringify(k)}: ${all[k]}`).join(',\n')}\n}\n`;
 }
 
 /**
  * Builds adapter_config.json for a layout: the most common rank and alpha as `r` and
  * `lora_alpha`, `rank_pattern` / `alpha_pattern` for the modules that differ (longest paths
  * first, so a path that ends another one is tried first), and the full paths as target_modules.
- * Checks that PEFT's matching gives every module its rank and alpha back.
+ * Checks that PEFT's matching gives every module its rank and alpha back; if not, lists every
+ * module in the patterns; if still not, refuses.
+ * @returns the JSON text
  */
-function buildAdapterConfig(modules: readonly AdapterModule[], base: Omit<WrittenAdapterConfig, 'r' | 'lora_alpha' | 'rank_pattern' | 'alpha_pattern' | 'target_modules'>, dir: string): WrittenAdapterConfig {
+function buildAdapterConfig(modules: readonly AdapterModule[], base: Readonly<Record<string, unknown>>, dir: string): string {
   const r = mostCommon(modules.map((m) => m.rank));
   const loraAlpha = mostCommon(modules.map((m) => m.alpha));
   const byLength = [...modules].sort((a, b) => b.path.length - a.path.length || compareModulePaths(a.path, b.path));
-  const build = (everyModule: boolean): WrittenAdapterConfig => ({
-    ...base,
-    alpha_pattern: Object.fromEntries(byLength.filter((m) => everyModule || m.alpha !== loraAlpha).map((m) => [m.path, m.alpha])),
-    lora_alpha: loraAlpha,
-    r,
-    rank_pattern: Object.fromEntries(byLength.filter((m) => everyModule || m.rank !== r).map((m) => [m.path, m.rank])),
-    target_modules: modules.map((m) => m.path),
-  });
-  const resolvesExactly = (config: WrittenAdapterConfig): boolean => {
-    // Check the JSON as PEFT will read it (key order included).
-    const reread = JSON.parse(JSON.stringify(config)) as WrittenAdapterConfig;
-    return modules.every((m) => {
-      const got = resolvePeftModule(reread, m.path, dir);
-      return got.rank === m.rank && got.alpha === m.alpha && peftTargetMatches(reread.target_modules, m.path);
-    });
-  };
+  const targets = modules.map((m) => m.path);
   for (const everyModule of [false, true]) {
-    const config = build(everyModule);
-    if (resolvesExactly(config)) return config;
+    const rules: PeftRankRules = {
+      r,
+      loraAlpha,
+      rankPattern: byLength.filter((m) => everyModule || m.rank !== r).map((m) => [m.path, m.rank] as const),
+      alphaPattern: byLength.filter((m) => everyModule || m.alpha !== loraAlpha).map((m) => [m.path, m.alpha] as const),
+      useRslora: false,
+    };
+    const resolvesExactly = modules.every((m) => {
+      const got = resolvePeftModule(rules, m.path, dir);
+      return got.rank === m.rank && got.alpha === m.alpha && peftTargetMatches(targets, m.path);
+    });
+    if (resolvesExactly) {
+      return configText({ ...base, r, lora_alpha: loraAlpha, target_modules: targets }, { rank_pattern: rules.rankPattern, alpha_pattern: rules.alphaPattern });
+    }
   }
   throw new FedloraError('FL_ERR_ADAPTER_LAYOUT', `${dir}: the module paths cannot be given their ranks and alphas unambiguously in PEFT's rank_pattern / alpha_pattern`);
 }
@@ -207,7 +241,7 @@ export async function writePeftAdapterDir(dir: string, adapter: Adapter, options
     ...(layout.baseModelSha256 !== undefined && { base_model_sha256: layout.baseModelSha256 }),
     ...(isFedSb && { fedsb_folded: fold }),
   };
-  const config = buildAdapterConfig(
+  const text = buildAdapterConfig(
     layout.modules,
     {
       base_model_name_or_path: options.baseModelName ?? layout.baseModelName ?? null,
@@ -227,9 +261,7 @@ export async function writePeftAdapterDir(dir: string, adapter: Adapter, options
     dir,
   );
   // An internal check: a failure here is a fedlora bug, reported with the field that broke.
-  parseConfig(WrittenAdapterConfigSchema, config, `${join(dir, ADAPTER_CONFIG_FILE)} (as written)`, 'FL_ERR_ADAPTER_LAYOUT');
-  // PEFT writes its config with sorted keys; so do we (rank_pattern keeps its own order).
-  const sorted = Object.fromEntries(Object.entries(config).sort(([a], [b]) => (a < b ? -1 : 1)));
+  parseConfig(WrittenAdapterConfigSchema, JSON.parse(text), `${join(dir, ADAPTER_CONFIG_FILE)} (as written)`, 'FL_ERR_ADAPTER_LAYOUT');
 
   try {
     await mkdir(dir, { recursive: true });
@@ -237,7 +269,7 @@ export async function writePeftAdapterDir(dir: string, adapter: Adapter, options
     throw new FedloraError('FL_ERR_IO', `${dir}: cannot create the directory (${(e as NodeJS.ErrnoException).code})`, { path: dir });
   }
   await writeSafetensorsFile(join(dir, ADAPTER_WEIGHTS_FILE), tensors, { format: 'pt', [FEDLORA_METADATA_KEY]: JSON.stringify(record) });
-  await writeFileAtomic(join(dir, ADAPTER_CONFIG_FILE), `${JSON.stringify(sorted, null, 2)}\n`);
+  await writeFileAtomic(join(dir, ADAPTER_CONFIG_FILE), text);
 }
 
 function dirError(dir: string, file: string | undefined, problem: string, details: Record<string, unknown> = {}): FedloraError {
@@ -264,7 +296,7 @@ function refuseUnsupported(config: PeftLoraConfig, dir: string): void {
   if (config.target_modules === undefined || config.target_modules === null) refuse('target_modules', 'is missing');
 }
 
-async function readJson(dir: string, file: string): Promise<unknown> {
+async function readJson(dir: string, file: string): Promise<{ text: string; value: unknown }> {
   let text: string;
   try {
     text = await readFile(join(dir, file), 'utf8');
@@ -273,10 +305,16 @@ async function readJson(dir: string, file: string): Promise<unknown> {
     throw dirError(dir, file, code === 'ENOENT' ? 'missing' : `cannot read (${code})`);
   }
   try {
-    return JSON.parse(text);
+    return { text, value: JSON.parse(text) };
   } catch (e) {
     throw dirError(dir, file, `not JSON (${(e as Error).message})`);
   }
+}
+
+/** A pattern's entries in text order (PEFT matches the first key that fits, in Python's dict order). */
+function patternEntries(text: string, key: 'rank_pattern' | 'alpha_pattern', pattern: Readonly<Record<string, number>> | null | undefined): PatternEntries {
+  if (pattern === null || pattern === undefined) return [];
+  return (keysInTextOrder(text, [key]) ?? []).map((k) => [k, pattern[k]!] as const);
 }
 
 /** fedlora's record: from adapter_config.json when there, else from the safetensors metadata. */
@@ -323,11 +361,18 @@ export async function readPeftAdapterDir(dir: string): Promise<Adapter> {
     if (e instanceof FedloraError) throw e;
     throw dirError(dir, undefined, `cannot open the adapter directory (${(e as NodeJS.ErrnoException).code})`);
   }
-  const rawConfig = await readJson(dir, ADAPTER_CONFIG_FILE);
-  const parsed = PeftLoraConfigSchema.safeParse(rawConfig);
+  const raw = await readJson(dir, ADAPTER_CONFIG_FILE);
+  const parsed = PeftLoraConfigSchema.safeParse(raw.value);
   if (!parsed.success) throw configError(parsed.error, join(dir, ADAPTER_CONFIG_FILE), 'FL_ERR_ADAPTER_DIR');
   const config = parsed.data;
   refuseUnsupported(config, dir);
+  const rules: PeftRankRules = {
+    r: config.r,
+    loraAlpha: config.lora_alpha,
+    rankPattern: patternEntries(raw.text, 'rank_pattern', config.rank_pattern),
+    alphaPattern: patternEntries(raw.text, 'alpha_pattern', config.alpha_pattern),
+    useRslora: config.use_rslora ?? false,
+  };
   const targets = config.target_modules!;
 
   const weightsPath = join(dir, ADAPTER_WEIGHTS_FILE);
@@ -361,7 +406,7 @@ export async function readPeftAdapterDir(dir: string): Promise<Adapter> {
 
   const what = join(dir, ADAPTER_CONFIG_FILE);
   let adapter = adapterFromTensors(peftTensors, {
-    alpha: (path) => resolvePeftModule(config, path, what).alpha,
+    alpha: (path) => resolvePeftModule(rules, path, what).alpha,
     variant,
     moduleOrder,
     ...(record?.base_model_sha256 !== undefined && { baseModelSha256: record.base_model_sha256 }),
@@ -377,7 +422,7 @@ export async function readPeftAdapterDir(dir: string): Promise<Adapter> {
         tensor: names.A,
       });
     }
-    const expected = resolvePeftModule(config, m.path, what).rank;
+    const expected = resolvePeftModule(rules, m.path, what).rank;
     if (expected !== m.rank) {
       throw adapterLayoutError(dir, `tensor '${names.A}' has rank ${m.rank}, but ${ADAPTER_CONFIG_FILE} gives module '${m.path}' r = ${expected}`, { tensor: names.A });
     }

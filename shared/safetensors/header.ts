@@ -5,6 +5,7 @@
  * which it lets through) and builds one the way the Python `safetensors` writer does.
  */
 import { FedloraError } from '../errors.js';
+import { firstDuplicateKey } from '../json-keys.js';
 import { SAFETENSORS_DTYPE_BITS, dtypeAlignmentRank } from './dtype.js';
 
 /** The reference implementation refuses headers above 100 MB; so do we, before reading them. */
@@ -95,7 +96,8 @@ export function parseHeader(json: Uint8Array, totalBytes: number, source: string
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw headerError(`header must be a JSON object, got ${Array.isArray(parsed) ? 'an array' : parsed === null ? 'null' : typeof parsed}`);
   }
-  const duplicate = firstDuplicateTopLevelKey(text);
+  // JSON.parse keeps the last of duplicate names silently, so the text itself is checked.
+  const duplicate = firstDuplicateKey(text);
   if (duplicate !== undefined) throw headerError(`name '${duplicate}' appears twice in the header`);
 
   let metadata: Record<string, string> | undefined;
@@ -190,37 +192,6 @@ function byteSize(t: TensorSpec, offsetsError: (p: string) => FedloraError): num
   }
   if (bits % 8 !== 0) throw offsetsError(`tensor '${t.name}': ${t.dtype} [${t.shape.join(', ')}] does not fill whole bytes`);
   return bits / 8;
-}
-
-/**
- * The first top-level key that the JSON text holds twice, or undefined. JSON.parse keeps the last
- * of duplicate keys silently, so the text itself is scanned. The text must be valid JSON.
- */
-export function firstDuplicateTopLevelKey(text: string): string | undefined {
-  const seen = new Set<string>();
-  let depth = 0;
-  let expectKey = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (c === '"') {
-      const start = i;
-      for (i++; text[i] !== '"'; i++) if (text[i] === '\\') i++;
-      if (depth === 1 && expectKey) {
-        const key = JSON.parse(text.slice(start, i + 1)) as string;
-        if (seen.has(key)) return key;
-        seen.add(key);
-        expectKey = false;
-      }
-    } else if (c === '{' || c === '[') {
-      depth++;
-      expectKey = depth === 1 && c === '{';
-    } else if (c === '}' || c === ']') {
-      depth--;
-    } else if (c === ',' && depth === 1) {
-      expectKey = true;
-    }
-  }
-  return undefined;
 }
 
 /** Compares strings by their UTF-8 bytes, as Rust's `str` ordering (used by the writer) does. */

@@ -1,6 +1,7 @@
 import { mkdtemp, readFile, rm, writeFile, mkdir, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { peftTensorNames, scaling, type Adapter, type AdapterModule } from '../../shared/adapter.js';
 import { WrittenAdapterConfigSchema } from '../../shared/config.js';
@@ -141,6 +142,26 @@ describe('writePeftAdapterDir / readPeftAdapterDir round trips', () => {
     expect(back.layout).toEqual(adapter.layout);
   });
 
+  it('property: random layouts (paths that end one another, mixed ranks and alphas) round trip through PEFT matching', async () => {
+    // Paths from a small vocabulary, so suffix collisions such as a.b / x.a.b / y.x.a.b are frequent,
+    // and integer-like paths ("0", "10"), which a JS object would move to the front of a pattern.
+    const pathArb = fc.array(fc.constantFrom('a', 'b', 'x', '0', '1', '10'), { minLength: 1, maxLength: 4 }).map((parts) => parts.join('.'));
+    const moduleArb = fc.record({ path: pathArb, rank: fc.integer({ min: 1, max: 4 }), alpha: fc.constantFrom(1, 2, 3.5, 16) });
+    await fc.assert(
+      fc.asyncProperty(fc.uniqueArray(moduleArb, { selector: (m) => m.path, minLength: 1, maxLength: 6 }), fc.integer(), async (specs, seed) => {
+        const modules = specs.map((m) => ({ ...m, outFeatures: 3, inFeatures: 2 }));
+        const adapter = randomAdapter('lora', modules, seed);
+        const dir = freshDir();
+        await writePeftAdapterDir(dir, adapter, { taskType: null });
+        const back = await readPeftAdapterDir(dir);
+        expect(back.layout.modules).toEqual(modules);
+        expect(back.factors).toEqual(adapter.factors);
+        await rm(dir, { recursive: true });
+      }),
+      { numRuns: 40 },
+    );
+  });
+
   describe('Fed-SB', () => {
     const modules = llamaModules(2, { rank: 3 });
     const adapter = randomAdapter('fedsb', modules, 21, { baseModelSha256: SHA });
@@ -253,6 +274,16 @@ describe('readPeftAdapterDir reads directories PEFT writes', () => {
     await expectCoded(readPeftAdapterDir(excluded), 'FL_ERR_ADAPTER_LAYOUT', 'model.layers.0.mlp.up_proj', 'PEFT would ignore it');
     const bad = await peftStyleDir({ ...base, r: 4, lora_alpha: 8, target_modules: '(?P<x>q_proj)' }, tensors);
     await expectCoded(readPeftAdapterDir(bad), 'FL_ERR_ADAPTER_DIR', 'target_modules', 'not a regular expression');
+  });
+
+  it('matches rank_pattern keys in text order, as Python does, even integer-like ones', async () => {
+    // Text order: "a.0" is tried first for module a.0. In a JS object "0" would come first and match a.0 too.
+    const tensors = [...lora('0', 1, 8, 8), ...lora('a.0', 2, 8, 8)];
+    const dir = freshDir();
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'adapter_config.json'), `{"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["0", "a.0"], "rank_pattern": {"a.0": 2, "0": 1}}`);
+    await writeSafetensorsFile(join(dir, 'adapter_model.safetensors'), tensors);
+    expect((await readPeftAdapterDir(dir)).layout.modules.map((m) => [m.path, m.rank])).toEqual([['0', 1], ['a.0', 2]]);
   });
 
   it('refuses a tensor whose rank disagrees with the config, naming the tensor and r', async () => {

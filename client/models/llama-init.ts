@@ -20,7 +20,7 @@ export interface LlamaInitOptions {
 
 /**
  * Seeded random weights, one Float32Array per Hugging Face tensor name ([out, in] for linears).
- * Each tensor draws from tfjs' seeded generator with seed `seed + its index`, so the result does
+ * Each tensor draws from tfjs' seeded generator with seed `1009 seed + its index + 1`, so the result does
  * not depend on the backend (random ops run in tfjs-core's JS on every backend).
  */
 export function randomLlamaWeights(config: LlamaConfig, seed: number, options: LlamaInitOptions = {}): Map<string, Float32Array> {
@@ -29,7 +29,8 @@ export function randomLlamaWeights(config: LlamaConfig, seed: number, options: L
   const out = new Map<string, Float32Array>();
   let index = 0;
   for (const [name, shape] of llamaTensorShapes(config)) {
-    const s = seed * 1009 + index++;
+    // Never 0: tfjs treats a seed of 0 as 'no seed' and draws from Math.random (rand_util.js).
+    const s = seed * 1009 + ++index;
     const isNorm = shape.length === 1;
     const values = tf.tidy(() => {
       if (!isNorm) return tf.randomNormal(shape, 0, std, 'float32', s).dataSync() as Float32Array;

@@ -106,11 +106,12 @@ u = tensors_of(f'{here}/fedsb-unfolded')
 ref_sb = lambda p: (exp['fedsb'][p]['alpha'] / exp['fedsb'][p]['rank']) * u[f'base_model.model.{p}.lora_B.weight'] @ u[f'base_model.model.{p}.fedsb_R.weight'] @ u[f'base_model.model.{p}.lora_A.weight']
 for name in ['fedsb-folded', 'fedsb-folded-with-r']:
     check(name, f'{here}/{name}', ref_sb, exp['fedsb'])
-# 4. Module paths that end one another, on a plain torch model (task_type null).
+# 4. Module paths that end one another and integer-like paths, on a plain torch model (task_type null).
 class Inner(torch.nn.Module):
     def __init__(self):
         super().__init__()
         self.b = torch.nn.Linear(3, 3)
+        self.add_module('0', torch.nn.Linear(3, 3))
 class Nested(torch.nn.Module):
     def __init__(self):
         super().__init__()
@@ -118,6 +119,7 @@ class Nested(torch.nn.Module):
         self.a = Inner()
         self.x = torch.nn.Module(); self.x.a = Inner()
         self.y = torch.nn.Module(); self.y.c = torch.nn.Linear(3, 3)
+        self.add_module('0', torch.nn.Linear(3, 3))
     def forward(self, v):
         return self.y.c(self.x.a.b(self.a.b(v)))
 t = tensors_of(f'{here}/nested')

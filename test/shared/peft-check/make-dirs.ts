@@ -26,11 +26,15 @@ const fedsb = randomAdapter('fedsb', modules.map((m) => ({ ...m, rank: 3, alpha:
 await writePeftAdapterDir(`${here}/fedsb-folded`, fedsb);
 await writePeftAdapterDir(`${here}/fedsb-unfolded`, fedsb, { foldFedSb: false });
 await writePeftAdapterDir(`${here}/fedsb-folded-with-r`, fedsb, { includeFedSbR: true });
-// Paths that end one another (a.b, x.a.b): rank_pattern must list every module, longest first.
+// Paths that end one another (a.b, x.a.b) and integer-like paths ("0", which a JS object would
+// move to the front of rank_pattern): every module of the torch model in check_peft.py is adapted.
 const nested: AdapterModule[] = [
   { path: 'a.b', outFeatures: 3, inFeatures: 3, rank: 1, alpha: 2 },
   { path: 'x.a.b', outFeatures: 3, inFeatures: 3, rank: 2, alpha: 2 },
   { path: 'y.c', outFeatures: 3, inFeatures: 3, rank: 2, alpha: 2 },
+  { path: '0', outFeatures: 3, inFeatures: 3, rank: 1, alpha: 16 },
+  { path: 'a.0', outFeatures: 3, inFeatures: 3, rank: 2, alpha: 2 },
+  { path: 'x.a.0', outFeatures: 3, inFeatures: 3, rank: 1, alpha: 2 },
 ];
 await writePeftAdapterDir(`${here}/nested`, randomAdapter('lora', nested, 3), { taskType: null, fedloraConfigKey: false });
 writeFileSync(`${here}/expected.json`, JSON.stringify({

@@ -12,6 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { chooseBackend, shutdownBackend, type BackendName } from '../client/backend.js';
+import { variableFrom } from '../client/lora/init.js';
 import { LoraDense } from '../client/lora/lora-dense.js';
 import { machineLine } from './machine.js';
 
@@ -81,8 +82,8 @@ function ours(layers: number): Setup {
 function naive(layers: number): Setup {
   const d = data(layers);
   const W = d.W.map((w) => tf.tensor2d(w, [D, D]));
-  const A = d.A.map((a) => tf.variable(tf.tensor2d(a, [R, D])));
-  const B = d.B.map((b) => tf.variable(tf.tensor2d(b, [D, R])));
+  const A = d.A.map((a) => variableFrom(tf.tensor2d(a, [R, D])));
+  const B = d.B.map((b) => variableFrom(tf.tensor2d(b, [D, R])));
   const opt = tf.train.adam(1e-3);
   const loss = (): tf.Scalar => {
     let h: tf.Tensor2D = d.X;

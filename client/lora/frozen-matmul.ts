@@ -43,3 +43,28 @@ export function makeFrozenPair(values: Float32Array, rows: number, cols: number)
   const forward = tf.tidy(() => tf.transpose(backward) as tf.Tensor2D);
   return { forward, backward };
 }
+
+/**
+ * `x @ pair().forward` as frozenMatmul, with a second input `probe` (a scalar variable the caller
+ * differentiates against) so that tfjs runs this op's backward pass even when nothing trainable
+ * lies upstream of x, and a callback that receives (x, dy) there: the gradient of the loss w.r.t.
+ * the frozen matrix M [out, in] is dy^T x (used for Fed-SB's LoRA-SB initialisation).
+ * The probe gets a zero gradient.
+ */
+export function probedFrozenMatmul(pair: () => FrozenPair, onGrad: (x: tf.Tensor2D, dy: tf.Tensor2D) => void): (x: tf.Tensor2D, probe: tf.Variable) => tf.Tensor2D {
+  const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const x = args[0] as tf.Tensor2D;
+    const probe = args[1] as tf.Tensor;
+    const save = args[2] as tf.GradSaveFunc;
+    save([x]);
+    const { forward, backward } = pair();
+    return {
+      value: tf.matMul(x, forward),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        onGrad(saved[0] as tf.Tensor2D, dy as tf.Tensor2D);
+        return [tf.matMul(dy as tf.Tensor2D, backward), tf.zerosLike(probe)];
+      },
+    };
+  });
+  return (x, probe) => op(x, probe) as tf.Tensor2D;
+}

@@ -37,3 +37,13 @@ export function kaimingUniformA(rank: number, inFeatures: number, seed: number):
 export function moduleSeed(seed: number, path: string): number {
   return createHash('sha256').update(`${seed}:${path}`).digest().readUInt32BE(0) >>> 1;
 }
+
+/**
+ * A variable initialised from a tensor, which is then freed: tf.variable(t) shares t's data but
+ * leaves t alive, one leaked tensor per variable otherwise.
+ */
+export function variableFrom(initial: tf.Tensor, trainable = true): tf.Variable {
+  const v = tf.variable(initial, trainable);
+  initial.dispose();
+  return v;
+}

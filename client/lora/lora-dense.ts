@@ -26,9 +26,9 @@
 import * as tf from '@tensorflow/tfjs';
 import type { AdapterVariant, ModuleFactors } from '../../shared/adapter.js';
 import { FedloraError } from '../../shared/errors.js';
-import { frozenMatmul, makeFrozenPair, type FrozenPair } from './frozen-matmul.js';
+import { frozenMatmul, makeFrozenPair, probedFrozenMatmul, type FrozenPair } from './frozen-matmul.js';
 import { trainableMatmul, type GradientTap } from './gradient-tap.js';
-import { kaimingUniformA, seededUniform } from './init.js';
+import { kaimingUniformA, seededUniform, variableFrom } from './init.js';
 
 /** How a frozen weight given as a flat array is laid out. */
 export type WeightLayout = 'out-in' | 'in-out';
@@ -86,6 +86,7 @@ export class LoraDense {
   private readonly aMatmul: (x: tf.Tensor2D) => tf.Tensor2D;
   private readonly bMatmul: (x: tf.Tensor2D) => tf.Tensor2D;
   private tap: GradientTap | null = null;
+  private baseTap: { probe: tf.Variable; op: (x: tf.Tensor2D, probe: tf.Variable) => tf.Tensor2D } | null = null;
   private disposed = false;
 
   constructor(options: LoraDenseOptions) {
@@ -118,9 +119,9 @@ export class LoraDense {
     this.bias = options.bias === undefined ? null : tf.tensor1d(options.bias, 'float32');
 
     const init = LoraDense.initialFactors(variant, n, m, r, options.seed ?? 0);
-    this.aT = variant === 'lora' ? tf.variable(transposed(init.A, r, n), true) : null;
-    this.bT = variant === 'fedsb' ? null : tf.variable(transposed(init.B, m, r), true);
-    this.rT = variant === 'fedsb' ? tf.variable(transposed(init.R!, r, r), true) : null;
+    this.aT = variant === 'lora' ? variableFrom(transposed(init.A, r, n)) : null;
+    this.bT = variant === 'fedsb' ? null : variableFrom(transposed(init.B, m, r));
+    this.rT = variant === 'fedsb' ? variableFrom(transposed(init.R!, r, r)) : null;
     if (variant !== 'lora') this.frozenA = makeFrozenPair(init.A, r, n);
     if (variant === 'fedsb') this.frozenB = makeFrozenPair(init.B, m, r);
 
@@ -161,7 +162,7 @@ export class LoraDense {
     return tf.tidy(() => {
       const examples = x.shape[0];
       const x2 = (x.rank === 2 ? x : tf.reshape(x, [-1, n])) as tf.Tensor2D;
-      let y: tf.Tensor2D = this.w0Matmul(x2);
+      let y: tf.Tensor2D = this.baseTap === null ? this.w0Matmul(x2) : this.baseTap.op(x2, this.baseTap.probe);
       if (this.bias !== null) y = tf.add(y, this.bias);
       let h = this.aT !== null ? this.trainable(x2, this.aT, examples) : this.aMatmul(x2);
       h = tf.mul(h, this.scaling);
@@ -259,6 +260,17 @@ export class LoraDense {
    */
   setGradientTap(tap: GradientTap | null): void {
     this.tap = tap;
+  }
+
+  /**
+   * Reports, during backward passes, the frozen matmul's input x [rows, n] and output gradient
+   * dy [rows, m] (so dL/dW0 = dy^T x, Fed-SB's initial gradient), or stops (`null`). The caller
+   * differentiates against `probe` (a scalar variable), which makes tfjs run this layer's backward
+   * pass even when nothing trainable lies before it.
+   * @param onGrad receives the tensors during the backward pass; they are freed after it unless kept
+   */
+  setBaseGradientTap(tap: { probe: tf.Variable; onGrad: (x: tf.Tensor2D, dy: tf.Tensor2D) => void } | null): void {
+    this.baseTap = tap === null ? null : { probe: tap.probe, op: probedFrozenMatmul(() => this.w0, tap.onGrad) };
   }
 
   /** Frees every tensor of the layer; later calls throw. */

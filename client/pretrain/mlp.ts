@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { FedloraError } from '../../shared/errors.js';
 import { tableSource } from '../data/batches.js';
 import type { ClassificationTable } from '../data/table.js';
-import { seededUniform } from '../lora/init.js';
+import { seededUniform, variableFrom } from '../lora/init.js';
 import type { Batch, TrainableModel } from '../lora/lora-model.js';
 import { writeMlpCheckpoint } from '../models/mlp-checkpoint.js';
 import { MLP_MODEL_TYPE, mlpDenseLayers, type MlpConfig } from '../models/mlp-config.js';
@@ -39,8 +39,8 @@ export class DenseMlp implements TrainableModel {
     this.layers = mlpDenseLayers(config).map((l, i) => {
       // nn.Linear: W and b ~ U(-1/sqrt(in), 1/sqrt(in))
       const bound = 1 / Math.sqrt(l.inFeatures);
-      const wT = tf.variable(tf.tensor2d(seededUniform(l.inFeatures, l.outFeatures, bound, seed * 1000 + 2 * i), [l.inFeatures, l.outFeatures]), true);
-      const b = tf.variable(tf.tensor1d(seededUniform(1, l.outFeatures, bound, seed * 1000 + 2 * i + 1)), true);
+      const wT = variableFrom(tf.tensor2d(seededUniform(l.inFeatures, l.outFeatures, bound, seed * 1000 + 2 * i), [l.inFeatures, l.outFeatures]));
+      const b = variableFrom(tf.tensor1d(seededUniform(1, l.outFeatures, bound, seed * 1000 + 2 * i + 1)));
       return { path: l.path, wT, b };
     });
     this.mean = tf.tensor1d(normalizer.mean);

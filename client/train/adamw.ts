@@ -9,6 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { FedloraError } from '../../shared/errors.js';
+import { variableFrom } from '../lora/init.js';
 
 export interface AdamWOptions {
   /** @default 0.9 */
@@ -62,7 +63,7 @@ export class AdamW {
       const g = gradients[i]!;
       let state = this.moments.get(p);
       if (state === undefined) {
-        state = { m: tf.variable(tf.zerosLike(p), false), v: tf.variable(tf.zerosLike(p), false) };
+        state = { m: variableFrom(tf.zerosLike(p), false), v: variableFrom(tf.zerosLike(p), false) };
         this.moments.set(p, state);
       }
       const { m, v } = state;

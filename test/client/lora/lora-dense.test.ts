@@ -87,6 +87,18 @@ describe('LoraDense forward', () => {
     }
   });
 
+  it('frees every tensor it made on dispose (no leak from construction, setFactors, merge)', () => {
+    const start = tf.memory().numTensors;
+    for (const variant of ['lora', 'ffa', 'fedsb'] as const) {
+      const { layer } = layerWith(variant);
+      const y = tf.tidy(() => layer.forward(tf.ones([2, n])));
+      y.dispose();
+      if (variant === 'lora') layer.mergeStack(testValues(m * 2, 1), testValues(2 * n, 2), 0.5, 3);
+      layer.dispose();
+    }
+    expect(tf.memory().numTensors).toBe(start);
+  });
+
   it('rejects an input of the wrong width with a coded error', () => {
     const { layer } = layerWith('lora');
     expect(() => layer.forward(tf.zeros([2, n + 1]))).toThrow(/FL_ERR_SHAPE_MISMATCH.*layers\.0.*\[\.\.\., 7\]/);

@@ -50,7 +50,8 @@ describe('trainer', () => {
     expect(maxAbsDiff(a, c)).toBeGreaterThan(1e-4);
   });
 
-  it('keeps tf.memory().numTensors flat across training steps', async () => {
+  it('keeps tf.memory().numTensors flat across training steps, and back to the start after dispose', async () => {
+    const start = tf.memory().numTensors;
     const m = smallMlp();
     const counts: number[] = [];
     await train(m, tableSource(digits.highTrain), {
@@ -63,6 +64,7 @@ describe('trainer', () => {
     // when train returns, AdamW's two moments per trainable variable are freed too
     expect(tf.memory().numTensors).toBe(counts[0]! - 2 * m.trainableVariables().length);
     m.dispose();
+    expect(tf.memory().numTensors).toBe(start);
   });
 
   it('gradient accumulation of two half batches gives the step of one full batch', async () => {

@@ -8,8 +8,13 @@
  * textbook ones, chosen so every branch is free of cancellation:
  *   - |x| < 1.5: erf by its all-positive series erf(x) = 2/sqrt(pi) e^{-x^2} sum_n 2^n x^{2n+1} / (2n+1)!!
  *     (Abramowitz & Stegun 7.1.6), then erfc = 1 - erf loses at most 1.5 digits (erfc(1.5) = 0.034);
- *   - x >= 1.5: the Laplace continued fraction for erfcx(x) = e^{x^2} erfc(x) (A&S 7.1.14), evaluated
- *     with the modified Lentz method; log erfc(x) = -x^2 + log erfcx(x) never underflows;
+ *   - 1.5 <= x < 6: the exponentially convergent trapezoidal-rule formula of Matta & Reichel 1971
+ *     ("Uniform computation of the error function and other related functions", Math. Comp. 25):
+ *     erfc(x) = e^{-x^2} (h x / pi) [1/x^2 + 2 sum_{n>=1} e^{-n^2 h^2} / (n^2 h^2 + x^2)] + 2 / (1 - e^{2 pi x / h}) + E,
+ *     |E| ~ e^{-pi^2 / h^2} erfc(x); with h = 1/2 that is ~7e-18 relative and 13 terms, all positive
+ *     but the last (which is below 1e-6 of the first here, so no cancellation);
+ *   - x >= 6: the Laplace continued fraction for erfcx(x) = e^{x^2} erfc(x) (A&S 7.1.14), evaluated
+ *     with the modified Lentz method (fast for large x); log erfc(x) = -x^2 + log erfcx(x) never underflows;
  *   - x <= -1.5: erfc(x) = 2 - erfc(-x), with erfc(-x) < 0.034, so no cancellation.
  * test/privacy/accountant-reference.test.ts checks it against mpmath at 50 digits.
  */
@@ -57,8 +62,25 @@ function erfSeries(x: number): number {
   return TWO_OVER_SQRT_PI * Math.exp(-x2) * sum;
 }
 
+/** Matta-Reichel step h = 1/2: the weights e^{-n^2 h^2} for n = 1..13 (e^{-13^2/4} ~ 4e-19). */
+const MR_H = 0.5;
+const MR_WEIGHTS: readonly number[] = Array.from({ length: 13 }, (_, k) => Math.exp(-(((k + 1) * MR_H) ** 2)));
+
+/** log erfc(x) for 1.5 <= x < 6 by Matta & Reichel 1971 (see the file comment). */
+function logErfcMattaReichel(x: number): number {
+  const x2 = x * x;
+  let sum = 1 / x2;
+  for (let k = 0; k < MR_WEIGHTS.length; k++) {
+    const nh = (k + 1) * MR_H;
+    sum += (2 * MR_WEIGHTS[k]!) / (nh * nh + x2);
+  }
+  // erfc = e^{-x^2} (h x / pi) sum - 2 / expm1(2 pi x / h); factor e^{-x^2} out of both.
+  const scaled = ((MR_H * x) / Math.PI) * sum - 2 * Math.exp(x2) / Math.expm1((2 * Math.PI * x) / MR_H);
+  return -x2 + Math.log(scaled);
+}
+
 /**
- * erfcx(x) = e^{x^2} erfc(x) for x >= 1.5 by the continued fraction
+ * erfcx(x) = e^{x^2} erfc(x) for x >= 6 by the continued fraction
  * erfc(x) = e^{-x^2}/sqrt(pi) * 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + 2/(x + ...))))) (A&S 7.1.14),
  * evaluated by the modified Lentz method. Returns sqrt(pi) * erfcx(x).
  */
@@ -90,7 +112,8 @@ export function logErfc(x: number): number {
   if (Number.isNaN(x)) return NaN;
   if (x === Infinity) return -Infinity;
   if (x === -Infinity) return Math.LN2;
-  if (x >= 1.5) return -x * x - LOG_SQRT_PI + Math.log(sqrtPiErfcxContinuedFraction(x));
+  if (x >= 6) return -x * x - LOG_SQRT_PI + Math.log(sqrtPiErfcxContinuedFraction(x));
+  if (x >= 1.5) return logErfcMattaReichel(x);
   if (x > -1.5) return Math.log1p(-erfSeries(x));
   // erfc(x) = 2 - erfc(-x) with erfc(-x) < 0.034: log 2 + log1p(-erfc(-x)/2).
   return Math.LN2 + Math.log1p(-0.5 * Math.exp(logErfc(-x)));

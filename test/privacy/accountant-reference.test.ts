@@ -34,7 +34,8 @@ interface EpsilonCase {
   conversion: Conversion;
 }
 
-const erfcPoints = [-40, -6, -1.6, -1.5, -1.49, -0.5, -1e-8, 0, 1e-8, 0.25, 0.9, 1.2, 1.49, 1.5, 1.51, 2, 3.3, 7, 26, 27.5, 60, 1e3, 1e6];
+// Both sides of every branch boundary of logErfc (+-1.5, 6), the middle of each branch, and far tails.
+const erfcPoints = [-40, -6, -1.6, -1.5, -1.49, -0.5, -1e-8, 0, 1e-8, 0.25, 0.9, 1.2, 1.49, 1.5, 1.51, 1.75, 2, 2.5, 3.3, 4.4, 5.5, 5.99, 6, 6.01, 7, 26, 27.5, 60, 1e3, 1e6];
 
 const fractional = DEFAULT_ORDERS.filter((a) => !Number.isInteger(a));
 const rdpCases = [

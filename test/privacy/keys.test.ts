@@ -6,6 +6,7 @@ import nacl from 'tweetnacl';
 import { createPrivateFileOnce, readPrivateFile, writePrivateFileAtomic } from '../../privacy/key-file.js';
 import { fingerprintOf, formatFingerprint, loadKeys, loadOrCreateKeys, normalizeFingerprint, publicKeyMessage } from '../../privacy/keys.js';
 import { isFedloraError, type ErrorCode } from '../../shared/errors.js';
+import { CoordinatorKeySchema } from '../../shared/protocol/events.js';
 
 let dir: string;
 beforeEach(() => {
@@ -140,5 +141,6 @@ describe('fingerprints', () => {
     const m = publicKeyMessage(keys);
     expect(Buffer.from(m.boxPublicKey, 'base64')).toEqual(Buffer.from(keys.box.publicKey));
     expect(normalizeFingerprint(m.fingerprint)).toBe(fingerprint);
+    expect(CoordinatorKeySchema.safeParse(m).success).toBe(true); // what the challenge event carries
   });
 });

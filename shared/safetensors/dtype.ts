@@ -72,8 +72,8 @@ function halfToFloatTable(): Float32Array {
 }
 
 /** The 16-bit words of `bytes` (little-endian), as a view when aligned on a little-endian host, else a copy. */
-function readUint16LE(bytes: Uint8Array, count: number): Uint16Array {
-  if (HOST_IS_LITTLE_ENDIAN) {
+function readUint16LE(bytes: Uint8Array, count: number, hostLittleEndian: boolean): Uint16Array {
+  if (hostLittleEndian) {
     if (bytes.byteOffset % 2 === 0) return new Uint16Array(bytes.buffer, bytes.byteOffset, count);
     return new Uint16Array(bytes.slice(0, count * 2).buffer);
   }
@@ -89,11 +89,12 @@ function readUint16LE(bytes: Uint8Array, count: number): Uint16Array {
  * multiple of the element size is copied first, since typed-array views need aligned offsets.
  * @param bytes exactly count * dtypeBytes(dtype) bytes
  * @param mayAlias the caller owns `bytes` and will not reuse them, so F32 may be a view @default false
+ * @param hostLittleEndian false takes the DataView path of big-endian hosts (tests run it here) @default the host's
  */
-export function decodeToFloat32(bytes: Uint8Array, dtype: DType, count: number, mayAlias = false): Float32Array {
+export function decodeToFloat32(bytes: Uint8Array, dtype: DType, count: number, mayAlias = false, hostLittleEndian = HOST_IS_LITTLE_ENDIAN): Float32Array {
   switch (dtype) {
     case 'F32': {
-      if (HOST_IS_LITTLE_ENDIAN) {
+      if (hostLittleEndian) {
         if (mayAlias && bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, count);
         // slice() copies into a fresh, 4-aligned ArrayBuffer whatever the source offset.
         return new Float32Array(bytes.slice(0, count * 4).buffer);
@@ -104,7 +105,7 @@ export function decodeToFloat32(bytes: Uint8Array, dtype: DType, count: number, 
       return out;
     }
     case 'F16': {
-      const words = readUint16LE(bytes, count);
+      const words = readUint16LE(bytes, count, hostLittleEndian);
       const table = halfToFloatTable();
       const out = new Float32Array(count);
       for (let i = 0; i < count; i++) out[i] = table[words[i]!]!;
@@ -112,7 +113,7 @@ export function decodeToFloat32(bytes: Uint8Array, dtype: DType, count: number, 
     }
     case 'BF16': {
       // bfloat16 is the upper half of a float32: shifting the bits up is exact, NaN and subnormals included.
-      const words = readUint16LE(bytes, count);
+      const words = readUint16LE(bytes, count, hostLittleEndian);
       const out = new Float32Array(count);
       const outBits = new Uint32Array(out.buffer);
       for (let i = 0; i < count; i++) outBits[i] = words[i]! << 16;
@@ -128,9 +129,10 @@ export function decodeToFloat32(bytes: Uint8Array, dtype: DType, count: number, 
 /**
  * The little-endian bytes of float32 data, as a zero-copy view on a little-endian host.
  * The caller must not mutate `data` until the bytes are written.
+ * @param hostLittleEndian false takes the DataView path of big-endian hosts @default the host's
  */
-export function float32LittleEndianBytes(data: Float32Array): Uint8Array {
-  if (HOST_IS_LITTLE_ENDIAN) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+export function float32LittleEndianBytes(data: Float32Array, hostLittleEndian = HOST_IS_LITTLE_ENDIAN): Uint8Array {
+  if (hostLittleEndian) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   const out = new Uint8Array(data.length * 4);
   const view = new DataView(out.buffer);
   for (let i = 0; i < data.length; i++) view.setFloat32(i * 4, data[i]!, true);

@@ -102,3 +102,20 @@ describe('F32', () => {
     expect([...float32LittleEndianBytes(new Float32Array([1, -2]))]).toEqual([0, 0, 0x80, 0x3f, 0, 0, 0, 0xc0]);
   });
 });
+
+describe('the DataView path of big-endian hosts (run here by forcing it)', () => {
+  it('decodes F32, F16 and BF16 and encodes F32 exactly as the typed-array path does', () => {
+    const words = Array.from({ length: 4096 }, (_, i) => (i * 40503) & 0xffff);
+    for (const offset of [0, 1]) {
+      for (const dtype of ['F16', 'BF16'] as const) {
+        const fast = decodeToFloat32(wordsLE(words, offset), dtype, words.length);
+        const portable = decodeToFloat32(wordsLE(words, offset), dtype, words.length, false, false);
+        expect(new Uint32Array(portable.buffer)).toEqual(new Uint32Array(fast.buffer));
+      }
+      const f32 = wordsLE(words, offset); // 2048 float32 values
+      expect(decodeToFloat32(f32, 'F32', 2048, false, false)).toEqual(decodeToFloat32(f32, 'F32', 2048));
+    }
+    const values = new Float32Array([1, -2, 3.5e-40, -0, Infinity]);
+    expect([...float32LittleEndianBytes(values, false)]).toEqual([...float32LittleEndianBytes(values)]);
+  });
+});

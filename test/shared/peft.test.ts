@@ -10,6 +10,7 @@ import { fedSbUnfoldedBName, readPeftAdapterDir, writePeftAdapterDir } from '../
 import { readSafetensorsFile, writeSafetensorsFile } from '../../shared/safetensors/index.js';
 import { makeTensor } from '../../shared/tensor.js';
 import { llamaModules, naiveMatmul, randomAdapter, randomFloats, seededRandom } from './fixtures.js';
+import { rawSafetensors } from './safetensors/raw.js';
 
 let root: string;
 let counter = 0;
@@ -284,6 +285,23 @@ describe('readPeftAdapterDir reads directories PEFT writes', () => {
     await writeFile(join(dir, 'adapter_config.json'), `{"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["0", "a.0"], "rank_pattern": {"a.0": 2, "0": 1}}`);
     await writeSafetensorsFile(join(dir, 'adapter_model.safetensors'), tensors);
     expect((await readPeftAdapterDir(dir)).layout.modules.map((m) => [m.path, m.rank])).toEqual([['0', 1], ['a.0', 2]]);
+  });
+
+  it('reads F16 and BF16 adapter weights (as PEFT saves a half-precision model), widened exactly', async () => {
+    const names = peftTensorNames('model.layers.0.self_attn.q_proj');
+    const header = JSON.stringify({
+      [names.A]: { dtype: 'F16', shape: [1, 2], data_offsets: [0, 4] },
+      [names.B]: { dtype: 'BF16', shape: [2, 1], data_offsets: [4, 8] },
+    });
+    // A = [1, 2^-24] (F16 0x3c00, 0x0001); B = [-3.140625, 0.5] (BF16 0xc049, 0x3f00)
+    const dir = freshDir();
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'adapter_model.safetensors'), rawSafetensors(header, [0x00, 0x3c, 0x01, 0x00, 0x49, 0xc0, 0x00, 0x3f]));
+    await writeFile(join(dir, 'adapter_config.json'), JSON.stringify({ ...base, r: 1, lora_alpha: 2, target_modules: ['q_proj'] }));
+    const adapter = await readPeftAdapterDir(dir);
+    const f = adapter.factors.get('model.layers.0.self_attn.q_proj')!;
+    expect([...f.A!]).toEqual([1, 2 ** -24]);
+    expect([...f.B!]).toEqual([-3.140625, 0.5]);
   });
 
   it('refuses a tensor whose rank disagrees with the config, naming the tensor and r', async () => {

@@ -80,6 +80,40 @@ describe('RDP of the sampled Gaussian mechanism: edge cases', () => {
     );
   });
 
+  // The integer formula (a finite binomial sum) and the fractional one (an infinite signed series
+  // with erfc weights) are different computations of one continuous function of alpha: they must
+  // meet at the integers, and the whole curve must be non-decreasing in alpha (Renyi divergences
+  // are monotone in the order; van Erven & Harremoes 2014, Theorem 3).
+  it('the fractional series meets the integer sum at the integers (fast-check)', () => {
+    fc.assert(
+      fc.property(
+        fc.double({ min: 1e-3, max: 0.95, noNaN: true }),
+        fc.double({ min: 0.4, max: 12, noNaN: true }),
+        fc.integer({ min: 2, max: 12 }),
+        (q, s, n) => {
+          const atN = rdpSampledGaussian(q, s, n);
+          for (const a of [n - 1e-6, n + 1e-6]) {
+            // |d rdp / d alpha| is at most ~rdp * 2n here; 1e-6 away that is a ~1e-5 relative step.
+            expect(Math.abs(rdpSampledGaussian(q, s, a) - atN) / atN, `q=${q} sigma=${s} alpha=${a}`).toBeLessThan(2e-5 * n);
+          }
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  it('RDP is non-decreasing over the default orders, fractional and integer alike (fast-check)', () => {
+    fc.assert(
+      fc.property(fc.double({ min: 1e-3, max: 0.95, noNaN: true }), fc.double({ min: 0.4, max: 12, noNaN: true }), (q, s) => {
+        const rdp = rdpSampledGaussianOrders(q, s, 1);
+        for (let k = 1; k < rdp.length; k++) {
+          expect(rdp[k]!, `q=${q} sigma=${s} orders ${DEFAULT_ORDERS[k - 1]} -> ${DEFAULT_ORDERS[k]}`).toBeGreaterThanOrEqual(rdp[k - 1]! * (1 - 1e-10));
+        }
+      }),
+      { numRuns: 15 },
+    );
+  });
+
   it('the absolute-value series (dp_accounting) bounds the exact one from above', () => {
     for (const [q, s] of [[0.01, 0.5], [0.1, 1], [0.3, 2]] as const) {
       for (const a of [1.1, 1.5, 2.5, 7.7]) {

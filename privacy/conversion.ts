@@ -84,3 +84,50 @@ export function epsilonFromRdp(
   }
   return { epsilon: Math.max(0, best), order: orders[bestIndex]! };
 }
+
+export interface DeltaAndOrder {
+  /** The smallest delta over the orders, in [0, 1]. */
+  delta: number;
+  /** The order that attains it. */
+  order: number;
+}
+
+/**
+ * The inverse question: the smallest delta any order certifies for a target epsilon.
+ * - `improved`: Balle et al. 2020, Theorem 21 solved for delta, in log space:
+ *   log delta(alpha) = (alpha - 1)(rdp - epsilon + log(1 - 1/alpha)) - log(alpha), for alpha > 1.01,
+ *   and at every order the KL bound log delta <= (1/2) log(1 - exp(-rdp)); the minimum of the two.
+ *   Edge handling as dp_accounting's compute_delta: rdp <= 0 gives delta 0; the result is capped at 1.
+ * - `classic`: Mironov 2017, Proposition 3 solved for delta: log delta = (alpha - 1)(rdp - epsilon).
+ * @param epsilon target epsilon >= 0
+ */
+export function deltaFromRdp(
+  orders: ArrayLike<number>,
+  rdp: ArrayLike<number>,
+  epsilon: number,
+  conversion: Conversion = 'improved',
+): DeltaAndOrder {
+  if (typeof epsilon !== 'number' || !(epsilon >= 0)) privacyArgumentError('epsilon', 'a number >= 0', epsilon);
+  if (orders.length !== rdp.length) privacyArgumentError('rdp', `as long as orders (${orders.length})`, `length ${rdp.length}`);
+  if (orders.length === 0) privacyArgumentError('orders', 'a non-empty list', '[]');
+  let best = Infinity;
+  let bestIndex = 0;
+  for (let k = 0; k < orders.length; k++) {
+    const a = orders[k]!;
+    const r = rdp[k]!;
+    if (!(a >= 1)) privacyArgumentError('orders', 'Renyi orders >= 1', a);
+    if (Number.isNaN(r)) privacyArgumentError('rdp', 'numbers (not NaN)', `NaN at order ${a}`);
+    let logDelta: number;
+    if (conversion === 'classic') {
+      logDelta = a > 1 ? (a - 1) * (r - epsilon) : Infinity;
+    } else {
+      logDelta = r <= 0 ? -Infinity : 0.5 * Math.log1p(-Math.exp(-r));
+      if (r > 0 && a > 1.01) logDelta = Math.min(logDelta, (a - 1) * (r - epsilon + Math.log1p(-1 / a)) - Math.log(a));
+    }
+    if (logDelta < best) {
+      best = logDelta;
+      bestIndex = k;
+    }
+  }
+  return { delta: Math.min(Math.exp(best), 1), order: orders[bestIndex]! };
+}

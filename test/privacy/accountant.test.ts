@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { DEFAULT_ORDERS, rdpSampledGaussian, rdpSampledGaussianOrders } from '../../privacy/rdp.js';
-import { epsilonAtOrder, epsilonFromRdp } from '../../privacy/conversion.js';
+import { deltaFromRdp, epsilonAtOrder, epsilonFromRdp } from '../../privacy/conversion.js';
 import { addRdp, composeRdp, epsilonOfEvents, epsilonOfSampledGaussian } from '../../privacy/accountant.js';
 import { isFedloraError } from '../../shared/errors.js';
 
@@ -182,6 +182,30 @@ describe('conversion to (epsilon, delta)', () => {
     expectPrivacyArgument(() => epsilonFromRdp([2], [NaN], 1e-5), 'rdp must be');
     expectPrivacyArgument(() => epsilonFromRdp([2], [1], -1e-5), 'delta must be');
     expectPrivacyArgument(() => epsilonFromRdp([2], [1], 1.5), 'delta must be');
+  });
+});
+
+describe('the inverse conversion: delta for a target epsilon', () => {
+  it('inverts epsilonFromRdp: the delta certified at epsilon(delta) is delta again, at the same order', () => {
+    for (const [q, s, t] of [[0.01, 1.1, 10_000], [0.1, 2, 500], [0.5, 4, 50]] as const) {
+      const rdp = rdpSampledGaussianOrders(q, s, t);
+      for (const conversion of ['improved', 'classic'] as const) {
+        for (const delta of [1e-3, 1e-5, 1e-9]) {
+          const { epsilon, order } = epsilonFromRdp(DEFAULT_ORDERS, rdp, delta, conversion);
+          const back = deltaFromRdp(DEFAULT_ORDERS, rdp, epsilon, conversion);
+          expect(back.order, `${conversion} q=${q} delta=${delta}`).toBe(order);
+          expect(Math.abs(back.delta - delta) / delta).toBeLessThan(1e-9);
+        }
+      }
+    }
+  });
+
+  it('edge handling as dp_accounting: zero rdp gives 0, the KL bound applies below 1.01, capped at 1', () => {
+    expect(deltaFromRdp([2, 3], [0, 0], 1)).toEqual({ delta: 0, order: 2 });
+    // at order 1.005 only the KL bound sqrt(1 - e^-r) applies
+    expect(deltaFromRdp([1.005], [0.01], 0.5).delta).toBeCloseTo(Math.sqrt(-Math.expm1(-0.01)), 15);
+    expect(deltaFromRdp([2], [50], 0.1, 'classic')).toEqual({ delta: 1, order: 2 });
+    expect(() => deltaFromRdp([2], [1], -1)).toThrow(/epsilon must be/);
   });
 });
 

@@ -66,6 +66,17 @@ describe('sealUpdate / openUpdate round trip', () => {
     expect(maxEnvelopeBytes(0)).toBe(ENVELOPE_OVERHEAD + MAX_HEADER_BYTES + 48);
   });
 
+  it('opens an envelope that is a view into a larger buffer (as socket.io hands over Buffers)', async () => {
+    const env = sealUpdate(payloadOf(3000), binding, alice.secretKey, coordinator.publicKey);
+    const pool = new Uint8Array(env.length + 2001).fill(0xa5); // garbage around it
+    pool.set(env, 1001);
+    const view = Buffer.from(pool.buffer, 1001, env.length);
+    const opened = await open(view);
+    expect(opened.payload).toEqual(payloadOf(3000));
+    expect(pool.subarray(0, 1001).every((b) => b === 0xa5)).toBe(true); // nothing written around it
+    expect(pool.subarray(1001, 1001 + env.length)).toEqual(env); // nor into it
+  });
+
   it('works with an asynchronous nonce store (a network database)', async () => {
     const seen = new Set<string>();
     const id = (k: NonceKey) => `${k.jobId}/${k.round}/${k.clientId}/${k.nonce}`;

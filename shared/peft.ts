@@ -393,7 +393,12 @@ export async function readPeftAdapterDir(dir: string): Promise<Adapter> {
     else unfoldedB.set(match[1]!, t);
   }
   const hasR = peftTensors.some((t) => parsePeftTensorName(t.name)?.factor === 'R');
-  const variant = hasR ? 'fedsb' : record?.variant === 'fedsb' || record === undefined ? 'lora' : record.variant;
+  if (!hasR && record?.variant === 'fedsb' && record.fedsb_folded === false) {
+    // lora_B holds the unfolded B: without R, reading it as LoRA would give a wrong update.
+    throw adapterLayoutError(dir, `fedlora record says lora_B holds Fed-SB's unfolded B, but no '${peftTensorNames('<module>').R}' tensors are there`);
+  }
+  // A folded Fed-SB export is a plain LoRA adapter.
+  const variant = hasR ? 'fedsb' : record === undefined || record.variant === 'fedsb' ? 'lora' : record.variant;
 
   // Module order: target_modules when it lists the paths (as fedlora writes it), else natural order.
   const paths = new Set<string>();

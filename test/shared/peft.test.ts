@@ -224,6 +224,15 @@ describe('writePeftAdapterDir / readPeftAdapterDir round trips', () => {
       await expectCoded(readPeftAdapterDir(dir), 'FL_ERR_ADAPTER_LAYOUT', 'B cannot be recovered');
     });
 
+    it('refuses an unfolded export that lost its R tensors, rather than read B as LoRA', async () => {
+      const dir = freshDir();
+      await writePeftAdapterDir(dir, adapter, { foldFedSb: false });
+      const weights = join(dir, 'adapter_model.safetensors');
+      const { tensors, metadata } = await readSafetensorsFile(weights);
+      await writeSafetensorsFile(weights, tensors.filter((t) => !t.name.endsWith('fedsb_R.weight')), metadata);
+      await expectCoded(readPeftAdapterDir(dir), 'FL_ERR_ADAPTER_LAYOUT', 'unfolded B', 'fedsb_R.weight');
+    });
+
     it('refuses to drop R (foldFedSb false without includeFedSbR)', async () => {
       await expectCoded(writePeftAdapterDir(freshDir(), adapter, { foldFedSb: false, includeFedSbR: false }), 'FL_ERR_INVALID_ARGUMENT', 'R would be lost');
     });

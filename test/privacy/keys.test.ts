@@ -1,7 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import nacl from 'tweetnacl';
 import { createPrivateFileOnce, readPrivateFile, writePrivateFileAtomic } from '../../privacy/key-file.js';
 import { fingerprintOf, formatFingerprint, loadKeys, loadOrCreateKeys, normalizeFingerprint, publicKeyMessage } from '../../privacy/keys.js';
@@ -89,6 +92,28 @@ describe('loadOrCreateKeys', () => {
     expect(() => loadKeys(path, 'client')).toThrow(/FL_ERR_KEY_FILE: .*field 'signSecretKey'/);
     expect(codeOf(() => loadKeys(dir, 'client'))).toBe('FL_ERR_KEY_FILE');
   });
+});
+
+describe('concurrent creation', () => {
+  it('processes racing to create one key file agree on one key pair; exactly one creates it', async () => {
+    const path = join(dir, 'raced.key.json');
+    const child = join(dirname(fileURLToPath(import.meta.url)), 'create-keys-child.ts');
+    const children = Array.from({ length: 4 }, () => spawn(process.execPath, ['--import', 'tsx', child, path], { stdio: ['pipe', 'pipe', 'inherit'] }));
+    const lines = children.map((c) => {
+      const rl = createInterface({ input: c.stdout! });
+      const next = () => new Promise<string>((resolve) => rl.once('line', resolve));
+      return next;
+    });
+    await Promise.all(lines.map((next) => next().then((l) => expect(l).toBe('ready'))));
+    const results = lines.map((next) => next());
+    for (const c of children) c.stdin!.write('go\n'); // all start together
+    const outcomes = (await Promise.all(results)).map((l) => JSON.parse(l) as { created: boolean; fingerprint: string });
+    await Promise.all(children.map((c) => new Promise((resolve) => (c.exitCode === null ? c.once('exit', resolve) : resolve(c.exitCode)))));
+    expect(outcomes.filter((o) => o.created)).toHaveLength(1);
+    expect(new Set(outcomes.map((o) => o.fingerprint)).size).toBe(1);
+    expect(outcomes[0]!.fingerprint).toBe(loadOrCreateKeys(path, 'coordinator').fingerprint);
+    expect(readdirSync(dir)).toEqual(['raced.key.json']); // no temp file left behind
+  }, 30_000);
 });
 
 describe('key files', () => {

@@ -73,8 +73,8 @@ function checkMechanism(q: number, sigma: number, order: number): void {
 }
 
 /**
- * log(A_alpha) - handled as log(A_alpha - 1) - for integer alpha >= 2 and 0 < q < 1.
- * Returns log(A_alpha - 1) (may be -Infinity when A rounds to exactly 1... it never does for q > 0).
+ * log(A_alpha - 1) for integer alpha >= 2 and 0 < q < 1: the binomial sum without its i = 0, 1
+ * terms, each with expm1 in place of exp (see the file comment). All terms are positive.
  */
 function logAMinusOneInteger(q: number, sigma: number, alpha: number): number {
   const logQ = Math.log(q);

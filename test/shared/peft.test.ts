@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { peftTensorNames, scaling, type Adapter, type AdapterModule } from '../../shared/adapter.js';
 import { WrittenAdapterConfigSchema } from '../../shared/config.js';
 import { isFedloraError } from '../../shared/errors.js';
-import { fedSbUnfoldedBName, readPeftAdapterDir, writePeftAdapterDir } from '../../shared/peft.js';
+import { fedSbUnfoldedBName, peftPatternKey, peftTargetMatches, readPeftAdapterDir, writePeftAdapterDir } from '../../shared/peft.js';
 import { readSafetensorsFile, writeSafetensorsFile } from '../../shared/safetensors/index.js';
 import { makeTensor } from '../../shared/tensor.js';
 import { llamaModules, naiveMatmul, randomAdapter, randomFloats, seededRandom } from './fixtures.js';
@@ -429,5 +429,30 @@ describe('readPeftAdapterDir: missing and malformed files', () => {
     const path = adapter.layout.modules[0]!.path;
     const broken: Adapter = { layout: adapter.layout, factors: new Map([...adapter.factors, [path, { ...adapter.factors.get(path)!, B: new Float32Array(3) }]]) };
     await expectCoded(writePeftAdapterDir(freshDir(), broken), 'FL_ERR_ADAPTER_LAYOUT', path, 'B must hold 8 x 2 = 16');
+  });
+});
+
+describe("PEFT's matching rules", () => {
+  // The module tree of PEFT's own documentation of rank_pattern (docs/source/developer_guides/lora.md):
+  // Outer(foo, module=Middle(foo, foobar, module=Inner(foo, barfoo))).
+  const names = ['foo', 'module.foo', 'module.foobar', 'module.module.foo', 'module.module.barfoo'];
+  const matched = (key: string): string[] => names.filter((n) => peftPatternKey([key], n, 'test') === key);
+
+  it('rank_pattern keys match as PEFT documents', () => {
+    expect(matched('foo')).toEqual(['foo', 'module.foo', 'module.module.foo']);
+    expect(matched('^foo')).toEqual(['foo']);
+    expect(matched('^module.foo')).toEqual(['module.foo']);
+    expect(matched('module.foo')).toEqual(['module.foo', 'module.module.foo']);
+    // No key matches: the name itself comes back, so an exact key still works in a dict lookup.
+    expect(peftPatternKey(['bar'], 'module.foo', 'test')).toBe('module.foo');
+    expect(peftPatternKey(['^module.foo', 'foo'], 'module.foo', 'test')).toBe('^module.foo');
+  });
+
+  it('target_modules: a list matches a name or a .suffix; a string must match the whole name', () => {
+    expect(names.filter((n) => peftTargetMatches(['foo'], n))).toEqual(['foo', 'module.foo', 'module.module.foo']);
+    expect(names.filter((n) => peftTargetMatches(['module.foo'], n))).toEqual(['module.foo', 'module.module.foo']);
+    expect(names.filter((n) => peftTargetMatches('.*foo', n))).toEqual(['foo', 'module.foo', 'module.module.foo', 'module.module.barfoo']);
+    expect(names.filter((n) => peftTargetMatches('module\\.foo.*', n))).toEqual(['module.foo', 'module.foobar']);
+    expect(() => peftTargetMatches('(?P<x>foo)', 'foo')).toThrow(/FL_ERR_ADAPTER_DIR: target_modules: '\(\?P<x>foo\)' is not a regular expression/);
   });
 });

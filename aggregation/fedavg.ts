@@ -27,11 +27,11 @@ import { FedloraError } from '../shared/errors.js';
 import { kaimingUniformA } from './kaiming.js';
 import { productGram, quadraticForm, type LowRankTerm } from './low-rank.js';
 import { BilateralCountSketch } from './count-sketch.js';
-import { addScaled, addScaledColumns, growRows, toFloat32, widenColumns } from './running-sum.js';
+import { addScaled, addScaledColumns, growRows, StagedSum, toFloat32, widenColumns } from './running-sum.js';
 import { SeededRandom } from './seeded-random.js';
 import type { AggregationNoise, ClientInfo, ClientPlan, ClientUpdate, GlobalState, JobSpec, RoundAggregation, RoundResult, Strategy, SummedDelta, TrainableVector } from './strategy.js';
 import { applySummedDeltas, trainableVectorsOf } from './trainable-vectors.js';
-import { checkJobSpec, checkUpdate } from './validate-update.js';
+import { checkJobSpec, checkUpdate, refuseNonFinite } from './validate-update.js';
 
 export interface FedAvgOptions {
   /** How the aggregation-noise figure is computed. @default 'sketch' */
@@ -45,8 +45,8 @@ interface ModuleSum {
   /** s of the output: the global module's, else the first update's. */
   readonly scale: number;
   rank: number;
-  A: Float64Array; // [rank, n] sum of n_k A_k
-  B: Float64Array; // [m, rank] sum of n_k (s_k / s) B_k
+  A: StagedSum; // [rank, n] sum of n_k A_k
+  B: StagedSum; // [m, rank] sum of n_k (s_k / s) B_k
   readonly sketcher?: BilateralCountSketch;
   readonly sketch?: Float64Array; // [q, q] sum of n_k s_k T^T B_k A_k S
   readonly terms: LowRankTerm[]; // exact mode: (B_k, A_k, r_k, n_k s_k)
@@ -127,27 +127,44 @@ class FedAvgRound implements RoundAggregation {
   add(update: ClientUpdate): void {
     if (this.finished) throw new FedloraError('FL_ERR_AGGREGATION_INPUT', 'fedavg: add() after finish()');
     const reference = this.state?.adapter?.layout ?? (this.order === null ? update.adapter.layout : { variant: 'lora' as const, modules: this.order });
-    checkUpdate(update, reference, { required: ['A', 'B'], sameRank: false });
+    // Fast path when every module has the running sum's rank (all but HetLoRA padding): each tensor
+    // is read once, its finiteness checked while it is staged (running-sum.ts StagedSum).
+    const sameRanks = update.adapter.layout.modules.every((m) => this.sums.get(m.path)?.rank === m.rank);
+    checkUpdate(update, reference, { required: ['A', 'B'], sameRank: false, finiteCheckedByCaller: sameRanks ? ['A', 'B'] : [] });
     if (this.order === null) this.start(reference.modules);
     const w = update.numExamples;
+    if (sameRanks) {
+      const staged: StagedSum[] = [];
+      for (const m of update.adapter.layout.modules) {
+        const sum = this.sums.get(m.path)!;
+        const f = update.adapter.factors.get(m.path)!;
+        if (!sum.A.stage(f.A!, w)) refuseNonFinite(update.source, m.path, 'A');
+        if (!sum.B.stage(f.B!, (w * scaling(m)) / sum.scale)) refuseNonFinite(update.source, m.path, 'B');
+        staged.push(sum.A, sum.B);
+      }
+      for (const s of staged) s.commit();
+    } else {
+      // Padding: finiteness was checked above; grow the sums to r_max and add in place.
+      for (const m of update.adapter.layout.modules) {
+        const sum = this.sums.get(m.path)!;
+        const f = update.adapter.factors.get(m.path)!;
+        const { outFeatures: rows, inFeatures: n, rank } = m;
+        if (rank > sum.rank) {
+          sum.A = new StagedSum(growRows(sum.A.current, rank, n));
+          sum.B = new StagedSum(widenColumns(sum.B.current, rows, sum.rank, rank));
+          sum.rank = rank;
+        }
+        addScaled(sum.A.current.subarray(0, rank * n), f.A!, w);
+        if (rank === sum.rank) addScaled(sum.B.current, f.B!, (w * scaling(m)) / sum.scale);
+        else addScaledColumns(sum.B.current, sum.rank, f.B!, rows, rank, (w * scaling(m)) / sum.scale);
+      }
+    }
     for (const m of update.adapter.layout.modules) {
       const sum = this.sums.get(m.path)!;
-      const f = update.adapter.factors.get(m.path)!;
-      const A = f.A!;
-      const B = f.B!;
-      const { outFeatures: rows, inFeatures: n, rank } = m;
-      if (rank > sum.rank) {
-        sum.A = growRows(sum.A, rank, n);
-        sum.B = widenColumns(sum.B, rows, sum.rank, rank);
-        sum.rank = rank;
-      }
-      const sk = scaling(m);
-      addScaled(sum.A.subarray(0, rank * n), A, w);
-      // Equal ranks (the common case): B is one contiguous block, added by the faster flat loop.
-      if (rank === sum.rank) addScaled(sum.B, B, (w * sk) / sum.scale);
-      else addScaledColumns(sum.B, sum.rank, B, rows, rank, (w * sk) / sum.scale);
-      if (sum.sketcher !== undefined && sum.sketch !== undefined) sum.sketcher.addProduct(sum.sketch, B, A, rank, w * sk);
-      if (this.noise === 'exact') sum.terms.push({ B, A, rank, coef: w * sk });
+      const { A, B } = update.adapter.factors.get(m.path)!;
+      const c = w * scaling(m);
+      if (sum.sketcher !== undefined && sum.sketch !== undefined) sum.sketcher.addProduct(sum.sketch, B!, A!, m.rank, c);
+      if (this.noise === 'exact') sum.terms.push({ B: B!, A: A!, rank: m.rank, coef: c });
     }
     this.totalExamples += w;
     this.count++;
@@ -164,8 +181,8 @@ class FedAvgRound implements RoundAggregation {
         module: m,
         scale,
         rank,
-        A: new Float64Array(rank * m.inFeatures),
-        B: new Float64Array(m.outFeatures * rank),
+        A: StagedSum.zeros(rank * m.inFeatures),
+        B: StagedSum.zeros(m.outFeatures * rank),
         sketcher,
         sketch: sketcher?.empty(),
         terms: [],
@@ -185,8 +202,8 @@ class FedAvgRound implements RoundAggregation {
     let refSq = 0;
     for (const m of this.order) {
       const sum = this.sums.get(m.path)!;
-      const A = toFloat32(sum.A, inv);
-      const B = toFloat32(sum.B, inv);
+      const A = toFloat32(sum.A.current, inv);
+      const B = toFloat32(sum.B.current, inv);
       modules.push({ ...m, rank: sum.rank, alpha: sum.scale * sum.rank });
       factors.set(m.path, { A, B });
       const figure = this.noiseOf(sum, A, B, inv);

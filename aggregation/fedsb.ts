@@ -20,11 +20,11 @@ import { scaling } from '../shared/adapter.js';
 import { FedloraError } from '../shared/errors.js';
 import { checkFrozenFactors } from './frozen-check.js';
 import { orthonormalColumns, truncatedSvdDense } from './low-rank.js';
-import { addScaled, toFloat32 } from './running-sum.js';
+import { StagedSum, toFloat32 } from './running-sum.js';
 import { SeededRandom } from './seeded-random.js';
 import type { ClientInfo, ClientPlan, ClientUpdate, GlobalState, JobSpec, RoundAggregation, RoundResult, Strategy, SummedDelta, TrainableVector } from './strategy.js';
 import { applySummedDeltas, trainableVectorsOf } from './trainable-vectors.js';
-import { checkJobSpec, checkUpdate, tensorName } from './validate-update.js';
+import { checkJobSpec, checkUpdate, refuseNonFinite, tensorName } from './validate-update.js';
 
 const FEDSB_RULES = { required: ['R'], optional: ['A', 'B'], sameRank: true } as const;
 const FEDSB_HINT = 'fedsb trains R only: A and B must be the global ones';
@@ -143,7 +143,7 @@ class FedSbRound implements RoundAggregation {
   /** The global adapter, or the first update's A and B (copied) when there is no state. */
   private reference: Adapter | null = null;
   /** Per module: the output scaling and the running sum of n_k (s_k / s) R_k. */
-  private readonly sums = new Map<string, { scale: number; R: Float64Array }>();
+  private readonly sums = new Map<string, { scale: number; R: StagedSum }>();
   private totalExamples = 0;
   count = 0;
   private finished = false;
@@ -166,7 +166,7 @@ class FedSbRound implements RoundAggregation {
         }
       }
       factors.set(m.path, { A: copy ? f!.A!.slice() : f!.A!, B: copy ? f!.B!.slice() : f!.B! });
-      this.sums.set(m.path, { scale: scaling(m), R: new Float64Array(m.rank * m.rank) });
+      this.sums.set(m.path, { scale: scaling(m), R: StagedSum.zeros(m.rank * m.rank) });
     }
     this.reference = { layout: adapter.layout, factors };
   }
@@ -177,14 +177,17 @@ class FedSbRound implements RoundAggregation {
       checkUpdate(update, update.adapter.layout, { ...FEDSB_RULES, required: ['A', 'B', 'R'] });
       this.start(update.adapter, update.source, true);
     } else {
-      checkUpdate(update, this.reference.layout, FEDSB_RULES);
+      checkUpdate(update, this.reference.layout, { ...FEDSB_RULES, finiteCheckedByCaller: ['R'] }); // R is checked while staged
       checkFrozenFactors(update, this.reference, ['A', 'B'], FEDSB_HINT);
     }
     const w = update.numExamples;
+    const staged: StagedSum[] = [];
     for (const m of update.adapter.layout.modules) {
       const sum = this.sums.get(m.path)!;
-      addScaled(sum.R, update.adapter.factors.get(m.path)!.R!, (w * scaling(m)) / sum.scale);
+      if (!sum.R.stage(update.adapter.factors.get(m.path)!.R!, (w * scaling(m)) / sum.scale)) refuseNonFinite(update.source, m.path, 'R');
+      staged.push(sum.R);
     }
+    for (const s of staged) s.commit();
     this.totalExamples += w;
     this.count++;
   }
@@ -196,7 +199,7 @@ class FedSbRound implements RoundAggregation {
     const factors = new Map<string, ModuleFactors>();
     for (const m of this.reference.layout.modules) {
       const frozen = this.reference.factors.get(m.path)!;
-      factors.set(m.path, { A: frozen.A, B: frozen.B, R: toFloat32(this.sums.get(m.path)!.R, 1 / this.totalExamples) });
+      factors.set(m.path, { A: frozen.A, B: frozen.B, R: toFloat32(this.sums.get(m.path)!.R.current, 1 / this.totalExamples) });
     }
     const aggregate: Adapter = { layout: { ...this.reference.layout, variant: 'fedsb' }, factors };
     const state: GlobalState = this.state

@@ -14,10 +14,10 @@ import { scaling } from '../shared/adapter.js';
 import { FedloraError } from '../shared/errors.js';
 import { checkFrozenFactors } from './frozen-check.js';
 import { kaimingUniformA } from './kaiming.js';
-import { addScaled, toFloat32 } from './running-sum.js';
+import { StagedSum, toFloat32 } from './running-sum.js';
 import type { ClientInfo, ClientPlan, ClientUpdate, GlobalState, JobSpec, RoundAggregation, RoundResult, Strategy, SummedDelta, TrainableVector } from './strategy.js';
 import { applySummedDeltas, trainableVectorsOf } from './trainable-vectors.js';
-import { checkJobSpec, checkUpdate, tensorName } from './validate-update.js';
+import { checkJobSpec, checkUpdate, refuseNonFinite, tensorName } from './validate-update.js';
 
 const FFA_RULES = { required: ['B'], optional: ['A'], sameRank: true } as const;
 const FFA_HINT = 'ffa clients must use the A derived from the job seed';
@@ -73,7 +73,7 @@ class FfaRound implements RoundAggregation {
   /** The global adapter, or the first update's A (copied) when there is no state. */
   private reference: Adapter | null = null;
   /** Per module: the output scaling and the running sum of n_k (s_k / s) B_k. */
-  private readonly sums = new Map<string, { scale: number; B: Float64Array }>();
+  private readonly sums = new Map<string, { scale: number; B: StagedSum }>();
   private totalExamples = 0;
   count = 0;
   private finished = false;
@@ -94,7 +94,7 @@ class FfaRound implements RoundAggregation {
         throw new FedloraError('FL_ERR_AGGREGATION_INPUT', `${source}: ${tensorName(m.path, 'A')} is missing; ffa needs the frozen A from the global state or the first update`, { source, tensor: tensorName(m.path, 'A') });
       }
       factors.set(m.path, { A: copy ? A.slice() : A });
-      this.sums.set(m.path, { scale: scaling(m), B: new Float64Array(m.outFeatures * m.rank) });
+      this.sums.set(m.path, { scale: scaling(m), B: StagedSum.zeros(m.outFeatures * m.rank) });
     }
     this.reference = { layout: adapter.layout, factors };
   }
@@ -105,14 +105,18 @@ class FfaRound implements RoundAggregation {
       checkUpdate(update, update.adapter.layout, { ...FFA_RULES, required: ['A', 'B'] });
       this.start(update.adapter, update.source, true);
     } else {
-      checkUpdate(update, this.reference.layout, FFA_RULES);
+      checkUpdate(update, this.reference.layout, { ...FFA_RULES, finiteCheckedByCaller: ['B'] }); // B is checked while staged
       checkFrozenFactors(update, this.reference, ['A'], FFA_HINT);
     }
+    // One pass per tensor: stage sum + w B_k while checking B_k is finite; commit only if all are.
     const w = update.numExamples;
+    const staged: StagedSum[] = [];
     for (const m of update.adapter.layout.modules) {
       const sum = this.sums.get(m.path)!;
-      addScaled(sum.B, update.adapter.factors.get(m.path)!.B!, (w * scaling(m)) / sum.scale);
+      if (!sum.B.stage(update.adapter.factors.get(m.path)!.B!, (w * scaling(m)) / sum.scale)) refuseNonFinite(update.source, m.path, 'B');
+      staged.push(sum.B);
     }
+    for (const s of staged) s.commit();
     this.totalExamples += w;
     this.count++;
   }
@@ -124,7 +128,7 @@ class FfaRound implements RoundAggregation {
     const factors = new Map<string, ModuleFactors>();
     for (const m of this.reference.layout.modules) {
       const sum = this.sums.get(m.path)!;
-      factors.set(m.path, { A: this.reference.factors.get(m.path)!.A, B: toFloat32(sum.B, 1 / this.totalExamples) });
+      factors.set(m.path, { A: this.reference.factors.get(m.path)!.A, B: toFloat32(sum.B.current, 1 / this.totalExamples) });
     }
     const aggregate: Adapter = { layout: { ...this.reference.layout, variant: 'ffa' }, factors };
     const state: GlobalState = this.state

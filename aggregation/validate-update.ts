@@ -14,6 +14,11 @@ export interface UpdateRules {
   readonly optional?: readonly FactorName[];
   /** True where ranks must equal the reference's (FFA, Fed-SB: A or B are shared). */
   readonly sameRank: boolean;
+  /**
+   * Factors whose finiteness the caller checks itself, fused into its accumulation pass
+   * (running-sum.ts StagedSum), to read each update once. @default none
+   */
+  readonly finiteCheckedByCaller?: readonly FactorName[];
 }
 
 /** Element count and the shape text of a factor of a module. */
@@ -62,6 +67,12 @@ function refuse(source: string, message: string, details: Record<string, unknown
   throw new FedloraError('FL_ERR_AGGREGATION_INPUT', `${source}: ${message}`, { source, ...details });
 }
 
+/** The refusal of a tensor holding NaN or Infinity. */
+export function refuseNonFinite(source: string, path: string, factor: FactorName): never {
+  const name = tensorName(path, factor);
+  refuse(source, `${name} holds NaN or Infinity`, { tensor: name });
+}
+
 /** Checks the example count, the module set, shapes, ranks and finiteness of an update. */
 export function checkUpdate(update: ClientUpdate, reference: AdapterLayout, rules: UpdateRules): void {
   const { source } = update;
@@ -75,6 +86,11 @@ export function checkUpdate(update: ClientUpdate, reference: AdapterLayout, rule
 export function checkAdapterAgainst(adapter: Adapter, reference: AdapterLayout, rules: UpdateRules, source: string): void {
   const expected = new Map(reference.modules.map((m) => [m.path, m]));
   const got = new Map(adapter.layout.modules.map((m) => [m.path, m]));
+  if (got.size !== adapter.layout.modules.length) {
+    const seen = new Set<string>();
+    const twice = adapter.layout.modules.find((m) => (seen.has(m.path) ? true : (seen.add(m.path), false)))!;
+    refuse(source, `module '${twice.path}' is listed twice`, { tensor: tensorName(twice.path, 'A') });
+  }
   for (const path of expected.keys()) {
     if (!got.has(path)) refuse(source, `module '${path}' is missing (no ${tensorName(path, rules.required[0] ?? 'A')}); the other updates have it`, { tensor: tensorName(path, 'A') });
   }
@@ -99,7 +115,7 @@ export function checkAdapterAgainst(adapter: Adapter, reference: AdapterLayout, 
       }
       const [rows, cols] = factorShape(m, factor);
       if (data.length !== rows * cols) refuse(source, `${name} has ${data.length} values, expected [${rows}, ${cols}] = ${rows * cols}`, { tensor: name });
-      if (!allFinite(data)) refuse(source, `${name} holds NaN or Infinity`, { tensor: name });
+      if (!rules.finiteCheckedByCaller?.includes(factor) && !allFinite(data)) refuseNonFinite(source, path, factor);
     };
     for (const f of rules.required) checkFactor(f, true);
     for (const f of rules.optional ?? []) checkFactor(f, false);

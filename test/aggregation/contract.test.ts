@@ -127,6 +127,28 @@ describe.each(STRATEGY_NAMES)('strategy contract: %s', (name) => {
     dense(round.finish().aggregate).forEach((x, i) => expect(relativeDifference(x, clean[i]!)).toBe(0));
   });
 
+  it('refuses a NaN in any module and factor without changing the sum (fused check of the staged add)', () => {
+    const clean = dense(aggregate(strategy, state, updates).aggregate);
+    for (const m of SMALL_MODULES) {
+      for (const factor of strategy.trainable) {
+        const round = strategy.begin(state);
+        round.add(updates[0]!);
+        const bad = updates[1]!.adapter.factors.get(m.path)![factor]!.slice();
+        bad[bad.length - 1] = Number.NEGATIVE_INFINITY;
+        expectCode(() => round.add(withFactor(updates[1]!, m.path, factor, bad)), 'FL_ERR_AGGREGATION_INPUT');
+        round.add(updates[1]!);
+        round.add(updates[2]!);
+        dense(round.finish().aggregate).forEach((x, i) => expect(relativeDifference(x, clean[i]!)).toBe(0));
+      }
+    }
+  });
+
+  it('refuses an update that lists a module twice', () => {
+    const u = updates[0]!;
+    const twice: ClientUpdate = { ...u, adapter: { ...u.adapter, layout: { ...u.adapter.layout, modules: [...u.adapter.layout.modules, u.adapter.layout.modules[0]!] } } };
+    expectCode(() => strategy.begin(state).add(twice), 'FL_ERR_AGGREGATION_INPUT');
+  });
+
   it('names the source and the PEFT tensor in the error', () => {
     const data = updates[1]!.adapter.factors.get(path)![trainedFactor]!;
     const nan = data.slice();

@@ -43,6 +43,16 @@ describe('fedavg', () => {
     expect(report.noise).toBeUndefined();
   });
 
+  it('refuses a NaN in a padded (smaller-rank) update without changing the sum', () => {
+    const round = new FedAvgStrategy({ noise: 'off' }).begin(null);
+    round.add(update('r2', 1, moduleSpec(P, 2, 3, 2, 2), [4, 4, 4, 2, 2, 2], [2, 0, 0, 2]));
+    expect(() => round.add(update('nan', 1, moduleSpec(P, 2, 3, 1, 1), [1, Number.NaN, 3], [1, 1]))).toThrow(/lora_A.weight holds NaN or Infinity/);
+    round.add(update('r1', 1, moduleSpec(P, 2, 3, 1, 1), [1, 2, 3], [1, 1]));
+    const f = round.finish().aggregate.factors.get(P)!;
+    expect(Array.from(f.A!)).toEqual([2.5, 3, 3.5, 1, 1, 1]);
+    expect(Array.from(f.B!)).toEqual([1.5, 0, 0.5, 1]);
+  });
+
   it('folds s_k / s into B when alphas differ, so the average of s_k B_k is kept', () => {
     const round = new FedAvgStrategy({ noise: 'off' }).begin(null);
     round.add(update('s1', 1, moduleSpec(P, 1, 1, 1, 1), [1], [1])); // s = 1: the output's scaling

@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest';
+import { addScaled, addScaledColumns, addScaledInto, StagedSum, toFloat32 } from '../../aggregation/running-sum.js';
+import { allFinite } from '../../aggregation/validate-update.js';
+
+describe('running sums', () => {
+  it('addScaled and addScaledInto compute acc + w x for every length (unrolled body and tail)', () => {
+    for (const n of [0, 1, 3, 4, 5, 8, 11]) {
+      const x = Float32Array.from({ length: n }, (_, i) => i - 2.5);
+      const acc = Float64Array.from({ length: n }, (_, i) => 10 * i);
+      const out = new Float64Array(n);
+      expect(addScaledInto(out, acc, x, 3)).toBe(true);
+      const want = Array.from(acc, (a, i) => a + 3 * x[i]!);
+      expect(Array.from(out)).toEqual(want);
+      addScaled(acc, x, 3);
+      expect(Array.from(acc)).toEqual(want);
+    }
+  });
+
+  it('finds NaN and +-Infinity wherever they are (body lanes and tail)', () => {
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+      for (let at = 0; at < 7; at++) {
+        const x = new Float32Array(7).fill(1);
+        x[at] = bad;
+        expect(addScaledInto(new Float64Array(7), new Float64Array(7), x, 1)).toBe(false);
+        expect(allFinite(x)).toBe(false);
+      }
+    }
+    expect(allFinite(Float32Array.of(3.4e38, -3.4e38, 0))).toBe(true);
+  });
+
+  it('StagedSum commits a staged update and leaves the sum untouched when staging fails', () => {
+    const sum = StagedSum.zeros(3);
+    expect(sum.stage(Float32Array.of(1, 2, 3), 2)).toBe(true);
+    sum.commit();
+    expect(Array.from(sum.current)).toEqual([2, 4, 6]);
+    expect(sum.stage(Float32Array.of(1, Number.NaN, 1), 1)).toBe(false);
+    expect(Array.from(sum.current)).toEqual([2, 4, 6]);
+    expect(sum.stage(Float32Array.of(1, 1, 1), 1)).toBe(true);
+    sum.commit();
+    expect(Array.from(sum.current)).toEqual([3, 5, 7]);
+  });
+
+  it('addScaledColumns adds a narrower matrix into the first columns; toFloat32 rounds once', () => {
+    const acc = new Float64Array(2 * 3);
+    addScaledColumns(acc, 3, Float32Array.of(1, 2, 3, 4), 2, 2, 10);
+    expect(Array.from(acc)).toEqual([10, 20, 0, 30, 40, 0]);
+    expect(Array.from(toFloat32(Float64Array.of(1, 1 / 3), 3))).toEqual([3, Math.fround(1)]);
+  });
+});

@@ -227,7 +227,9 @@ export function planLayout(specs: readonly TensorSpec[], metadata?: Readonly<Rec
     }
   }
   const invalid = (p: string): FedloraError => new FedloraError('FL_ERR_INVALID_ARGUMENT', p);
-  const sorted = [...specs].sort((a, b) => dtypeAlignmentRank(b.dtype) - dtypeAlignmentRank(a.dtype) || compareUtf8(a.name, b.name));
+  // UTF-8 bytes of each name, encoded once rather than in every comparison.
+  const utf8 = new Map(specs.map((spec) => [spec.name, Buffer.from(spec.name, 'utf8')]));
+  const sorted = [...specs].sort((a, b) => dtypeAlignmentRank(b.dtype) - dtypeAlignmentRank(a.dtype) || Buffer.compare(utf8.get(a.name)!, utf8.get(b.name)!));
   const tensors: SafetensorsTensorInfo[] = [];
   let offset = 0;
   for (const spec of sorted) {

@@ -456,3 +456,37 @@ describe("PEFT's matching rules", () => {
     expect(() => peftTargetMatches('(?P<x>foo)', 'foo')).toThrow(/FL_ERR_ADAPTER_DIR: target_modules: '\(\?P<x>foo\)' is not a regular expression/);
   });
 });
+
+describe('readPeftAdapterDir on hostile configs', () => {
+  it('any adapter_config.json either reads or fails with a coded error', async () => {
+    const adapter = randomAdapter('lora', llamaModules(1), 6);
+    const dir = freshDir();
+    await writePeftAdapterDir(dir, adapter);
+    const good = await readConfig(dir);
+    const key = fc.constantFrom('r', 'lora_alpha', 'target_modules', 'rank_pattern', 'alpha_pattern', 'use_rslora', 'fedlora', 'peft_type', 'exclude_modules', 'bias');
+    const value = fc.oneof(
+      fc.anything(),
+      fc.constantFrom('(', '[a-', '.*', 'q_proj', '*', '\\'),
+      fc.dictionary(fc.oneof(fc.string({ maxLength: 6 }), fc.constantFrom('(', '.*', '0', 'q_proj')), fc.oneof(fc.integer({ min: -1, max: 4 }), fc.anything()), { maxKeys: 3 }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.tuple(key, value), { maxLength: 3 }), async (edits) => {
+        const config: Record<string, unknown> = { ...good };
+        for (const [k, v] of edits) config[k] = v;
+        let text: string | undefined;
+        try {
+          text = JSON.stringify(config);
+        } catch {
+          return;
+        }
+        await writeFile(join(dir, 'adapter_config.json'), text!);
+        try {
+          await readPeftAdapterDir(dir);
+        } catch (e) {
+          expect(isFedloraError(e), `not a FedloraError: ${String(e)}`).toBe(true);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});

@@ -98,10 +98,13 @@ export function peftPatternKey(keys: readonly string[], moduleName: string, what
 
 /**
  * PEFT's `check_target_module_exists` for a list (an exact name or a `.<entry>` suffix) or a
- * string (a regex the whole name must match). Exclusions are checked by the caller the same way.
+ * string (a regex the whole name must match; `all-linear` selects every module asked about).
+ * Exclusions are checked by the caller the same way.
  * @param what names the config key in the error for a regex fedlora cannot read
  */
 export function peftTargetMatches(targets: readonly string[] | string, moduleName: string, what = 'target_modules'): boolean {
+  // PEFT's shorthand for every linear layer but the output head; the modules asked about here are linear ones.
+  if (targets === 'all-linear') return true;
   if (typeof targets === 'string') {
     let regex: RegExp;
     try {

@@ -453,6 +453,7 @@ describe("PEFT's matching rules", () => {
     expect(names.filter((n) => peftTargetMatches(['module.foo'], n))).toEqual(['module.foo', 'module.module.foo']);
     expect(names.filter((n) => peftTargetMatches('.*foo', n))).toEqual(['foo', 'module.foo', 'module.module.foo', 'module.module.barfoo']);
     expect(names.filter((n) => peftTargetMatches('module\\.foo.*', n))).toEqual(['module.foo', 'module.foobar']);
+    expect(names.every((n) => peftTargetMatches('all-linear', n))).toBe(true);
     expect(() => peftTargetMatches('(?P<x>foo)', 'foo')).toThrow(/FL_ERR_ADAPTER_DIR: target_modules: '\(\?P<x>foo\)' is not a regular expression/);
   });
 });

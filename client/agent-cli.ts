@@ -12,6 +12,9 @@
 import type { Command } from 'commander';
 import { FedloraError } from '../shared/errors.js';
 
+/** PEFT's default target_modules for Llama models. */
+export const LLAMA_DEFAULT_TARGETS: readonly string[] = ['q_proj', 'v_proj'];
+
 interface JoinFlags {
   coordinator: string;
   token?: string;
@@ -53,24 +56,33 @@ export async function join(flags: JoinFlags, out: NodeJS.WriteStream = process.s
   const { backendForHello } = await import('./agent/handshake.js');
   const { formatSummary } = await import('./agent/summary.js');
 
+  // Credentials first (cheap): a first join without a token fails before anything heavy loads.
+  const state = StateFolder.open(flags.state);
+  if (state.createdKeys) progress.info(`created the client keys in ${flags.state} (fingerprint ${state.fingerprint})`);
+  const jobId = flags.job ?? jobIdFromUrl(flags.coordinator) ?? state.enrolment(flags.coordinator, undefined)?.jobId;
+  if (jobId === undefined) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', 'no job id: pass --job ID (or a coordinator URL ending in /jobs/ID) on the first join', { option: 'job' });
+  if (flags.token === undefined && state.enrolment(flags.coordinator, jobId) === null) {
+    throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `the state folder ${flags.state} holds no enrolment for job '${jobId}': pass the enrolment token (--token)`, { option: 'token' });
+  }
   const model = await loadBaseModel(flags.model);
   progress.info(`model: ${model.kind} from ${flags.model}, sha256 ${model.sha256}`);
+  // The hello lists the modules matching the job's targetModules, which the client is not told
+  // before it (docs/client-agent.md): a llama assumes PEFT's default for Llama unless told.
+  const targets = targetModules ?? (model.kind === 'llama' ? LLAMA_DEFAULT_TARGETS : undefined);
+  if (targetModules === undefined && targets !== undefined) progress.info(`target modules: ${targets.join(', ')} (PEFT's default for Llama; pass --target-modules to match the job)`);
   // The data is checked before the backend starts and before any connection.
   const data = await loadLocalData(flags.data, model, { ...(flags.label !== undefined && { label: flags.label }), ...(seqLen !== undefined && { seqLen }) });
   progress.info(`data: ${data.examples} examples from ${flags.data}`);
   const backend = await chooseBackend({ ...(backendName !== undefined && { backend: backendName }), log: progress.info });
-  const state = StateFolder.open(flags.state);
-  if (state.createdKeys) progress.info(`created the client keys in ${flags.state} (fingerprint ${state.fingerprint})`);
-  const jobId = flags.job ?? jobIdFromUrl(flags.coordinator);
   const agent = new ClientAgent({
     coordinatorUrl: flags.coordinator,
-    ...(jobId !== undefined && { jobId }),
+    jobId,
     ...(flags.token !== undefined && { token: flags.token }),
     state,
     model,
     data,
     backend: backendForHello(backend),
-    ...(targetModules !== undefined && { targetModules }),
+    ...(targets !== undefined && { targetModules: targets }),
     ...(flags.coordinatorFingerprint !== undefined && { coordinatorFingerprint: flags.coordinatorFingerprint }),
     progress,
   });
@@ -101,7 +113,7 @@ export function registerClientCommands(program: Command): void {
     .option('--state <dir>', 'state folder: keys (mode 0600), pinned coordinator key, enrolment', './fedlora-client')
     .option('--job <id>', 'job id (remembered in the state folder after the first join)')
     .option('--label <column>', 'label column or field of the data file')
-    .option('--target-modules <list>', "the job's targetModules, comma-separated (llama; default: every module the model can adapt)")
+    .option('--target-modules <list>', "the job's targetModules, comma-separated (llama; default q_proj,v_proj; the mlp adapts every layer)")
     .option('--seq-len <n>', 'llama: tokens per training example (default 128)')
     .option('--coordinator-fingerprint <hex>', 'pin this coordinator key fingerprint instead of trusting on first use')
     .option('--quiet', 'no progress bars, one line per event')

@@ -6,6 +6,7 @@
 import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
+import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { backoffDelay, jobIdFromUrl } from '../../client/agent/connection.js';
 import { clientDpSettings } from '../../client/agent/client-dp.js';
@@ -156,6 +157,20 @@ describe('agent against a real coordinator', () => {
     modelDir = await writeBaseModel();
     sha256 = (await readMlpCheckpoint(modelDir)).sha256;
     shards = await writeDigitShards(2, 32);
+  });
+
+  it.each(['flora', 'fedsb'] as const)('frees every tensor it creates over a %s job (tf.memory().numTensors flat)', async (strategy) => {
+    const { coordinator, api } = await startCoordinator();
+    try {
+      const jobId = await api.createJob(mlpJob(strategy, sha256, { rounds: 3, clientsPerRound: 1, minClients: 1 }));
+      const client = await makeAgent(api.url, jobId, await api.token(jobId), modelDir, shards[0]!);
+      const before = tf.memory().numTensors;
+      const summary = await client.agent.run();
+      expect(summary.roundsTrained).toBe(3);
+      expect(tf.memory().numTensors).toBe(before);
+    } finally {
+      await coordinator.stop();
+    }
   });
 
   it('refuses a coordinator whose key differs from the pinned one, before authenticating', async () => {

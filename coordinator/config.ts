@@ -49,6 +49,11 @@ export const CoordinatorConfigSchema = z.strictObject({
        * there are. @default 10000
        */
       startGraceMs: z.int().min(0).default(10_000),
+      /**
+       * Worker threads that open and decode updates; 0 opens them on the event loop.
+       * @default max(1, min(4, CPUs - 1))
+       */
+      openWorkers: z.int().min(0).max(64).optional(),
     })
     .prefault({}),
 });

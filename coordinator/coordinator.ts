@@ -6,6 +6,7 @@
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
+import { cpus } from 'node:os';
 import type { DestinationStream } from 'pino';
 import { loadOrCreateKeys, publicKeyMessage, type KeyPairs } from '../privacy/keys.js';
 import { Store } from './store/store.js';
@@ -13,6 +14,7 @@ import { CoordinatorMetrics } from './metrics.js';
 import { createLogger, type Logger } from './logger.js';
 import { createHttpApp } from './http/app.js';
 import { Engine } from './engine/engine.js';
+import { InlineOpener, WorkerPoolOpener, type UpdateOpener } from './engine/update-opener.js';
 import { attachSocketServer, type FlServer } from './transport/socket-server.js';
 import { parseCoordinatorConfig, type CoordinatorConfig, type CoordinatorConfigInput } from './config.js';
 
@@ -33,6 +35,7 @@ export class Coordinator {
     readonly metrics: CoordinatorMetrics,
     readonly logger: Logger,
     readonly engine: Engine,
+    private readonly opener: UpdateOpener,
     private readonly http: HttpServer,
     readonly io: FlServer,
   ) {}
@@ -48,12 +51,16 @@ export class Coordinator {
     const adminTokenGenerated = config.adminToken === undefined && (envToken === undefined || envToken === '');
     const adminToken = config.adminToken ?? (adminTokenGenerated ? randomBytes(24).toString('base64url') : parseCoordinatorConfig({ adminToken: envToken }, 'FEDLORA_ADMIN_TOKEN').adminToken!);
     const store = Store.open(config.db);
+    let opener: UpdateOpener | undefined;
     try {
       const keyFile = config.keyFile ?? (config.db === ':memory:' ? undefined : `${config.db}.keys.json`);
       if (keyFile === undefined) throw new Error('a :memory: database needs an explicit keyFile');
       const { keys, fingerprint } = loadOrCreateKeys(keyFile, 'coordinator');
       const metrics = new CoordinatorMetrics();
-      const engine = new Engine({ store, keys, metrics, logger, startGraceMs: config.engine.startGraceMs });
+      const workers = config.engine.openWorkers ?? Math.max(1, Math.min(4, cpus().length - 1));
+      opener = workers === 0 ? new InlineOpener(keys.box.secretKey) : new WorkerPoolOpener(workers, keys.box.secretKey);
+      await opener.ready;
+      const engine = new Engine({ store, keys, metrics, logger, opener, startGraceMs: config.engine.startGraceMs });
       const printable = publicKeyMessage(keys).fingerprint;
       const app = createHttpApp({ store, metrics, logger, adminToken, fingerprint: printable, onJobCreated: (id) => engine.runner(id) }, config.http);
       const http = createServer(app);
@@ -66,10 +73,11 @@ export class Coordinator {
         });
       });
       const resumed = engine.resumeAll();
-      const coordinator = new Coordinator(config, store, keys, fingerprint, adminToken, adminTokenGenerated, metrics, logger, engine, http, io);
+      const coordinator = new Coordinator(config, store, keys, fingerprint, adminToken, adminTokenGenerated, metrics, logger, engine, opener, http, io);
       logger.info({ url: coordinator.url, fingerprint: printable, db: config.db, resumed }, 'coordinator listening');
       return coordinator;
     } catch (e) {
+      await opener?.close();
       store.close();
       throw e;
     }
@@ -98,6 +106,7 @@ export class Coordinator {
       this.io.close(() => resolve()); // also closes the HTTP server
     });
     this.http.closeAllConnections();
+    await this.opener.close();
     this.store.close();
     this.logger.info('coordinator stopped');
     this.logger.flush();

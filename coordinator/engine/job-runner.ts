@@ -16,7 +16,7 @@ import { peftTensorNames } from '../../shared/adapter.js';
 import { createStrategy } from '../../aggregation/registry.js';
 import type { ClientInfo, ClientPlan, GlobalState, RoundAggregation, Strategy } from '../../aggregation/strategy.js';
 import { factorShape } from '../../aggregation/validate-update.js';
-import { ENVELOPE_OVERHEAD, MAX_HEADER_BYTES, openUpdate } from '../../privacy/envelope.js';
+import { ENVELOPE_OVERHEAD, MAX_HEADER_BYTES } from '../../privacy/envelope.js';
 import { MemoryNonceStore, type NonceKey, type NonceStore } from '../../privacy/nonces.js';
 import type { KeyPairs } from '../../privacy/keys.js';
 import { accountKey, canSpend, createLedger, openAccount, parseLedger, serializeLedger, spend, userLevelRounds, type LedgerState } from '../../privacy/ledger.js';
@@ -26,12 +26,14 @@ import type { Logger } from '../logger.js';
 import { decodeGlobalState, encodeGlobalState, encodeOfferedAdapter } from '../state-codec.js';
 import { strategySpecOf } from '../jobs.js';
 import type { ClientLink } from './client-link.js';
-import { decodeUpdate } from './update-decoder.js';
+import type { UpdateOpener } from './update-opener.js';
 import { clientSeed, selectClients } from './selection.js';
 
 export interface RunnerDeps {
   readonly store: Store;
   readonly keys: KeyPairs;
+  /** Opens and decodes envelopes (in worker threads or inline). */
+  readonly opener: UpdateOpener;
   readonly metrics: CoordinatorMetrics;
   readonly logger: Logger;
   /** ms to wait with minClients (but fewer than the over-selected count) connected before starting a round. */
@@ -340,12 +342,20 @@ export class JobRunner {
       if (bytes > a.maxUpdateBytes) {
         throw new FedloraError('FL_ERR_UPDATE_TOO_LARGE', `update of ${bytes} bytes is over this round's limit of ${a.maxUpdateBytes} bytes (the plan's tensors plus overhead)`);
       }
-      const opened = await openUpdate(update.envelope, { jobId: this.jobId, round: a.round, attempt: a.attempt, clientId: link.clientId }, link.signPublicKey, this.deps.keys.box.secretKey, this.nonces, {
+      const decoded = await this.deps.opener.open({
+        envelope: update.envelope,
+        expected: { jobId: this.jobId, round: a.round, attempt: a.attempt, clientId: link.clientId },
+        signPublicKey: link.signPublicKey,
+        plan: offered.plan,
+        source: link.clientId,
         maxBytes: a.maxUpdateBytes,
       });
       if (a.closed || this.current !== a) throw new FedloraError('FL_ERR_ROUND_STATE', `round ${a.round} attempt ${a.attempt} closed while the update was being opened`);
+      // Replays are checked here, on the one thread that records nonces, after the signature held.
+      if (!(await this.nonces.checkAndAdd({ jobId: this.jobId, round: a.round, clientId: link.clientId, nonce: decoded.nonce }))) {
+        throw new FedloraError('FL_ERR_ENVELOPE_REPLAY', `envelope nonce ${decoded.nonce} of client '${link.clientId}' was already used in job '${this.jobId}'`);
+      }
       if (offered.status === 'accepted') throw new FedloraError('FL_ERR_ROUND_STATE', `client '${link.clientId}' already has an accepted update in round ${a.round}`);
-      const decoded = decodeUpdate(opened.payload, offered.plan, link.clientId);
       a.aggregation.add(decoded.update);
       offered.status = 'accepted';
       const now = Date.now();
@@ -353,7 +363,7 @@ export class JobRunner {
       a.examples += decoded.update.numExamples;
       for (const [k, v] of Object.entries(decoded.metrics)) a.metricSums.set(k, (a.metricSums.get(k) ?? 0) + v * decoded.update.numExamples);
       a.records.push({ clientId: link.clientId, attempt: a.attempt, status: 'accepted', bytes, examples: decoded.update.numExamples, receivedAt: now });
-      a.nonces.push({ nonce: opened.header.nonce, clientId: link.clientId });
+      a.nonces.push({ nonce: decoded.nonce, clientId: link.clientId });
       this.deps.metrics.updatesAccepted.inc();
       this.deps.metrics.updateBytes.inc({ status: 'accepted' }, bytes);
       this.log.debug({ clientId: link.clientId, round: a.round, examples: decoded.update.numExamples, bytes }, 'update accepted');

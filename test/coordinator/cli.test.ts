@@ -10,6 +10,7 @@ import { JobRunner } from '../../coordinator/engine/job-runner.js';
 import { CoordinatorMetrics } from '../../coordinator/metrics.js';
 import { createLogger } from '../../coordinator/logger.js';
 import { generateKeyPairs } from '../../privacy/keys.js';
+import { InlineOpener } from '../../coordinator/engine/update-opener.js';
 import { readPeftAdapterDir } from '../../shared/peft.js';
 import { isFedloraError } from '../../shared/errors.js';
 import { minimalJob } from './helpers.js';
@@ -33,7 +34,8 @@ describe('fedlora export', () => {
     const modules = [{ path: 'model.layers.0.self_attn.q_proj', outFeatures: 6, inFeatures: 5 }];
     const job = createJob(store, { ...minimalJob, model: { ...minimalJob.model, modules } });
     // Start the job through the engine, as the first client would.
-    new JobRunner(job.id, { store, keys: generateKeyPairs(), metrics: new CoordinatorMetrics({ defaultMetrics: false }), logger: createLogger('silent'), startGraceMs: 0 }).ensureStarted(modules);
+    const keys = generateKeyPairs();
+    new JobRunner(job.id, { store, keys, opener: new InlineOpener(keys.box.secretKey), metrics: new CoordinatorMetrics({ defaultMetrics: false }), logger: createLogger('silent'), startGraceMs: 0 }).ensureStarted(modules);
     const expected = currentAdapter(store, job.id);
     store.close();
 

@@ -35,7 +35,7 @@ async function setup(body: Record<string, unknown>, n: number): Promise<{ jobId:
 describe('round engine: deadlines, the minimum, retries and failure', () => {
   it('retries a round below its minimum at the deadline, then fails the job with the reason', async () => {
     h = await startHarness();
-    const { jobId, cs } = await setup({ strategy: 'ffa', rounds: 2, clientsPerRound: 2, minClients: 2, overSelection: 0, roundDeadlineSeconds: 0.3, belowMinimum: { policy: 'retry', retries: 1 } }, 2);
+    const { jobId, cs } = await setup({ strategy: 'ffa', rounds: 2, clientsPerRound: 2, minClients: 2, overSelection: 0, roundDeadlineSeconds: 1, belowMinimum: { policy: 'retry', retries: 1 } }, 2);
     const [a, b] = cs as [TestClient, TestClient];
     // Attempt 0: only a answers.
     const offer0 = await a.nextOffer();
@@ -65,7 +65,7 @@ describe('round engine: deadlines, the minimum, retries and failure', () => {
 
   it('fails at once under policy fail', async () => {
     h = await startHarness();
-    const { jobId, cs } = await setup({ strategy: 'fedsb', rounds: 1, clientsPerRound: 1, minClients: 1, overSelection: 0, roundDeadlineSeconds: 0.2, belowMinimum: { policy: 'fail' } }, 1);
+    const { jobId, cs } = await setup({ strategy: 'fedsb', rounds: 1, clientsPerRound: 1, minClients: 1, overSelection: 0, roundDeadlineSeconds: 0.5, belowMinimum: { policy: 'fail' } }, 1);
     await cs[0]!.nextOffer();
     const end = await cs[0]!.next('job_end');
     expect(end.status).toBe('failed');
@@ -75,7 +75,7 @@ describe('round engine: deadlines, the minimum, retries and failure', () => {
 
   it('commits at the deadline with at least the minimum, and drops the straggler without banning it', async () => {
     h = await startHarness();
-    const { jobId, cs } = await setup({ strategy: 'ffa', rounds: 2, clientsPerRound: 3, minClients: 2, overSelection: 0, roundDeadlineSeconds: 0.5 }, 3);
+    const { jobId, cs } = await setup({ strategy: 'ffa', rounds: 2, clientsPerRound: 3, minClients: 2, overSelection: 0, roundDeadlineSeconds: 1 }, 3);
     const offers = await Promise.all(cs.map((c) => c.nextOffer()));
     await Promise.all([0, 1].map((k) => cs[k]!.send(offers[k]!, TestClient.payload(offers[k]!, () => k, 5))));
     const result = await cs[0]!.next('round_result');
@@ -106,7 +106,7 @@ describe('round engine: deadlines, the minimum, retries and failure', () => {
   });
 
   it('ends a round early when every selected client that could answer has (the rest disconnected)', async () => {
-    h = await startHarness({ engine: { startGraceMs: 50 } });
+    h = await startHarness();
     const { jobId, cs } = await setup({ strategy: 'ffa', rounds: 1, clientsPerRound: 3, minClients: 2, overSelection: 0, roundDeadlineSeconds: 600 }, 3);
     const offers = await Promise.all(cs.map((c) => c.nextOffer()));
     await Promise.all([0, 1].map((k) => cs[k]!.send(offers[k]!, TestClient.payload(offers[k]!, () => k, 5))));

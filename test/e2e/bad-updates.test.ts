@@ -26,12 +26,16 @@ describe('bad updates', () => {
   it('malformed, oversized, NaN, wrong-shape, unsigned, replayed and wrong-job updates are each refused with their code while the round completes', async () => {
     const { coordinator, api } = await startCoordinator();
     try {
-      // Four offered per round (the hand client among them), at least three to commit.
-      const jobId = await api.createJob(mlpJob('fedavg', sha256, { clientsPerRound: 4, minClients: 3 }));
+      // One round of five clients: three agents, the hand client, and a silent client that holds the
+      // round open (the quorum of five is never reached, and a selected client is still waiting)
+      // until the hand client is done, so every bad update meets an open round.
+      const jobId = await api.createJob(mlpJob('fedavg', sha256, { rounds: 1, clientsPerRound: 5, minClients: 4 }));
       const otherJob = await api.createJob(mlpJob('fedavg', sha256));
-      const hand = new HandClient(api.url);
       const model = await loadBaseModel(modelDir);
+      const hand = new HandClient(api.url);
       await hand.join(jobId, await api.token(jobId), { sha256, modules: [...model.adaptable] });
+      const silent = new HandClient(api.url);
+      await silent.join(jobId, await api.token(jobId), { sha256, modules: [...model.adaptable] });
       const offered = hand.nextOffer();
       const clients = await Promise.all(shards.map(async (file) => makeAgent(api.url, jobId, await api.token(jobId), modelDir, file)));
       const runs = clients.map((c) => c.agent.run());
@@ -53,9 +57,11 @@ describe('bad updates', () => {
       await refusal('wrong-job (update names another job)', hand.seal(offer, HandClient.payload(offer, good)), otherJob);
       const first = offer.plan.updateTensors[0]!.name;
       await refusal('wrong-shape', hand.seal(offer, HandClient.payload(offer, good, (name, s) => (name === first ? [s[0]! + 1, s[1]!] : s))));
-      const nan = hand.seal(offer, HandClient.payload(offer, (name, i) => (name === first && i === 3 ? NaN : good(name, i))));
-      await refusal('NaN', nan);
-      await refusal('replayed', nan);
+      await refusal('NaN', hand.seal(offer, HandClient.payload(offer, (name, i) => (name === first && i === 3 ? NaN : good(name, i)))));
+      // A valid update is accepted; the same envelope again is a replay.
+      const valid = hand.seal(offer, HandClient.payload(offer, good));
+      expect((await hand.send(offer, valid)).ok).toBe(true);
+      await refusal('replayed', valid);
       expect(codes).toEqual({
         malformed: 'FL_ERR_ENVELOPE_MALFORMED',
         oversized: 'FL_ERR_UPDATE_TOO_LARGE',
@@ -66,16 +72,19 @@ describe('bad updates', () => {
         NaN: 'FL_ERR_UPDATE_NOT_FINITE',
         replayed: 'FL_ERR_ENVELOPE_REPLAY',
       });
-      // The hand client leaves; the round commits with the three agents' updates.
+      // The hand and silent clients leave; the round commits with the agents' updates and the hand client's valid one.
       hand.close();
+      silent.close();
       const summaries = await Promise.all(runs);
       const job = await api.job(jobId);
       expect(job.status).toBe('completed');
-      expect(job.roundsDetail[0]!.participants.sort()).toEqual(clients.map((c) => c.agent.id!).sort());
-      expect(job.roundsDetail[0]!.accepted).toBe(3);
+      expect(job.roundsDetail[0]!.participants.sort()).toEqual([...clients.map((c) => c.agent.id!), hand.clientId].sort());
+      expect(job.roundsDetail[0]!.accepted).toBe(4);
       expect(job.roundsDetail[0]!.refused).toBe(8);
-      expect(job.roundsDetail[1]!.accepted).toBe(3);
-      for (const s of summaries) expect(s.updatesAccepted).toBe(2);
+      for (const s of summaries) {
+        expect(s.status).toBe('completed');
+        expect(s.updatesAccepted).toBe(1);
+      }
       const metrics = await (await fetch(`${api.url}/metrics`)).text();
       for (const code of new Set(Object.values(codes))) {
         const count = Object.values(codes).filter((c) => c === code).length;

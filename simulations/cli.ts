@@ -1,0 +1,192 @@
+/**
+ * `fedlora sim`: simulate a federation on this machine (run-sim.ts). Registered by bin/cli.ts
+ * through `register(program)`; the heavy modules (tfjs, SQLite, socket.io) load inside the action.
+ *
+ *   fedlora sim --data digits --clients 8 --rounds 10 --strategy all --seed 1 --out out/sim
+ *   fedlora sim --preset demo            (what `npm run demo` runs)
+ */
+import type { Command } from 'commander';
+import { FedloraError } from '../shared/errors.js';
+import { STRATEGY_NAMES, type StrategyName } from '../shared/protocol/job-spec.js';
+import { parsePartitioner } from './partition.js';
+import type { SimOptions } from './run-sim.js';
+import type { SimReport } from './report.js';
+import { PRESETS, type PresetName } from './presets.js';
+
+function num(option: string, test: (v: number) => boolean, rule: string): (value: string) => number {
+  return (value) => {
+    const v = Number(value);
+    if (value.trim() === '' || !test(v)) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--${option} must be ${rule}, got '${value}'`, { option });
+    return v;
+  };
+}
+const int = (option: string, min: number): ((v: string) => number) => num(option, (v) => Number.isInteger(v) && v >= min, `an integer >= ${min}`);
+const positive = (option: string): ((v: string) => number) => num(option, (v) => Number.isFinite(v) && v > 0, 'a number > 0');
+const fraction = (option: string): ((v: string) => number) => num(option, (v) => v >= 0 && v < 1, 'in [0, 1)');
+
+function intList(option: string): (value: string) => number[] {
+  return (value) =>
+    value.split(',').map((s) => {
+      const v = Number(s);
+      if (s.trim() === '' || !Number.isInteger(v) || v < 1) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--${option} must be a comma-separated list of integers >= 1, got '${value}'`, { option });
+      return v;
+    });
+}
+
+/** `all` or one strategy name. */
+export function parseStrategies(value: string): StrategyName[] {
+  if (value === 'all') return [...STRATEGY_NAMES];
+  const names = value.split(',');
+  for (const n of names) {
+    if (!(STRATEGY_NAMES as readonly string[]).includes(n)) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--strategy must be all or one of ${STRATEGY_NAMES.join(', ')} (comma-separated), got '${n}'`, { option: 'strategy' });
+  }
+  return names as StrategyName[];
+}
+
+/** `0-4` or `0,1,2`. */
+export function parseLabelSet(value: string): Set<number> {
+  const out = new Set<number>();
+  for (const part of value.split(',')) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
+    if (m === null) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--public-labels must look like 0-4 or 0,2,5, got '${value}'`, { option: 'public-labels' });
+    const from = Number(m[1]);
+    const to = m[2] === undefined ? from : Number(m[2]);
+    for (let l = from; l <= to; l++) out.add(l);
+  }
+  return out;
+}
+
+interface RawOptions {
+  preset?: string;
+  data?: string; label?: string; clients?: number; rounds?: number; strategy?: string; seed?: number; out?: string; json?: boolean;
+  partition?: string; alpha?: number; clientsPerRound?: number; rank?: number; ranks?: number[]; loraAlpha?: number;
+  epochs?: number; batchSize?: number; lr?: number; dpEpsilon?: number; dpClip?: number; delta?: number; userDpNoise?: number; userDpClip?: number;
+  dropout?: number; testFraction?: number; publicFraction?: number; publicLabels?: string; hidden?: string; pretrainEpochs?: number; workers?: number;
+  deadline?: number; backend?: string; quiet?: boolean;
+}
+
+/** Options after the preset's defaults and the command line (the command line wins). */
+export function simOptions(raw: RawOptions, log: (line: string) => void): SimOptions {
+  let preset: Partial<RawOptions> = {};
+  if (raw.preset !== undefined) {
+    if (!(raw.preset in PRESETS)) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--preset must be one of ${Object.keys(PRESETS).join(', ')}, got '${raw.preset}'`, { option: 'preset' });
+    preset = PRESETS[raw.preset as PresetName];
+  }
+  const o = { ...preset, ...Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)) } as RawOptions;
+  const hidden = (o.hidden ?? '64,64').split(',').map((s) => {
+    const v = Number(s);
+    if (!Number.isInteger(v) || v < 1) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--hidden must be comma-separated integers >= 1, got '${o.hidden}'`, { option: 'hidden' });
+    return v;
+  });
+  const backend = o.backend ?? 'wasm';
+  if (!['wasm', 'cpu', 'webgpu', 'tensorflow'].includes(backend)) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--backend must be wasm, cpu, webgpu or tensorflow, got '${backend}'`, { option: 'backend' });
+  return {
+    data: o.data ?? 'digits',
+    ...(o.label !== undefined && { label: o.label }),
+    clients: o.clients ?? 8,
+    rounds: o.rounds ?? 10,
+    strategies: parseStrategies(o.strategy ?? 'fedavg'),
+    seed: o.seed ?? 0,
+    out: o.out ?? 'out/sim',
+    partitioner: parsePartitioner(o.partition ?? 'dirichlet', o.alpha),
+    ...(o.clientsPerRound !== undefined && { clientsPerRound: o.clientsPerRound }),
+    rank: o.rank ?? 4,
+    ...(o.ranks !== undefined && { ranks: o.ranks }),
+    ...(o.loraAlpha !== undefined && { alpha: o.loraAlpha }),
+    epochs: o.epochs ?? 2,
+    batchSize: o.batchSize ?? 16,
+    lr: o.lr ?? 0.01,
+    ...(o.dpEpsilon !== undefined && { dpEpsilon: o.dpEpsilon }),
+    dpClip: o.dpClip ?? 1,
+    delta: o.delta ?? 1e-5,
+    ...(o.userDpNoise !== undefined && { userDpNoise: o.userDpNoise }),
+    userDpClip: o.userDpClip ?? 0.1,
+    dropout: o.dropout ?? 0,
+    testFraction: o.testFraction ?? 0.2,
+    publicFraction: o.publicFraction ?? 0.2,
+    ...(o.publicLabels !== undefined && { publicLabels: parseLabelSet(o.publicLabels) }),
+    hiddenSizes: hidden,
+    pretrainEpochs: o.pretrainEpochs ?? 20,
+    workers: o.workers ?? 2,
+    roundDeadlineSeconds: o.deadline ?? 300,
+    backend: backend as SimOptions['backend'],
+    log,
+  };
+}
+
+/** A table of the strategies' results for the terminal. */
+export function summaryTable(report: SimReport): string {
+  const fmtBytes = (b: number): string => (b >= 1e6 ? `${(b / 1e6).toFixed(2)} MB` : b >= 1e3 ? `${(b / 1e3).toFixed(1)} kB` : `${Math.round(b)} B`);
+  const head = ['strategy', 'accuracy', 'loss', 'up/client/round', 'down/client/round', 'epsilon', 'wall'];
+  const rows = Object.entries(report.strategies).map(([n, s]) => [
+    n,
+    s.final.accuracy === undefined ? '-' : `${(100 * s.final.accuracy).toFixed(1)}%`,
+    s.final.loss.toFixed(3),
+    fmtBytes(s.bytesUpPerClientRound),
+    fmtBytes(s.bytesDownPerClientRound),
+    s.epsilon === null ? '-' : s.epsilon.toFixed(2),
+    `${s.wallSeconds.toFixed(1)} s`,
+  ]);
+  rows.unshift(['(base)', `${(100 * report.base.accuracy).toFixed(1)}%`, report.base.loss.toFixed(3), '', '', '', '']);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+export function register(program: Command): void {
+  program
+    .command('sim')
+    .description('simulate a federation on this machine: a real coordinator and N client agents over loopback, on real data; writes report.json and report.html')
+    .option('--preset <name>', `start from a preset (${Object.keys(PRESETS).join(', ')}); other options override it`)
+    .option('--data <src>', 'digits (bundled), or a CSV file with a header, numeric features and a label column', undefined)
+    .option('--label <column>', 'label column of a CSV (default: label, else the last column)')
+    .option('--clients <n>', 'simulated clients (default 8)', int('clients', 1))
+    .option('--rounds <n>', 'rounds per job (default 10)', int('rounds', 1))
+    .option('--strategy <name>', `fedavg, flora, ffa, fedsb, a comma list, or all (default fedavg)`)
+    .option('--seed <n>', 'seed of the split, partition, base model and jobs (default 0)', int('seed', 0))
+    .option('--out <dir>', 'report folder (default out/sim)')
+    .option('--json', 'print report.json to stdout at the end')
+    .option('--partition <kind>', 'iid, category (one label per client), or dirichlet[:alpha] (default dirichlet)')
+    .option('--alpha <x>', 'Dirichlet concentration (default 0.5)', positive('alpha'))
+    .option('--clients-per-round <k>', 'clients aggregated per round (default all)', int('clients-per-round', 1))
+    .option('--rank <r>', 'LoRA rank (default 4)', int('rank', 1))
+    .option('--ranks <list>', 'per-client ranks, e.g. 2,4,8 (flora; fedavg zero-pads; others use --rank)', intList('ranks'))
+    .option('--lora-alpha <x>', 'LoRA alpha (default: the rank, s = 1)', positive('lora-alpha'))
+    .option('--epochs <n>', 'local epochs per round (default 2)', positive('epochs'))
+    .option('--batch-size <n>', 'local batch size (default 16)', int('batch-size', 1))
+    .option('--lr <x>', 'local learning rate, AdamW (default 0.01)', positive('lr'))
+    .option('--dp-epsilon <eps>', 'client-side DP-SGD, sigma calibrated to this epsilon over the job', positive('dp-epsilon'))
+    .option('--dp-clip <c>', 'DP-SGD per-example clip norm (default 1)', positive('dp-clip'))
+    .option('--delta <d>', 'delta of (epsilon, delta)-DP (default 1e-5)', positive('delta'))
+    .option('--user-dp-noise <z>', 'coordinator-side user-level DP-FedAvg noise multiplier (not flora)', positive('user-dp-noise'))
+    .option('--user-dp-clip <c>', 'user-level clip norm (default 0.1)', positive('user-dp-clip'))
+    .option('--dropout <p>', 'probability that an offered client leaves the round (default 0)', fraction('dropout'))
+    .option('--test-fraction <f>', 'rows held out for the test accuracy (default 0.2)', fraction('test-fraction'))
+    .option('--public-fraction <f>', 'of the rest, rows held apart to pre-train the base model (default 0.2)', fraction('public-fraction'))
+    .option('--public-labels <set>', 'pre-train only on public rows with these labels, e.g. 0-4 (default all)')
+    .option('--hidden <sizes>', 'hidden widths of the base mlp (default 64,64)')
+    .option('--pretrain-epochs <n>', 'base model epochs (default 20)', int('pretrain-epochs', 1))
+    .option('--workers <n>', 'worker threads for the clients (default 2)', int('workers', 1))
+    .option('--deadline <s>', 'round deadline, seconds (default 300)', positive('deadline'))
+    .option('--backend <name>', 'tfjs backend of the clients (default wasm)')
+    .option('--quiet', 'no progress lines')
+    .action(async (raw: RawOptions) => {
+      const log = raw.quiet === true ? () => undefined : (line: string) => process.stderr.write(`${line}\n`);
+      const options = simOptions(raw, log);
+      const { runSim } = await import('./run-sim.js');
+      const { report, jsonPath, htmlPath } = await runSim(options);
+      log('');
+      log(summaryTable(report));
+      log('');
+      log(`report: ${htmlPath}`);
+      log(`        ${jsonPath}`);
+      if (raw.json === true) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      const failed = Object.entries(report.strategies).filter(([, s]) => s.status !== 'completed');
+      if (failed.length > 0) {
+        process.stderr.write(`fedlora sim: ${failed.map(([n, s]) => `${n} ${s.status}${s.reason === undefined ? '' : ` (${s.reason})`}`).join('; ')}\n`);
+        process.exitCode = 1;
+      }
+      const { shutdownBackend } = await import('../client/backend.js');
+      await shutdownBackend();
+    });
+}

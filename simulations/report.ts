@@ -1,0 +1,79 @@
+/**
+ * report.json of a simulation. Scripts outside the project read it, so the keys the issue fixes
+ * (`strategies.<name>.final.{accuracy|perplexity, loss}`, `rounds`, `bytesUpPerClientRound`,
+ * `bytesDownPerClientRound`, `epsilon`, `wallSeconds`) keep exactly these names; everything else
+ * is additional. The schema is the contract: the sim validates its own report with it before
+ * writing, and the tests parse real reports with it.
+ */
+import { z } from 'zod';
+
+const nullableNumber = z.number().nullable();
+
+export const RoundReportSchema = z.object({
+  /** 0-based round index. */
+  round: z.int().min(0),
+  /** Clients whose update the round aggregated. */
+  participants: z.int().min(0),
+  /** The global adapter after this round, on the held-out test split. */
+  accuracy: nullableNumber,
+  loss: nullableNumber,
+  /** Mean local training loss over the round's clients (example-weighted). */
+  trainLoss: nullableNumber,
+  /** FedAvg's aggregation noise ||(sum p B)(sum p A) - sum p B A|| / ||sum p B A|| (PAPERS.md), when the strategy reports it. */
+  aggregationNoise: nullableNumber,
+  /** Epsilon spent so far (user-level: the coordinator's ledger; client-level: the most-spent client's accountant). */
+  epsilon: nullableNumber,
+  /** Mean envelope bytes of the accepted updates. */
+  bytesUpPerClient: z.number().min(0),
+  /** Bytes of the global state each offered client received this round. */
+  bytesDownPerClient: z.number().min(0),
+  /** Offer to commit. */
+  seconds: z.number().min(0),
+});
+export type RoundReport = z.infer<typeof RoundReportSchema>;
+
+export const StrategyReportSchema = z.object({
+  jobId: z.string(),
+  status: z.enum(['completed', 'failed']),
+  reason: z.string().optional(),
+  final: z.object({ accuracy: z.number().optional(), perplexity: z.number().optional(), loss: z.number() }),
+  rounds: z.array(RoundReportSchema),
+  bytesUpPerClientRound: z.number().min(0),
+  bytesDownPerClientRound: z.number().min(0),
+  /** Analytic float32 payload bytes per client and round from PAPERS.md's per-matrix costs (no envelope or header). */
+  analytic: z.object({ bytesUpPerClientRound: z.number(), bytesDownPerClientRound: z.number(), formula: z.string() }),
+  /** Total epsilon at the end (null: no DP). */
+  epsilon: nullableNumber,
+  epsilonClient: nullableNumber,
+  epsilonUser: nullableNumber,
+  delta: nullableNumber,
+  wallSeconds: z.number().min(0),
+  /** Ranks the clients trained at (several under heterogeneous ranks). */
+  ranks: z.array(z.int().min(1)),
+  droppedClientRounds: z.int().min(0),
+  refusedUpdates: z.int().min(0),
+});
+export type StrategyReport = z.infer<typeof StrategyReportSchema>;
+
+export const SimReportSchema = z.object({
+  tool: z.literal('fedlora sim'),
+  createdAt: z.string(),
+  seed: z.int(),
+  config: z.record(z.string(), z.unknown()),
+  data: z.object({
+    source: z.string(),
+    numLabels: z.int(),
+    testRows: z.int(),
+    publicRows: z.int(),
+    federatedRows: z.int(),
+    partition: z.string(),
+    /** Rows per client. */
+    clientRows: z.array(z.int()),
+    /** Rows per class per client. */
+    classCounts: z.array(z.array(z.int())),
+  }),
+  base: z.object({ sha256: z.string(), accuracy: z.number(), loss: z.number(), pretrainSeconds: z.number() }),
+  strategies: z.record(z.string(), StrategyReportSchema),
+  wallSeconds: z.number(),
+});
+export type SimReport = z.infer<typeof SimReportSchema>;

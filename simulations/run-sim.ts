@@ -1,0 +1,365 @@
+/**
+ * `fedlora sim`: a whole federation on this machine, with real parts only. The driver
+ *  1. loads the data and splits it (test / public / federated, dataset.ts), partitions the
+ *     federated rows among N clients (partition.ts), pre-trains the base mlp on the public rows;
+ *  2. starts a real coordinator (coordinator/coordinator.ts) on loopback with its own SQLite file
+ *     in the output folder;
+ *  3. for each strategy, in turn, on the same partition, seeds and budget: creates the job and
+ *     one enrolment token per client through the HTTP API, starts the clients in worker threads
+ *     (client-pool.ts), follows the job over the HTTP API until it ends, and after each
+ *     committed round evaluates the global adapter on the base model on the test split;
+ *  4. writes report.json (report.ts) and report.html (report-html.ts).
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { FedloraError } from '../shared/errors.js';
+import type { Adapter } from '../shared/adapter.js';
+import type { JobSpecInput, StrategyName } from '../shared/protocol/job-spec.js';
+import { JobViewSchema, type JobView } from '../shared/protocol/http.js';
+import type { BackendName } from '../client/backend.js';
+import type { BaseModel } from '../client/agent/base-model.js';
+import type { ExampleSource } from '../client/data/batches.js';
+import { classCounts, describePartitioner, partitionRows, type Partitioner } from './partition.js';
+import { SimReportSchema, type RoundReport, type SimReport, type StrategyReport } from './report.js';
+import type { WorkerClient } from './worker-protocol.js';
+
+export interface SimOptions {
+  /** `digits` or a CSV/JSONL file of numeric features and a label. */
+  readonly data: string;
+  readonly label?: string;
+  readonly clients: number;
+  readonly rounds: number;
+  readonly strategies: readonly StrategyName[];
+  readonly seed: number;
+  readonly out: string;
+  readonly partitioner: Partitioner;
+  /** k. @default every client */
+  readonly clientsPerRound?: number;
+  readonly rank: number;
+  /** Per-client ranks (flora; fedavg zero-pads); other strategies train at `rank`. */
+  readonly ranks?: readonly number[];
+  readonly alpha?: number;
+  readonly epochs: number;
+  readonly batchSize: number;
+  readonly lr: number;
+  /** Client-side DP-SGD calibrated to this epsilon over the job. */
+  readonly dpEpsilon?: number;
+  readonly dpClip: number;
+  readonly delta: number;
+  /** Coordinator-side user-level DP-FedAvg noise multiplier z (not for flora). */
+  readonly userDpNoise?: number;
+  readonly userDpClip: number;
+  readonly dropout: number;
+  readonly testFraction: number;
+  readonly publicFraction: number;
+  readonly publicLabels?: ReadonlySet<number>;
+  readonly hiddenSizes: readonly number[];
+  readonly pretrainEpochs: number;
+  /** Worker threads for the clients. @default 2 */
+  readonly workers: number;
+  readonly roundDeadlineSeconds: number;
+  readonly backend: BackendName;
+  /** A line of progress (the terminal). */
+  readonly log: (line: string) => void;
+}
+
+const ADMIN_TOKEN = randomBytes(24).toString('base64url');
+
+interface Http {
+  call(method: string, path: string, body?: unknown): Promise<unknown>;
+}
+
+function http(url: string): Http {
+  return {
+    async call(method, path, body) {
+      const res = await fetch(`${url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
+        ...(body !== undefined && { body: JSON.stringify(body) }),
+      });
+      const text = await res.text();
+      const json = text === '' ? undefined : (JSON.parse(text) as unknown);
+      if (res.status >= 300) {
+        const err = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
+        throw new FedloraError('FL_ERR_INVALID_CONFIG', `${method} ${path}: ${res.status} ${err?.code ?? ''} ${err?.message ?? text}`);
+      }
+      return json;
+    },
+  };
+}
+
+/** Per-client float32 payload bytes by PAPERS.md's per-matrix costs. */
+export function analyticBytes(strategy: StrategyName, modules: ReadonlyArray<{ outFeatures: number; inFeatures: number }>, rank: number, clientsPerRound: number): { up: number; down: number; formula: string } {
+  let up = 0;
+  let down = 0;
+  for (const { outFeatures: m, inFeatures: n } of modules) {
+    if (strategy === 'fedavg') {
+      up += (m + n) * rank;
+      down += (m + n) * rank;
+    } else if (strategy === 'flora') {
+      up += (m + n) * rank;
+      down += Math.min(clientsPerRound * (m + n) * rank, m * n);
+    } else if (strategy === 'ffa') {
+      up += m * rank;
+      down += m * rank;
+    } else {
+      up += rank * rank;
+      down += rank * rank;
+    }
+  }
+  const formula = { fedavg: '(m+n) r up and down', flora: '(m+n) r up; min(c (m+n) r, m n) down', ffa: 'm r up and down', fedsb: 'r^2 up and down' }[strategy];
+  return { up: up * 4, down: down * 4, formula };
+}
+
+/** Evaluates a global adapter on the base model (test split). The adapter must have one rank and alpha for all its modules. */
+async function evaluateAdapter(base: BaseModel, adapter: Adapter, test: ExampleSource): Promise<{ accuracy: number; loss: number }> {
+  const first = adapter.layout.modules[0]!;
+  const odd = adapter.layout.modules.find((m) => m.rank !== first.rank || m.alpha !== first.alpha);
+  if (odd !== undefined) throw new FedloraError('FL_ERR_ADAPTER_LAYOUT', `the global adapter mixes ranks (${first.path} r ${first.rank}, ${odd.path} r ${odd.rank}); the sim evaluates one rank`);
+  const model = await base.build({ variant: adapter.layout.variant, rank: first.rank, alpha: first.alpha, modules: adapter.layout.modules.map((m) => m.path), seed: 1 });
+  try {
+    model.loadGlobal(adapter);
+    const { evaluate } = await import('../client/train/evaluate.js');
+    const ev = await evaluate(model, test);
+    return { accuracy: ev.accuracy ?? Number.NaN, loss: ev.loss };
+  } finally {
+    model.dispose();
+  }
+}
+
+const fmtBytes = (b: number): string => (b >= 1e6 ? `${(b / 1e6).toFixed(2)} MB` : b >= 1e3 ? `${(b / 1e3).toFixed(1)} kB` : `${Math.round(b)} B`);
+const pct = (x: number | null): string => (x === null || !Number.isFinite(x) ? '-' : `${(100 * x).toFixed(1)}%`);
+
+/**
+ * Runs the simulation and writes the report folder.
+ * @returns the report (also written to `<out>/report.json`) and the paths written
+ */
+export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPath: string; htmlPath: string }> {
+  const t0 = performance.now();
+  validate(o);
+  const out = resolve(o.out);
+  mkdirSync(out, { recursive: true });
+  const { chooseBackend } = await import('../client/backend.js');
+  await chooseBackend({ backend: o.backend });
+  const { loadSimTable, splitSimData, pretrainBase } = await import('./dataset.js');
+  const table = await loadSimTable(o.data, o.label);
+  const data = await splitSimData(table, { testFraction: o.testFraction, publicFraction: o.publicFraction, seed: o.seed, ...(o.publicLabels !== undefined && { publicLabels: o.publicLabels }) });
+  const partition = partitionRows(data.federated.labels, o.clients, o.partitioner, o.seed, 2);
+  const modelDir = join(out, 'base-model');
+  const base = await pretrainBase(data, modelDir, { hiddenSizes: o.hiddenSizes, epochs: o.pretrainEpochs, seed: o.seed });
+  o.log(`data ${data.source}: ${data.test.labels.length} test, ${data.public.labels.length} public, ${data.federated.labels.length} federated rows over ${o.clients} clients (${describePartitioner(o.partitioner)})`);
+  o.log(`base mlp [${o.hiddenSizes.join(', ')}] pre-trained on the public rows: test accuracy ${pct(base.accuracy)}, loss ${base.loss.toFixed(3)}`);
+
+  const { loadBaseModel } = await import('../client/agent/base-model.js');
+  const { tableSource } = await import('../client/data/batches.js');
+  const baseModel = await loadBaseModel(modelDir);
+  const testSource = tableSource(data.test);
+
+  const { Coordinator } = await import('../coordinator/coordinator.js');
+  const { decodeGlobalState, encodeOfferedAdapter } = await import('../coordinator/state-codec.js');
+  const { epsilonOfSampledGaussian } = await import('../privacy/accountant.js');
+  const dbDir = join(out, 'coordinator');
+  rmSync(dbDir, { recursive: true, force: true });
+  mkdirSync(dbDir, { recursive: true });
+  const coordinator = await Coordinator.start({
+    db: join(dbDir, 'fedlora.db'),
+    port: 0,
+    host: '127.0.0.1',
+    adminToken: ADMIN_TOKEN,
+    logLevel: 'silent',
+    http: { rateLimit: 1_000_000 },
+    engine: { startGraceMs: 2000, openWorkers: 0 },
+  });
+  const api = http(coordinator.url);
+  const k = o.clientsPerRound ?? o.clients;
+  const strategies: Record<string, StrategyReport> = {};
+  const stateRoot = mkdtempSync(join(out, 'client-state-'));
+  try {
+    for (const strategy of o.strategies) {
+      const started = performance.now();
+      const heterogeneous = o.ranks !== undefined && (strategy === 'flora' || strategy === 'fedavg');
+      const userDp = o.userDpNoise !== undefined && strategy !== 'flora';
+      const spec: JobSpecInput = {
+        strategy,
+        rounds: o.rounds,
+        clientsPerRound: k,
+        minClients: o.dropout > 0 ? Math.max(1, Math.floor(k / 2)) : k,
+        overSelection: o.dropout > 0 ? Math.min(1, o.dropout) : 0,
+        roundDeadlineSeconds: o.roundDeadlineSeconds,
+        belowMinimum: { policy: 'retry', retries: 3 },
+        model: { sha256: base.sha256, targetModules: baseModel.adaptable.map((m) => m.path), kind: 'mlp' },
+        rank: o.rank,
+        ...(heterogeneous && { ranks: [...o.ranks!] }),
+        ...(o.alpha !== undefined && { alpha: o.alpha }),
+        training: { epochs: o.epochs, batchSize: o.batchSize, lr: o.lr },
+        privacy: {
+          ...(o.dpEpsilon !== undefined && { client: { targetEpsilon: o.dpEpsilon, clip: o.dpClip } }),
+          ...(userDp && { user: { noiseMultiplier: o.userDpNoise!, clip: o.userDpClip } }),
+          ...((o.dpEpsilon !== undefined || userDp) && { budget: { epsilon: 1e6, delta: o.delta } }),
+        },
+        seed: o.seed,
+      };
+      if (o.userDpNoise !== undefined && !userDp) o.log(`[${strategy}] user-level DP does not apply to flora (its aggregate is not a sum): running it without`);
+      const { id: jobId } = (await api.call('POST', '/api/jobs', spec)) as { id: string };
+      const clients: WorkerClient[] = [];
+      const d = data.federated.featureNames.length;
+      for (let i = 0; i < o.clients; i++) {
+        const { token } = (await api.call('POST', `/api/jobs/${jobId}/enrolments`, {})) as { token: string };
+        const rows = partition[i]!;
+        const features = new Float32Array(rows.length * d);
+        rows.forEach((r, j) => features.set(data.federated.features.subarray(r * d, (r + 1) * d), j * d));
+        const labels = Int32Array.from(rows, (r) => data.federated.labels[r]!);
+        const stateDir = join(stateRoot, `${strategy}-${i}`);
+        clients.push({ index: i, token, stateDir, features, labels });
+      }
+      o.log(`[${strategy}] job ${jobId}: ${o.rounds} rounds, ${k} of ${o.clients} clients per round, rank ${heterogeneous ? o.ranks!.join('/') : o.rank}`);
+
+      // Follow the job: after each committed round, evaluate the new global state.
+      const rounds: RoundReport[] = [];
+      let seenState = -1;
+      let offeredBytes = 0;
+      let lastCommit = performance.now();
+      let view: JobView | null = null;
+      let stop = false;
+      const ranksSeen = new Set<number>();
+      const follow = (async () => {
+        while (!stop) {
+          const stored = coordinator.store.latestState(jobId);
+          if (stored !== null && stored.round !== seenState) {
+            const state = decodeGlobalState(stored);
+            const adapter = state.adapter;
+            if (stored.round > 0) {
+              view = JobViewSchema.parse(await api.call('GET', `/api/jobs/${jobId}`));
+              for (let r = rounds.length; r < stored.round; r++) {
+                const rv = view.roundsDetail.find((x) => x.round === r);
+                const ev = r === stored.round - 1 && adapter !== null ? await evaluateAdapter(baseModel, adapter, testSource) : null;
+                const ups = coordinator.store.updates(jobId, r).filter((u) => u.status === 'accepted');
+                const row: RoundReport = {
+                  round: r,
+                  participants: rv?.participants.length ?? ups.length,
+                  accuracy: ev?.accuracy ?? null,
+                  loss: ev?.loss ?? null,
+                  trainLoss: rv?.metrics.train_loss ?? null,
+                  aggregationNoise: rv?.metrics.aggregation_noise ?? null,
+                  epsilon: rv?.metrics.epsilon ?? null,
+                  bytesUpPerClient: ups.length === 0 ? 0 : ups.reduce((a, u) => a + u.bytes, 0) / ups.length,
+                  bytesDownPerClient: offeredBytes,
+                  seconds: rv === undefined ? 0 : (rv.committedAt - rv.startedAt) / 1000,
+                };
+                rounds.push(row);
+                const now = performance.now();
+                o.log(
+                  `[${strategy}] round ${r + 1}/${o.rounds}  clients ${row.participants}  train loss ${row.trainLoss?.toFixed(3) ?? '-'}  test acc ${pct(row.accuracy)}` +
+                    `${row.epsilon === null ? '' : `  eps ${row.epsilon.toFixed(2)}`}  up ${fmtBytes(row.bytesUpPerClient)}  down ${fmtBytes(row.bytesDownPerClient)}  ${((now - lastCommit) / 1000).toFixed(1)} s`,
+                );
+                lastCommit = now;
+              }
+            }
+            offeredBytes = encodeOfferedAdapter(adapter).length;
+            seenState = stored.round;
+          }
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      })();
+      let pool;
+      try {
+        pool = await (await import('./client-pool.js')).runClientPool(
+          { url: coordinator.url, jobId, modelDir, featureNames: data.federated.featureNames, backend: o.backend, dropout: o.dropout, rejoinMs: 3000, seed: o.seed },
+          clients,
+          o.workers,
+          { onOffer: (_c, _r) => undefined },
+        );
+      } finally {
+        // let the follower catch the last commit, then stop it
+        const end = Date.now() + 5000;
+        while (rounds.length < (coordinator.store.requireJob(jobId).round) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+        stop = true;
+        await follow;
+      }
+      view = JobViewSchema.parse(await api.call('GET', `/api/jobs/${jobId}`));
+      for (const e of pool.errors.slice(0, 3)) o.log(`[${strategy}] client ${e.client}: ${e.code}: ${e.message}`);
+      // ranks: from the plans the coordinator stored is not exposed; the spec says which
+      for (let i = 0; i < o.clients; i++) ranksSeen.add(heterogeneous ? o.ranks![i % o.ranks!.length]! : o.rank);
+      const epsClients = [...pool.summaries.values()].map((s) => s.clientEpsilon).filter((e) => e !== undefined);
+      const worst = epsClients.reduce<(typeof epsClients)[number] | undefined>((a, b) => (a === undefined || b.epsilon > a.epsilon ? b : a), undefined);
+      if (worst !== undefined) {
+        // per-round client epsilon of the most-spent client, assuming its steps were spread evenly over the rounds it trained
+        const perRound = worst.steps / Math.max(1, rounds.length);
+        rounds.forEach((row, i) => {
+          if (row.epsilon === null) row.epsilon = epsilonOfSampledGaussian(worst.samplingRate, worst.noiseMultiplier, Math.round(perRound * (i + 1)), worst.delta).epsilon;
+        });
+      }
+      const last = rounds.at(-1);
+      const accepted = rounds.filter((r) => r.participants > 0);
+      const analytic = analyticBytes(strategy, baseModel.adaptable, heterogeneous ? Math.max(...o.ranks!) : o.rank, k);
+      const refused = coordinator.store.updates(jobId).filter((u) => u.status === 'refused').length;
+      strategies[strategy] = {
+        jobId,
+        status: view.status === 'completed' ? 'completed' : 'failed',
+        ...(view.reason !== undefined && { reason: view.reason }),
+        final: { accuracy: last?.accuracy ?? base.accuracy, loss: last?.loss ?? base.loss },
+        rounds,
+        bytesUpPerClientRound: accepted.length === 0 ? 0 : accepted.reduce((a, r) => a + r.bytesUpPerClient, 0) / accepted.length,
+        bytesDownPerClientRound: rounds.length === 0 ? 0 : rounds.reduce((a, r) => a + r.bytesDownPerClient, 0) / rounds.length,
+        analytic: { bytesUpPerClientRound: analytic.up, bytesDownPerClientRound: analytic.down, formula: analytic.formula },
+        epsilon: worst?.epsilon ?? view.privacy.epsilon ?? null,
+        epsilonClient: worst?.epsilon ?? null,
+        epsilonUser: view.privacy.epsilon,
+        delta: worst?.delta ?? view.privacy.delta ?? null,
+        wallSeconds: (performance.now() - started) / 1000,
+        ranks: [...ranksSeen].sort((a, b) => a - b),
+        droppedClientRounds: pool.dropped,
+        refusedUpdates: refused,
+      };
+      if (view.status !== 'completed') o.log(`[${strategy}] job ${view.status}: ${view.reason ?? ''}`);
+    }
+  } finally {
+    await coordinator.stop();
+    rmSync(stateRoot, { recursive: true, force: true });
+  }
+  const report: SimReport = SimReportSchema.parse({
+    tool: 'fedlora sim',
+    createdAt: new Date().toISOString(),
+    seed: o.seed,
+    config: {
+      data: o.data, clients: o.clients, rounds: o.rounds, clientsPerRound: k, partition: describePartitioner(o.partitioner), rank: o.rank, ranks: o.ranks ?? null, alpha: o.alpha ?? null,
+      epochs: o.epochs, batchSize: o.batchSize, lr: o.lr, dpEpsilon: o.dpEpsilon ?? null, dpClip: o.dpClip, delta: o.delta, userDpNoise: o.userDpNoise ?? null, userDpClip: o.userDpClip,
+      dropout: o.dropout, testFraction: o.testFraction, publicFraction: o.publicFraction, publicLabels: o.publicLabels === undefined ? null : [...o.publicLabels],
+      hiddenSizes: o.hiddenSizes, pretrainEpochs: o.pretrainEpochs, workers: o.workers, backend: o.backend,
+    },
+    data: {
+      source: data.source,
+      numLabels: data.numLabels,
+      testRows: data.test.labels.length,
+      publicRows: data.public.labels.length,
+      federatedRows: data.federated.labels.length,
+      partition: describePartitioner(o.partitioner),
+      clientRows: partition.map((p) => p.length),
+      classCounts: classCounts(data.federated.labels, partition, data.numLabels),
+    },
+    base: { sha256: base.sha256, accuracy: base.accuracy, loss: base.loss, pretrainSeconds: base.seconds },
+    strategies,
+    wallSeconds: (performance.now() - t0) / 1000,
+  });
+  const jsonPath = join(out, 'report.json');
+  writeFileSync(jsonPath, `${JSON.stringify(report, null, 2)}\n`);
+  const { renderReportHtml } = await import('./report-html.js');
+  const htmlPath = join(out, 'report.html');
+  writeFileSync(htmlPath, renderReportHtml(report));
+  return { report, jsonPath, htmlPath };
+}
+
+function validate(o: SimOptions): void {
+  const bad = (option: string, rule: string): never => {
+    throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--${option} ${rule}`, { option });
+  };
+  if (!Number.isInteger(o.clients) || o.clients < 1) bad('clients', `must be an integer >= 1, got ${o.clients}`);
+  if (!Number.isInteger(o.rounds) || o.rounds < 1) bad('rounds', `must be an integer >= 1, got ${o.rounds}`);
+  if (o.clientsPerRound !== undefined && (o.clientsPerRound < 1 || o.clientsPerRound > o.clients)) bad('clients-per-round', `must be in 1..${o.clients} (--clients), got ${o.clientsPerRound}`);
+  if (!(o.dropout >= 0 && o.dropout < 1)) bad('dropout', `must be in [0, 1), got ${o.dropout}`);
+  if (o.strategies.length === 0) bad('strategy', 'names no strategy');
+  if (o.userDpNoise !== undefined && o.strategies.length === 1 && o.strategies[0] === 'flora') {
+    throw new FedloraError('FL_ERR_INVALID_ARGUMENT', '--user-dp-noise: user-level DP needs a strategy whose aggregate is a sum; flora stacks each client apart: use --dp-epsilon (client DP-SGD) instead', { option: 'user-dp-noise' });
+  }
+}

@@ -8,12 +8,14 @@
  *  - naive: W [out, in], A [r, in], B [out, r] as PyTorch stores them, y = x W^T + s (x A^T) B^T
  *    with transposed matmuls, gradients by tf.
  * Prints median ms/step, rows/s (tokens/s for a sequence model) and the ratio naive / ours.
- * FEDLORA_BENCH_STEPS overrides the measured steps (default 5 for 1 layer, 3 for 4 layers).
+ * FEDLORA_BENCH_STEPS overrides the measured steps (default 5 for 1 layer, 3 for 4 layers);
+ * FEDLORA_BENCH_BACKENDS the backends (default `wasm,webgpu`).
  */
 import * as tf from '@tensorflow/tfjs';
 import { chooseBackend, shutdownBackend, type BackendName } from '../client/backend.js';
 import { variableFrom } from '../client/lora/init.js';
 import { LoraDense } from '../client/lora/lora-dense.js';
+import { avoidTransposeFlags, setMatmulPolicy } from '../client/lora/matmul-policy.js';
 import { machineLine } from './machine.js';
 
 const N = 2048;
@@ -121,7 +123,7 @@ async function measure(make: (layers: number) => Setup, layers: number, steps: n
 
 export async function run(): Promise<void> {
   const override = Number(process.env.FEDLORA_BENCH_STEPS ?? '');
-  const backends: BackendName[] = ['wasm', 'webgpu'];
+  const backends = (process.env.FEDLORA_BENCH_BACKENDS ?? 'wasm,webgpu').split(',').map((b) => b.trim()) as BackendName[];
   for (const backend of backends) {
     let device: string;
     try {
@@ -138,8 +140,16 @@ export async function run(): Promise<void> {
       const rows = (ms: number): string => `${Math.round(N / (ms / 1000)).toLocaleString('en-US')} rows/s`;
       console.log(
         `  LoRA step, X ${N}x${D}, W ${D}x${D}, r ${R}, Adam, ${layers} layer${layers > 1 ? 's (GELU between)' : ''}, median of ${steps}: ` +
-        `ours ${msOurs.toFixed(1)} ms (${rows(msOurs)}), naive ${msNaive.toFixed(1)} ms (${rows(msNaive)}); naive / ours = ${(msNaive / msOurs).toFixed(2)}x`,
+        `ours (${avoidTransposeFlags() ? 'stored layouts, custom gradients' : 'transpose flags'}) ${msOurs.toFixed(1)} ms (${rows(msOurs)}), ` +
+        `naive ${msNaive.toFixed(1)} ms (${rows(msNaive)}); naive / ours = ${(msNaive / msOurs).toFixed(2)}x`,
       );
+      if (!avoidTransposeFlags()) {
+        // what the wasm formulation would cost here: the reason the policy is per backend
+        const previous = setMatmulPolicy('explicit');
+        const msExplicit = await measure(ours, layers, steps);
+        setMatmulPolicy(previous);
+        console.log(`    (ours with the wasm formulation forced: ${msExplicit.toFixed(1)} ms; naive / that = ${(msNaive / msExplicit).toFixed(2)}x)`);
+      }
     }
     await shutdownBackend();
   }

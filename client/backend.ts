@@ -48,6 +48,8 @@ export async function chooseBackend(options: ChooseBackendOptions = {}): Promise
   if (order.length === 0) {
     throw new FedloraError('FL_ERR_BACKEND', `backend '${String(options.backend)}' is not one of ${candidates.map((c) => c.name).join(', ')}`);
   }
+  // Asking again for the backend in use keeps it (WebGPU cannot be started twice in one process).
+  if (options.backend !== undefined && active !== null && active.info.name === options.backend && options.candidates === undefined) return active.info;
   await shutdownBackend();
   const skipped: Array<{ name: BackendName; reason: string }> = [];
   for (const candidate of order) {

@@ -22,6 +22,12 @@ interface GpuDevice {
 interface DawnModule { create(options: string[]): Gpu; globals: object }
 
 /**
+ * Set once a Dawn device was released: creating Dawn again in the same process aborted Node on the
+ * H200 (a glibc assertion in __pthread_tpp_change_priority), so a second start is refused instead.
+ */
+let released = false;
+
+/**
  * @param dawnOptions Dawn toggles for `create()`, e.g. `backend=vulkan`. @default [] (Dawn's
  *   default: Vulkan on Linux)
  */
@@ -30,6 +36,7 @@ export function webgpuBackend(dawnOptions: readonly string[] = []): BackendCandi
     name: 'webgpu',
     tfName: 'webgpu',
     async load(): Promise<LoadedBackend> {
+      if (released) throw new Error('WebGPU was released earlier in this process and Dawn cannot be started twice in one process; start a new process');
       const dawnPackage = 'webgpu'; // a variable: an optional package, typed locally above
       let dawn: DawnModule;
       try {
@@ -68,6 +75,7 @@ export function webgpuBackend(dawnOptions: readonly string[] = []): BackendCandi
         device: `${name || 'unknown adapter'} (Dawn${dawnOptions.length > 0 ? ' ' + dawnOptions.join(' ') : ''})`,
         asyncErrors: () => errors,
         async shutdown() {
+          released = true;
           try {
             device?.destroy();
           } finally {

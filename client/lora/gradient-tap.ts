@@ -8,6 +8,7 @@
  * differentially private learners", section 4), and to rebuild the clipped sum.
  */
 import * as tf from '@tensorflow/tfjs';
+import { avoidTransposeFlags } from './matmul-policy.js';
 
 export interface GradientTap {
   /**
@@ -26,10 +27,12 @@ export interface GradientTap {
  * plus an explicit transpose of the small operand (bench/training.bench.ts; e.g. x^T g with x
  * [2048, 768], g [2048, 8]: 47 ms with transposeA, 1.4 ms as (transpose(g) x)^T):
  *   dx = dy transpose(V);   dV = x^T dy, computed by transposing whichever of x and dy is smaller.
- * With a tap, the backward pass also reports (x, dy) to it (DP-SGD's ghost norms).
+ * With a tap, the backward pass also reports (x, dy) to it (DP-SGD's ghost norms). Without a tap,
+ * on backends where transpose flags are cheap (matmul-policy.ts), it is a plain tf.matMul.
  * @param examples the number of examples in the batch, passed to the tap
  */
 export function trainableMatmul(x: tf.Tensor2D, variable: tf.Variable, tap: GradientTap | null = null, examples = x.shape[0]): tf.Tensor2D {
+  if (tap === null && !avoidTransposeFlags()) return tf.matMul(x, variable as tf.Tensor2D);
   const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const input = args[0] as tf.Tensor2D;
     const v = args[1] as tf.Tensor2D;

@@ -28,6 +28,7 @@ import type { AdapterVariant, ModuleFactors } from '../../shared/adapter.js';
 import { FedloraError } from '../../shared/errors.js';
 import { frozenMatmul, makeFrozenPair, probedFrozenMatmul, type FrozenPair } from './frozen-matmul.js';
 import { trainableMatmul, type GradientTap } from './gradient-tap.js';
+import { avoidTransposeFlags } from './matmul-policy.js';
 import { kaimingUniformA, seededUniform, variableFrom } from './init.js';
 
 /** How a frozen weight given as a flat array is laid out. */
@@ -162,12 +163,16 @@ export class LoraDense {
     return tf.tidy(() => {
       const examples = x.shape[0];
       const x2 = (x.rank === 2 ? x : tf.reshape(x, [-1, n])) as tf.Tensor2D;
-      let y: tf.Tensor2D = this.baseTap === null ? this.w0Matmul(x2) : this.baseTap.op(x2, this.baseTap.probe);
+      const explicit = avoidTransposeFlags();
+      let y: tf.Tensor2D = this.baseTap !== null ? this.baseTap.op(x2, this.baseTap.probe)
+        : explicit ? this.w0Matmul(x2) : tf.matMul(x2, this.w0.backward, false, true);
       if (this.bias !== null) y = tf.add(y, this.bias);
-      let h = this.aT !== null ? this.trainable(x2, this.aT, examples) : this.aMatmul(x2);
-      h = tf.mul(h, this.scaling);
+      let h: tf.Tensor2D = this.aT !== null ? this.trainable(x2, this.aT, examples)
+        : explicit ? this.aMatmul(x2) : tf.matMul(x2, this.frozenA!.backward, false, true);
+      h = tf.mul(h, this.scaling) as tf.Tensor2D;
       if (this.rT !== null) h = this.trainable(h, this.rT, examples);
-      const low = this.bT !== null ? this.trainable(h, this.bT, examples) : this.bMatmul(h);
+      const low = this.bT !== null ? this.trainable(h, this.bT, examples)
+        : explicit ? this.bMatmul(h) : tf.matMul(h, this.frozenB!.backward, false, true);
       y = tf.add(y, low);
       return x.rank === 2 ? y : tf.reshape(y, [...x.shape.slice(0, -1), this.outFeatures]);
     });

@@ -4,6 +4,7 @@ import type { AdapterVariant } from '../../../shared/adapter.js';
 import { isFedloraError } from '../../../shared/errors.js';
 import { frozenMatmul, makeFrozenPair } from '../../../client/lora/frozen-matmul.js';
 import { LoraDense } from '../../../client/lora/lora-dense.js';
+import { setMatmulPolicy } from '../../../client/lora/matmul-policy.js';
 import { add, mat, matmul, maxAbsDiff, scale, testValues, transpose, type Mat } from './reference.js';
 
 // float32 sums of <= 16 products of values in [-1, 1] through three matmuls: an error of a few
@@ -45,15 +46,19 @@ function reference(x: Mat, W0: Mat, A: Mat, B: Mat, R: Mat, b: Float32Array, s: 
 
 describe('LoraDense forward', () => {
   for (const variant of ['lora', 'ffa', 'fedsb'] as const) {
-    it(`${variant}: equals x W0^T + b + s B R A x computed naively`, () => {
-      const { layer, W0, A, B, R, b } = layerWith(variant);
-      const xv = testValues(N * n, 6);
-      const y = tf.tidy(() => layer.forward(tf.tensor2d(xv, [N, n])));
-      const want = reference(mat(N, n, xv), W0, A, B, R, b, 6 / r);
-      expect(y.shape).toEqual([N, m]);
-      expect(maxAbsDiff(y.dataSync(), want.data)).toBeLessThan(TOL);
-      y.dispose();
-      layer.dispose();
+    it(`${variant}: equals x W0^T + b + s B R A x computed naively (both matmul policies)`, () => {
+      for (const policy of ['explicit', 'flags'] as const) {
+        const previous = setMatmulPolicy(policy);
+        const { layer, W0, A, B, R, b } = layerWith(variant);
+        const xv = testValues(N * n, 6);
+        const y = tf.tidy(() => layer.forward(tf.tensor2d(xv, [N, n])));
+        const want = reference(mat(N, n, xv), W0, A, B, R, b, 6 / r);
+        expect(y.shape).toEqual([N, m]);
+        expect(maxAbsDiff(y.dataSync(), want.data)).toBeLessThan(TOL);
+        y.dispose();
+        layer.dispose();
+        setMatmulPolicy(previous);
+      }
     });
   }
 
@@ -138,12 +143,13 @@ describe('LoraDense training', () => {
     return out;
   }
 
-  it('gradients of every factor equal the float64 formulas, for each variant', () => {
+  it('gradients of every factor equal the float64 formulas, for each variant and both matmul policies', () => {
     const xv = testValues(N * n, 21);
     const gv = testValues(N * m, 22);
     const x = mat(N, n, xv);
     const G = mat(N, m, gv);
-    for (const variant of ['lora', 'ffa', 'fedsb'] as const) {
+    for (const [variant, policy] of [['lora', 'explicit'], ['ffa', 'explicit'], ['fedsb', 'explicit'], ['lora', 'flags'], ['ffa', 'flags'], ['fedsb', 'flags']] as const) {
+      const previous = setMatmulPolicy(policy);
       const { layer, A, B, R } = layerWith(variant, 6);
       const s = 6 / r;
       const grads = factorGrads(layer, xv, gv);
@@ -159,13 +165,15 @@ describe('LoraDense training', () => {
       expect([...grads.keys()]).toEqual(expected);
       for (const name of expected) expect(maxAbsDiff(grads.get(name)!, want[name]!.data)).toBeLessThan(TOL);
       layer.dispose();
+      setMatmulPolicy(previous);
     }
   });
 
-  it('the gradient w.r.t. the input equals G (W0 + s B R A), for each variant (what earlier layers receive)', () => {
+  it('the gradient w.r.t. the input equals G (W0 + s B R A), for each variant and policy (what earlier layers receive)', () => {
     const xv = testValues(N * n, 23);
     const gv = testValues(N * m, 24);
-    for (const variant of ['lora', 'ffa', 'fedsb'] as const) {
+    for (const [variant, policy] of [['lora', 'explicit'], ['ffa', 'explicit'], ['fedsb', 'explicit'], ['lora', 'flags'], ['ffa', 'flags'], ['fedsb', 'flags']] as const) {
+      const previous = setMatmulPolicy(policy);
       const { layer, W0, A, B, R } = layerWith(variant, 6);
       const x = tf.tensor2d(xv, [N, n]);
       const G = tf.tensor2d(gv, [N, m]);
@@ -174,6 +182,7 @@ describe('LoraDense training', () => {
       expect(maxAbsDiff(dx.dataSync(), want.data)).toBeLessThan(TOL);
       tf.dispose([x, G, dx]);
       layer.dispose();
+      setMatmulPolicy(previous);
     }
   });
 

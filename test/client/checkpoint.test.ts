@@ -105,6 +105,20 @@ describe('loading a Llama checkpoint folder', () => {
     loaded.model.dispose();
   });
 
+  it('ignores a duplicate lm_head.weight in a tied checkpoint, as transformers does', async () => {
+    const tiedJson = { ...tinyConfigJson, tie_word_embeddings: true };
+    const tied = parseLlamaConfig(tiedJson);
+    const tiedWeights = randomLlamaWeights(tied, 23, { std: 0.3 });
+    const dir = join(root, `ckpt-${n++}`);
+    const extra = new Map<string, FixtureTensor>([['lm_head.weight', { shape: [37, 16], values: new Float32Array(37 * 16).fill(0.5) }]]);
+    await writeCheckpoint(dir, tiedJson, tiedWeights, llamaTensorShapes(tied), { override: extra });
+    const { model } = await loadLlamaCheckpoint(dir, { hash: false });
+    const direct = await LlamaModel.build(tied, (name) => tiedWeights.get(name)!);
+    expect(await logitsOf(model)).toEqual(await logitsOf(direct));
+    model.dispose();
+    direct.dispose();
+  });
+
   it('ignores rotary_emb.inv_freq buffers that old conversions saved', async () => {
     const extra = new Map<string, FixtureTensor>([['model.layers.0.self_attn.rotary_emb.inv_freq', { shape: [2], values: new Float32Array([1, 0.1]) }]]);
     const { model } = await loadLlamaCheckpoint(await folder(weights, { override: extra }), { hash: false });

@@ -166,6 +166,19 @@ describe('refusing a bad checkpoint with a coded error naming the tensor', () =>
     await expectRefusal(dir, 'FL_ERR_MODEL_CONFIG', /'rope_scaling' has rope type 'llama3'/);
   });
 
+  it('a sharded checkpoint whose index disagrees with its shards, or names a path outside the folder', async () => {
+    const dir = await folder(weights, { shards: 2 });
+    const indexPath = join(dir, 'model.safetensors.index.json');
+    const index = JSON.parse(await readFile(indexPath, 'utf8')) as { weight_map: Record<string, string> };
+    const moved = { ...index.weight_map, [q]: index.weight_map[q] === 'model-00001-of-00002.safetensors' ? 'model-00002-of-00002.safetensors' : 'model-00001-of-00002.safetensors' };
+    await writeFile(indexPath, JSON.stringify({ weight_map: moved }));
+    await expectRefusal(dir, 'FL_ERR_CHECKPOINT', /holds tensor 'model\.layers\.1\.self_attn\.q_proj\.weight', which model\.safetensors\.index\.json places in/);
+    await writeFile(indexPath, JSON.stringify({ weight_map: { ...index.weight_map, [q]: '../elsewhere.safetensors' } }));
+    await expectRefusal(dir, 'FL_ERR_CHECKPOINT', /maps to "\.\.\/elsewhere\.safetensors", not a file name in the folder/);
+    await writeFile(indexPath, '{"weight_map": [');
+    await expectRefusal(dir, 'FL_ERR_CHECKPOINT', /index\.json: not valid JSON/);
+  });
+
   it('a truncated weights file, through the safetensors reader', async () => {
     const dir = await folder(weights);
     const bytes = await readFile(join(dir, 'model.safetensors'));

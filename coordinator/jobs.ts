@@ -8,11 +8,12 @@ import { join } from 'node:path';
 import type { Adapter } from '../shared/adapter.js';
 import { FedloraError } from '../shared/errors.js';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, writePeftAdapterDir } from '../shared/peft.js';
-import { JobSpecSchema, jobAlpha, type JobSpec, type ModuleShape } from '../shared/protocol/job-spec.js';
+import { AdaptiveClipSchema, JobSpecSchema, jobAlpha, type JobSpec, type ModuleShape } from '../shared/protocol/job-spec.js';
 import type { EnrolmentResponse, JobList, JobView, PrivacyView } from '../shared/protocol/http.js';
 import { parseOrThrow } from '../shared/protocol/validate.js';
 import { createStrategy } from '../aggregation/registry.js';
-import type { JobSpec as StrategyJobSpec } from '../aggregation/strategy.js';
+import type { Strategy, JobSpec as StrategyJobSpec } from '../aggregation/strategy.js';
+import { DpFedAvgStrategy } from '../aggregation/dp-fedavg.js';
 import { checkJobSpec } from '../aggregation/validate-update.js';
 import { decodeGlobalState } from './state-codec.js';
 import type { JobRecord, Store } from './store/store.js';
@@ -29,20 +30,39 @@ export function strategySpecOf(spec: JobSpec, layout: readonly ModuleShape[]): S
 }
 
 /**
+ * The job's strategy from the registry, wrapped in user-level DP-FedAvg (aggregation/dp-fedavg.ts)
+ * when the spec asks for coordinator-side DP. The divisor n is clientsPerRound (a fixed
+ * denominator: each client's sensitivity is C / k whatever the round's participation).
+ * @throws FL_ERR_INVALID_CONFIG naming the privacy field a parameter is wrong in
+ */
+export function jobStrategy(spec: JobSpec): Strategy {
+  const inner = createStrategy(spec.strategy);
+  const dp = spec.privacy.user;
+  if (dp === undefined) return inner;
+  const a = dp.adaptive === true ? AdaptiveClipSchema.parse({}) : dp.adaptive;
+  try {
+    return new DpFedAvgStrategy(inner, {
+      noiseMultiplier: dp.noiseMultiplier,
+      clipNorm: dp.clip,
+      sampledClients: spec.clientsPerRound,
+      ...(a !== undefined && {
+        adaptive: { targetUnclippedQuantile: a.targetQuantile, learningRate: a.learningRate, ...(a.countNoise !== undefined && { countNoiseStd: a.countNoise }) },
+      }),
+    });
+  } catch (e) {
+    if (e instanceof FedloraError) throw new FedloraError('FL_ERR_INVALID_CONFIG', `job spec: privacy.user: ${e.message}`, { field: 'privacy.user' });
+    throw e;
+  }
+}
+
+/**
  * Validates a job body (zod, then the strategy's own checks) and stores the job as `pending`.
  * @throws FL_ERR_INVALID_CONFIG naming the field; FL_ERR_UNKNOWN_STRATEGY
  */
 export function createJob(store: Store, body: unknown, now = Date.now()): JobRecord {
   const spec = parseOrThrow(JobSpecSchema, body, 'job spec');
   createStrategy(spec.strategy);
-  if (spec.privacy.user !== undefined) {
-    // Accounting epsilon without adding the noise would be a lie: refuse until aggregation/ has the wrapper wired here.
-    throw new FedloraError(
-      'FL_ERR_INVALID_CONFIG',
-      'job spec: privacy.user: coordinator-side (user-level) DP is not wired into the runtime yet; use privacy.client (client-side DP-SGD) for now',
-      { field: 'privacy.user' },
-    );
-  }
+  jobStrategy(spec); // refuses DP parameters the wrapper does not take, naming them
   if (spec.model.modules !== undefined) {
     const unmatched = spec.model.modules.filter((m) => !spec.model.targetModules.some((t) => m.path === t || m.path.endsWith(`.${t}`)));
     if (unmatched.length > 0) {

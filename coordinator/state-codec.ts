@@ -24,6 +24,8 @@ interface StateMeta {
   readonly spec: StrategyJobSpec;
   readonly adapter: AdapterLayout | null;
   readonly last: AdapterLayout | null;
+  /** DP-FedAvg's adaptive clipping norm for the next round, when used. */
+  readonly dpClipNorm?: number;
 }
 
 function prefixed(prefix: string, adapter: Adapter | null): Tensor[] {
@@ -56,6 +58,7 @@ export function encodeGlobalState(state: GlobalState): StateBlob {
     spec: state.spec,
     adapter: state.adapter?.layout ?? null,
     last: state.lastRoundUpdate?.layout ?? null,
+    ...(state.dpClipNorm !== undefined && { dpClipNorm: state.dpClipNorm }),
   };
   return { meta, payload: encodeSafetensors([...prefixed('adapter/', state.adapter), ...prefixed('last/', state.lastRoundUpdate)]) };
 }
@@ -78,6 +81,7 @@ export function decodeGlobalState(blob: StateBlob): GlobalState {
     spec: meta.spec,
     adapter: rebuild(meta.adapter, 'adapter/', byName),
     lastRoundUpdate: rebuild(meta.last, 'last/', byName),
+    ...(meta.dpClipNorm !== undefined && { dpClipNorm: meta.dpClipNorm }),
   };
 }
 

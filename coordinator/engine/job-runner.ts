@@ -13,7 +13,6 @@ import { FedloraError, isFedloraError } from '../../shared/errors.js';
 import type { Plan, Update, UpdateAck } from '../../shared/protocol/events.js';
 import { clientRank, jobAlpha, offeredPerRound, type JobSpec, type ModuleShape } from '../../shared/protocol/job-spec.js';
 import { peftTensorNames } from '../../shared/adapter.js';
-import { createStrategy } from '../../aggregation/registry.js';
 import type { ClientInfo, ClientPlan, GlobalState, RoundAggregation, Strategy } from '../../aggregation/strategy.js';
 import { factorShape } from '../../aggregation/validate-update.js';
 import { ENVELOPE_OVERHEAD, MAX_HEADER_BYTES } from '../../privacy/envelope.js';
@@ -24,7 +23,7 @@ import type { Store, UpdateRecord } from '../store/store.js';
 import type { CoordinatorMetrics } from '../metrics.js';
 import type { Logger } from '../logger.js';
 import { decodeGlobalState, encodeGlobalState, encodeOfferedAdapter } from '../state-codec.js';
-import { strategySpecOf } from '../jobs.js';
+import { jobStrategy, strategySpecOf } from '../jobs.js';
 import type { ClientLink } from './client-link.js';
 import type { UpdateOpener } from './update-opener.js';
 import { clientSeed, selectClients } from './selection.js';
@@ -91,7 +90,7 @@ export class JobRunner {
     this.spec = job.spec;
     this.deps = deps;
     this.log = deps.logger.child({ jobId });
-    this.strategy = createStrategy(job.spec.strategy);
+    this.strategy = jobStrategy(job.spec);
     this.layout = job.layout;
     this.round = job.round;
     this.ended = job.status === 'completed' || job.status === 'failed';
@@ -203,12 +202,14 @@ export class JobRunner {
   }
 
   /** The ledger after this round's user-level spend, or null without coordinator-side DP. */
-  private userDpSpend(participants: number, label: string, commit: boolean): LedgerState | null {
+  private userDpSpend(label: string, commit: boolean): LedgerState | null {
     const dp = this.spec.privacy.user;
     if (dp === undefined) return null;
     const budget = this.spec.privacy.budget ?? { epsilon: UNBOUNDED_EPSILON, delta: 1e-5 };
-    const total = Math.max(this.deps.store.clientsOfJob(this.jobId).length, participants);
-    const mechanism = userLevelRounds({ clientsPerRound: Math.max(1, Math.min(participants, total)), totalClients: total, noiseMultiplier: dp.noiseMultiplier });
+    // q = k / N (McMahan et al. 2018): k clients sampled per round out of the N enrolled.
+    const k = this.spec.clientsPerRound;
+    const total = Math.max(this.deps.store.clientsOfJob(this.jobId).length, k);
+    const mechanism = userLevelRounds({ clientsPerRound: k, totalClients: total, noiseMultiplier: dp.noiseMultiplier });
     let ledger = openAccount(this.ledgerState(), 'job', this.jobId, budget);
     const request = [{ kind: 'job' as const, id: this.jobId, mechanism }];
     if (!commit) {
@@ -226,7 +227,7 @@ export class JobRunner {
     const round = this.round;
     const startedAt = Date.now();
     try {
-      this.userDpSpend(this.spec.clientsPerRound, `job ${this.jobId} round ${round}`, false);
+      this.userDpSpend(`job ${this.jobId} round ${round}`, false);
     } catch (e) {
       if (isFedloraError(e, 'FL_ERR_BUDGET_EXCEEDED')) {
         this.fail(`privacy budget exhausted before round ${round}: ${e.message}`);
@@ -425,7 +426,13 @@ export class JobRunner {
       const metrics: Record<string, number> = { clients: participants.length, examples: a.examples };
       for (const [k, sum] of a.metricSums) metrics[k] = sum / a.examples;
       if (result.report.noise !== undefined) metrics.aggregation_noise = result.report.noise.overall;
-      const ledger = this.userDpSpend(participants.length, `job ${this.jobId} round ${a.round}`, true);
+      const ledger = this.userDpSpend(`job ${this.jobId} round ${a.round}`, true);
+      const dpReport = (result.report as { dp?: { clipNorm: number; clippedUpdates: number; noiseStdOnAverage: number } }).dp;
+      if (dpReport !== undefined) {
+        metrics.dp_clip_norm = dpReport.clipNorm;
+        metrics.dp_clipped_updates = dpReport.clippedUpdates;
+        metrics.dp_noise_std = dpReport.noiseStdOnAverage;
+      }
       if (ledger !== null) metrics.epsilon = spentEpsilon(ledger, this.jobId);
       const committedAt = Date.now();
       const job = this.deps.store.commitRound({

@@ -81,6 +81,40 @@ export class TestClient {
     });
   }
 
+  /**
+   * The offers of the next round, from whichever `n` of `clients` were selected: event-driven;
+   * a waiter that resolves after the first n have arrived puts its offer back for later.
+   */
+  static offersFrom(clients: readonly TestClient[], n: number, timeoutMs = 20_000): Promise<Array<[TestClient, Offer]>> {
+    return new Promise((resolve, reject) => {
+      const got: Array<[TestClient, Offer]> = [];
+      const timer = setTimeout(() => reject(new Error(`only ${got.length} of ${n} offers within ${timeoutMs} ms`)), timeoutMs);
+      for (const c of clients) {
+        c.next('offer', 10 * timeoutMs).then(
+          (raw) => {
+            if (got.length >= n) {
+              c.requeue('offer', raw);
+              return;
+            }
+            got.push([c, OfferSchema.parse(raw)]);
+            if (got.length === n) {
+              clearTimeout(timer);
+              resolve(got);
+            }
+          },
+          () => {},
+        );
+      }
+    });
+  }
+
+  /** Gives an event back: to the next waiter for it, else to the head of its queue. */
+  requeue(name: EventName, payload: unknown): void {
+    const waiters = this.waiters.get(name);
+    if (waiters !== undefined && waiters.length > 0) waiters.shift()!(payload);
+    else this.queues.set(name, [payload, ...(this.queues.get(name) ?? [])]);
+  }
+
   /** Events of this name received and not yet taken. */
   pending(name: EventName): unknown[] {
     return this.queues.get(name) ?? [];

@@ -44,8 +44,9 @@ describe('HTTP API', () => {
     expectError(await h.api('POST', '/api/jobs', { ...minimalJob, strategy: 'sgd' }), 400, 'FL_ERR_INVALID_CONFIG', /strategy/);
   });
 
-  it('refuses coordinator-side DP until it is wired, pointing to client-side DP-SGD', async () => {
-    const r = await h.api('POST', '/api/jobs', { ...minimalJob, privacy: { user: { noiseMultiplier: 1 } } });
+  it('takes coordinator-side DP for sum strategies and refuses it for flora, pointing to client-side DP-SGD', async () => {
+    expect((await h.api('POST', '/api/jobs', { ...minimalJob, privacy: { user: { noiseMultiplier: 1, adaptive: true }, budget: { epsilon: 8 } } })).status).toBe(201);
+    const r = await h.api('POST', '/api/jobs', { ...minimalJob, strategy: 'flora', privacy: { user: { noiseMultiplier: 1 } } });
     expectError(r, 400, 'FL_ERR_INVALID_CONFIG', /privacy\.client/);
     const ok = await h.api('POST', '/api/jobs', { ...minimalJob, privacy: { client: { noiseMultiplier: 1.1, clip: 0.5 }, budget: { epsilon: 8 } } });
     expect(ok.status).toBe(201);

@@ -7,8 +7,10 @@
  *   of any tweetnacl-compatible envelope in pure JS.
  */
 import { createCipheriv, randomBytes, randomFillSync } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import nacl from 'tweetnacl';
 import { signEd25519, verifyEd25519 } from '../privacy/ed25519.js';
+import { EnvelopeOpener } from '../privacy/envelope-opener.js';
 import { openUpdate, sealUpdate } from '../privacy/envelope.js';
 import { MemoryNonceStore } from '../privacy/nonces.js';
 import { machineLine } from './machine.js';
@@ -82,6 +84,31 @@ export async function run(): Promise<void> {
   }
   console.log('ratios are throughput ratios (seal / baseline): 1.00 means as fast as the baseline.');
   console.log(`per-envelope fixed cost (1 kB rows): seal ${(fixed.seal * 1e3).toFixed(2)} ms, open ${(fixed.open * 1e3).toFixed(2)} ms (X25519 in tweetnacl's JS dominates)`);
+
+  // A round's worth of updates: K envelopes of 33 MB opened one after another on the main thread
+  // (openUpdate) against the worker pool (EnvelopeOpener, one thread per core).
+  const k = 8;
+  const threads = availableParallelism();
+  const big = new Uint8Array(33 * MB);
+  randomFillSync(big);
+  const round = Array.from({ length: k }, () => sealUpdate(big, binding, client.secretKey, coordinator.publicKey));
+  const pool = new EnvelopeOpener({ threads });
+  const expected = { jobId: 'bench', round: 0, clientId: 'client-1' };
+  const r = await interleavedMedians(3, {
+    sequential: async () => {
+      const store = new MemoryNonceStore();
+      for (const e of round) await openUpdate(e, expected, client.publicKey, coordinator.secretKey, store);
+    },
+    pool: async () => {
+      const store = new MemoryNonceStore();
+      await Promise.all(round.map((e) => pool.open(e, expected, client.publicKey, coordinator.secretKey, store)));
+    },
+  });
+  await pool.close();
+  console.log(
+    `open ${k} x 33 MB: sequential openUpdate ${r.sequential!.toFixed(2)} s (${((k * 33) / r.sequential!).toFixed(0)} MB/s), ` +
+      `EnvelopeOpener with ${threads} threads ${r.pool!.toFixed(2)} s (${((k * 33) / r.pool!).toFixed(0)} MB/s): ${(r.sequential! / r.pool!).toFixed(2)}x`,
+  );
 
   // Signature verification, per call: node:crypto (what the envelope uses) against tweetnacl.
   const message = nacl.randomBytes(59); // the envelope signs a 27-byte domain + 32-byte digest

@@ -264,29 +264,24 @@ export interface OpenedUpdate {
   readonly payload: Uint8Array;
 }
 
+/** An envelope that passed every check that comes before decryption. */
+export interface CheckedEnvelope {
+  readonly parts: EnvelopeParts;
+  readonly header: EnvelopeHeader;
+}
+
 /**
- * Verifies, checks the binding of, decrypts and records the nonce of an envelope. Checks run
- * cheapest and most telling first: framing, signature, binding, replay, decryption.
- * @param envelope the bytes received
- * @param expected the job and round being collected; clientId (the authenticated sender) and
- *   attempt are checked when given
- * @param clientSigningPublicKey the sender's Ed25519 public key, or a lookup by the header's clientId
- * @param coordinatorBoxSecretKey the coordinator's X25519 secret key (32 bytes)
- * @param nonceStore accepted nonces; the nonce is recorded only when everything else passed
- * @param options.maxBytes the largest envelope accepted; @default DEFAULT_MAX_ENVELOPE_BYTES
- * @throws FedloraError FL_ERR_ENVELOPE_MALFORMED (framing, header, size), _SIGNATURE (missing,
- *   invalid, unknown signer), _BINDING (other job/round/attempt/client, re-signed content),
- *   _REPLAY (nonce seen), _DECRYPT (not sealed to this coordinator's key)
+ * The checks of {@link openUpdate} that come before decryption: size, framing, signature, header,
+ * binding, and whether the nonce was already accepted. Exported for callers that decrypt
+ * elsewhere (privacy/envelope-opener.ts decrypts in worker threads).
  */
-export async function openUpdate(
+export async function checkEnvelope(
   envelope: Uint8Array,
   expected: ExpectedBinding,
   clientSigningPublicKey: SigningKeyLookup,
-  coordinatorBoxSecretKey: Uint8Array,
   nonceStore: NonceStore,
   options: { maxBytes?: number } = {},
-): Promise<OpenedUpdate> {
-  requireKey(coordinatorBoxSecretKey, nacl.box.secretKeyLength, 'coordinatorBoxSecretKey', 'an X25519 secret key');
+): Promise<CheckedEnvelope> {
   const parts = parseEnvelope(envelope, options.maxBytes ?? DEFAULT_MAX_ENVELOPE_BYTES);
 
   // The signer: the given key, or the key of the expected (authenticated) client, or of the
@@ -317,26 +312,80 @@ export async function openUpdate(
   if (mismatches.length > 0) {
     throw new FedloraError('FL_ERR_ENVELOPE_BINDING', `envelope is bound to ${mismatches.join(', ')}`, { header });
   }
+  if (await nonceStore.has(nonceKeyOf(header))) throw replayError(header); // before the costly decryption
+  return { parts, header };
+}
 
-  const nonceKey = { jobId: header.jobId, round: header.round, clientId: header.clientId, nonce: header.nonce };
-  const replay = () => new FedloraError('FL_ERR_ENVELOPE_REPLAY', `envelope nonce ${header.nonce} of client '${header.clientId}' was already used in job '${header.jobId}' round ${header.round}`, { nonce: header.nonce });
-  if (await nonceStore.has(nonceKey)) throw replay(); // before the costly decryption
+function nonceKeyOf(header: EnvelopeHeader) {
+  return { jobId: header.jobId, round: header.round, clientId: header.clientId, nonce: header.nonce };
+}
 
-  // crypto_box_open reads 16 scratch bytes before the ciphertext and ignores them, so it can read
-  // the envelope in place (those bytes are the end of the header) instead of a padded copy.
+function replayError(header: EnvelopeHeader): FedloraError {
+  return new FedloraError('FL_ERR_ENVELOPE_REPLAY', `envelope nonce ${header.nonce} of client '${header.clientId}' was already used in job '${header.jobId}' round ${header.round}`, { nonce: header.nonce });
+}
+
+/**
+ * The ciphertext as crypto_box_open takes it: preceded by 16 scratch bytes that it reads and
+ * ignores, which here are the end of the header, so no padded copy is needed.
+ */
+export function boxedCiphertext(parts: EnvelopeParts): Uint8Array {
   const { ciphertext } = parts;
-  const boxed = new Uint8Array(ciphertext.buffer, ciphertext.byteOffset - BOX_ZERO_BYTES, ciphertext.length + BOX_ZERO_BYTES);
+  return new Uint8Array(ciphertext.buffer, ciphertext.byteOffset - BOX_ZERO_BYTES, ciphertext.length + BOX_ZERO_BYTES);
+}
+
+/**
+ * crypto_box_open of a boxed ciphertext ({@link boxedCiphertext}).
+ * @returns the plaintext after crypto_box's 32 zero bytes (sealed header hash || payload), or null
+ *   when it does not authenticate under these keys
+ */
+export function decryptBoxed(boxed: Uint8Array, nonce: Uint8Array, ephemeralPublicKey: Uint8Array, coordinatorBoxSecretKey: Uint8Array): Uint8Array | null {
   const plain = new Uint8Array(boxed.length);
-  const opened = lowlevel.crypto_box_open(plain, boxed, boxed.length, fromBase64(header.nonce), fromBase64(header.ephemeralPublicKey), coordinatorBoxSecretKey);
-  const inner = opened === 0 ? plain.subarray(ZERO_BYTES) : null;
+  const status = lowlevel.crypto_box_open(plain, boxed, boxed.length, nonce, ephemeralPublicKey, coordinatorBoxSecretKey);
+  return status === 0 ? plain.subarray(ZERO_BYTES) : null;
+}
+
+/**
+ * The checks of {@link openUpdate} after decryption: the sealed header hash, then the atomic
+ * record of the nonce.
+ * @param inner the result of {@link decryptBoxed} (null: it did not decrypt)
+ */
+export async function finishOpening(checked: CheckedEnvelope, inner: Uint8Array | null, nonceStore: NonceStore): Promise<OpenedUpdate> {
+  const { parts, header } = checked;
   if (inner === null) {
     throw new FedloraError('FL_ERR_ENVELOPE_DECRYPT', `envelope of client '${header.clientId}' does not decrypt with this coordinator's key: it was sealed to another key`);
   }
-  const sealedHash = inner.subarray(0, 32);
-  const headerHash = sha256(parts.headerBytes);
-  if (!nacl.verify(sealedHash, headerHash)) {
+  if (!nacl.verify(inner.subarray(0, 32), sha256(parts.headerBytes))) {
     throw new FedloraError('FL_ERR_ENVELOPE_BINDING', `envelope content was sealed under another header (a re-signed or spliced envelope), claimed by client '${header.clientId}'`);
   }
-  if (!(await nonceStore.checkAndAdd(nonceKey))) throw replay(); // a concurrent opening won
+  if (!(await nonceStore.checkAndAdd(nonceKeyOf(header)))) throw replayError(header); // a concurrent opening won
   return { header, payload: inner.subarray(32) };
+}
+
+/**
+ * Verifies, checks the binding of, decrypts and records the nonce of an envelope. Checks run
+ * cheapest and most telling first: framing, signature, binding, replay, decryption.
+ * @param envelope the bytes received
+ * @param expected the job and round being collected; clientId (the authenticated sender) and
+ *   attempt are checked when given
+ * @param clientSigningPublicKey the sender's Ed25519 public key, or a lookup by the header's clientId
+ * @param coordinatorBoxSecretKey the coordinator's X25519 secret key (32 bytes)
+ * @param nonceStore accepted nonces; the nonce is recorded only when everything else passed
+ * @param options.maxBytes the largest envelope accepted; @default DEFAULT_MAX_ENVELOPE_BYTES
+ * @throws FedloraError FL_ERR_ENVELOPE_MALFORMED (framing, header, size), _SIGNATURE (missing,
+ *   invalid, unknown signer), _BINDING (other job/round/attempt/client, re-signed content),
+ *   _REPLAY (nonce seen), _DECRYPT (not sealed to this coordinator's key)
+ */
+export async function openUpdate(
+  envelope: Uint8Array,
+  expected: ExpectedBinding,
+  clientSigningPublicKey: SigningKeyLookup,
+  coordinatorBoxSecretKey: Uint8Array,
+  nonceStore: NonceStore,
+  options: { maxBytes?: number } = {},
+): Promise<OpenedUpdate> {
+  requireKey(coordinatorBoxSecretKey, nacl.box.secretKeyLength, 'coordinatorBoxSecretKey', 'an X25519 secret key');
+  const checked = await checkEnvelope(envelope, expected, clientSigningPublicKey, nonceStore, options);
+  const { header } = checked;
+  const inner = decryptBoxed(boxedCiphertext(checked.parts), fromBase64(header.nonce), fromBase64(header.ephemeralPublicKey), coordinatorBoxSecretKey);
+  return finishOpening(checked, inner, nonceStore);
 }

@@ -54,8 +54,10 @@ export function growRows(acc: Float64Array, newRows: number, cols: number): Floa
 }
 
 /**
- * out[i] = acc[i] + w * x[i], and whether every x[i] is finite (x - x is NaN exactly for NaN and
- * +-Infinity), in one pass: the finiteness check costs no extra read of x.
+ * out[i] = acc[i] + w * x[i], and whether every x[i] is finite, in one pass: the check costs no
+ * extra read of x, only one float64 add per element. The float64 sum of float32 values is finite
+ * exactly when every value is (it cannot overflow below 10^269 terms; NaN and +-Infinity propagate,
+ * +Infinity + -Infinity is NaN).
  */
 export function addScaledInto(out: Float64Array, acc: Float64Array, x: Float32Array, w: number): boolean {
   const n = x.length;
@@ -72,15 +74,15 @@ export function addScaledInto(out: Float64Array, acc: Float64Array, x: Float32Ar
     out[i + 1] = acc[i + 1]! + w * b;
     out[i + 2] = acc[i + 2]! + w * c;
     out[i + 3] = acc[i + 3]! + w * d;
-    z0 += a - a + (b - b);
-    z1 += c - c + (d - d);
+    z0 += a + b;
+    z1 += c + d;
   }
   for (; i < n; i++) {
     const a = x[i]!;
     out[i] = acc[i]! + w * a;
-    z0 += a - a;
+    z0 += a;
   }
-  return z0 + z1 === 0;
+  return Number.isFinite(z0 + z1);
 }
 
 /**

@@ -42,8 +42,9 @@ export function tensorName(path: string, factor: FactorName): string {
 }
 
 /**
- * True when every value is finite: x - x is NaN exactly for NaN and +-Infinity. Four independent
- * sums break the add latency chain (about 1.5x faster in V8, measured).
+ * True when every value is finite: the float64 sum of float32 values is finite exactly when every
+ * value is (no overflow below 10^269 terms; NaN and +-Infinity propagate, +Inf + -Inf is NaN).
+ * Four independent sums break the add latency chain.
  */
 export function allFinite(x: Float32Array): boolean {
   const n = x.length;
@@ -54,13 +55,13 @@ export function allFinite(x: Float32Array): boolean {
   let z3 = 0;
   let i = 0;
   for (; i < end; i += 4) {
-    z0 += x[i]! - x[i]!;
-    z1 += x[i + 1]! - x[i + 1]!;
-    z2 += x[i + 2]! - x[i + 2]!;
-    z3 += x[i + 3]! - x[i + 3]!;
+    z0 += x[i]!;
+    z1 += x[i + 1]!;
+    z2 += x[i + 2]!;
+    z3 += x[i + 3]!;
   }
-  for (; i < n; i++) z0 += x[i]! - x[i]!;
-  return z0 + z1 + z2 + z3 === 0;
+  for (; i < n; i++) z0 += x[i]!;
+  return Number.isFinite(z0 + z1 + z2 + z3);
 }
 
 function refuse(source: string, message: string, details: Record<string, unknown> = {}): never {
@@ -122,7 +123,7 @@ export function checkAdapterAgainst(adapter: Adapter, reference: AdapterLayout, 
   }
 }
 
-/** Checks a job spec once at init: unique paths, positive integer sizes and ranks, finite non-zero alpha. */
+/** Checks a job spec once at init: unique paths, positive integer sizes and ranks, finite non-zero alpha (fedsb: rank <= min(m, n)). */
 export function checkJobSpec(strategy: string, modules: readonly AdapterModule[]): void {
   const bad = (message: string): never => {
     throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `${strategy}: ${message}`);
@@ -136,5 +137,8 @@ export function checkJobSpec(strategy: string, modules: readonly AdapterModule[]
       if (!Number.isInteger(v) || v < 1) bad(`module '${m.path}': ${field} must be an integer >= 1, got ${v}`);
     }
     if (!(Number.isFinite(m.alpha) && m.alpha !== 0)) bad(`module '${m.path}': alpha must be finite and non-zero, got ${m.alpha}`);
+    if (strategy === 'fedsb' && m.rank > Math.min(m.outFeatures, m.inFeatures)) {
+      bad(`module '${m.path}': rank ${m.rank} exceeds min(m, n) = ${Math.min(m.outFeatures, m.inFeatures)}, so A and B cannot be orthonormal`);
+    }
   }
 }

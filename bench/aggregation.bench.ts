@@ -13,7 +13,9 @@
  * FLoRA's stack is the concatenation of the updates by definition (memory K x 33.5 MB), so it runs
  * at K = 10 only unless FEDLORA_BENCH_FLORA_K100=1.
  */
-import { execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import os from 'node:os';
+import { createInterface } from 'node:readline';
 import { DpFedAvgStrategy } from '../aggregation/dp-fedavg.js';
 import { createStrategy } from '../aggregation/registry.js';
 import type { ClientUpdate, GlobalState, Strategy, StrategyName } from '../aggregation/strategy.js';
@@ -63,32 +65,76 @@ function reusableClient(strategy: Strategy, state: GlobalState): { update: (k: n
   };
 }
 
+/**
+ * numpy's side, a long-lived python3 process driven line by line, so that each client is timed on
+ * both sides back to back (the dev machine is shared: interleaving puts both under the same load).
+ * Per client it generates x_k (untimed) and times `acc += w * x` (float64 acc), wall and CPU time.
+ */
 const NUMPY = String.raw`
 import json, resource, sys, time
 import numpy as np
-n, K = int(sys.argv[1]), int(sys.argv[2])
+n = int(sys.argv[1])
 idx = np.arange(n, dtype=np.uint32)
 acc = np.zeros(n, dtype=np.float64)
 x = np.empty(n, dtype=np.float32)
-t = 0.0
-rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-for k in range(K):
+for line in sys.stdin:
+    cmd = line.split()
+    if cmd[0] == 'reset':
+        acc[:] = 0
+        print('{}', flush=True)
+        continue
+    k, w = int(cmd[0]), float(cmd[1])
     x[:] = ((idx * np.uint32(2654435761) + np.uint32((k * 40503) % 2**32)).astype(np.float64) * 2.0**-32 - 0.5).astype(np.float32)
-    w = float(1 + k % 7)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     acc += w * x
-    t += time.perf_counter() - t0
-print(json.dumps({"seconds": t, "checksum": float(acc.sum()), "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(json.dumps({"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0, "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), flush=True)
 `;
 
-function numpyBaseline(floats: number, k: number): { seconds: number; checksum: number; maxrss_mb: number } {
-  return JSON.parse(execFileSync('python3', ['-c', NUMPY, String(floats), String(k)], { maxBuffer: 1 << 20 }).toString()) as { seconds: number; checksum: number; maxrss_mb: number };
+interface Timing {
+  wall: number;
+  cpu: number;
+  maxrss_mb: number;
+}
+
+class NumpyPeer {
+  private readonly child;
+  private readonly lines;
+
+  constructor(floats: number) {
+    this.child = spawn('python3', ['-c', NUMPY, String(floats)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    this.lines = createInterface({ input: this.child.stdout })[Symbol.asyncIterator]();
+  }
+
+  private async ask(line: string): Promise<string> {
+    this.child.stdin.write(`${line}\n`);
+    const next = await this.lines.next();
+    if (next.done) throw new Error('numpy baseline process ended');
+    return next.value;
+  }
+
+  async reset(): Promise<void> {
+    await this.ask('reset');
+  }
+
+  async add(k: number, w: number): Promise<Timing> {
+    return JSON.parse(await this.ask(`${k} ${w}`)) as Timing;
+  }
+
+  close(): void {
+    this.child.stdin.end();
+  }
 }
 
 const MB = 1e6;
 
+function cpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
 export async function run(): Promise<void> {
   console.log(machineLine());
+  console.log(`load average at start: ${os.loadavg().map((v) => v.toFixed(1)).join(' ')} (${os.cpus().length} cores)`);
   const spec = { modules: modules() };
   const cases: Array<{ name: StrategyName; label: string; options?: Parameters<typeof createStrategy>[1]; dp?: boolean }> = [
     { name: 'fedavg', label: 'fedavg (noise off)', options: { fedavg: { noise: 'off' } } },
@@ -98,49 +144,54 @@ export async function run(): Promise<void> {
     { name: 'fedsb', label: 'fedsb (R only)' },
     { name: 'ffa', label: 'ffa + DP-FedAvg (z = 1)', dp: true },
   ];
-  const numpyCache = new Map<string, { seconds: number; checksum: number; maxrss_mb: number }>();
-  console.log('strategy                    K    client MB  ours MB/s  numpy MB/s  ratio  peak RSS +MB  peak ArrayBuffers +MB  numpy maxRSS MB');
+  const peers = new Map<number, NumpyPeer>();
+  console.log('strategy                    K  client MB  ours MB/s cpu (wall)  numpy MB/s cpu (wall)  ratio cpu (wall)  peak RSS +MB  peak ArrayBuffers +MB  numpy maxRSS MB');
   for (const c of cases) {
     const inner = createStrategy(c.name, c.options);
     const strategy = c.dp ? new DpFedAvgStrategy(inner, { noiseMultiplier: 1, clipNorm: 1 }) : inner;
     const state = strategy.init(spec, 'bench');
     const client = reusableClient(strategy, state);
+    if (!peers.has(client.bytes)) peers.set(client.bytes, new NumpyPeer(client.bytes / 4));
+    const peer = peers.get(client.bytes)!;
     for (const K of KS) {
       if (c.name === 'flora' && K > 10 && process.env.FEDLORA_BENCH_FLORA_K100 !== '1') {
         console.log(`${c.label.padEnd(26)}  ${String(K).padStart(3)}  skipped: the stack holds K x ${(client.bytes / MB).toFixed(1)} MB by definition (set FEDLORA_BENCH_FLORA_K100=1)`);
         continue;
       }
+      await peer.reset();
       const before = process.memoryUsage();
       let peakRss = before.rss;
       let peakBuffers = before.arrayBuffers;
-      let seconds = 0;
+      let wall = 0;
+      let cpu = 0;
+      let npWall = 0;
+      let npCpu = 0;
+      let npRss = 0;
       const round = strategy.begin(state);
       for (let k = 0; k < K; k++) {
         const update = client.update(k);
         const t0 = performance.now();
+        const c0 = cpuSeconds();
         round.add(update);
-        seconds += (performance.now() - t0) / 1000;
+        if (k === K - 1) round.finish();
+        cpu += cpuSeconds() - c0;
+        wall += (performance.now() - t0) / 1000;
         const mem = process.memoryUsage();
         peakRss = Math.max(peakRss, mem.rss);
         peakBuffers = Math.max(peakBuffers, mem.arrayBuffers);
+        const np = await peer.add(k, update.numExamples);
+        npWall += np.wall;
+        npCpu += np.cpu;
+        npRss = np.maxrss_mb;
       }
-      const t0 = performance.now();
-      const result = round.finish();
-      seconds += (performance.now() - t0) / 1000;
-      const mem = process.memoryUsage();
-      peakRss = Math.max(peakRss, mem.rss);
-      peakBuffers = Math.max(peakBuffers, mem.arrayBuffers);
-      const key = `${client.bytes}/${K}`;
-      if (!numpyCache.has(key)) numpyCache.set(key, numpyBaseline(client.bytes / 4, K));
-      const np = numpyCache.get(key)!;
       const data = (client.bytes * K) / MB;
-      const ours = data / seconds;
-      const theirs = data / np.seconds;
+      const fmt = (v: number) => v.toFixed(0);
       console.log(
-        `${c.label.padEnd(26)}  ${String(K).padStart(3)}  ${(client.bytes / MB).toFixed(2).padStart(9)}  ${ours.toFixed(0).padStart(9)}  ${theirs.toFixed(0).padStart(10)}  ${(ours / theirs).toFixed(2).padStart(5)}  ${((peakRss - before.rss) / MB).toFixed(0).padStart(12)}  ${((peakBuffers - before.arrayBuffers) / MB).toFixed(0).padStart(21)}  ${np.maxrss_mb.toFixed(0).padStart(15)}`,
+        `${c.label.padEnd(26)}  ${String(K).padStart(3)}  ${(client.bytes / MB).toFixed(2).padStart(9)}  ${`${fmt(data / cpu)} (${fmt(data / wall)})`.padStart(20)}  ${`${fmt(data / npCpu)} (${fmt(data / npWall)})`.padStart(21)}  ${`${(npCpu / cpu).toFixed(2)} (${(npWall / wall).toFixed(2)})`.padStart(16)}  ${((peakRss - before.rss) / MB).toFixed(0).padStart(12)}  ${((peakBuffers - before.arrayBuffers) / MB).toFixed(0).padStart(21)}  ${npRss.toFixed(0).padStart(15)}`,
       );
-      void result;
     }
   }
-  console.log('ratio = our MB/s / numpy MB/s on the same client data (> 1: faster than numpy); memory flat in K means the same +MB at K = 10 and 100.');
+  for (const p of peers.values()) p.close();
+  console.log('ratio = numpy time / our time on the same client data, by CPU time (wall time): > 1 means faster than numpy.');
+  console.log('Each client is timed on both sides back to back, so both run under the same load. Memory flat in K: the same +MB at K = 10 and 100.');
 }

@@ -25,7 +25,13 @@ describe('running sums', () => {
         expect(allFinite(x)).toBe(false);
       }
     }
-    expect(allFinite(Float32Array.of(3.4e38, -3.4e38, 0))).toBe(true);
+    // +Inf and -Inf together cancel to NaN, still caught; many float32 maxima never overflow float64.
+    const both = Float32Array.of(1, Number.POSITIVE_INFINITY, 2, Number.NEGATIVE_INFINITY, 3);
+    expect(allFinite(both)).toBe(false);
+    expect(addScaledInto(new Float64Array(5), new Float64Array(5), both, 1)).toBe(false);
+    const huge = new Float32Array(1001).fill(3.4e38);
+    expect(allFinite(huge)).toBe(true);
+    expect(addScaledInto(new Float64Array(1001), new Float64Array(1001), huge, 2 ** 28)).toBe(true);
   });
 
   it('StagedSum commits a staged update and leaves the sum untouched when staging fails', () => {

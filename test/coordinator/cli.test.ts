@@ -74,3 +74,29 @@ describe('fedlora coordinator start: configuration', () => {
     await expect(Coordinator.start({ prot: 1 } as never)).rejects.toSatisfy((e) => isFedloraError(e, 'FL_ERR_INVALID_CONFIG') && /prot/.test((e as Error).message));
   });
 });
+
+describe('coordinator admin token', () => {
+  it('comes from FEDLORA_ADMIN_TOKEN, else is generated; either one opens /api', async () => {
+    const { Coordinator } = await import('../../coordinator/coordinator.js');
+    dir = mkdtempSync(join(tmpdir(), 'fedlora-token-'));
+    const saved = process.env.FEDLORA_ADMIN_TOKEN;
+    try {
+      process.env.FEDLORA_ADMIN_TOKEN = 'from-the-environment-0123';
+      const a = await Coordinator.start({ db: join(dir, 'a.db'), port: 0, logLevel: 'silent' });
+      expect(a.adminToken).toBe('from-the-environment-0123');
+      expect(a.adminTokenGenerated).toBe(false);
+      expect((await fetch(`${a.url}/api/jobs`, { headers: { authorization: 'Bearer from-the-environment-0123' } })).status).toBe(200);
+      await a.stop();
+      delete process.env.FEDLORA_ADMIN_TOKEN;
+      const b = await Coordinator.start({ db: join(dir, 'b.db'), port: 0, logLevel: 'silent' });
+      expect(b.adminTokenGenerated).toBe(true);
+      expect(b.adminToken.length).toBeGreaterThanOrEqual(32);
+      expect((await fetch(`${b.url}/api/jobs`, { headers: { authorization: `Bearer ${b.adminToken}` } })).status).toBe(200);
+      expect((await fetch(`${b.url}/api/jobs`, { headers: { authorization: 'Bearer from-the-environment-0123' } })).status).toBe(401);
+      await b.stop();
+    } finally {
+      if (saved === undefined) delete process.env.FEDLORA_ADMIN_TOKEN;
+      else process.env.FEDLORA_ADMIN_TOKEN = saved;
+    }
+  });
+});

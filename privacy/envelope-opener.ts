@@ -119,14 +119,18 @@ export class EnvelopeOpener {
       job.resolve(answer.plain);
       this.dispatch();
     });
-    slot.worker.on('error', (e: Error) => {
-      // A crashed worker: fail its job, replace it, carry on with the queue.
+    // A worker that dies (an exception, or an exit for any reason): fail its job, drop it from the
+    // pool so the next dispatch starts a fresh one, carry on with the queue.
+    const lost = (why: string) => {
       const job = slot.job;
+      slot.job = undefined;
       const i = this.slots.indexOf(slot);
       if (i >= 0) this.slots.splice(i, 1);
-      job?.reject(new FedloraError('FL_ERR_ENVELOPE_DECRYPT', `the decryption worker failed: ${e.message}`));
+      job?.reject(new FedloraError('FL_ERR_ENVELOPE_DECRYPT', `the decryption worker ${why}`));
       if (!this.closed) this.dispatch();
-    });
+    };
+    slot.worker.on('error', (e: Error) => lost(`failed: ${e.message}`));
+    slot.worker.on('exit', (code: number) => lost(`exited with code ${code}`));
     this.slots.push(slot);
     return slot;
   }

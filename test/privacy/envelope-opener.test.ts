@@ -50,6 +50,22 @@ describe('EnvelopeOpener (decryption in worker threads)', () => {
     expect(await failure(opener.open(env, binding, alice.publicKey, coordinator.secretKey, store))).toBe('FL_ERR_ENVELOPE_REPLAY');
   });
 
+  it('a worker that dies fails only its own opening; the pool replaces it and goes on', async () => {
+    const pool = new EnvelopeOpener({ threads: 1 });
+    const store = new MemoryNonceStore();
+    const first = sealUpdate(payloadOf(3_000_000, 3), binding, alice.secretKey, coordinator.publicKey);
+    const pending = pool.open(first, binding, alice.publicKey, coordinator.secretKey, store);
+    // the test reaches into the pool to kill the worker while it decrypts (no public way to crash it)
+    const slots = (pool as unknown as { slots: { worker: { terminate(): Promise<number> } }[] }).slots;
+    await new Promise<void>((resolve) => setImmediate(resolve)); // let open() reach dispatch
+    expect(slots).toHaveLength(1);
+    await slots[0]!.worker.terminate();
+    expect(await failure(pending)).toBe('FL_ERR_ENVELOPE_DECRYPT');
+    const second = sealUpdate(payloadOf(100, 4), binding, alice.secretKey, coordinator.publicKey);
+    expect((await pool.open(second, binding, alice.publicKey, coordinator.secretKey, store)).payload).toEqual(payloadOf(100, 4));
+    await pool.close();
+  });
+
   it('refuses bad arguments and use after close', async () => {
     expect(() => new EnvelopeOpener({ threads: 0 })).toThrow(/FL_ERR_INVALID_ARGUMENT: threads must be an integer >= 1, got 0/);
     const env = sealUpdate(payloadOf(10, 2), binding, alice.secretKey, coordinator.publicKey);

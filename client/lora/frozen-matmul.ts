@@ -8,12 +8,40 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
-/** The two stored layouts of one frozen matrix M [out, in]: `forward` = M^T [in, out], `backward` = M [out, in]. */
+/** The two layouts of one frozen matrix M [out, in]: `forward` = M^T [in, out], `backward` = M [out, in]. */
 export interface FrozenPair {
   /** [in, out]: the forward multiplies x [N, in] by this. */
   readonly forward: tf.Tensor2D;
   /** [out, in]: the backward multiplies dy [N, out] by this. */
   readonly backward: tf.Tensor2D;
+}
+
+/**
+ * A FrozenPair that makes `forward` (M^T) on first use and keeps it: backends that use transpose
+ * flags (matmul-policy.ts) never ask for it, so they hold one copy of each frozen matrix, not two.
+ */
+export class LazyFrozenPair implements FrozenPair {
+  private transposed: tf.Tensor2D | null;
+
+  /**
+   * @param backward M [out, in]; the pair owns it
+   * @param forward M^T when the caller already has it (the pair owns it then too)
+   */
+  constructor(readonly backward: tf.Tensor2D, forward: tf.Tensor2D | null = null) {
+    this.transposed = forward;
+  }
+
+  get forward(): tf.Tensor2D {
+    // kept: it may first be made inside a tidy scope (a custom op's forward pass)
+    this.transposed ??= tf.keep(tf.tidy(() => tf.transpose(this.backward) as tf.Tensor2D));
+    return this.transposed;
+  }
+
+  /** Frees both layouts. */
+  dispose(): void {
+    tf.dispose(this.transposed === null ? [this.backward] : [this.backward, this.transposed]);
+    this.transposed = null;
+  }
 }
 
 /**
@@ -34,14 +62,15 @@ export function frozenMatmul(pair: () => FrozenPair): (x: tf.Tensor2D) => tf.Ten
   return (x) => op(x) as tf.Tensor2D;
 }
 
-/**
- * Stores a frozen matrix given row-major as [rows, cols] in both layouts.
- * @returns forward = transpose [cols, rows], backward = as given [rows, cols]; the caller disposes both
- */
-export function makeFrozenPair(values: Float32Array, rows: number, cols: number): FrozenPair {
-  const backward = tf.tensor2d(values, [rows, cols], 'float32');
-  const forward = tf.tidy(() => tf.transpose(backward) as tf.Tensor2D);
-  return { forward, backward };
+/** A frozen matrix given row-major as M [rows, cols]; the caller disposes the pair. */
+export function makeFrozenPair(values: Float32Array, rows: number, cols: number): LazyFrozenPair {
+  return new LazyFrozenPair(tf.tensor2d(values, [rows, cols], 'float32'));
+}
+
+/** A frozen matrix M [rows, cols] given row-major as its transpose M^T [cols, rows]. */
+export function makeFrozenPairFromTransposed(valuesT: Float32Array, rows: number, cols: number): LazyFrozenPair {
+  const forward = tf.tensor2d(valuesT, [cols, rows], 'float32');
+  return new LazyFrozenPair(tf.tidy(() => tf.transpose(forward) as tf.Tensor2D), forward);
 }
 
 /**

@@ -26,7 +26,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { AdapterVariant, ModuleFactors } from '../../shared/adapter.js';
 import { FedloraError } from '../../shared/errors.js';
-import { frozenMatmul, makeFrozenPair, probedFrozenMatmul, type FrozenPair } from './frozen-matmul.js';
+import { LazyFrozenPair, frozenMatmul, makeFrozenPair, makeFrozenPairFromTransposed, probedFrozenMatmul } from './frozen-matmul.js';
 import { trainableMatmul, type GradientTap } from './gradient-tap.js';
 import { avoidTransposeFlags } from './matmul-policy.js';
 import { kaimingUniformA, seededUniform, variableFrom } from './init.js';
@@ -74,15 +74,15 @@ export class LoraDense {
   /** s = alpha / rank. */
   readonly scaling: number;
 
-  private w0: FrozenPair;
+  private w0: LazyFrozenPair;
   private readonly bias: tf.Tensor1D | null;
   /** Trainable factors, stored transposed: A^T [n, r], B^T [r, m], R^T [r, r]. */
   private readonly aT: tf.Variable | null;
   private readonly bT: tf.Variable | null;
   private readonly rT: tf.Variable | null;
   /** Frozen factors, in both layouts. */
-  private frozenA: FrozenPair | null = null;
-  private frozenB: FrozenPair | null = null;
+  private frozenA: LazyFrozenPair | null = null;
+  private frozenB: LazyFrozenPair | null = null;
   private readonly w0Matmul: (x: tf.Tensor2D) => tf.Tensor2D;
   private readonly aMatmul: (x: tf.Tensor2D) => tf.Tensor2D;
   private readonly bMatmul: (x: tf.Tensor2D) => tf.Tensor2D;
@@ -116,7 +116,7 @@ export class LoraDense {
     this.alpha = alpha;
     this.scaling = alpha / r;
 
-    this.w0 = options.weightLayout === 'in-out' ? swap(makeFrozenPair(options.weight, n, m)) : makeFrozenPair(options.weight, m, n);
+    this.w0 = options.weightLayout === 'in-out' ? makeFrozenPairFromTransposed(options.weight, m, n) : makeFrozenPair(options.weight, m, n);
     this.bias = options.bias === undefined ? null : tf.tensor1d(options.bias, 'float32');
 
     const init = LoraDense.initialFactors(variant, n, m, r, options.seed ?? 0);
@@ -254,8 +254,8 @@ export class LoraDense {
       return tf.add(this.w0.backward, tf.mul(delta, s)) as tf.Tensor2D;
     });
     const old = this.w0;
-    this.w0 = { backward: merged, forward: tf.tidy(() => tf.transpose(merged) as tf.Tensor2D) };
-    tf.dispose([old.forward, old.backward]);
+    this.w0 = new LazyFrozenPair(merged);
+    old.dispose();
     this.setFactors(LoraDense.initialFactors(this.variant, n, m, this.rank, seed));
   }
 
@@ -282,10 +282,10 @@ export class LoraDense {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    const owned: tf.Tensor[] = [this.w0.forward, this.w0.backward];
+    const owned: tf.Tensor[] = [];
     for (const t of [this.bias, this.aT, this.bT, this.rT]) if (t !== null) owned.push(t);
-    for (const p of [this.frozenA, this.frozenB]) if (p !== null) owned.push(p.forward, p.backward);
     tf.dispose(owned);
+    for (const p of [this.w0, this.frozenA, this.frozenB]) p?.dispose();
   }
 
   private trainable(x: tf.Tensor2D, v: tf.Variable, examples: number): tf.Tensor2D {
@@ -330,13 +330,8 @@ function readTransposed(v: tf.Variable, rows: number, cols: number): Float32Arra
   }
 }
 
-function replacePair(old: FrozenPair | null, values: Float32Array, rows: number, cols: number): FrozenPair {
+function replacePair(old: LazyFrozenPair | null, values: Float32Array, rows: number, cols: number): LazyFrozenPair {
   const next = makeFrozenPair(values, rows, cols);
-  if (old !== null) tf.dispose([old.forward, old.backward]);
+  old?.dispose();
   return next;
-}
-
-/** A pair made from M^T [n, m] given as "rows = n": swap its roles so `backward` is M [m, n]. */
-function swap(p: FrozenPair): FrozenPair {
-  return { forward: p.backward, backward: p.forward };
 }

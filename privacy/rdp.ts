@@ -102,6 +102,41 @@ const EULER_WEIGHTS: readonly number[] = (() => {
 })();
 
 /**
+ * The Euler transform of the partial sums of an alternating series (repeated means of consecutive
+ * partial sums, depth EULER_DEPTH): feed it every partial sum from the alternating regime on, in
+ * log space; it answers once the accelerated value has settled.
+ */
+class EulerTail {
+  private scale = NaN;
+  private readonly ring: number[] = [];
+  private last = NaN;
+
+  /** Forget the run (the next partial sum starts a new run of consecutive ones). */
+  reset(): void {
+    this.ring.length = 0;
+    this.last = NaN;
+  }
+
+  /**
+   * @param logSum log of the current partial sum (positive)
+   * @param logTolerance stop when the accelerated value moves by less than e^logTolerance
+   * @param trusted whether the raw terms are already in the asymptotic regime
+   * @returns log of the accelerated sum once settled, else NaN
+   */
+  push(logSum: number, logTolerance: number, trusted: boolean): number {
+    if (Number.isNaN(this.scale)) this.scale = logSum;
+    this.ring.push(Math.exp(logSum - this.scale));
+    if (this.ring.length > EULER_DEPTH + 1) this.ring.shift();
+    if (this.ring.length < EULER_DEPTH + 1) return NaN;
+    let accelerated = 0;
+    for (let k = 0; k <= EULER_DEPTH; k++) accelerated += EULER_WEIGHTS[k]! * this.ring[k]!;
+    const settled = trusted && Math.abs(accelerated - this.last) < Math.exp(logTolerance - this.scale);
+    this.last = accelerated;
+    return settled ? this.scale + Math.log(accelerated) : NaN;
+  }
+}
+
+/**
  * log(A_alpha) for fractional alpha and 0 < q < 1 by the series of Section 3.3; +Infinity if it
  * does not converge within the term cap.
  *
@@ -124,10 +159,7 @@ function logAFractional(q: number, sigma: number, alpha: number, series: Fractio
   let binomSign: 1 | -1 = 1;
   let lastS0 = Infinity;
   let lastS1 = Infinity;
-  // Partial sums A_i / e^scale in the alternating regime, for the Euler transform.
-  let scale = NaN;
-  const ring: number[] = [];
-  let lastAccelerated = NaN;
+  const tail = new EulerTail();
   const maxTerms = series === 'signed' ? SIGNED_SERIES_MAX_TERMS : ABSOLUTE_SERIES_MAX_TERMS;
   for (let i = 0; i < maxTerms; i++) {
     if (i > 0) {
@@ -154,7 +186,7 @@ function logAFractional(q: number, sigma: number, alpha: number, series: Fractio
     }
     if (!(i > alpha + 1)) continue;
     if (total.sign !== 1) {
-      ring.length = 0; // not yet settled to a positive A: restart the run of consecutive sums
+      tail.reset(); // not yet settled to a positive A: restart the run of consecutive sums
       continue;
     }
     const logA = total.logAbs;
@@ -166,27 +198,88 @@ function logAFractional(q: number, sigma: number, alpha: number, series: Fractio
     const settled0 = logS0 < previous0 || logS0 < logTolerance - 40;
     const settled1 = logS1 < previous1 || logS1 < logTolerance - 40;
     if (settled0 && settled1 && Math.max(logS0, logS1) < logTolerance) return logA;
-    // The Euler transform needs the partial sums of consecutive i: keep every one from here on.
-    if (Number.isNaN(scale)) scale = logA;
-    ring.push(Math.exp(logA - scale));
-    if (ring.length > EULER_DEPTH + 1) ring.shift();
-    if (ring.length === EULER_DEPTH + 1) {
-      let accelerated = 0;
-      for (let k = 0; k <= EULER_DEPTH; k++) accelerated += EULER_WEIGHTS[k]! * ring[k]!;
-      // Trust the transform only in the asymptotic regime: terms shrinking and below 1e-6 of A.
-      if (
-        settled0 &&
-        settled1 &&
-        Math.max(logS0, logS1) < logA - 14 &&
-        Math.abs(accelerated - lastAccelerated) < Math.exp(logTolerance - scale)
-      ) {
-        return scale + Math.log(accelerated);
-      }
-      lastAccelerated = accelerated;
-    }
+    // Trust the transform only in the asymptotic regime: terms shrinking and below 1e-6 of A.
+    const accelerated = tail.push(logA, logTolerance, settled0 && settled1 && Math.max(logS0, logS1) < logA - 14);
+    if (!Number.isNaN(accelerated)) return accelerated;
   }
   return Infinity;
 }
+
+/**
+ * log(A_alpha - 1) for fractional alpha and 0 < q < 1/2, for when A is so close to 1 that log A
+ * from the plain series would keep few digits (its terms are O(1) and carry ~1e-16 absolute error).
+ *
+ * The same series, rearranged exactly: for q < 1/2, sum_i C(alpha, i) q^i (1-q)^(alpha-i) = 1
+ * (the binomial series of ((1-q) + q)^alpha, absolutely convergent since q/(1-q) < 1), so
+ *   A_alpha - 1 = sum_i C(alpha, i) q^i (1-q)^(alpha-i) [exp((i^2 - i)/(2 sigma^2)) Phi((z0 - i)/sigma) - 1]
+ *               + sum_i (the z > z0 terms, unchanged),
+ * with Phi((z0 - i)/sigma) = erfc((i - z0)/(sqrt2 sigma)) / 2. Each bracket is formed as expm1 of
+ * its log, with log Phi = log1p(-Phi(-(z0 - i)/sigma)) where Phi is near 1, so every term is small
+ * and exact to ~1e-16 of itself: no cancellation against the 1.
+ * @returns log(A - 1), or NaN when it did not settle (the caller keeps the plain value)
+ */
+function logAMinusOneFractionalSmall(q: number, sigma: number, alpha: number): number {
+  const logQ = Math.log(q);
+  const log1mQ = Math.log1p(-q);
+  const twoSigma2 = 2 * sigma * sigma;
+  const sqrt2Sigma = Math.SQRT2 * sigma;
+  const z0 = sigma * sigma * Math.log(1 / q - 1) + 0.5;
+  const logHalf = Math.log(0.5);
+  let sum: SignedLog = SIGNED_ZERO;
+  let logAbsBinom = 0;
+  let binomSign: 1 | -1 = 1;
+  let lastU = Infinity;
+  let lastS1 = Infinity;
+  const tail = new EulerTail();
+  for (let i = 0; i < 100_000; i++) {
+    if (i > 0) {
+      const factor = (alpha - i + 1) / i;
+      logAbsBinom += Math.log(Math.abs(factor));
+      if (factor < 0) binomSign = binomSign === 1 ? -1 : 1;
+    }
+    const j = alpha - i;
+    // log Phi((z0 - i)/sigma), accurate both where Phi is near 1 and where it is tiny.
+    const t = (z0 - i) / sqrt2Sigma;
+    const logPhi = t > 0 ? Math.log1p(-0.5 * Math.exp(logErfc(t))) : logHalf + logErfc(-t);
+    const bracketLog = (i * i - i) / twoSigma2 + logPhi; // log(e^E Phi); the bracket is expm1 of it
+    let logU: number;
+    let signU: -1 | 0 | 1;
+    if (bracketLog === 0) {
+      logU = -Infinity;
+      signU = 0;
+    } else if (bracketLog > 0) {
+      signU = binomSign;
+      logU = bracketLog > 30 ? bracketLog + Math.log1p(-Math.exp(-bracketLog)) : Math.log(Math.expm1(bracketLog));
+    } else {
+      signU = binomSign === 1 ? -1 : 1;
+      logU = Math.log(-Math.expm1(bracketLog));
+    }
+    logU += logAbsBinom + i * logQ + j * log1mQ;
+    const logS1 = logAbsBinom + j * logQ + i * log1mQ + (j * j - j) / twoSigma2 + logHalf + logErfc((z0 - j) / sqrt2Sigma);
+    sum = signedLogAdd(sum, { sign: signU, logAbs: logU });
+    sum = signedLogAdd(sum, { sign: binomSign, logAbs: logS1 });
+    const [previousU, previousS1] = [lastU, lastS1];
+    lastU = logU;
+    lastS1 = logS1;
+    if (!(i > alpha + 1)) continue;
+    if (sum.sign !== 1) {
+      tail.reset();
+      continue;
+    }
+    // Past i = alpha + 1 the terms alternate: stop once both shrink below 2^-55 of A - 1, or once
+    // the Euler transform of the tail has settled to that (the slow, polynomial tail of small sigma).
+    const tolerance = sum.logAbs - 38;
+    const settledU = logU < previousU || logU < tolerance - 40;
+    const settledS1 = logS1 < previousS1 || logS1 < tolerance - 40;
+    if (settledU && settledS1 && Math.max(logU, logS1) < tolerance) return sum.logAbs;
+    const accelerated = tail.push(sum.logAbs, tolerance, settledU && settledS1 && Math.max(logU, logS1) < sum.logAbs - 14);
+    if (!Number.isNaN(accelerated)) return accelerated;
+  }
+  return NaN;
+}
+
+/** Below this log A the plain fractional series keeps fewer than ~11 digits of the RDP. */
+const SMALL_LOG_A = 1e-5;
 
 /**
  * RDP of one step of the Poisson-subsampled Gaussian mechanism at one order.
@@ -207,7 +300,14 @@ export function rdpSampledGaussian(q: number, sigma: number, order: number, opti
     const logA = logAm1 > 30 ? logAm1 + Math.log1p(Math.exp(-logAm1)) : Math.log1p(Math.exp(logAm1));
     return logA / (order - 1);
   }
-  return logAFractional(q, sigma, order, options.fractionalSeries ?? 'signed') / (order - 1);
+  const series = options.fractionalSeries ?? 'signed';
+  const logA = logAFractional(q, sigma, order, series);
+  if (series === 'signed' && q < 0.5 && logA < SMALL_LOG_A) {
+    // A within 1e-5 of 1: redo it as A - 1 so the RDP keeps ~15 digits (tiny q, large sigma).
+    const logAm1 = logAMinusOneFractionalSmall(q, sigma, order);
+    if (!Number.isNaN(logAm1)) return Math.log1p(Math.exp(logAm1)) / (order - 1);
+  }
+  return logA / (order - 1);
 }
 
 /**

@@ -7,9 +7,9 @@
  * Tolerances, and why:
  *  - log erfc: 1e-14 relative. Each branch of privacy/log-space.ts is cancellation-free and loses
  *    at most ~1.5 digits (erfc = 1 - erf at x < 1.5).
- *  - RDP per order: 1e-10 relative. Our value is log(A) / (alpha - 1) with log A held in float64:
- *    absolute error ~1e-16 in log A, i.e. relative 1e-16 / log A; the grid keeps log A >= 1e-6.
- *    Integer orders are summed as A - 1 (no cancellation), so a tiny-q case is held to 1e-12.
+ *  - RDP per order: 1e-10 relative. Our value is log(A) / (alpha - 1); where log A >= 1e-5 it is
+ *    summed as log A (absolute error ~1e-16, i.e. relative 1e-16 / log A <= 1e-11), below that as
+ *    A - 1 (no cancellation against the 1), so a tiny-q case (log A ~ 1e-11) is held to 1e-12.
  *  - epsilon: 1e-9 relative, with the same optimal order. epsilon = T rdp + (conversion terms),
  *    each accurate to ~1e-11 relative as above; 1e-9 leaves room for T = 1e5 steps of round-off.
  *    (Outside the project the figures are checked against dp_accounting / TF Privacy / Opacus
@@ -46,8 +46,8 @@ const rdpCases = [
   { q: 0.9, sigma: 2.0, orders: [1.2, 2.5, 5.5, 8.8, 4, 512] },
   { q: 0.004, sigma: 1.3, orders: [1.5, 3.3, 6.6, 10.2, 18, 64 - 1] },
 ];
-// Integer orders only, where log A is ~1e-11: the A - 1 summation keeps 12 digits.
-const tinyQCase = { q: 1e-6, sigma: 10, orders: [2, 3, 10, 32, 63, 128] };
+// log A ~ 1e-11: both the integer sum and the fractional series are taken as A - 1, keeping 12 digits.
+const tinyQCase = { q: 1e-6, sigma: 10, orders: [2, 3, 10, 32, 63, 128, 1.1, 2.5, 7.3] };
 
 const grid: Array<Omit<EpsilonCase, 'conversion'>> = [
   { q: 0.01, sigma: 4, steps: 10_000, delta: 1e-5 }, // Abadi et al. 2016
@@ -121,7 +121,7 @@ describe('accountant vs an independent mpmath computation', () => {
     });
   });
 
-  it('RDP at integer orders stays accurate when A is within 1e-11 of 1 (q = 1e-6, sigma = 10)', () => {
+  it('RDP stays accurate when A is within 1e-11 of 1 (q = 1e-6, sigma = 10), integer and fractional orders', () => {
     const want = reference.rdp[rdpCases.length]!;
     tinyQCase.orders.forEach((a, j) => {
       expect(want[j]!).toBeGreaterThan(0);

@@ -21,7 +21,9 @@
  * Every term is formed in log space and added with its sign, so nothing overflows for alpha = 1024
  * or q = 1e-9. The series stops when, past the alternating regime (i > alpha + 1), both terms
  * shrink and the larger is below 2^-55 of A and 1e-15 of log A: the tail of an alternating series
- * with shrinking terms is smaller than its first omitted term.
+ * with shrinking terms is smaller than its first omitted term (with an Euler transform of that
+ * tail where it shrinks only polynomially). Where log A < 1e-5 the same series is re-summed as
+ * A - 1 (logAMinusOneFractionalSmall), as for integer orders, to keep ~15 digits.
  *
  * Edge cases, as in the reference implementations: q = 0 gives 0; sigma = 0 (no noise) gives
  * +Infinity; q = 1 is the plain Gaussian mechanism alpha / (2 sigma^2). Also sigma = +Infinity

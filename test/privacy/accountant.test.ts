@@ -8,6 +8,7 @@ import { DEFAULT_ORDERS, rdpSampledGaussian, rdpSampledGaussianOrders } from '..
 import { deltaFromRdp, epsilonAtOrder, epsilonFromRdp } from '../../privacy/conversion.js';
 import { addRdp, composeRdp, epsilonOfEvents, epsilonOfSampledGaussian } from '../../privacy/accountant.js';
 import { isFedloraError } from '../../shared/errors.js';
+import { logAddExp, signedLogAdd, SIGNED_ZERO } from '../../privacy/log-space.js';
 
 function expectPrivacyArgument(f: () => unknown, mentions: string): void {
   try {
@@ -19,6 +20,33 @@ function expectPrivacyArgument(f: () => unknown, mentions: string): void {
   }
   throw new Error('expected FL_ERR_PRIVACY_ARGUMENT');
 }
+
+describe('log-space arithmetic', () => {
+  const signed = (v: number) => ({ sign: Math.sign(v) as -1 | 0 | 1, logAbs: Math.log(Math.abs(v)) });
+  const value = (x: { sign: number; logAbs: number }) => x.sign * Math.exp(x.logAbs);
+
+  it('adds and subtracts hand-computed cases, with zero as sign 0', () => {
+    expect(Math.exp(logAddExp(Math.log(2), Math.log(3)))).toBeCloseTo(5, 14);
+    expect(logAddExp(-Infinity, 1.5)).toBe(1.5);
+    expect(logAddExp(800, 800)).toBeCloseTo(800 + Math.LN2, 12); // exp(800) overflows; the sum does not
+    expect(logAddExp(-1000, -1000)).toBeCloseTo(-1000 + Math.LN2, 12); // exp(-1000) underflows; the sum does not
+    expect(value(signedLogAdd(signed(5), signed(-3)))).toBeCloseTo(2, 14);
+    expect(value(signedLogAdd(signed(3), signed(-5)))).toBeCloseTo(-2, 14);
+    expect(signedLogAdd(signed(4), signed(-4))).toEqual(SIGNED_ZERO);
+    expect(signedLogAdd(SIGNED_ZERO, signed(-7))).toEqual(signed(-7));
+  });
+
+  it('agrees with plain float64 arithmetic where that is exact enough (fast-check)', () => {
+    fc.assert(
+      fc.property(fc.double({ min: -1e6, max: 1e6, noNaN: true }), fc.double({ min: -1e6, max: 1e6, noNaN: true }), (a, b) => {
+        fc.pre(a !== 0 && b !== 0 && Math.abs(a + b) > 1e-6 * Math.max(Math.abs(a), Math.abs(b)));
+        const got = value(signedLogAdd(signed(a), signed(b)));
+        expect(Math.abs(got - (a + b)) / Math.abs(a + b)).toBeLessThan(1e-9);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
 
 describe('default orders', () => {
   it('are 1.1 ... 10.9, 11 ... 63, 128, 256, 512, 1024, as floats identical to 1 + x/10', () => {

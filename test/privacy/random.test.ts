@@ -1,4 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { CryptoRandomSource, cryptoRandomSource, seededTestSource, type RandomSource } from '../../privacy/random.js';
 
 /** Words from a source, across several of its internal refills (16,384 words each). */
@@ -47,5 +50,32 @@ describe('sources', () => {
 
   it('two CSPRNG sources do not share a stream', () => {
     expect(draw(new CryptoRandomSource(), 8)).not.toEqual(draw(new CryptoRandomSource(), 8));
+  });
+});
+
+describe('the test source stays in tests', () => {
+  it('no source outside test/ and bench/ uses seededTestSource or Math.random for privacy noise', () => {
+    const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+    const offenders: string[] = [];
+    const walk = (dir: string): void => {
+      for (const entry of readdirSync(dir, { withFileTypes: true })) {
+        const path = join(dir, entry.name);
+        if (entry.isDirectory()) walk(path);
+        else if (/\.(ts|mjs|js)$/.test(entry.name)) {
+          const text = readFileSync(path, 'utf8');
+          const rel = relative(root, path);
+          if (rel !== join('privacy', 'random.ts') && /seededTestSource\s*\(/.test(text)) offenders.push(`${rel}: seededTestSource`);
+          if (rel.startsWith('privacy') && /Math\.random\s*\(/.test(text)) offenders.push(`${rel}: Math.random`);
+        }
+      }
+    };
+    for (const folder of ['shared', 'privacy', 'aggregation', 'coordinator', 'client', 'simulations', 'bin']) {
+      try {
+        walk(join(root, folder));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+    }
+    expect(offenders).toEqual([]);
   });
 });

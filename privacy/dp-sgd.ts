@@ -6,8 +6,9 @@
  * example's gradient to L2 norm C (or, as DP-LoRA does for the A and B gradients, each group of
  * tensors to its own C_g); sum; add N(0, sigma^2 S^2) to every coordinate, S the sensitivity
  * (C, or sqrt(sum_g C_g^2) with groups); divide by the EXPECTED batch size q n, not the drawn
- * one, since the drawn size itself depends on the data. The accountant charges one sampled
- * Gaussian step per call with (q, sigma).
+ * one: the drawn size depends on who is in the data set, and dividing by it would change the
+ * sensitivity the accountant assumes. The accountant charges one sampled Gaussian step per call
+ * with (q, sigma).
  *
  * Two ways to get there:
  * - materialised: per-example gradients in hand -> {@link dpSgdGradient} (or, streaming in

@@ -39,6 +39,9 @@ describe('adaptive clipping (Andrew et al. 2021)', () => {
     for (const [z, sb] of [[0.8, 5], [1.1, 0.6], [3, 10]] as const) {
       expect(effectiveNoiseMultiplier(updateNoiseMultiplier(z, sb), sb)).toBeCloseTo(z, 12);
     }
+    // TensorFlow Federated's adaptive_clip_noise_params(1.0, 100): sigma_b = 0.05 * 100 = 5,
+    // value noise multiplier (1 - (2*5)^-2)^-1/2 = 1.0050378152592121 (python3: (1 - 0.01) ** -0.5)
+    expect(updateNoiseMultiplier(1, defaultCountNoiseStd(100))).toBeCloseTo(1.0050378152592121, 15);
     expect(updateNoiseMultiplier(0, 1)).toBe(0);
     expect(() => updateNoiseMultiplier(2, 1)).toThrow(/FL_ERR_PRIVACY_ARGUMENT: countNoiseStd must be > noiseMultiplier \/ 2 = 1/);
   });

@@ -1,6 +1,6 @@
 /**
- * `fedlora aggregate` and `fedlora demo` through a real process (test/aggregation/cli-entry.ts: the
- * real bin/cli.ts program), on real PEFT adapter directories, checked against the float64 reference.
+ * `fedlora aggregate` and `fedlora demo` through the real binary (`node bin/fedlora.mjs ...`), on
+ * real PEFT adapter directories, checked against the float64 reference.
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -16,11 +16,11 @@ import { clientUpdate, denseDelta, float32Tolerance, moduleSpec, referenceSum, r
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const entry = fileURLToPath(new URL('./cli-entry.ts', import.meta.url));
+const bin = fileURLToPath(new URL('../../bin/fedlora.mjs', import.meta.url));
 
 async function fedlora(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', entry, ...args], { cwd: root });
+    const { stdout, stderr } = await run(process.execPath, [bin, ...args], { cwd: root });
     return { code: 0, stdout, stderr };
   } catch (e) {
     const err = e as { code: number; stdout: string; stderr: string };

@@ -10,11 +10,13 @@
  * update until the end, or the dense m x n sum. So there are three modes:
  * - `sketch` (default, streaming): a seeded two-sided CountSketch (count-sketch.ts) keeps
  *   Y = sum_k n_k s_k T^T B_k A_k S [q, q] per module; at the end ||T^T (s B_avg A_avg) S - Y / N||_F
- *   estimates the gap and ||Y / N||_F the reference. Each update costs one more touch of its elements
- *   plus q^2 r, so the figure costs about as much as the average; memory is O(q^2 + m + n) per module.
+ *   estimates the gap and ||Y / N||_F the reference. Each update costs two scattered passes over its
+ *   elements plus q^2 r per module (4 to 5 times the average itself, measured in
+ *   bench/aggregation.bench.ts); memory is O(q^2 + m + n) per module.
  *   An estimate: the squared norms have relative variance about 4 / q (q = 128: sd ~ 18% of the
  *   squared norm, ~9% of the norm).
- * - `exact`: keeps references to every update's factors (memory O(K x adapter)) and computes the
+ * - `exact`: keeps references to every update's factors (memory O(K x adapter); the caller must not
+ *   reuse an update's buffers before finish()) and computes the
  *   norms from r x r Gram traces, never forming an m x n product: cost O((sum_k r_k)^2 (m + n)) per
  *   module. For the CLI and small jobs.
  * - `off`: no figure.

@@ -16,6 +16,7 @@ import { DEFAULT_ORDERS } from '../privacy/rdp.js';
 import { epsilonFromRdp } from '../privacy/conversion.js';
 import { composeRdp, epsilonOfEvents, epsilonOfSampledGaussian } from '../privacy/accountant.js';
 import { smallestSigma } from '../privacy/calibration.js';
+import { canSpend, createLedger, openAccount, spend, userLevelRounds } from '../privacy/ledger.js';
 
 function naiveRdp(q: number, sigma: number, alpha: number): number {
   let a = 0;
@@ -82,5 +83,14 @@ export async function run(): Promise<void> {
     const ms = time(() => (result = smallestSigma(c)), 1000);
     console.log(`calibration q=${c.q}, ${c.steps} steps, epsilon<=${c.epsilon}: sigma=${result.sigma} in ${ms.toFixed(1)} ms (${result.evaluations} accountant evaluations, ${(ms / result.evaluations).toFixed(2)} ms each)`);
   }
+  // The coordinator's per-round question: may round r + 1 run? (a job 200 rounds in, 100 client accounts)
+  let ledger = openAccount(createLedger(), 'job', 'bench', { epsilon: 50, delta: 1e-5 });
+  const round = userLevelRounds({ clientsPerRound: 10, totalClients: 100, noiseMultiplier: 1.0 });
+  for (let r = 0; r < 200; r++) ledger = spend(ledger, [{ kind: 'job', id: 'bench', mechanism: round }], `round ${r + 1}`);
+  for (let c = 0; c < 100; c++) ledger = openAccount(ledger, 'client', `bench/${c}`, { epsilon: 8, delta: 1e-5 });
+  const request = [{ kind: 'job' as const, id: 'bench', mechanism: round }];
+  const checkMs = time(() => canSpend(ledger, request));
+  const spendMs = time(() => spend(ledger, request, 'round 201'));
+  console.log(`ledger, job 200 rounds in (+100 client accounts): canSpend ${(checkMs * 1000).toFixed(0)} us, spend ${(spendMs * 1000).toFixed(0)} us per round (the mechanism's RDP is memoised)`);
   console.log(machineLine());
 }

@@ -110,6 +110,18 @@ describe('DP-FedAvg wrapper', () => {
       expect(Math.sqrt(sq)).toBeGreaterThan(0.99 * (C / n)); // and it really was clipped to C, not less
     });
 
+    it('keeps the Strategy contract: no input mutation, order independence (z = 0)', () => {
+      const dp = new DpFedAvgStrategy(inner, { noiseMultiplier: 0, clipNorm: C });
+      const before = updates.map((u) => flat(inner, u.adapter));
+      const globalBefore = flat(inner, state.adapter!);
+      const forward = flat(inner, aggregate(dp, state, updates).aggregate);
+      const backward = flat(inner, aggregate(dp, state, [...updates].reverse()).aggregate);
+      updates.forEach((u, i) => expect(flat(inner, u.adapter)).toEqual(before[i]));
+      expect(flat(inner, state.adapter!)).toEqual(globalBefore);
+      // float64 sums of the same clipped float32 deltas in another order: ~1e-16 before rounding.
+      forward.forEach((x, i) => expect(Math.abs(x - backward[i]!)).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(x))));
+    });
+
     it('refuses what the inner strategy refuses, before touching the sum', () => {
       const dp = new DpFedAvgStrategy(inner, { noiseMultiplier: 0, clipNorm: C });
       const round = dp.begin(state);

@@ -16,7 +16,7 @@
  * A refusal during the handshake (wrong base model, key changed, token used, ...) rejects `run()`
  * with that FedloraError code: those do not heal by retrying.
  */
-import { ERROR_CODES, FedloraError, type ErrorCode } from '../../shared/errors.js';
+import { ERROR_CODES, FedloraError, isFedloraError, type ErrorCode } from '../../shared/errors.js';
 import {
   ChallengeSchema,
   JobEndSchema,
@@ -79,6 +79,9 @@ interface RoundWork {
   finished: Promise<void>;
 }
 
+/** Training errors that would recur every round: the agent stops on them. */
+const FATAL_ROUND_CODES: ReadonlySet<ErrorCode> = new Set(['FL_ERR_BASE_MODEL_MISMATCH', 'FL_ERR_ADAPTER_LAYOUT', 'FL_ERR_MODEL_CONFIG', 'FL_ERR_CHECKPOINT', 'FL_ERR_DATA', 'FL_ERR_BACKEND']);
+
 const workKey = (o: { jobId: string; round: number; attempt: number }): string => `${o.jobId}/${o.round}/${o.attempt}`;
 
 function asErrorCode(code: string): ErrorCode {
@@ -108,6 +111,7 @@ export class ClientAgent {
   private roundsAborted = 0;
   private updatesAccepted = 0;
   private readonly refused: RefusedUpdate[] = [];
+  private readonly failedRounds: RefusedUpdate[] = [];
   private lastRoundMetrics: Record<string, number> | undefined;
   private dp: ClientDpSettings | null = null;
   private dpSteps = 0;
@@ -313,8 +317,16 @@ export class ClientAgent {
         progress.info(`round ${offer.round} attempt ${offer.attempt}: ${e.message}`);
         return;
       }
-      // A plan this model cannot follow would fail every round: stop with the error.
-      this.fail(e instanceof Error ? e : new Error(String(e)));
+      const error = e instanceof Error ? e : new Error(String(e));
+      // A plan this model or data cannot follow fails every round alike: stop with the error.
+      if (isFedloraError(error) && FATAL_ROUND_CODES.has(error.code)) {
+        this.fail(error);
+        return;
+      }
+      // Anything else (a diverging loss, an unexpected failure) costs this round only: the
+      // coordinator goes on without the update, and the next offer is tried afresh.
+      this.failedRounds.push({ round: offer.round, attempt: offer.attempt, code: isFedloraError(error) ? error.code : error.name, message: error.message });
+      progress.info(`round ${offer.round} attempt ${offer.attempt}: training failed, no update sent: ${error.stack ?? error.message}`);
     }
   }
 
@@ -379,6 +391,7 @@ export class ClientAgent {
       roundsTrained: this.roundsTrained,
       updatesAccepted: this.updatesAccepted,
       updatesRefused: [...this.refused],
+      roundsFailed: [...this.failedRounds],
       roundsAborted: this.roundsAborted,
       reconnects: Math.max(0, this.connections - 1),
       ...(this.lastRoundMetrics !== undefined && { lastRoundMetrics: this.lastRoundMetrics }),

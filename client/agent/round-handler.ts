@@ -7,7 +7,7 @@
  */
 import { FedloraError } from '../../shared/errors.js';
 import type { Offer } from '../../shared/protocol/events.js';
-import { scaling } from '../../shared/adapter.js';
+import { scaling, type Adapter } from '../../shared/adapter.js';
 import { sealUpdate } from '../../privacy/envelope.js';
 import type { KeyPairs } from '../../privacy/keys.js';
 import { moduleSeed } from '../lora/init.js';
@@ -56,34 +56,14 @@ export class RoundAborted extends Error {
  */
 export async function runRound(offer: Offer, ctx: RoundContext): Promise<RoundOutcome> {
   const plan = offer.plan;
-  const first = plan.modules[0];
-  if (first === undefined) throw new FedloraError('FL_ERR_ADAPTER_LAYOUT', `round ${offer.round}: the plan names no module`);
-  const odd = plan.modules.find((m) => m.rank !== first.rank || m.alpha !== first.alpha);
-  if (odd !== undefined) {
-    throw new FedloraError('FL_ERR_ADAPTER_LAYOUT', `round ${offer.round}: module '${odd.path}' has rank ${odd.rank} alpha ${odd.alpha}, '${first.path}' rank ${first.rank} alpha ${first.alpha}; the client trains one rank per round`);
-  }
   const checkAbort = (): void => {
     if (ctx.signal?.aborted === true) throw new RoundAborted(String(ctx.signal.reason ?? 'aborted'));
   };
   const state = decodeOfferedState(offer.state);
   const dp = clientDpSettings(plan, ctx.data.examples);
   checkAbort();
-  const model: LoraModel = await ctx.model.build({ variant: plan.variant, rank: first.rank, alpha: first.alpha, modules: plan.modules.map((m) => m.path), seed: plan.seed });
+  const model = await startModel(offer, ctx.model, state);
   try {
-    if (plan.start === 'global') {
-      if (state === null) throw new FedloraError('FL_ERR_ADAPTER_LAYOUT', `round ${offer.round}: the plan starts from the global state, but the offer carries none`);
-      model.loadGlobal(state);
-    } else if (state !== null) {
-      // FLoRA: W0 <- W0 + s B_sum A_sum (every earlier round), then a fresh LoRA from this round's seed.
-      const layers = model.modules();
-      for (const m of state.layout.modules) {
-        const f = state.factors.get(m.path);
-        const layer = layers.get(m.path);
-        if (layer === undefined) throw new FedloraError('FL_ERR_ADAPTER_LAYOUT', `round ${offer.round}: the state names module '${m.path}', which the plan does not adapt`);
-        if (f?.A === undefined || f.B === undefined) throw new FedloraError('FL_ERR_ADAPTER_LAYOUT', `round ${offer.round}: the state's module '${m.path}' lacks A or B to merge`);
-        layer.mergeStack(f.B, f.A, scaling(m), moduleSeed(plan.seed, m.path));
-      }
-    }
     checkAbort();
     const t = plan.training;
     const { train } = await import('../train/trainer.js');
@@ -129,5 +109,44 @@ export async function runRound(offer: Offer, ctx: RoundContext): Promise<RoundOu
     };
   } finally {
     model.dispose();
+  }
+}
+
+/**
+ * The round's LoRA model, started as the plan says: `global` loads the offered state adapter;
+ * `fresh` (FLoRA) merges the offered state, the sum of every earlier round, into the pristine base
+ * weights (W0 <- W0 + s B A, s = alpha / r of the state's module) and keeps the fresh factors of the
+ * round's seed (A Kaiming-uniform, B = 0).
+ * @param state the decoded offered state (null: none)
+ * @returns a model the caller disposes
+ * @throws FL_ERR_ADAPTER_LAYOUT when the plan mixes ranks, or the state does not fit the plan
+ */
+export async function startModel(offer: Offer, base: BaseModel, state: Adapter | null): Promise<LoraModel> {
+  const plan = offer.plan;
+  const first = plan.modules[0];
+  if (first === undefined) throw new FedloraError('FL_ERR_ADAPTER_LAYOUT', `round ${offer.round}: the plan names no module`);
+  const odd = plan.modules.find((m) => m.rank !== first.rank || m.alpha !== first.alpha);
+  if (odd !== undefined) {
+    throw new FedloraError('FL_ERR_ADAPTER_LAYOUT', `round ${offer.round}: module '${odd.path}' has rank ${odd.rank} alpha ${odd.alpha}, '${first.path}' rank ${first.rank} alpha ${first.alpha}; the client trains one rank per round`);
+  }
+  const model = await base.build({ variant: plan.variant, rank: first.rank, alpha: first.alpha, modules: plan.modules.map((m) => m.path), seed: plan.seed });
+  try {
+    if (plan.start === 'global') {
+      if (state === null) throw new FedloraError('FL_ERR_ADAPTER_LAYOUT', `round ${offer.round}: the plan starts from the global state, but the offer carries none`);
+      model.loadGlobal(state);
+    } else if (state !== null) {
+      const layers = model.modules();
+      for (const m of state.layout.modules) {
+        const f = state.factors.get(m.path);
+        const layer = layers.get(m.path);
+        if (layer === undefined) throw new FedloraError('FL_ERR_ADAPTER_LAYOUT', `round ${offer.round}: the state names module '${m.path}', which the plan does not adapt`);
+        if (f?.A === undefined || f.B === undefined) throw new FedloraError('FL_ERR_ADAPTER_LAYOUT', `round ${offer.round}: the state's module '${m.path}' lacks A or B to merge`);
+        layer.mergeStack(f.B, f.A, scaling(m), moduleSeed(plan.seed, m.path));
+      }
+    }
+    return model;
+  } catch (e) {
+    model.dispose();
+    throw e;
   }
 }

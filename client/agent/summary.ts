@@ -1,5 +1,6 @@
 /** What the agent reports when it exits: the job's outcome and this client's part in it. */
 
+/** A round's update that went wrong: refused by the coordinator, or never made (training failed). */
 export interface RefusedUpdate {
   readonly round: number;
   readonly attempt: number;
@@ -24,6 +25,8 @@ export interface AgentSummary {
   /** Updates the coordinator acknowledged as accepted. */
   readonly updatesAccepted: number;
   readonly updatesRefused: readonly RefusedUpdate[];
+  /** Rounds whose training failed (no update sent), with the error: the agent went on. */
+  readonly roundsFailed: readonly RefusedUpdate[];
   /** Rounds whose training was stopped (round closed, superseded after a coordinator restart). */
   readonly roundsAborted: number;
   /** Connections after the first one. */
@@ -42,6 +45,7 @@ export function formatSummary(s: AgentSummary): string {
     `client ${s.clientId || '(not enrolled)'}: trained ${s.roundsTrained} rounds, ${s.updatesAccepted} updates accepted, ${s.updatesRefused.length} refused, ${s.roundsAborted} aborted, ${s.reconnects} reconnects, ${s.seconds.toFixed(1)} s`,
   ];
   for (const r of s.updatesRefused) lines.push(`  round ${r.round} (attempt ${r.attempt}) refused: ${r.code}: ${r.message}`);
+  for (const r of s.roundsFailed) lines.push(`  round ${r.round} (attempt ${r.attempt}) training failed: ${r.code}: ${r.message}`);
   if (s.lastRoundMetrics !== undefined) {
     lines.push(`last round: ${Object.entries(s.lastRoundMetrics).map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`).join(', ')}`);
   }

@@ -20,7 +20,7 @@ import { epsilonOfSampledGaussian } from '../../privacy/accountant.js';
 import type { Adapter } from '../../shared/adapter.js';
 import { isFedloraError } from '../../shared/errors.js';
 import { PlanSchema, type Plan } from '../../shared/protocol/events.js';
-import { makeAgent, mlpJob, startCoordinator, tempDir, wasmBackend, writeBaseModel, writeDigitShards } from '../e2e/harness.js';
+import { makeAgent, mlpJob, startCoordinator, startRun, tempDir, wasmBackend, writeBaseModel, writeDigitShards } from '../e2e/harness.js';
 
 const MODULES = [
   { path: 'layers.0', outFeatures: 12, inFeatures: 64, rank: 2, alpha: 4 },
@@ -202,7 +202,7 @@ describe('agent against a real coordinator', () => {
       });
       stopFirst = () => first.agent.stop('simulated crash of the client');
       const other = await makeAgent(api.url, jobId, await api.token(jobId), modelDir, shards[1]!);
-      const otherRun = other.agent.run();
+      const otherRun = startRun(other.agent);
       const stopped = await first.agent.run().then(() => null, (e: unknown) => e);
       expect(isFedloraError(stopped, 'FL_ERR_CONNECTION')).toBe(true);
       const firstId = first.agent.id;

@@ -9,7 +9,7 @@ import { readMlpCheckpoint } from '../../client/models/mlp-checkpoint.js';
 import { loadBaseModel } from '../../client/agent/base-model.js';
 import { isFedloraError } from '../../shared/errors.js';
 import { HandClient } from './hand-client.js';
-import { makeAgent, mlpJob, startCoordinator, wasmBackend, writeBaseModel, writeDigitShards } from './harness.js';
+import { makeAgent, mlpJob, startRun, startCoordinator, wasmBackend, writeBaseModel, writeDigitShards } from './harness.js';
 
 let modelDir: string;
 let sha256: string;
@@ -38,7 +38,7 @@ describe('bad updates', () => {
       await silent.join(jobId, await api.token(jobId), { sha256, modules: [...model.adaptable] });
       const offered = hand.nextOffer();
       const clients = await Promise.all(shards.map(async (file) => makeAgent(api.url, jobId, await api.token(jobId), modelDir, file)));
-      const runs = clients.map((c) => c.agent.run());
+      const runs = clients.map((c) => startRun(c.agent));
       const offer = await offered;
 
       const codes: Record<string, string> = {};
@@ -83,6 +83,7 @@ describe('bad updates', () => {
       expect(job.roundsDetail[0]!.refused).toBe(8);
       for (const s of summaries) {
         expect(s.status).toBe('completed');
+        expect(s.roundsFailed).toEqual([]);
         expect(s.updatesAccepted).toBe(1);
       }
       const metrics = await (await fetch(`${api.url}/metrics`)).text();

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Store } from '../../coordinator/store/store.js';
 import { readMlpCheckpoint } from '../../client/models/mlp-checkpoint.js';
 import { quietProgress, type AgentProgress } from '../../client/agent/progress.js';
-import { api, freePort, makeAgent, mlpJob, startChildCoordinator, tempDir, wasmBackend, writeBaseModel, writeDigitShards, type ChildCoordinator } from './harness.js';
+import { api, freePort, makeAgent, mlpJob, startChildCoordinator, startRun, tempDir, wasmBackend, writeBaseModel, writeDigitShards, type ChildCoordinator } from './harness.js';
 
 let modelDir: string;
 let sha256: string;
@@ -36,12 +36,14 @@ describe('coordinator killed mid-round', () => {
     const http = api(coordinator.url);
     const jobId = await http.createJob(mlpJob('fedavg', sha256, { rounds: 3 }));
 
-    // The first agent to start training round 1 kills the coordinator: round 0 is committed, round 1 is open.
+    // The first agent to start training round 1 kills the coordinator: round 0 is committed, round 1
+    // is open and no round-1 update can have been accepted yet (none has finished training).
     let killed!: () => void;
     const whenKilled = new Promise<void>((resolve) => (killed = resolve));
     let kills = 0;
+    const log: string[] = [];
     const killer: AgentProgress = {
-      ...quietProgress(),
+      ...quietProgress((line) => log.push(line)),
       roundStart(round) {
         if (round === 1 && kills === 0) {
           kills++;
@@ -50,8 +52,8 @@ describe('coordinator killed mid-round', () => {
         }
       },
     };
-    const clients = await Promise.all(shards.map(async (file, i) => makeAgent(http.url, jobId, await http.token(jobId), modelDir, file, i === 0 ? { progress: killer } : {})));
-    const runs = clients.map((c) => c.agent.run());
+    const clients = await Promise.all(shards.map(async (file) => makeAgent(http.url, jobId, await http.token(jobId), modelDir, file, { progress: killer })));
+    const runs = clients.map((c) => startRun(c.agent));
 
     await whenKilled;
     expect(await coordinator.exited).toBe('SIGKILL');
@@ -82,6 +84,7 @@ describe('coordinator killed mid-round', () => {
     for (const r of job.roundsDetail) expect(r.participants).toHaveLength(3);
     for (const s of summaries) {
       expect(s.status).toBe('completed');
+      expect(s.roundsFailed, log.join('\n')).toEqual([]);
       expect(s.jobRounds).toBe(3);
       expect(s.reconnects).toBeGreaterThanOrEqual(1);
       // Every round's update of every agent was accepted once (round 1's after the restart).

@@ -20,6 +20,7 @@ import { ClientAgent, type AgentOptions } from '../../client/agent/agent.js';
 import { loadBaseModel, type BaseModel } from '../../client/agent/base-model.js';
 import { loadLocalData, type LocalData } from '../../client/agent/local-data.js';
 import { StateFolder } from '../../client/agent/state-folder.js';
+import type { AgentSummary } from '../../client/agent/summary.js';
 import { backendForHello } from '../../client/agent/handshake.js';
 import type { BackendInfo } from '../../shared/protocol/events.js';
 
@@ -194,4 +195,15 @@ export async function startChildCoordinator(db: string, port: number): Promise<C
     void exited.then((how) => reject(new Error(`the coordinator child exited (${how}) before listening`)));
   });
   return { url, pid: child.pid!, exited, kill: (signal) => child.kill(signal) };
+}
+
+/**
+ * Starts an agent's run with a handler attached at once, so a run that fails before the test
+ * awaits it is reported where it is awaited rather than as an unhandled rejection (which the tfjs
+ * wasm module turns into a process exit).
+ */
+export function startRun(agent: ClientAgent): Promise<AgentSummary> {
+  const run = agent.run();
+  run.catch(() => undefined);
+  return run;
 }

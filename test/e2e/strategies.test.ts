@@ -59,6 +59,7 @@ describe.each(['fedavg', 'flora', 'ffa', 'fedsb'] as const)('a full job with %s'
       expect(s.roundsTrained).toBe(2);
       expect(s.updatesAccepted).toBe(2);
       expect(s.updatesRefused).toEqual([]);
+      expect(s.roundsFailed).toEqual([]);
       expect(s.lastRoundMetrics?.clients).toBe(3);
     }
     // The committed global adapter exports (PEFT tar) once the job has rounds.

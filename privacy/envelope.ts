@@ -202,6 +202,7 @@ export function sealUpdate(
  *   trailing bytes; FL_ERR_ENVELOPE_SIGNATURE when the signature is missing altogether
  */
 export function parseEnvelope(envelope: Uint8Array, maxBytes: number = DEFAULT_MAX_ENVELOPE_BYTES): EnvelopeParts {
+  if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `maxBytes must be an integer >= 1, got ${maxBytes}`);
   if (!(envelope instanceof Uint8Array)) malformed(`envelope must be bytes, got ${typeof envelope}`);
   if (envelope.length > maxBytes) malformed(`envelope is ${envelope.length} bytes, more than the ${maxBytes} allowed (maxBytes)`, { bytes: envelope.length, maxBytes });
   if (envelope.length < 9) malformed(`envelope is truncated: ${envelope.length} bytes, shorter than its 9-byte preamble`);

@@ -158,6 +158,7 @@ describe('tampering', () => {
     expect(await failure(open(longer))).toBe('FL_ERR_ENVELOPE_MALFORMED');
     expect(await failure(open(env, { maxBytes: env.length - 1 }))).toBe('FL_ERR_ENVELOPE_MALFORMED');
     await expect(open(env, { maxBytes: env.length })).resolves.toBeDefined();
+    await expect(open(env, { maxBytes: Number.NaN })).rejects.toThrow(/FL_ERR_INVALID_ARGUMENT: maxBytes must be an integer >= 1, got NaN/);
   });
 
   it('error messages say what is wrong', async () => {

@@ -183,11 +183,12 @@ export function register(program: Command): void {
     .option('--dp-sigma <s>', 'DP-SGD noise multiplier (enables DP-SGD with --dp-clip)', number('--dp-sigma', (v) => v >= 0, 'a number >= 0'))
     .option('--dp-clip <c>', 'DP-SGD per-example clipping norm', positive('--dp-clip'))
     .option('--dp-mode <m>', 'ghost (per-example norms without per-example gradients) or microbatch', 'ghost')
+    .option('--dp-delta <d>', 'delta for the epsilon reported after DP-SGD', number('--dp-delta', (v) => v > 0 && v < 1, 'in (0, 1)'), 1e-5)
     .option('--backend <name>', 'force a backend')
     .action(async (opts: {
       model: string; data: string; out?: string; label?: string; labels?: string; variant: string; rank: number; alpha?: number; targetModules: string; seqLen: number;
       epochs: number; maxSteps?: number; batchSize: number; gradAccum: number; lr: number; schedule: string; warmup: number; weightDecay: number;
-      testFraction: number; seed: number; dpSigma?: number; dpClip?: number; dpMode: string; backend?: string;
+      testFraction: number; seed: number; dpSigma?: number; dpClip?: number; dpMode: string; dpDelta: number; backend?: string;
     }) => {
       if (!['lora', 'ffa', 'fedsb'].includes(opts.variant)) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--variant must be lora, ffa or fedsb, got '${opts.variant}'`);
       if (!['constant', 'cosine', 'linear'].includes(opts.schedule)) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--schedule must be constant, cosine or linear, got '${opts.schedule}'`);
@@ -217,11 +218,15 @@ export function register(program: Command): void {
         }).finally(() => { if (started) bar.stop(); });
         const ev = (e: typeof result.before): string => (e === undefined ? 'n/a' : e.accuracy !== undefined ? `accuracy ${pct(e.accuracy)}, loss ${e.loss.toFixed(4)}` : `perplexity ${e.perplexity!.toFixed(3)}`);
         process.stderr.write(`backend ${backend}; held-out (${result.testExamples} examples): before ${ev(result.before)}; after ${ev(result.after)}\n`);
+        let privacy: { epsilon: number; delta: number; order: number } | undefined;
         if (result.train.dp !== undefined) {
           const d = result.train.dp;
-          process.stderr.write(`DP-SGD: ${d.steps} steps at sampling rate q = ${d.q.toFixed(5)}, noise multiplier ${d.noiseMultiplier}, clip ${d.clipNorm} (book these with the accountant: fedlora privacy ...)\n`);
+          const { epsilonOfSampledGaussian } = await import('../privacy/accountant.js');
+          const e = d.noiseMultiplier > 0 ? epsilonOfSampledGaussian(d.q, d.noiseMultiplier, d.steps, opts.dpDelta) : { epsilon: Infinity, order: 0 };
+          privacy = { epsilon: e.epsilon, delta: opts.dpDelta, order: e.order };
+          process.stderr.write(`DP-SGD: ${d.steps} steps at sampling rate q = ${d.q.toFixed(5)}, noise multiplier ${d.noiseMultiplier}, clip ${d.clipNorm}: (epsilon ${e.epsilon.toFixed(3)}, delta ${opts.dpDelta}) by the RDP accountant\n`);
         }
-        process.stdout.write(`${JSON.stringify({ ...result, train: { ...result.train, losses: undefined, finalLoss: result.train.losses.at(-1) } }, null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify({ ...result, train: { ...result.train, losses: undefined, finalLoss: result.train.losses.at(-1) }, ...(privacy === undefined ? {} : { privacy }) }, null, 2)}\n`);
       } finally {
         await releaseBackend();
       }

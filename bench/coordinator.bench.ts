@@ -169,7 +169,7 @@ async function runConfig(cfg: Config): Promise<void> {
   // 1,000 enrolments in a minute are over the default API rate limit (600 a minute).
   writeFileSync(join(dir, 'config.json'), JSON.stringify({ http: { rateLimit: 100_000 } }));
   const { proc, match } = await startProcess(
-    ['--import', 'tsx', 'test/coordinator/fixtures/cli-child.ts', 'coordinator', 'start', '--config', join(dir, 'config.json'), '--db', join(dir, 'fedlora.db'), '--port', '0', '--admin-token', ADMIN, '--log-level', 'silent'],
+    ['--import', 'tsx', 'test/coordinator/fixtures/cli-child.ts', 'coordinator', 'start', '--config', join(dir, 'config.json'), '--db', join(dir, 'fedlora.db'), '--port', '0', '--admin-token', ADMIN, '--log-level', process.env.FEDLORA_BENCH_LOG ?? 'silent'],
     /listening on (http:\/\/\S+)/,
   );
   const url = match[1]!;
@@ -226,6 +226,11 @@ export async function run(): Promise<void> {
   console.log(machineLine());
   const quick = process.env.FEDLORA_BENCH_QUICK === '1';
   // 4096 x 4096 at r = 16, two modules: 1 MiB of F32 per update. 256 x 256: 64 KiB.
+  const only = process.env.FEDLORA_BENCH_CLIENTS;
+  if (only !== undefined) {
+    await runConfig({ clients: Number(only), size: Number(process.env.FEDLORA_BENCH_SIZE ?? 256) });
+    return;
+  }
   const configs: Config[] = quick ? [{ clients: 10, size: 4096 }, { clients: 100, size: 256 }] : [{ clients: 10, size: 4096 }, { clients: 100, size: 4096 }, { clients: 1000, size: 256 }];
   for (const cfg of configs) await runConfig(cfg);
 }

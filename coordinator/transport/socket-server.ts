@@ -196,9 +196,10 @@ function handleConnection(socket: FlSocket, deps: SocketDeps, options: SocketOpt
     void runner.receiveUpdate(current, parsed.data).then(answer);
   });
 
-  socket.on('disconnect', () => {
+  socket.on('disconnect', (reason) => {
     clearTimeout(authTimer);
     if (phase === 'ready' && link !== null) {
+      log.info({ clientId: link.clientId, reason }, 'client disconnected');
       deps.metrics.connectedClients.dec();
       deps.engine.runner(link.jobId)?.clientDisconnected(link);
     }

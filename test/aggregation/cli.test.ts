@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createStrategy } from '../../aggregation/registry.js';
 import type { ClientUpdate } from '../../aggregation/strategy.js';
 import { readPeftAdapterDir, writePeftAdapterDir } from '../../shared/peft.js';
-import { clientUpdate, denseDelta, float32Tolerance, moduleSpec, referenceSum, relativeDifference } from './fixtures.js';
+import { clientUpdate, denseDelta, float32Tolerance, moduleSpec, numpySvd, referenceSum, relativeDifference } from './fixtures.js';
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -64,6 +64,31 @@ describe('fedlora aggregate', () => {
       expect(relativeDifference(denseDelta(written, m.path), referenceSum(updates, m.path))).toBeLessThanOrEqual(float32Tolerance(updates, m.path));
     }
     if (name === 'fedsb') expect(written.layout.variant).toBe('fedsb'); // R and the unfolded B came back
+  });
+
+  it('flora --compress-rank: writes the best rank-k adapter and reports its error (vs numpy)', async () => {
+    const strategy = createStrategy('flora');
+    const state = strategy.init({ modules }, 'cli');
+    const updates = [clientUpdate(strategy, state, 'x', 2, 3), clientUpdate(strategy, state, 'y', 1, 4)];
+    const dirs = await writeClients('flora-k', updates);
+    const out = join(dir, 'flora-k', 'out');
+    const r = await fedlora('aggregate', '--strategy', 'flora', '--compress-rank', '2', '--weights', '2,1', '--json', '--out', out, ...dirs);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout) as { compressionError: number; ranks: Record<string, number> };
+    expect(Object.values(report.ranks)).toEqual([2, 2]);
+    const written = await readPeftAdapterDir(out);
+    let dropped = 0;
+    let total = 0;
+    for (const m of modules) {
+      const exact = referenceSum(updates, m.path);
+      const ref = numpySvd(exact, m.outFeatures, m.inFeatures, 2);
+      expect(relativeDifference(denseDelta(written, m.path), ref.best)).toBeLessThan(1e-5);
+      ref.singular.forEach((v, i) => {
+        total += v * v;
+        if (i >= 2) dropped += v * v;
+      });
+    }
+    expect(report.compressionError).toBeCloseTo(Math.sqrt(dropped / total), 6);
   });
 
   it('fedavg: averages factors and prints the aggregation noise', async () => {

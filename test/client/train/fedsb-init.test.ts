@@ -31,7 +31,9 @@ describe('Fed-SB initialisation from the base-weight gradients (LoRA-SB)', () =>
       if (withGradient) {
         // ~50 examples, as LoRA-SB uses; G summed, then G' = -eta sign(G), truncated SVD
         const g = await baseWeightGradients(model, tableSource(digits.highTrain), Array.from({ length: 50 }, (_, i) => i * 7));
-        model.loadGlobal(fedsbInitFromGradient({ modules: model.layout().modules }, 'job-seed', g.gradients, 1e-2).state.adapter);
+        const { adapter } = fedsbInitFromGradient({ modules: model.layout().modules }, 'job-seed', g.gradients, 1e-2).state;
+        if (adapter === null) throw new Error('fedsbInitFromGradient gave no adapter');
+        model.loadGlobal(adapter);
       }
       await train(model, tableSource(digits.highTrain), { epochs: 6, batchSize: 32, lr: 5e-2, seed: 1 });
       const acc = (await evaluate(model, tableSource(digits.highTest))).accuracy!;

@@ -11,9 +11,12 @@ export class Engine {
   runner(jobId: string): JobRunner | null {
     const existing = this.runners.get(jobId);
     if (existing !== undefined) return existing;
-    if (this.deps.store.getJob(jobId) === null) return null;
+    const job = this.deps.store.getJob(jobId);
+    if (job === null) return null;
     const runner = new JobRunner(jobId, this.deps);
     this.runners.set(jobId, runner);
+    // A job whose spec lists its modules needs no client to start: its state exists from now on.
+    if (job.layout !== null) runner.ensureStarted(job.layout);
     return runner;
   }
 

@@ -142,3 +142,23 @@ describe('round engine: joining', () => {
     await c.whenDisconnected();
   });
 });
+
+describe('round engine: reconnecting mid-round', () => {
+  it('re-offers the same plan to a selected client that comes back, and the round completes', async () => {
+    h = await startHarness();
+    const jobId = await createJob({ strategy: 'fedsb', rounds: 1, clientsPerRound: 2, minClients: 2, overSelection: 0 });
+    const [c1, c2] = await enrol(jobId, 2);
+    const first = await c1!.nextOffer();
+    const offer2 = await c2!.nextOffer();
+    c1!.close();
+    await c1!.whenDisconnected();
+    const back = new TestClient(h.coordinator.url, c1!.keys);
+    clients.push(back);
+    await back.join({ jobId, clientId: c1!.clientId, sha256: SHA, modules });
+    const again = await back.nextOffer();
+    expect({ ...again, state: [...again.state] }).toEqual({ ...first, state: [...first.state] });
+    const acks = await Promise.all([back.send(again, TestClient.payload(again, () => 1, 3)), c2!.send(offer2, TestClient.payload(offer2, () => 2, 3))]);
+    expect(acks.every((a) => a.ok)).toBe(true);
+    expect(await back.next('job_end')).toMatchObject({ status: 'completed', rounds: 1 });
+  });
+});

@@ -90,11 +90,8 @@ describe('HTTP API', () => {
       { path: 'model.layers.0.self_attn.v_proj', outFeatures: 4, inFeatures: 6 },
     ];
     const { id } = CreateJobResponseSchema.parse((await h.api('POST', '/api/jobs', { ...minimalJob, strategy: 'ffa', model: { ...minimalJob.model, modules } })).json);
-    // A job with its modules in the spec starts at its first client; start it here through the engine.
-    h.coordinator.engine.runner(id)!.clientConnected(
-      { clientId: 'cl_x', jobId: id, enrolmentIndex: 0, signPublicKey: new Uint8Array(32), backend: 'test', emit: () => {}, close: () => {} },
-      modules,
-    );
+    // A job whose spec lists its modules starts at creation: its initial adapter is there at once.
+    expect(JobViewSchema.parse((await h.api('GET', `/api/jobs/${id}`)).json).status).toBe('running');
     const r = await h.api('GET', `/api/jobs/${id}/adapter`);
     expect(r.status).toBe(200);
     expect(r.headers.get('content-type')).toBe('application/x-tar');

@@ -67,6 +67,29 @@ describe('fedlora pretrain mlp / train', () => {
     await expect(run('backend', '--backend', 'metal')).rejects.toThrow(/FL_ERR_INVALID_ARGUMENT: --backend must be one of tensorflow, webgpu, wasm, cpu/);
   });
 
+  it('llama: pre-trains a small base in a few steps, then fine-tunes q_proj/v_proj with DP-SGD on texts to a PEFT adapter', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fedlora-cli-llama-'));
+    const lines = ['the cat sat on the mat', 'a dog ran in the park', 'birds fly south in winter', 'fish swim in the deep sea', 'rain falls on green hills'];
+    await writeFile(join(dir, 'texts.txt'), lines.join('\n') + '\n');
+    await writeFile(join(dir, 'texts.jsonl'), [...lines, ...lines].map((t) => JSON.stringify({ text: t })).join('\n') + '\n');
+    const modelDir = join(dir, 'model');
+    const pre = JSON.parse(await run('pretrain', 'llama', '--steps', '1', '--data', join(dir, 'texts.txt'), '--batch-size', '2', '--seq-len', '8', '--out', modelDir, '--backend', 'wasm')) as { sha256: string };
+    const res = JSON.parse(await run('train', '--model', modelDir, '--data', join(dir, 'texts.jsonl'), '--epochs', '1', '--seq-len', '8', '--batch-size', '4', '--rank', '2',
+      '--dp-sigma', '1', '--dp-clip', '1', '--out', join(dir, 'adapter'), '--backend', 'wasm')) as {
+      modelType: string; baseModelSha256: string; before: { perplexity: number }; after: { perplexity: number }; train: { dp: { q: number; steps: number } }; privacy: { epsilon: number };
+    };
+    expect(res.modelType).toBe('llama');
+    expect(res.baseModelSha256).toBe(pre.sha256);
+    expect(res.before.perplexity).toBeGreaterThan(1);
+    expect(Number.isFinite(res.after.perplexity)).toBe(true);
+    expect(res.train.dp.q).toBeCloseTo(4 / 8, 12); // 8 training texts after the 20% hold-out
+    expect(res.privacy.epsilon).toBeGreaterThan(0);
+    const adapter = await readPeftAdapterDir(join(dir, 'adapter'));
+    const paths = adapter.layout.modules.map((m) => m.path);
+    expect(paths.length).toBeGreaterThan(0);
+    expect(paths.every((p) => /^model\.layers\.\d+\.self_attn\.(q_proj|v_proj)$/.test(p))).toBe(true);
+  });
+
   it('parses label sets', () => {
     expect([...parseLabelSet('0-2,7')]).toEqual([0, 1, 2, 7]);
     expect(() => parseLabelSet('a-b')).toThrow(/--labels must look like 0-4/);

@@ -1,10 +1,11 @@
 /**
  * A worker thread hosting many light simulated clients. The worker chooses its own tfjs backend
- * (wasm: single-threaded under Node, so parallelism comes from running workers side by side),
- * loads the base model ONCE and shares it among all its agents (the mlp checkpoint stays in
- * memory; each agent builds a LoRA model only for a round it is offered and disposes it after),
- * and runs one real client agent (client/agent) per client over its own loopback socket.io
- * connection: real enrolment, real keys, real sealed and signed updates.
+ * once (wasm: single-threaded under Node, so parallelism comes from running workers side by
+ * side), loads the base model ONCE and shares it among all its agents and jobs (the mlp
+ * checkpoint stays in memory; an agent builds a LoRA model only for a round it is offered and
+ * disposes it after, so idle clients hold only their data, keys and socket), and runs one real
+ * client agent (client/agent) per client over its own loopback socket.io connection: real
+ * enrolment, real keys, real sealed and signed updates.
  *
  * Dropout: when a client starts training a round, with probability `dropout` (seeded by client
  * and round) it leaves at once (disconnects mid-round); it rejoins with its stored client id
@@ -13,9 +14,9 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { AgentSummary } from '../client/agent/summary.js';
 import type { ClientAgent } from '../client/agent/agent.js';
-import type { WorkerClient, WorkerInput, WorkerMessage } from './worker-protocol.js';
+import type { WorkerClient, WorkerJob, WorkerMessage, WorkerSetup } from './worker-protocol.js';
 
-const input = workerData as WorkerInput;
+const setup = workerData as WorkerSetup;
 const post = (m: WorkerMessage): void => parentPort!.postMessage(m);
 
 async function main(): Promise<void> {
@@ -29,72 +30,82 @@ async function main(): Promise<void> {
     import('../client/agent/progress.js'),
     import('../client/data/seeded-random.js'),
   ]);
-  const backend = backendForHello(await chooseBackend({ backend: input.backend }));
-  const model = await loadBaseModel(input.modelDir);
-  let highestRound = -1;
-  const dropped = new Map<number, NodeJS.Timeout>();
+  const backend = backendForHello(await chooseBackend({ backend: setup.backend }));
+  const model = await loadBaseModel(setup.modelDir);
 
-  const start = (c: WorkerClient, first: boolean): void => {
-    const data = {
-      file: `client-${c.index}`,
-      examples: c.labels.length,
-      source: tableSource({ kind: 'classification', source: `client ${c.index}`, featureNames: input.featureNames, features: c.features, labels: c.labels, lines: new Int32Array(c.labels.length) }),
-    };
-    let agent: ClientAgent | null = null;
-    const progress = {
-      ...quietProgress(),
-      roundStart(round: number) {
-        post({ type: 'offer', client: c.index, round });
-        if (round > highestRound) {
-          highestRound = round;
-          for (const [index, timer] of dropped) {
-            clearTimeout(timer);
-            dropped.delete(index);
-            start(input.clients.find((x) => x.index === index)!, false);
+  const runJob = (job: WorkerJob): void => {
+    let highestRound = -1;
+    const dropped = new Map<number, NodeJS.Timeout>();
+    const start = (c: WorkerClient, first: boolean): void => {
+      const data = {
+        file: `client-${c.index}`,
+        examples: c.labels.length,
+        source: tableSource({ kind: 'classification', source: `client ${c.index}`, featureNames: job.featureNames, features: c.features, labels: c.labels, lines: new Int32Array(c.labels.length) }),
+      };
+      let agent: ClientAgent | null = null;
+      const progress = {
+        ...quietProgress(),
+        roundStart(round: number) {
+          post({ type: 'offer', jobId: job.jobId, client: c.index, round });
+          if (round > highestRound) {
+            highestRound = round;
+            for (const [index, timer] of dropped) {
+              clearTimeout(timer);
+              dropped.delete(index);
+              start(job.clients.find((x) => x.index === index)!, false);
+            }
           }
-        }
-        if (input.dropout > 0 && new SeededRandom(input.seed, `dropout:${c.index}:${round}`).nextFloat() < input.dropout) {
-          post({ type: 'dropped', client: c.index, round });
-          // leave from a macrotask: the agent is inside its offer handler now
-          setImmediate(() => {
-            agent?.stop(`simulated dropout in round ${round}`);
-            dropped.set(c.index, setTimeout(() => {
-              dropped.delete(c.index);
-              start(c, false);
-            }, input.rejoinMs));
-          });
-        }
-      },
+          if (job.dropout > 0 && new SeededRandom(job.seed, `dropout:${c.index}:${round}`).nextFloat() < job.dropout) {
+            post({ type: 'dropped', jobId: job.jobId, client: c.index, round });
+            // leave from a macrotask: the agent is inside its offer handler now
+            setImmediate(() => {
+              agent?.stop(`simulated dropout in round ${round}`);
+              dropped.set(
+                c.index,
+                setTimeout(() => {
+                  dropped.delete(c.index);
+                  start(c, false);
+                }, job.rejoinMs),
+              );
+            });
+          }
+        },
+      };
+      agent = new ClientAgent({
+        coordinatorUrl: job.url,
+        jobId: job.jobId,
+        ...(first && { token: c.token }),
+        state: StateFolder.open(c.stateDir),
+        model,
+        data,
+        backend,
+        progress,
+        reconnect: { initialDelayMs: 100, maxDelayMs: 2000 },
+      });
+      agent.run().then(
+        (summary: AgentSummary) => {
+          for (const timer of dropped.values()) clearTimeout(timer);
+          dropped.clear();
+          post({ type: 'summary', jobId: job.jobId, client: c.index, summary });
+        },
+        (e: unknown) => {
+          const err = e as { code?: string; message?: string };
+          // a stopped (dropped) agent rejects with FL_ERR_CONNECTION; it comes back later
+          if (err.code === 'FL_ERR_CONNECTION' && /simulated dropout/.test(err.message ?? '')) return;
+          post({ type: 'error', jobId: job.jobId, client: c.index, code: err.code ?? 'FL_ERR_INTERNAL', message: err.message ?? String(e) });
+        },
+      );
     };
-    agent = new ClientAgent({
-      coordinatorUrl: input.url,
-      jobId: input.jobId,
-      ...(first && { token: c.token }),
-      state: StateFolder.open(c.stateDir),
-      model,
-      data,
-      backend,
-      progress,
-      reconnect: { initialDelayMs: 100, maxDelayMs: 2000 },
-    });
-    agent.run().then(
-      (summary: AgentSummary) => {
-        for (const timer of dropped.values()) clearTimeout(timer);
-        post({ type: 'summary', client: c.index, summary });
-      },
-      (e: unknown) => {
-        const err = e as { code?: string; message?: string };
-        // a stopped (dropped) agent rejects with FL_ERR_CONNECTION; it comes back later
-        if (err.code === 'FL_ERR_CONNECTION' && /simulated dropout/.test(err.message ?? '')) return;
-        post({ type: 'error', client: c.index, code: err.code ?? 'FL_ERR_INTERNAL', message: err.message ?? String(e) });
-      },
-    );
+    for (const c of job.clients) start(c, true);
   };
-  for (const c of input.clients) start(c, true);
-  post({ type: 'started', clients: input.clients.length, backend: backend.name });
+
+  parentPort!.on('message', (m: WorkerJob) => {
+    if (m.type === 'job') runJob(m);
+  });
+  post({ type: 'ready', backend: backend.name });
 }
 
 main().catch((e: unknown) => {
   const err = e as { code?: string; message?: string };
-  post({ type: 'error', client: -1, code: err.code ?? 'FL_ERR_INTERNAL', message: err.message ?? String(e) });
+  post({ type: 'fatal', code: err.code ?? 'FL_ERR_INTERNAL', message: err.message ?? String(e) });
 });

@@ -12,6 +12,7 @@ import { parsePartitioner } from './partition.js';
 import type { SimOptions } from './run-sim.js';
 import type { SimReport } from './report.js';
 import { PRESETS, type PresetName } from './presets.js';
+import { parsePerStrategy } from './per-strategy.js';
 
 function num(option: string, test: (v: number) => boolean, rule: string): (value: string) => number {
   return (value) => {
@@ -59,8 +60,8 @@ export function parseLabelSet(value: string): Set<number> {
 interface RawOptions {
   preset?: string;
   data?: string; label?: string; clients?: number; rounds?: number; strategy?: string; seed?: number; out?: string; json?: boolean;
-  partition?: string; alpha?: number; clientsPerRound?: number; rank?: number; ranks?: number[]; loraAlpha?: number;
-  epochs?: number; batchSize?: number; lr?: number; dpEpsilon?: number; dpClip?: number; delta?: number; userDpNoise?: number; userDpClip?: number;
+  partition?: string; alpha?: number; clientsPerRound?: number; rank?: string; ranks?: number[]; loraAlpha?: number;
+  epochs?: number; batchSize?: number; lr?: string; dpEpsilon?: number; dpClip?: number; delta?: number; userDpNoise?: number; userDpClip?: number;
   dropout?: number; testFraction?: number; publicFraction?: number; publicLabels?: string; hidden?: string; pretrainEpochs?: number; workers?: number;
   deadline?: number; backend?: string; quiet?: boolean;
 }
@@ -90,12 +91,12 @@ export function simOptions(raw: RawOptions, log: (line: string) => void): SimOpt
     out: o.out ?? 'out/sim',
     partitioner: parsePartitioner(o.partition ?? 'dirichlet', o.alpha),
     ...(o.clientsPerRound !== undefined && { clientsPerRound: o.clientsPerRound }),
-    rank: o.rank ?? 4,
+    rank: parsePerStrategy('rank', String(o.rank ?? 4), 4, { test: (v) => Number.isInteger(v) && v >= 1, rule: 'integers >= 1' }),
     ...(o.ranks !== undefined && { ranks: o.ranks }),
     ...(o.loraAlpha !== undefined && { alpha: o.loraAlpha }),
     epochs: o.epochs ?? 2,
     batchSize: o.batchSize ?? 16,
-    lr: o.lr ?? 0.01,
+    lr: parsePerStrategy('lr', String(o.lr ?? 0.01), 0.01, { test: (v) => Number.isFinite(v) && v > 0 && v <= 10, rule: 'numbers in (0, 10]' }),
     ...(o.dpEpsilon !== undefined && { dpEpsilon: o.dpEpsilon }),
     dpClip: o.dpClip ?? 1,
     delta: o.delta ?? 1e-5,
@@ -149,12 +150,12 @@ export function register(program: Command): void {
     .option('--partition <kind>', 'iid, category (one label per client), or dirichlet[:alpha] (default dirichlet)')
     .option('--alpha <x>', 'Dirichlet concentration (default 0.5)', positive('alpha'))
     .option('--clients-per-round <k>', 'clients aggregated per round (default all)', int('clients-per-round', 1))
-    .option('--rank <r>', 'LoRA rank (default 4)', int('rank', 1))
+    .option('--rank <r>', 'LoRA rank, optionally per strategy: 4 or 4,fedsb=16 (default 4)')
     .option('--ranks <list>', 'per-client ranks, e.g. 2,4,8 (flora; fedavg zero-pads; others use --rank)', intList('ranks'))
     .option('--lora-alpha <x>', 'LoRA alpha (default: the rank, s = 1)', positive('lora-alpha'))
     .option('--epochs <n>', 'local epochs per round (default 2)', positive('epochs'))
     .option('--batch-size <n>', 'local batch size (default 16)', int('batch-size', 1))
-    .option('--lr <x>', 'local learning rate, AdamW (default 0.01)', positive('lr'))
+    .option('--lr <x>', 'local learning rate (AdamW), optionally per strategy: 0.01 or 0.01,ffa=0.05 (default 0.01)')
     .option('--dp-epsilon <eps>', 'client-side DP-SGD, sigma calibrated to this epsilon over the job', positive('dp-epsilon'))
     .option('--dp-clip <c>', 'DP-SGD per-example clip norm (default 1)', positive('dp-clip'))
     .option('--delta <d>', 'delta of (epsilon, delta)-DP (default 1e-5)', positive('delta'))

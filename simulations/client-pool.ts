@@ -1,7 +1,8 @@
 /**
- * The simulated clients of one job: N real client agents spread over W worker threads
- * (agent-worker.ts), each worker with its own tfjs backend and one shared copy of the base model.
- * `run()` resolves when every client has ended (a summary from each, or an error).
+ * The simulated clients: W worker threads (agent-worker.ts), each with its own tfjs backend and
+ * one shared copy of the base model, started once and reused by every job of a sim. A job's N
+ * clients are dealt round-robin over the workers; `runJob` resolves when every client has ended
+ * (a summary from each, or an error).
  */
 import { Worker } from 'node:worker_threads';
 import { createRequire } from 'node:module';
@@ -9,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { AgentSummary } from '../client/agent/summary.js';
 import { FedloraError } from '../shared/errors.js';
-import type { WorkerClient, WorkerInput, WorkerMessage } from './worker-protocol.js';
+import type { WorkerClient, WorkerJob, WorkerMessage, WorkerSetup } from './worker-protocol.js';
 
 /** Under tsx or vitest the sources are TypeScript, which a Node 20 worker cannot load by itself: register tsx first (as coordinator/engine/update-opener.ts does). */
 function workerUrl(): URL {
@@ -20,68 +21,97 @@ function workerUrl(): URL {
   return new URL(`data:text/javascript,${encodeURIComponent(code)}`);
 }
 
-export interface PoolEvents {
-  onOffer?(client: number, round: number): void;
-  onDropped?(client: number, round: number): void;
-}
-
-export interface PoolResult {
+export interface JobResult {
   readonly summaries: Map<number, AgentSummary>;
   readonly errors: Array<{ client: number; code: string; message: string }>;
+  /** Rounds the clients started training. */
   readonly offers: number;
+  /** Client-rounds left by simulated dropout. */
   readonly dropped: number;
 }
 
-/**
- * Starts the workers and runs the clients until each has ended.
- * @param workers threads; clients are dealt round-robin
- */
-export async function runClientPool(base: Omit<WorkerInput, 'clients'>, clients: readonly WorkerClient[], workers: number, events: PoolEvents = {}): Promise<PoolResult> {
-  const summaries = new Map<number, AgentSummary>();
-  const errors: PoolResult['errors'] = [];
-  let offers = 0;
-  let dropped = 0;
-  const groups: WorkerClient[][] = Array.from({ length: Math.max(1, Math.min(workers, clients.length)) }, () => []);
-  clients.forEach((c, i) => groups[i % groups.length]!.push(c));
-  const threads: Worker[] = [];
-  try {
-    await Promise.all(
-      groups.map(
-        (group) =>
-          new Promise<void>((resolve, reject) => {
-            const input: WorkerInput = { ...base, clients: group };
-            const transfer = group.flatMap((c) => [c.features.buffer, c.labels.buffer]) as ArrayBuffer[];
-            const worker = new Worker(workerUrl(), { workerData: input, transferList: transfer });
-            threads.push(worker);
-            let ended = 0;
-            const endOne = (): void => {
-              if (++ended === group.length) resolve();
-            };
-            worker.on('message', (m: WorkerMessage) => {
-              if (m.type === 'offer') {
-                offers++;
-                events.onOffer?.(m.client, m.round);
-              } else if (m.type === 'dropped') {
-                dropped++;
-                events.onDropped?.(m.client, m.round);
-              } else if (m.type === 'summary') {
-                summaries.set(m.client, m.summary);
-                endOne();
-              } else if (m.type === 'error') {
-                if (m.client < 0) reject(new FedloraError('FL_ERR_INTERNAL', `a sim worker failed to start: ${m.code}: ${m.message}`));
-                errors.push({ client: m.client, code: m.code, message: m.message });
-                endOne();
-              }
-            });
-            worker.once('error', reject);
-            worker.once('exit', (code) => {
-              if (ended < group.length) reject(new FedloraError('FL_ERR_INTERNAL', `a sim worker exited (code ${code}) with ${group.length - ended} clients still running`));
-            });
-          }),
-      ),
-    );
-  } finally {
-    await Promise.all(threads.map((t) => t.terminate()));
+export class ClientPool {
+  private constructor(private readonly workers: Worker[]) {}
+
+  /**
+   * Starts `size` workers and waits until each has its backend and the base model.
+   * @throws FL_ERR_INTERNAL naming the failure when a worker cannot start
+   */
+  static async start(setup: WorkerSetup, size: number): Promise<ClientPool> {
+    const workers = Array.from({ length: Math.max(1, size) }, () => new Worker(workerUrl(), { workerData: setup }));
+    try {
+      await Promise.all(
+        workers.map(
+          (w) =>
+            new Promise<void>((resolve, reject) => {
+              const onMessage = (m: WorkerMessage): void => {
+                if (m.type === 'ready') resolve();
+                else if (m.type === 'fatal') reject(new FedloraError('FL_ERR_INTERNAL', `a sim worker failed to start: ${m.code}: ${m.message}`));
+                else return;
+                w.off('message', onMessage);
+              };
+              w.on('message', onMessage);
+              w.once('error', reject);
+            }),
+        ),
+      );
+    } catch (e) {
+      await Promise.all(workers.map((w) => w.terminate()));
+      throw e;
+    }
+    return new ClientPool(workers);
   }
-  return { summaries, errors, offers, dropped };
+
+  get size(): number {
+    return this.workers.length;
+  }
+
+  /** Runs one job's clients until each has ended. */
+  async runJob(job: Omit<WorkerJob, 'type' | 'clients'>, clients: readonly WorkerClient[]): Promise<JobResult> {
+    const summaries = new Map<number, AgentSummary>();
+    const errors: JobResult['errors'] = [];
+    let offers = 0;
+    let dropped = 0;
+    const groups: WorkerClient[][] = this.workers.map(() => []);
+    clients.forEach((c, i) => groups[i % groups.length]!.push(c));
+    await Promise.all(
+      this.workers.map((worker, w) => {
+        const group = groups[w]!;
+        if (group.length === 0) return Promise.resolve();
+        return new Promise<void>((resolve, reject) => {
+          let ended = 0;
+          const cleanup = (): void => {
+            worker.off('message', onMessage);
+            worker.off('exit', onExit);
+          };
+          const onMessage = (m: WorkerMessage): void => {
+            if (!('jobId' in m) || m.jobId !== job.jobId) return;
+            if (m.type === 'offer') offers++;
+            else if (m.type === 'dropped') dropped++;
+            else if (m.type === 'summary' || m.type === 'error') {
+              if (m.type === 'summary') summaries.set(m.client, m.summary);
+              else errors.push({ client: m.client, code: m.code, message: m.message });
+              if (++ended === group.length) {
+                cleanup();
+                resolve();
+              }
+            }
+          };
+          const onExit = (code: number): void => {
+            cleanup();
+            reject(new FedloraError('FL_ERR_INTERNAL', `a sim worker exited (code ${code}) with ${group.length - ended} clients of job ${job.jobId} still running`));
+          };
+          worker.on('message', onMessage);
+          worker.on('exit', onExit);
+          const message: WorkerJob = { type: 'job', ...job, clients: group };
+          worker.postMessage(message, group.flatMap((c) => [c.features.buffer, c.labels.buffer]) as ArrayBuffer[]);
+        });
+      }),
+    );
+    return { summaries, errors, offers, dropped };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
 }

@@ -90,7 +90,7 @@ export function lineChart(series: readonly Series[], o: ChartOptions): string {
   parts.push(`<text x="${(L + W - R) / 2}" y="${H - 8}" text-anchor="middle" class="axis">${esc(o.xLabel)}</text>`);
   parts.push(`<text transform="translate(14 ${(T + H - B) / 2}) rotate(-90)" text-anchor="middle" class="axis">${esc(o.yLabel)}${o.logY ? ' (log)' : ''}</text>`);
   parts.push(`<text x="${L}" y="20" class="title">${esc(o.title)}</text>`);
-  series.forEach((s, i) => {
+  series.filter((s) => s.points.some((p) => p[1] !== null && Number.isFinite(p[1]))).forEach((s, i) => {
     const valid = (p: readonly [number, number | null]): p is readonly [number, number] => p[1] !== null && Number.isFinite(p[1]) && (!o.logY || p[1] > 0);
     let d = '';
     let pen = false;
@@ -148,7 +148,7 @@ export function renderReportHtml(report: SimReport): string {
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1260px;padding:0 16px;color:#222}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
 .meta{color:#555}
-table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:4px 8px;text-align:right}th{background:#f6f6f6}
+table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:4px 8px;text-align:right;white-space:nowrap}th{background:#f6f6f6}
 td:first-child{text-align:left}
 .swatch{display:inline-block;width:10px;height:10px;margin-right:6px;border-radius:2px}
 .charts{display:flex;flex-wrap:wrap;gap:12px}

@@ -23,6 +23,8 @@ import type { ExampleSource } from '../client/data/batches.js';
 import { classCounts, describePartitioner, partitionRows, type Partitioner } from './partition.js';
 import { SimReportSchema, type RoundReport, type SimReport, type StrategyReport } from './report.js';
 import type { WorkerClient } from './worker-protocol.js';
+import { describePerStrategy, forStrategy, type PerStrategy } from './per-strategy.js';
+import type { ClientPool as ClientPoolType } from './client-pool.js';
 
 export interface SimOptions {
   /** `digits` or a CSV/JSONL file of numeric features and a label. */
@@ -36,13 +38,15 @@ export interface SimOptions {
   readonly partitioner: Partitioner;
   /** k. @default every client */
   readonly clientsPerRound?: number;
-  readonly rank: number;
+  /** LoRA rank, per strategy (per-strategy.ts). */
+  readonly rank: PerStrategy;
   /** Per-client ranks (flora; fedavg zero-pads); other strategies train at `rank`. */
   readonly ranks?: readonly number[];
   readonly alpha?: number;
   readonly epochs: number;
   readonly batchSize: number;
-  readonly lr: number;
+  /** Local learning rate, per strategy. */
+  readonly lr: PerStrategy;
   /** Client-side DP-SGD calibrated to this epsilon over the job. */
   readonly dpEpsilon?: number;
   readonly dpClip: number;
@@ -175,9 +179,14 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
   const k = o.clientsPerRound ?? o.clients;
   const strategies: Record<string, StrategyReport> = {};
   const stateRoot = mkdtempSync(join(out, 'client-state-'));
+  const { ClientPool } = await import('./client-pool.js');
+  let pool: ClientPoolType | null = null;
   try {
+    pool = await ClientPool.start({ modelDir, backend: o.backend }, Math.min(o.workers, o.clients));
     for (const strategy of o.strategies) {
       const started = performance.now();
+      const rank = forStrategy(o.rank, strategy);
+      const lr = forStrategy(o.lr, strategy);
       const heterogeneous = o.ranks !== undefined && (strategy === 'flora' || strategy === 'fedavg');
       const userDp = o.userDpNoise !== undefined && strategy !== 'flora';
       const spec: JobSpecInput = {
@@ -189,10 +198,10 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
         roundDeadlineSeconds: o.roundDeadlineSeconds,
         belowMinimum: { policy: 'retry', retries: 3 },
         model: { sha256: base.sha256, targetModules: baseModel.adaptable.map((m) => m.path), kind: 'mlp' },
-        rank: o.rank,
+        rank,
         ...(heterogeneous && { ranks: [...o.ranks!] }),
         ...(o.alpha !== undefined && { alpha: o.alpha }),
-        training: { epochs: o.epochs, batchSize: o.batchSize, lr: o.lr },
+        training: { epochs: o.epochs, batchSize: o.batchSize, lr },
         privacy: {
           ...(o.dpEpsilon !== undefined && { client: { targetEpsilon: o.dpEpsilon, clip: o.dpClip } }),
           ...(userDp && { user: { noiseMultiplier: o.userDpNoise!, clip: o.userDpClip } }),
@@ -213,7 +222,7 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
         const stateDir = join(stateRoot, `${strategy}-${i}`);
         clients.push({ index: i, token, stateDir, features, labels });
       }
-      o.log(`[${strategy}] job ${jobId}: ${o.rounds} rounds, ${k} of ${o.clients} clients per round, rank ${heterogeneous ? o.ranks!.join('/') : o.rank}`);
+      o.log(`[${strategy}] job ${jobId}: ${o.rounds} rounds, ${k} of ${o.clients} clients per round, rank ${heterogeneous ? o.ranks!.join('/') : rank}, lr ${lr}`);
 
       // Follow the job: after each committed round, evaluate the new global state.
       const rounds: RoundReport[] = [];
@@ -262,14 +271,9 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
           await new Promise((r) => setTimeout(r, 50));
         }
       })();
-      let pool;
+      let result;
       try {
-        pool = await (await import('./client-pool.js')).runClientPool(
-          { url: coordinator.url, jobId, modelDir, featureNames: data.federated.featureNames, backend: o.backend, dropout: o.dropout, rejoinMs: 3000, seed: o.seed },
-          clients,
-          o.workers,
-          { onOffer: (_c, _r) => undefined },
-        );
+        result = await pool.runJob({ url: coordinator.url, jobId, featureNames: data.federated.featureNames, dropout: o.dropout, rejoinMs: 3000, seed: o.seed }, clients);
       } finally {
         // let the follower catch the last commit, then stop it
         const end = Date.now() + 5000;
@@ -278,10 +282,10 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
         await follow;
       }
       view = JobViewSchema.parse(await api.call('GET', `/api/jobs/${jobId}`));
-      for (const e of pool.errors.slice(0, 3)) o.log(`[${strategy}] client ${e.client}: ${e.code}: ${e.message}`);
+      for (const e of result.errors.slice(0, 3)) o.log(`[${strategy}] client ${e.client}: ${e.code}: ${e.message}`);
       // ranks: from the plans the coordinator stored is not exposed; the spec says which
-      for (let i = 0; i < o.clients; i++) ranksSeen.add(heterogeneous ? o.ranks![i % o.ranks!.length]! : o.rank);
-      const epsClients = [...pool.summaries.values()].map((s) => s.clientEpsilon).filter((e) => e !== undefined);
+      for (let i = 0; i < o.clients; i++) ranksSeen.add(heterogeneous ? o.ranks![i % o.ranks!.length]! : rank);
+      const epsClients = [...result.summaries.values()].map((s) => s.clientEpsilon).filter((e) => e !== undefined);
       const worst = epsClients.reduce<(typeof epsClients)[number] | undefined>((a, b) => (a === undefined || b.epsilon > a.epsilon ? b : a), undefined);
       if (worst !== undefined) {
         // per-round client epsilon of the most-spent client, assuming its steps were spread evenly over the rounds it trained
@@ -292,7 +296,7 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
       }
       const last = rounds.at(-1);
       const accepted = rounds.filter((r) => r.participants > 0);
-      const analytic = analyticBytes(strategy, baseModel.adaptable, heterogeneous ? Math.max(...o.ranks!) : o.rank, k);
+      const analytic = analyticBytes(strategy, baseModel.adaptable, heterogeneous ? Math.max(...o.ranks!) : rank, k);
       const refused = coordinator.store.updates(jobId).filter((u) => u.status === 'refused').length;
       strategies[strategy] = {
         jobId,
@@ -309,12 +313,13 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
         delta: worst?.delta ?? view.privacy.delta ?? null,
         wallSeconds: (performance.now() - started) / 1000,
         ranks: [...ranksSeen].sort((a, b) => a - b),
-        droppedClientRounds: pool.dropped,
+        droppedClientRounds: result.dropped,
         refusedUpdates: refused,
       };
       if (view.status !== 'completed') o.log(`[${strategy}] job ${view.status}: ${view.reason ?? ''}`);
     }
   } finally {
+    await pool?.close();
     await coordinator.stop();
     rmSync(stateRoot, { recursive: true, force: true });
   }
@@ -323,8 +328,8 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
     createdAt: new Date().toISOString(),
     seed: o.seed,
     config: {
-      data: o.data, clients: o.clients, rounds: o.rounds, clientsPerRound: k, partition: describePartitioner(o.partitioner), rank: o.rank, ranks: o.ranks ?? null, alpha: o.alpha ?? null,
-      epochs: o.epochs, batchSize: o.batchSize, lr: o.lr, dpEpsilon: o.dpEpsilon ?? null, dpClip: o.dpClip, delta: o.delta, userDpNoise: o.userDpNoise ?? null, userDpClip: o.userDpClip,
+      data: o.data, clients: o.clients, rounds: o.rounds, clientsPerRound: k, partition: describePartitioner(o.partitioner), rank: describePerStrategy(o.rank), ranks: o.ranks ?? null, alpha: o.alpha ?? null,
+      epochs: o.epochs, batchSize: o.batchSize, lr: describePerStrategy(o.lr), dpEpsilon: o.dpEpsilon ?? null, dpClip: o.dpClip, delta: o.delta, userDpNoise: o.userDpNoise ?? null, userDpClip: o.userDpClip,
       dropout: o.dropout, testFraction: o.testFraction, publicFraction: o.publicFraction, publicLabels: o.publicLabels === undefined ? null : [...o.publicLabels],
       hiddenSizes: o.hiddenSizes, pretrainEpochs: o.pretrainEpochs, workers: o.workers, backend: o.backend,
     },

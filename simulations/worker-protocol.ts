@@ -12,12 +12,18 @@ export interface WorkerClient {
   readonly labels: Int32Array;
 }
 
-export interface WorkerInput {
+/** Given once when the worker starts: what every job shares. */
+export interface WorkerSetup {
+  readonly modelDir: string;
+  readonly backend: BackendName;
+}
+
+/** One job's clients for this worker. */
+export interface WorkerJob {
+  readonly type: 'job';
   readonly url: string;
   readonly jobId: string;
-  readonly modelDir: string;
   readonly featureNames: readonly string[];
-  readonly backend: BackendName;
   readonly clients: readonly WorkerClient[];
   /** Probability that a client leaves a round it was offered. */
   readonly dropout: number;
@@ -27,8 +33,9 @@ export interface WorkerInput {
 }
 
 export type WorkerMessage =
-  | { readonly type: 'started'; readonly clients: number; readonly backend: string }
-  | { readonly type: 'offer'; readonly client: number; readonly round: number }
-  | { readonly type: 'dropped'; readonly client: number; readonly round: number }
-  | { readonly type: 'summary'; readonly client: number; readonly summary: AgentSummary }
-  | { readonly type: 'error'; readonly client: number; readonly code: string; readonly message: string };
+  | { readonly type: 'ready'; readonly backend: string }
+  | { readonly type: 'fatal'; readonly code: string; readonly message: string }
+  | { readonly type: 'offer'; readonly jobId: string; readonly client: number; readonly round: number }
+  | { readonly type: 'dropped'; readonly jobId: string; readonly client: number; readonly round: number }
+  | { readonly type: 'summary'; readonly jobId: string; readonly client: number; readonly summary: AgentSummary }
+  | { readonly type: 'error'; readonly jobId: string; readonly client: number; readonly code: string; readonly message: string };

@@ -33,6 +33,10 @@ export const ERROR_CODES = {
   FL_ERR_ENVELOPE_REPLAY: 'An update envelope reuses a nonce',
   FL_ERR_KEY_CHANGED: 'The coordinator key differs from the pinned fingerprint',
   FL_ERR_KEY_FILE: 'A key file is missing, malformed or has unsafe permissions',
+  FL_ERR_SECAGG_CONFIG: 'A secure aggregation setting is out of range',
+  FL_ERR_SECAGG_PROTOCOL: 'A secure aggregation message does not fit the protocol step',
+  FL_ERR_SECAGG_DROPOUTS: 'Too many clients dropped out for secure aggregation to recover the sum',
+  FL_ERR_SECAGG_BAD_SHARE: 'A secure aggregation key, share or commitment is inconsistent',
   // --- client/
   FL_ERR_BACKEND: 'No usable TensorFlow.js backend, or the requested one failed its self-test',
   FL_ERR_MODEL_CONFIG: 'A model config.json is missing or invalid',

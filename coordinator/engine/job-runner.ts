@@ -59,11 +59,15 @@ interface Attempt {
   /** Encoded once per attempt: every selected client gets the same global state bytes. */
   readonly stateBytes: Uint8Array;
   readonly metricSums: Map<string, number>;
+  readonly refusalsByClient: Map<string, number>;
   examples: number;
   lastAcceptedAt: number;
   timer: NodeJS.Timeout | undefined;
   closed: boolean;
 }
+
+/** Refused updates of one client recorded per attempt (the rest are only counted and logged). */
+export const MAX_REFUSALS_RECORDED = 32;
 
 /** User-level DP-FedAvg's job account has no budget unless the spec sets one: track epsilon anyway. */
 const UNBOUNDED_EPSILON = 1e300;
@@ -266,6 +270,7 @@ export class JobRunner {
       maxUpdateBytes,
       stateBytes,
       metricSums: new Map(),
+      refusalsByClient: new Map(),
       examples: 0,
       lastAcceptedAt: startedAt,
       timer: undefined,
@@ -325,7 +330,11 @@ export class JobRunner {
       this.deps.metrics.updatesRefused.inc({ reason: error.code });
       this.deps.metrics.updateBytes.inc({ status: 'refused' }, bytes);
       this.log.warn({ clientId: link.clientId, round: update.round, attempt: update.attempt, code: error.code, reason: message }, 'update refused');
-      if (a !== null && !a.closed && update.round === a.round) {
+      // At most MAX_REFUSALS_RECORDED per client and attempt reach the store: a client looping on
+      // bad updates is still answered and counted, but cannot grow the round's records without bound.
+      const recorded = a === null ? 0 : (a.refusalsByClient.get(link.clientId) ?? 0);
+      if (a !== null && !a.closed && update.round === a.round && recorded < MAX_REFUSALS_RECORDED) {
+        a.refusalsByClient.set(link.clientId, recorded + 1);
         a.records.push({ clientId: link.clientId, attempt: a.attempt, status: 'refused', reasonCode: error.code, reasonMessage: message.slice(0, 1000), bytes, receivedAt: Date.now() });
       }
       return { ok: false, error: { code: error.code, message } };

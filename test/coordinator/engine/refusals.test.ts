@@ -5,6 +5,7 @@ import { makeTensor, numel } from '../../../shared/tensor.js';
 import { generateKeyPairs } from '../../../privacy/keys.js';
 import { SHA, startHarness, type Harness } from '../helpers.js';
 import { TestClient } from '../protocol-client.js';
+import { MAX_REFUSALS_RECORDED } from '../../../coordinator/engine/job-runner.js';
 
 const modules = [
   { path: 'model.layers.0.self_attn.q_proj', outFeatures: 6, inFeatures: 5 },
@@ -137,5 +138,19 @@ describe('round engine: bad updates are refused with their code while the round 
     const ack = await late.send(offer, TestClient.payload(offer, () => 0));
     expect(ack).toMatchObject({ ok: false, error: { code: 'FL_ERR_ROUND_STATE' } });
     expect((ack as { error: { message: string } }).error.message).toMatch(/not selected/);
+  });
+
+  it('answers and counts every refusal of a flooding client but records a bounded number', async () => {
+    h = await startHarness();
+    const { jobId, cs } = await setup({ strategy: 'ffa', rounds: 1, clientsPerRound: 2, minClients: 2, overSelection: 0 }, 2);
+    const offers = await Promise.all(cs.map((c) => c.nextOffer()));
+    const flood = MAX_REFUSALS_RECORDED + 8;
+    const acks = await Promise.all(Array.from({ length: flood }, () => cs[0]!.sendRaw({ jobId, round: 0, attempt: offers[0]!.attempt, envelope: new Uint8Array(64) })));
+    expect(acks.every((a) => !a.ok && a.error.code === 'FL_ERR_ENVELOPE_MALFORMED')).toBe(true);
+    await Promise.all(cs.map((c, k) => c.send(offers[k]!, TestClient.payload(offers[k]!, () => k, 2))));
+    expect(await cs[0]!.next('job_end')).toMatchObject({ status: 'completed' });
+    expect(h.coordinator.store.updates(jobId, 0).filter((u) => u.status === 'refused')).toHaveLength(MAX_REFUSALS_RECORDED);
+    const text = new TextDecoder().decode((await h.api('GET', '/metrics', undefined, null)).bytes);
+    expect(text).toContain(`fedlora_updates_refused_total{reason="FL_ERR_ENVELOPE_MALFORMED"} ${flood}`);
   });
 });

@@ -20,6 +20,8 @@ import { epsilonOfSampledGaussian } from '../../privacy/accountant.js';
 import type { Adapter } from '../../shared/adapter.js';
 import { isFedloraError } from '../../shared/errors.js';
 import { PlanSchema, type Plan } from '../../shared/protocol/events.js';
+import { HandClient } from '../e2e/hand-client.js';
+import { loadBaseModel } from '../../client/agent/base-model.js';
 import { makeAgent, mlpJob, startCoordinator, startRun, tempDir, wasmBackend, writeBaseModel, writeDigitShards } from '../e2e/harness.js';
 
 const MODULES = [
@@ -168,6 +170,46 @@ describe('agent against a real coordinator', () => {
       const summary = await client.agent.run();
       expect(summary.roundsTrained).toBe(3);
       expect(tf.memory().numTensors).toBe(before);
+    } finally {
+      await coordinator.stop();
+    }
+  });
+
+  it('a connection lost mid-round is re-established; the update of the round in training is sent once, on the new connection', async () => {
+    const { coordinator, api } = await startCoordinator();
+    try {
+      // Two clients per round, one needed: a silent protocol client, offered too, holds round 0 open
+      // (selected, connected, never sending) until the agent's update is in, whatever the timing.
+      const jobId = await api.createJob(mlpJob('ffa', sha256, { rounds: 2, clientsPerRound: 2, minClients: 1 }));
+      const model = await loadBaseModel(modelDir);
+      const silent = new HandClient(api.url);
+      await silent.join(jobId, await api.token(jobId), { sha256, modules: [...model.adaptable] });
+      let cut = false;
+      let client: Awaited<ReturnType<typeof makeAgent>> | null = null;
+      const progress = {
+        ...quietProgress((line) => {
+          if (line === 'round 0: update accepted') silent.close();
+        }),
+        roundStart: (round: number) => {
+          if (round !== 0 || cut) return;
+          cut = true;
+          // Drop the transport under the agent (as a network failure would): socket.io-client reconnects by itself.
+          (client!.agent as unknown as { socket: { io: { engine: { close(): void } } } }).socket.io.engine.close();
+        },
+      };
+      client = await makeAgent(api.url, jobId, await api.token(jobId), modelDir, shards[0]!, { progress });
+      const summary = await startRun(client.agent);
+      expect(cut).toBe(true);
+      expect(summary.status).toBe('completed');
+      expect(summary.reconnects).toBeGreaterThanOrEqual(1);
+      // Round 0 was trained once, before or across the reconnection, and its update was accepted once.
+      expect(summary.roundsTrained).toBe(2);
+      expect(summary.updatesAccepted).toBe(2);
+      expect(summary.updatesRefused).toEqual([]);
+      const job = await api.job(jobId);
+      expect(job.roundsDetail[0]!.participants).toEqual([client.agent.id]);
+      expect(job.roundsDetail[0]!.attempts).toBe(1);
+      expect(job.roundsDetail[0]!.refused).toBe(0);
     } finally {
       await coordinator.stop();
     }

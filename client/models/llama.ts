@@ -75,8 +75,8 @@ class TiedTrainableHead implements LlamaLinear {
 }
 
 export class LlamaModel {
-  private readonly ropeCos: tf.Tensor2D;
-  private readonly ropeSin: tf.Tensor2D;
+  /** Rotary tables for positions 0..ropePositions-1, grown on demand (configs allow up to 128k positions). */
+  private rope: { cos: tf.Tensor2D; sin: tf.Tensor2D; positions: number } | null = null;
   private readonly masks = new Map<number, tf.Tensor2D>();
   private disposed = false;
 
@@ -89,12 +89,7 @@ export class LlamaModel {
     /** Embeddings and norms when pre-training; the linear layers list their own. */
     private readonly ownVariables: tf.Variable[],
     private readonly naiveMatmuls: boolean,
-  ) {
-    const { cos, sin } = ropeTables(config.headDim, config.ropeTheta, config.maxPositionEmbeddings);
-    const half = config.headDim / 2;
-    this.ropeCos = tf.tensor2d(cos, [config.maxPositionEmbeddings, half]);
-    this.ropeSin = tf.tensor2d(sin, [config.maxPositionEmbeddings, half]);
-  }
+  ) {}
 
   /**
    * Builds the model from weights given one tensor at a time in the Hugging Face layout, so a
@@ -220,9 +215,10 @@ export class LlamaModel {
       throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `llama: sequence of ${T} tokens exceeds max_position_embeddings ${this.config.maxPositionEmbeddings}`);
     }
     const mask = this.causalMask(T);
+    const rope = this.ropeFor(T);
     return tf.tidy(() => {
-      const cos = tf.slice(this.ropeCos, [0, 0], [T, -1]);
-      const sin = tf.slice(this.ropeSin, [0, 0], [T, -1]);
+      const cos = tf.slice(rope.cos, [0, 0], [T, -1]);
+      const sin = tf.slice(rope.sin, [0, 0], [T, -1]);
       let h: tf.Tensor = tf.reshape(this.embedTokens(tf.reshape(ids, [-1]) as tf.Tensor1D), [B, T, this.config.hiddenSize]);
       for (const layer of this.layers) {
         h = tf.add(h, this.attention(layer, this.rmsNorm(h, layer.inputNorm), B, T, cos, sin, mask));
@@ -323,8 +319,8 @@ export class LlamaModel {
     this.finalNorm.dispose();
     this.lmHead.dispose();
     this.embed.dispose();
-    this.ropeCos.dispose();
-    this.ropeSin.dispose();
+    if (this.rope !== null) tf.dispose([this.rope.cos, this.rope.sin]);
+    this.rope = null;
     for (const m of this.masks.values()) m.dispose();
     this.masks.clear();
   }
@@ -348,6 +344,18 @@ export class LlamaModel {
       const variance = tf.mean(tf.square(x), -1, true);
       return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, this.config.rmsNormEps))), weight);
     });
+  }
+
+  /** Rotary tables covering T positions: the next power of two >= T (at least 256), capped at max_position_embeddings. */
+  private ropeFor(T: number): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
+    if (this.rope === null || this.rope.positions < T) {
+      const positions = Math.min(this.config.maxPositionEmbeddings, Math.max(256, 2 ** Math.ceil(Math.log2(T))));
+      const { cos, sin } = ropeTables(this.config.headDim, this.config.ropeTheta, positions);
+      const half = this.config.headDim / 2;
+      if (this.rope !== null) tf.dispose([this.rope.cos, this.rope.sin]);
+      this.rope = { cos: tf.keep(tf.tensor2d(cos, [positions, half])), sin: tf.keep(tf.tensor2d(sin, [positions, half])), positions };
+    }
+    return this.rope;
   }
 
   /** [T, T] additive mask: 0 where key position <= query position, MASKED above the diagonal. Cached per T. */

@@ -54,6 +54,23 @@ describe('llama semantics (cpu)', () => {
     await tf.setBackend('cpu');
   });
 
+  it('grows its rotary tables for long sequences and still equals the reference at position 299', async () => {
+    const config = parseLlamaConfig({ ...tinyConfigJson, max_position_embeddings: 600 });
+    const weights = randomLlamaWeights(config, 13, { std: 0.3 });
+    const model = await build(config, weights);
+    const short = tf.tidy(() => model.logits(tf.tensor2d([[1, 2, 3]], [1, 3], 'int32')));
+    short.dispose(); // tables for 256 positions
+    const ids = Array.from({ length: 300 }, (_, i) => (i * 7 + 3) % 37);
+    const out = tf.tidy(() => tf.slice(model.logits(tf.tensor2d([ids], [1, 300], 'int32')), [0, 295, 0], [1, 5, -1]));
+    const got = await out.data();
+    out.dispose();
+    const want = naiveLlamaLogits(config, weights, ids).slice(295).flat();
+    const scale = Math.max(...want.map(Math.abs));
+    // Longer sums (300 keys) than the 8-token test: 2e-4 relative still sits well below a wrong angle.
+    expect(maxAbsDiff(got, want)).toBeLessThan(2e-4 * scale);
+    model.dispose();
+  });
+
   it('is causal: changing a later token leaves earlier logits unchanged', async () => {
     const config = parseLlamaConfig(tinyConfigJson);
     const model = await build(config, randomLlamaWeights(config, 3, { std: 0.3 }));

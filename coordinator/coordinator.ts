@@ -62,7 +62,7 @@ export class Coordinator {
       await opener.ready;
       const engine = new Engine({ store, keys, metrics, logger, opener, startGraceMs: config.engine.startGraceMs });
       const printable = publicKeyMessage(keys).fingerprint;
-      const app = createHttpApp({ store, metrics, logger, adminToken, fingerprint: printable, onJobCreated: (id) => engine.runner(id) }, config.http);
+      const app = createHttpApp({ store, metrics, logger, adminToken, fingerprint: printable, onJobCreated: (id) => engine.runner(id), isConnected: (jobId, clientId) => engine.runner(jobId)?.isConnected(clientId) ?? false }, config.http);
       const http = createServer(app);
       const io = attachSocketServer(http, { store, engine, keys, metrics, logger }, config.socket);
       await new Promise<void>((resolve, reject) => {

@@ -78,10 +78,14 @@ export function createJob(store: Store, body: unknown, now = Date.now()): JobRec
   return store.createJob(spec, now);
 }
 
-/** `GET /api/jobs/:id`. */
-export function jobView(store: Store, id: string): JobView {
+/**
+ * `GET /api/jobs/:id`.
+ * @param isConnected whether a client of the job is connected now (the engine knows) @default never
+ */
+export function jobView(store: Store, id: string, isConnected: (clientId: string) => boolean = () => false): JobView {
   const job = store.requireJob(id);
   const privacy: PrivacyView = privacyView(job.spec, store.ledger(id));
+  const clients = store.clientsOfJob(id);
   return {
     id: job.id,
     status: job.status,
@@ -102,7 +106,16 @@ export function jobView(store: Store, id: string): JobView {
       refused: r.refused,
     })),
     privacy,
-    clients: store.clientsOfJob(id).length,
+    clients: clients.length,
+    clientList: clients.map((c) => ({
+      id: c.id,
+      enrolmentIndex: c.enrolmentIndex,
+      backend: c.backend,
+      agent: c.agent,
+      enrolledAt: c.createdAt,
+      lastSeenAt: c.lastSeenAt,
+      connected: isConnected(c.id),
+    })),
   };
 }
 

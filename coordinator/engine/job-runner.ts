@@ -119,6 +119,11 @@ export class JobRunner {
     return this.ended;
   }
 
+  /** Whether this client has an authenticated connection now. */
+  isConnected(clientId: string): boolean {
+    return this.links.has(clientId);
+  }
+
   /** Connected, authenticated clients. */
   get connectedCount(): number {
     return this.links.size;

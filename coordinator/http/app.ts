@@ -33,6 +33,8 @@ export interface HttpDeps {
   readonly fingerprint: string;
   /** Told when a job is created, so the round engine picks it up. */
   readonly onJobCreated?: (jobId: string) => void;
+  /** Whether a client of a job is connected now. */
+  readonly isConnected?: (jobId: string, clientId: string) => boolean;
 }
 
 export function createHttpApp(deps: HttpDeps, options: HttpOptions = {}): Express {
@@ -78,7 +80,8 @@ export function createHttpApp(deps: HttpDeps, options: HttpOptions = {}): Expres
   });
 
   api.get('/jobs/:id', (req, res) => {
-    res.json(jobView(store, req.params.id));
+    const jobId = req.params.id;
+    res.json(jobView(store, jobId, (clientId) => deps.isConnected?.(jobId, clientId) ?? false));
   });
 
   api.post('/jobs/:id/enrolments', (req, res) => {

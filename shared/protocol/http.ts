@@ -3,7 +3,7 @@
  * with these schemas; responses are typed by them, and tests parse responses with them.
  */
 import { z } from 'zod';
-import { ErrorInfoSchema } from './events.js';
+import { BackendInfoSchema, ErrorInfoSchema } from './events.js';
 import { JobSpecSchema } from './job-spec.js';
 
 /** Every error response: `{"error": {"code": "FL_ERR_...", "message": "...", "field"?: "..."}}`. */
@@ -61,6 +61,19 @@ export const JobViewSchema = z.strictObject({
   privacy: PrivacyViewSchema,
   /** Clients enrolled in the job. */
   clients: z.int(),
+  /** Each enrolled client: its backend report and whether it is connected now. */
+  clientList: z.array(
+    z.strictObject({
+      id: z.string(),
+      enrolmentIndex: z.int(),
+      backend: BackendInfoSchema,
+      agent: z.string().nullable(),
+      /** ms since the epoch. */
+      enrolledAt: z.number(),
+      lastSeenAt: z.number(),
+      connected: z.boolean(),
+    }),
+  ),
 });
 export type JobView = z.infer<typeof JobViewSchema>;
 

@@ -83,6 +83,7 @@ describe('round engine over socket.io: a full fedavg job', () => {
     expect(end).toEqual({ jobId, status: 'completed', rounds: 2 });
     const view = JobViewSchema.parse((await h.api('GET', `/api/jobs/${jobId}`)).json);
     expect(view).toMatchObject({ status: 'completed', round: 2, rounds: 2, clients: 2 });
+    expect(view.clientList.map((c) => [c.id, c.backend.name, c.connected]).sort()).toEqual([[c1!.clientId, 'test', true], [c2!.clientId, 'test', true]].sort());
     expect(view.roundsDetail.map((r) => [r.round, r.accepted, r.refused, r.participants.length])).toEqual([
       [0, 2, 0, 2],
       [1, 2, 0, 2],

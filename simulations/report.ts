@@ -50,6 +50,8 @@ export const StrategyReportSchema = z.object({
   wallSeconds: z.number().min(0),
   /** Ranks the clients trained at (several under heterogeneous ranks). */
   ranks: z.array(z.int().min(1)),
+  /** Clients the coordinator enrolled in the job (every simulated client, once connected). */
+  clientsEnrolled: z.int().min(0),
   droppedClientRounds: z.int().min(0),
   refusedUpdates: z.int().min(0),
 });
@@ -75,5 +77,7 @@ export const SimReportSchema = z.object({
   base: z.object({ sha256: z.string(), accuracy: z.number(), loss: z.number(), pretrainSeconds: z.number() }),
   strategies: z.record(z.string(), StrategyReportSchema),
   wallSeconds: z.number(),
+  /** Largest resident set of the sim process (coordinator, driver and all worker threads), sampled every 50 ms. */
+  peakRssMiB: z.number(),
 });
 export type SimReport = z.infer<typeof SimReportSchema>;

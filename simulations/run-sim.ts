@@ -178,6 +178,7 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
   const api = http(coordinator.url);
   const k = o.clientsPerRound ?? o.clients;
   const strategies: Record<string, StrategyReport> = {};
+  let peakRss = process.memoryUsage.rss();
   const stateRoot = mkdtempSync(join(out, 'client-state-'));
   const { ClientPool } = await import('./client-pool.js');
   let pool: ClientPoolType | null = null;
@@ -268,6 +269,7 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
             offeredBytes = encodeOfferedAdapter(adapter).length;
             seenState = stored.round;
           }
+          peakRss = Math.max(peakRss, process.memoryUsage.rss());
           await new Promise((r) => setTimeout(r, 50));
         }
       })();
@@ -313,6 +315,7 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
         delta: worst?.delta ?? view.privacy.delta ?? null,
         wallSeconds: (performance.now() - started) / 1000,
         ranks: [...ranksSeen].sort((a, b) => a - b),
+        clientsEnrolled: view.clients,
         droppedClientRounds: result.dropped,
         refusedUpdates: refused,
       };
@@ -346,6 +349,7 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
     base: { sha256: base.sha256, accuracy: base.accuracy, loss: base.loss, pretrainSeconds: base.seconds },
     strategies,
     wallSeconds: (performance.now() - t0) / 1000,
+    peakRssMiB: Math.max(peakRss, process.memoryUsage.rss()) / 2 ** 20,
   });
   const jsonPath = join(out, 'report.json');
   writeFileSync(jsonPath, `${JSON.stringify(report, null, 2)}\n`);

@@ -1,0 +1,184 @@
+/**
+ * The client side of secure aggregation (Bonawitz et al. 2017, Fig. 4, semi-honest variant; the
+ * sparse graph of Bell et al. 2020) as a state machine: one method per round, each taking the
+ * coordinator's message and returning the client's reply. Pure except for fresh randomness
+ * (node:crypto CSPRNG): no I/O, so the same class serves the agent and in-process simulations.
+ *
+ * Safety rules the client enforces itself (they are what protects it from a curious coordinator):
+ * - it reveals, for each neighbour, the share of b_v or the share of s_v^SK, never both, and
+ *   answers one unmasking request only;
+ * - it unmasks only when it is listed as a survivor and at least `minSurvivors` clients are;
+ * - it refuses keys or shares from clients outside its neighbourhood, and shares it cannot open.
+ */
+import nacl from 'tweetnacl';
+import { randomBytes } from 'node:crypto';
+import { FedloraError } from '../../shared/errors.js';
+import type { RandomSource } from '../random.js';
+import type { SecAggConfig } from './config.js';
+import { bigIntToBytes, bytesToBigInt, FIELD_BYTES } from './field.js';
+import { AgreementKeyPair } from './key-agreement.js';
+import { applyMask } from './mask-expansion.js';
+import type { AdvertiseKeys, KeysBroadcast, MaskedInput, PeerKeys, ShareKeys, SharesDelivery, UnmaskRequest, UnmaskResponse } from './messages.js';
+import { neighbourhood } from './neighbourhood.js';
+import { pairMaskKey, pairSign, selfMaskKey, selfSeedCommitment, shareCommitment, shareSealingKey } from './derivations.js';
+import { quantise } from './quantize.js';
+import { splitSecret } from './shamir.js';
+
+type Step = 'advertise' | 'share' | 'mask' | 'unmask' | 'done';
+
+function protocolError(client: string, message: string): never {
+  throw new FedloraError('FL_ERR_SECAGG_PROTOCOL', `secure aggregation (${client}): ${message}`, { client });
+}
+
+export class SecAggClient {
+  private step: Step = 'advertise';
+  private readonly cKeys = new AgreementKeyPair();
+  private readonly sKeys = new AgreementKeyPair();
+  private readonly neighbours: ReadonlySet<string>;
+  private peers = new Map<string, PeerKeys>();
+  /** Neighbours whose shares this client holds, with the two shares. */
+  private held = new Map<string, { selfSeed: Uint8Array; secretKey: Uint8Array }>();
+  private selfSeed: Uint8Array | null = null;
+  /** Coordinates clipped to the range by the last quantisation. */
+  clippedCoordinates = 0;
+
+  /**
+   * @param config the round's settings (config.ts), the same for every party
+   * @param id this client's id, one of config.clients
+   * @param random uniform bits for the stochastic rounding; @default the node:crypto CSPRNG
+   */
+  constructor(
+    private readonly config: SecAggConfig,
+    readonly id: string,
+    private readonly random?: RandomSource,
+  ) {
+    if (!config.clients.includes(id)) throw new FedloraError('FL_ERR_SECAGG_CONFIG', `secure aggregation: client '${id}' is not in the round's client list`, { field: 'clients' });
+    this.neighbours = neighbourhood(config.clients, config.degree, config.graphSeed).get(id)!;
+  }
+
+  private expect(step: Step, what: string): void {
+    if (this.step !== step) protocolError(this.id, `${what} arrived at step '${this.step}', expected at '${step}'`);
+  }
+
+  private point(client: string): number {
+    return this.config.clients.indexOf(client) + 1;
+  }
+
+  /** Round 0: fresh X25519 key pairs for this round. */
+  advertiseKeys(): AdvertiseKeys {
+    this.expect('advertise', 'advertiseKeys');
+    this.step = 'share';
+    return { from: this.id, cPublicKey: this.cKeys.publicKey, sPublicKey: this.sKeys.publicKey };
+  }
+
+  /** Round 1: shares b_u and s_u^SK among the live neighbours, sealed for each. */
+  shareKeys(broadcast: KeysBroadcast): ShareKeys {
+    this.expect('share', 'the neighbours\' keys');
+    const seenKeys = new Set<string>();
+    for (const p of broadcast.neighbours) {
+      if (!this.neighbours.has(p.id)) protocolError(this.id, `keys of '${p.id}', which is not a neighbour`);
+      if (this.peers.has(p.id)) protocolError(this.id, `keys of '${p.id}' twice`);
+      for (const k of [p.cPublicKey, p.sPublicKey]) {
+        const hex = Buffer.from(k).toString('hex');
+        if (seenKeys.has(hex)) throw new FedloraError('FL_ERR_SECAGG_BAD_SHARE', `secure aggregation (${this.id}): '${p.id}' reuses a public key`, { client: p.id });
+        seenKeys.add(hex);
+      }
+      this.peers.set(p.id, p);
+    }
+    if (this.peers.size < this.config.threshold) {
+      throw new FedloraError('FL_ERR_SECAGG_DROPOUTS', `secure aggregation (${this.id}): ${this.peers.size} live neighbours, fewer than the threshold ${this.config.threshold}`, { client: this.id });
+    }
+    const seed = new Uint8Array(randomBytes(32));
+    this.selfSeed = seed;
+    const holders = [...this.peers.keys()];
+    const xs = holders.map((h) => this.point(h));
+    const seedShares = splitSecret(seed, xs, this.config.threshold);
+    const keyShares = splitSecret(this.sKeys.secretKey, xs, this.config.threshold);
+    const ctx = this.config.context;
+    const shares = holders.map((to, i) => {
+      const a = bigIntToBytes(seedShares[i]!.y, FIELD_BYTES);
+      const b = bigIntToBytes(keyShares[i]!.y, FIELD_BYTES);
+      const plain = new Uint8Array(2 * FIELD_BYTES);
+      plain.set(a, 0);
+      plain.set(b, FIELD_BYTES);
+      const key = shareSealingKey(ctx, this.id, to, this.cKeys.agree(this.peers.get(to)!.cPublicKey, to));
+      const nonce = new Uint8Array(randomBytes(nacl.secretbox.nonceLength));
+      const box = nacl.secretbox(plain, nonce, key);
+      const sealed = new Uint8Array(nonce.length + box.length);
+      sealed.set(nonce, 0);
+      sealed.set(box, nonce.length);
+      return {
+        to,
+        sealed,
+        selfSeedShareCommitment: shareCommitment('self-seed', ctx, this.id, to, a),
+        secretKeyShareCommitment: shareCommitment('secret-key', ctx, this.id, to, b),
+      };
+    });
+    this.step = 'mask';
+    return { from: this.id, selfSeedCommitment: selfSeedCommitment(ctx, this.id, seed), shares };
+  }
+
+  /**
+   * Round 2: opens the shares neighbours sealed for it, then masks the update: quantise (clip to
+   * [-c, c], stochastic rounding), add PRG(b_u) and, per neighbour that shared, +-PRG(s_uv).
+   * @param values the vector to aggregate, of config.vectorLength (any noise already added)
+   */
+  maskedInput(delivery: SharesDelivery, values: ArrayLike<number>): MaskedInput {
+    this.expect('mask', 'the delivered shares');
+    if (values.length !== this.config.vectorLength) {
+      throw new FedloraError('FL_ERR_SHAPE_MISMATCH', `secure aggregation (${this.id}): the vector has ${values.length} values, the round aggregates ${this.config.vectorLength}`);
+    }
+    for (const d of delivery.shares) {
+      const peer = this.peers.get(d.from);
+      if (peer === undefined) protocolError(this.id, `a share from '${d.from}', which did not advertise keys to it`);
+      if (this.held.has(d.from)) protocolError(this.id, `two shares from '${d.from}'`);
+      const key = shareSealingKey(this.config.context, d.from, this.id, this.cKeys.agree(peer.cPublicKey, d.from));
+      const nonceLength = nacl.secretbox.nonceLength;
+      const plain = d.sealed.length > nonceLength ? nacl.secretbox.open(d.sealed.subarray(nonceLength), d.sealed.subarray(0, nonceLength), key) : null;
+      if (plain === null || plain.length !== 2 * FIELD_BYTES) {
+        throw new FedloraError('FL_ERR_SECAGG_BAD_SHARE', `secure aggregation (${this.id}): the share from '${d.from}' does not open (tampered, or sealed for another client or round)`, { client: d.from });
+      }
+      this.held.set(d.from, { selfSeed: plain.slice(0, FIELD_BYTES), secretKey: plain.slice(FIELD_BYTES) });
+    }
+    if (this.held.size < this.config.threshold) {
+      throw new FedloraError('FL_ERR_SECAGG_DROPOUTS', `secure aggregation (${this.id}): shares from ${this.held.size} neighbours, fewer than the threshold ${this.config.threshold}`, { client: this.id });
+    }
+    const { quantised, clippedCoordinates } = quantise(values, this.config, this.random);
+    this.clippedCoordinates = clippedCoordinates;
+    applyMask(quantised, selfMaskKey(this.config.context, this.id, this.selfSeed!), 1);
+    for (const v of this.held.keys()) {
+      const agreed = this.sKeys.agree(this.peers.get(v)!.sPublicKey, v);
+      applyMask(quantised, pairMaskKey(this.config.context, this.id, v, agreed), pairSign(this.id, v));
+    }
+    this.step = 'unmask';
+    return { from: this.id, masked: quantised };
+  }
+
+  /** Round 3: reveals, per neighbour it holds shares of, the share of b_v (survivor) or of s_v^SK (dropped). */
+  unmask(request: UnmaskRequest): UnmaskResponse {
+    this.expect('unmask', 'the unmasking request');
+    const survivors = new Set(request.survivors);
+    const dropped = new Set(request.dropped);
+    for (const d of dropped) if (survivors.has(d)) protocolError(this.id, `'${d}' is listed both as a survivor and as dropped: revealing both of its secrets would expose its update`);
+    if (!survivors.has(this.id)) protocolError(this.id, 'the unmasking request does not list this client as a survivor');
+    if (survivors.size < this.config.minSurvivors) {
+      throw new FedloraError('FL_ERR_SECAGG_DROPOUTS', `secure aggregation (${this.id}): ${survivors.size} survivors, fewer than minSurvivors ${this.config.minSurvivors}; refusing to unmask a sum of so few clients`, { client: this.id });
+    }
+    this.step = 'done';
+    const selfSeedShares = [];
+    const secretKeyShares = [];
+    for (const [v, s] of this.held) {
+      if (survivors.has(v)) selfSeedShares.push({ of: v, y: s.selfSeed });
+      else if (dropped.has(v)) secretKeyShares.push({ of: v, y: s.secretKey });
+    }
+    this.held = new Map(); // forget: a second request gets nothing
+    this.peers = new Map();
+    return { from: this.id, selfSeedShares, secretKeyShares };
+  }
+}
+
+/** For the coordinator: a share's y as a bigint, refusing out-of-range values. */
+export function shareValue(y: Uint8Array): bigint | null {
+  if (y.length !== FIELD_BYTES) return null;
+  return bytesToBigInt(y);
+}

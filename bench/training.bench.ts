@@ -8,6 +8,8 @@
  *  - naive: W [out, in], A [r, in], B [out, r] as PyTorch stores them, y = x W^T + s (x A^T) B^T
  *    with transposed matmuls, gradients by tf.
  * Prints median ms/step, rows/s (tokens/s for a sequence model) and the ratio naive / ours.
+ * Then, on wasm, one DP-SGD clipped-gradient sum on the digits mlp (64 -> 64 -> 64 -> 10, LoRA
+ * r = 8 on every layer, 64 examples): ghost norms against per-example micro-batches, same run.
  * FEDLORA_BENCH_STEPS overrides the measured steps (default 5 for 1 layer, 3 for 4 layers);
  * FEDLORA_BENCH_BACKENDS the backends (default `wasm,webgpu`).
  */
@@ -16,6 +18,11 @@ import { chooseBackend, shutdownBackend, type BackendName } from '../client/back
 import { variableFrom } from '../client/lora/init.js';
 import { LoraDense } from '../client/lora/lora-dense.js';
 import { avoidTransposeFlags, setMatmulPolicy } from '../client/lora/matmul-policy.js';
+import { tableSource } from '../client/data/batches.js';
+import { loadCsv } from '../client/data/csv.js';
+import { MlpClassifier } from '../client/models/mlp.js';
+import { MLP_MODEL_TYPE, mlpTensorShapes, type MlpConfig } from '../client/models/mlp-config.js';
+import { clippedGradientSum, type DpClipMode } from '../client/train/dp-sgd.js';
 import { machineLine } from './machine.js';
 
 const N = 2048;
@@ -121,6 +128,31 @@ async function measure(make: (layers: number) => Setup, layers: number, steps: n
   }
 }
 
+/** Median ms of one clipped-gradient sum over 64 digits with each clipping mode. */
+async function dpBench(): Promise<void> {
+  const digits = await loadCsv('simulations/data/digits.csv.gz');
+  const config: MlpConfig = { model_type: MLP_MODEL_TYPE, input_size: 64, hidden_sizes: [64, 64], num_labels: 10, hidden_act: 'relu' };
+  const weights = new Map([...mlpTensorShapes(config)].map(([name, shape], i) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    return [name, name === 'input_norm.std' ? new Float32Array(n).fill(8) : name === 'input_norm.mean' ? new Float32Array(n).fill(4) : randn([n], 0.1, 500 + i)];
+  }));
+  const model = MlpClassifier.fromCheckpoint({ config, weights }, { variant: 'lora', rank: 8, alpha: 16 });
+  for (const m of model.modules().values()) m.setFactors({ B: randn([m.outFeatures * m.rank], 0.05, 7) });
+  const idx = Array.from({ length: 64 }, (_, i) => i * 11);
+  const ms: Partial<Record<DpClipMode, number>> = {};
+  for (const mode of ['ghost', 'microbatch'] as const) {
+    const times: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const t0 = performance.now();
+      await clippedGradientSum(model, tableSource(digits), idx, 1, mode);
+      if (i > 0) times.push(performance.now() - t0);
+    }
+    ms[mode] = median(times);
+  }
+  model.dispose();
+  console.log(`  DP-SGD clipped sum, digits mlp [64, 64], LoRA r 8, 64 examples: ghost ${ms.ghost!.toFixed(1)} ms, micro-batches of one ${ms.microbatch!.toFixed(1)} ms; microbatch / ghost = ${(ms.microbatch! / ms.ghost!).toFixed(1)}x`);
+}
+
 export async function run(): Promise<void> {
   const override = Number(process.env.FEDLORA_BENCH_STEPS ?? '');
   const backends = (process.env.FEDLORA_BENCH_BACKENDS ?? 'wasm,webgpu').split(',').map((b) => b.trim()) as BackendName[];
@@ -151,6 +183,7 @@ export async function run(): Promise<void> {
         console.log(`    (ours with the wasm formulation forced: ${msExplicit.toFixed(1)} ms; naive / that = ${(msNaive / msExplicit).toFixed(2)}x)`);
       }
     }
+    if (backend === 'wasm') await dpBench();
     await shutdownBackend();
   }
   console.log(machineLine());

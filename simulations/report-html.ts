@@ -54,7 +54,7 @@ function compact(v: number): string {
 export function lineChart(series: readonly Series[], o: ChartOptions): string {
   const W = 600;
   const H = 320;
-  const L = 64;
+  const L = 78;
   const R = 130;
   const T = 34;
   const B = 46;
@@ -77,7 +77,7 @@ export function lineChart(series: readonly Series[], o: ChartOptions): string {
   const px = (x: number): number => L + ((x - xMin) / (xMax - xMin)) * (W - L - R);
   const py = (y: number): number => T + (1 - (tf(y) - yMin) / (yMax - yMin)) * (H - T - B);
   const fmt = o.format ?? compact;
-  const yTicks = o.logY ? ticks(Math.floor(yMin), Math.ceil(yMax), Math.max(1, Math.ceil(yMax) - Math.floor(yMin))).filter((e) => e >= yMin && e <= yMax && Number.isInteger(e)).map((e) => 10 ** e) : ticks(yMin, yMax);
+  const yTicks = o.logY ? ticks(Math.floor(yMin), Math.ceil(yMax), Math.max(1, Math.ceil(yMax) - Math.floor(yMin))).filter((e) => e >= yMin && e <= yMax && Number.isInteger(e)).map((e) => 10 ** e) : ticks(yMin, yMax, 7);
   const xTicks = ticks(xMin, xMax, Math.min(10, xMax - xMin)).filter((x) => Number.isInteger(x));
   const parts: string[] = [];
   parts.push(`<svg viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(o.title)}">`);
@@ -161,7 +161,8 @@ svg text{font-family:inherit}.tick{font-size:11px;fill:#555}.axis{font-size:12px
 <p class="meta">${esc(report.createdAt)} · data ${esc(report.data.source)} (${report.data.federatedRows} federated rows over ${report.data.clientRows.length} clients, ${esc(report.data.partition)}; ${report.data.publicRows} public rows for the base model; ${report.data.testRows} test rows) · seed ${report.seed} · ${report.wallSeconds.toFixed(1)} s in all</p>
 <p class="meta">Base mlp (pre-trained on the public rows): test accuracy ${(100 * report.base.accuracy).toFixed(1)}%, loss ${report.base.loss.toFixed(3)} · sha256 ${esc(report.base.sha256.slice(0, 16))}…</p>
 <h2>Summary</h2>
-<table><tr><th>strategy</th><th>status</th><th>test accuracy</th><th>test loss</th><th>bytes up / client / round</th><th>bytes down / client / round</th><th>analytic up / down (PAPERS.md)</th><th>epsilon</th><th>ranks</th><th>wall</th></tr>${rows}</table>
+<div style="overflow-x:auto"><table><tr><th>strategy</th><th>status</th><th>test accuracy</th><th>test loss</th><th>up / client / round</th><th>down / client / round</th><th>analytic up / down</th><th>epsilon</th><th>ranks</th><th>wall</th></tr>${rows}</table></div>
+<p class="meta">up: mean sealed envelope bytes per accepted update; down: bytes of the global state in each offer; analytic: float32 payload of PAPERS.md's per-matrix costs (FedAvg (m+n)r, FLoRA down min(c(m+n)r, mn), FFA mr, Fed-SB r²).</p>
 <h2>Per round</h2>
 <div class="charts">${charts.join('\n')}</div>
 <h2>Data per client (rows per class)</h2>

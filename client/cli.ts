@@ -35,6 +35,14 @@ export function parseLabelSet(value: string): Set<number> {
   return out;
 }
 
+/** `--header auto|yes|no` for CSV files. */
+function parseHeader(value: string): boolean | 'auto' {
+  if (value === 'auto') return 'auto';
+  if (value === 'yes') return true;
+  if (value === 'no') return false;
+  throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--header must be auto, yes or no, got '${value}'`);
+}
+
 function parseHidden(value: string): number[] {
   if (value.trim() === '') return [];
   return value.split(',').map((s) => positiveInt('--hidden')(s));
@@ -77,6 +85,7 @@ export function register(program: Command): void {
     .description('pre-train the base mlp on the labels given (default: digits 0-4) and save config.json + model.safetensors')
     .option('--data <file>', 'CSV or JSONL of numeric features and a label', 'simulations/data/digits.csv.gz')
     .option('--label <column>', 'label column (name, 0-based index or "last")')
+    .option('--header <when>', 'CSV: is the first line a header? auto (a line of numbers is data), yes or no', parseHeader, 'auto' as const)
     .option('--labels <set>', 'labels to pre-train on, e.g. 0-4 (the public part)', '0-4')
     .option('--num-labels <n>', 'classes of the head (default: largest label in the file + 1)', positiveInt('--num-labels'))
     .option('--test-fraction <f>', 'held out (seeded) for the reported accuracy', fraction('--test-fraction'), 0.2)
@@ -89,7 +98,7 @@ export function register(program: Command): void {
     .option('--out <dir>', 'output folder', 'models/mlp-digits')
     .option('--backend <name>', 'force a backend')
     .action(async (opts: {
-      data: string; label?: string; labels: string; numLabels?: number; testFraction: number; hidden: string; act: string;
+      data: string; label?: string; header: boolean | 'auto'; labels: string; numLabels?: number; testFraction: number; hidden: string; act: string;
       epochs: number; batchSize: number; lr: number; seed: number; out: string; backend?: string;
     }) => {
       if (!['relu', 'gelu', 'tanh'].includes(opts.act)) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--act must be relu, gelu or tanh, got '${opts.act}'`);
@@ -100,7 +109,7 @@ export function register(program: Command): void {
         const [{ loadData }, { trainTestSplit }, { subset, indicesWithLabels }, { tableSource }, { pretrainMlp, saveDenseMlp }, { evaluate }] = await Promise.all([
           import('./data/load.js'), import('./data/split.js'), import('./data/table.js'), import('./data/batches.js'), import('./pretrain/mlp.js'), import('./train/evaluate.js'),
         ]);
-        const data = await loadData(opts.data, opts.label === undefined ? {} : { label: opts.label });
+        const data = await loadData(opts.data, { header: opts.header, ...(opts.label === undefined ? {} : { label: opts.label }) });
         if (data.kind !== 'classification') throw new FedloraError('FL_ERR_DATA', `${opts.data}: the mlp needs numeric features and a label, got texts`);
         const numLabels = opts.numLabels ?? data.labels.reduce((a, b) => Math.max(a, b), 0) + 1;
         const split = trainTestSplit(data.labels.length, opts.testFraction, opts.seed);
@@ -164,6 +173,7 @@ export function register(program: Command): void {
     .requiredOption('--data <file>', 'data file: .csv or .jsonl, optionally .gz')
     .option('--out <dir>', 'write the adapter here (adapter_config.json + adapter_model.safetensors)')
     .option('--label <column>', 'label column or field')
+    .option('--header <when>', 'CSV: is the first line a header? auto (a line of numbers is data), yes or no', parseHeader, 'auto' as const)
     .option('--labels <set>', 'classification: train and evaluate only on these labels, e.g. 5-9')
     .option('--variant <v>', 'lora (A, B trained), ffa (B trained), fedsb (R trained)', 'lora')
     .option('--rank <r>', 'LoRA rank', positiveInt('--rank'), 8)
@@ -186,7 +196,7 @@ export function register(program: Command): void {
     .option('--dp-delta <d>', 'delta for the epsilon reported after DP-SGD', number('--dp-delta', (v) => v > 0 && v < 1, 'in (0, 1)'), 1e-5)
     .option('--backend <name>', 'force a backend')
     .action(async (opts: {
-      model: string; data: string; out?: string; label?: string; labels?: string; variant: string; rank: number; alpha?: number; targetModules: string; seqLen: number;
+      model: string; data: string; out?: string; label?: string; header: boolean | 'auto'; labels?: string; variant: string; rank: number; alpha?: number; targetModules: string; seqLen: number;
       epochs: number; maxSteps?: number; batchSize: number; gradAccum: number; lr: number; schedule: string; warmup: number; weightDecay: number;
       testFraction: number; seed: number; dpSigma?: number; dpClip?: number; dpMode: string; dpDelta: number; backend?: string;
     }) => {
@@ -203,7 +213,7 @@ export function register(program: Command): void {
         let started = false;
         const targets = opts.targetModules === 'all-linear' ? 'all-linear' as const : opts.targetModules.split(',').map((s) => s.trim()).filter((s) => s !== '');
         const result = await runLocalTraining({
-          modelDir: opts.model, dataPath: opts.data, ...(opts.label === undefined ? {} : { label: opts.label }),
+          modelDir: opts.model, dataPath: opts.data, header: opts.header, ...(opts.label === undefined ? {} : { label: opts.label }),
           ...(opts.labels === undefined ? {} : { labels: parseLabelSet(opts.labels) }),
           variant: opts.variant as 'lora', rank: opts.rank, ...(opts.alpha === undefined ? {} : { alpha: opts.alpha }),
           targetModules: targets, seqLen: opts.seqLen, epochs: opts.epochs, ...(opts.maxSteps === undefined ? {} : { maxSteps: opts.maxSteps }),

@@ -26,6 +26,8 @@ export interface LocalRunOptions extends Omit<TrainOptions, 'onProgress'> {
   readonly dataPath: string;
   /** Label column / field. */
   readonly label?: string;
+  /** CSV: whether the first line is a header. @default 'auto' */
+  readonly header?: boolean | 'auto';
   /** Classification: keep only rows with these labels (e.g. digits 5-9 on a base pre-trained on 0-4). */
   readonly labels?: ReadonlySet<number>;
   /** @default 'lora' */
@@ -119,7 +121,7 @@ export function fullAdapter(model: LoraModel): Adapter {
 
 export async function runLocalTraining(o: LocalRunOptions): Promise<LocalRunResult> {
   const type = await modelType(o.modelDir);
-  const loaded = await loadData(o.dataPath, o.label === undefined ? {} : { label: o.label });
+  const loaded = await loadData(o.dataPath, { ...(o.label === undefined ? {} : { label: o.label }), ...(o.header === undefined ? {} : { header: o.header }) });
   const data = o.labels === undefined || loaded.kind !== 'classification' ? loaded : subset(loaded, indicesWithLabels(loaded.labels, new Set(o.labels)));
   const rows = data.kind === 'classification' ? data.labels.length : data.texts.length;
   const split = trainTestSplit(rows, o.testFraction ?? 0.2, o.seed ?? 0);

@@ -64,6 +64,9 @@ describe('fedlora pretrain mlp / train', () => {
     const csv = join(dir, 'three.csv');
     await writeFile(csv, 'a,b,label\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n9,1,0\n');
     await expect(run('train', '--model', modelDir, '--data', csv, '--backend', 'cpu')).rejects.toThrow(/FL_ERR_DATA: .*three\.csv: has 2 feature columns, the model expects 64/);
+    await expect(run('train', '--model', modelDir, '--data', csv, '--header', 'maybe')).rejects.toThrow(/--header must be auto, yes or no, got 'maybe'/);
+    // read as headerless, the header line itself is a row with non-numeric fields
+    await expect(run('train', '--model', modelDir, '--data', csv, '--header', 'no', '--backend', 'cpu')).rejects.toThrow(/FL_ERR_DATA: .*three\.csv:1 field 'c0': 'a' is not a finite number/);
     await expect(run('backend', '--backend', 'metal')).rejects.toThrow(/FL_ERR_INVALID_ARGUMENT: --backend must be one of tensorflow, webgpu, wasm, cpu/);
   });
 

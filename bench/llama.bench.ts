@@ -75,6 +75,7 @@ async function smolSized(): Promise<void> {
     const { model: base, sha256 } = await loadLlamaCheckpoint(dir);
     const loadMs = performance.now() - t0;
     const rss1 = process.memoryUsage().rss;
+    const tfBytes = tf.memory().numBytes;
     const model = LlamaLoraModel.attach(base, { targetModules: ['q_proj', 'v_proj'], variant: 'lora', rank: 8, alpha: 16 });
     const ids = tf.randomUniform([1, 129], 0, config.vocabSize, 'int32', 2) as tf.Tensor2D;
     const inputs = tf.slice(ids, [0, 0], [1, 128]) as tf.Tensor2D;
@@ -95,7 +96,7 @@ async function smolSized(): Promise<void> {
       await l.data();
       l.dispose();
     }, 1, 2);
-    console.log(`SmolLM-135M-shaped checkpoint (${(llamaParameterCountOf(config) / 1e6).toFixed(1)}M parameters, F32): load + SHA-256 ${(loadMs / 1000).toFixed(1)} s, resident memory +${((rss1 - rss0) / 2 ** 30).toFixed(2)} GiB (sha ${sha256!.slice(0, 12)}...)`);
+    console.log(`SmolLM-135M-shaped checkpoint (${(llamaParameterCountOf(config) / 1e6).toFixed(1)}M parameters, F32): load + SHA-256 ${(loadMs / 1000).toFixed(1)} s, tfjs holds ${(tfBytes / 2 ** 30).toFixed(2)} GiB, process resident memory +${((rss1 - rss0) / 2 ** 30).toFixed(2)} GiB (sha ${sha256!.slice(0, 12)}...)`);
     console.log(`  1 x 128 tokens: forward ${forward.toFixed(0)} ms, LoRA q/v step ${step.toFixed(0)} ms; step / forward ${(step / forward).toFixed(2)}x`);
     optimizer.dispose();
     model.dispose();

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { loadTokenizer } from '../../client/tokenizer.js';
-import { BYTE_BOS_ID, BYTE_EOS_ID, BYTE_PAD_ID, BYTE_SPECIAL_TOKENS, ByteTokenizer, byteTokenizerJson } from '../../client/tokenizer-bytes.js';
+import { BYTE_BOS_ID, BYTE_EOS_ID, BYTE_PAD_ID, BYTE_SPECIAL_TOKENS, ByteTokenizer, byteTokenizerJson, bytesToUnicode } from '../../client/tokenizer-bytes.js';
 import { HfTokenizer } from '../../client/tokenizer-hf.js';
 import { isFedloraError } from '../../shared/errors.js';
 
@@ -52,6 +52,30 @@ describe('byte tokenizer', () => {
     }));
     // tokenizer.json matches the special tokens' text; the byte tokenizer does not (documented).
     expect(hf.encode(`${BYTE_SPECIAL_TOKENS.bos}a`)).toEqual([BYTE_BOS_ID, 0x61]);
+  });
+});
+
+describe('tokenizer.json of the GPT-2 / SmolLM kind (byte-level BPE with the regex pre-tokenizer)', () => {
+  it('splits words with their leading space, merges them, and decodes back exactly', () => {
+    const symbols = bytesToUnicode();
+    const vocab: Record<string, number> = {};
+    symbols.forEach((sym, b) => (vocab[sym] = b));
+    const G = symbols[0x20]!; // 'Ġ', the byte-level symbol of a space
+    const merged = ['he', 'll', 'hell', 'hello', `${G}w`, `${G}wo`, `${G}wor`, `${G}worl`, `${G}world`];
+    merged.forEach((t, i) => (vocab[t] = 256 + i));
+    const merges = ['h e', 'l l', 'he ll', 'hell o', `${G} w`, `${G}w o`, `${G}wo r`, `${G}wor l`, `${G}worl d`];
+    const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
+    const t = new HfTokenizer({
+      version: '1.0', added_tokens: [{ id: 265, content: '<|endoftext|>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
+      normalizer: null, pre_tokenizer: byteLevel, post_processor: null, decoder: byteLevel,
+      model: { type: 'BPE', vocab: { ...vocab, '<|endoftext|>': 265 }, merges },
+    }, { bos_token: '<|endoftext|>', eos_token: '<|endoftext|>' });
+    // "hello" + "," + " world" + "!": the regex keeps the space with the following word.
+    expect(t.encode('hello, world!')).toEqual([259, 0x2c, 264, 0x21]);
+    // Unmerged text falls back to bytes: "héllo" has no merge across the two-byte é.
+    expect(t.encode('héllo')).toEqual([0x68, 0xc3, 0xa9, 257, 0x6f]);
+    expect(t.decode([265, 259, 0x2c, 264, 0x21, 265])).toBe('hello, world!');
+    expect([t.bosId, t.eosId, t.vocabSize]).toEqual([265, 265, 266]);
   });
 });
 

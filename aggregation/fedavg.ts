@@ -29,7 +29,7 @@ import { FedloraError } from '../shared/errors.js';
 import { kaimingUniformA } from './kaiming.js';
 import { productGram, quadraticForm, type LowRankTerm } from './low-rank.js';
 import { BilateralCountSketch } from './count-sketch.js';
-import { addScaled, addScaledColumns, growRows, StagedSum, toFloat32, widenColumns } from './running-sum.js';
+import { addScaled, addScaledColumns, growRows, stagedSum, stagedSums, toFloat32, widenColumns, type StagedSum } from './running-sum.js';
 import { SeededRandom } from './seeded-random.js';
 import type { AggregationNoise, ClientInfo, ClientPlan, ClientUpdate, GlobalState, JobSpec, RoundAggregation, RoundResult, Strategy, SummedDelta, TrainableVector } from './strategy.js';
 import { applySummedDeltas, trainableVectorsOf } from './trainable-vectors.js';
@@ -131,6 +131,7 @@ class FedAvgRound implements RoundAggregation {
     const reference = this.state?.adapter?.layout ?? (this.order === null ? update.adapter.layout : { variant: 'lora' as const, modules: this.order });
     // Fast path when every module has the running sum's rank (all but HetLoRA padding): each tensor
     // is read once, its finiteness checked while it is staged (running-sum.ts StagedSum).
+    if (this.order === null && this.state?.adapter) this.start(reference.modules); // sums at the global ranks
     const sameRanks = update.adapter.layout.modules.every((m) => this.sums.get(m.path)?.rank === m.rank);
     checkUpdate(update, reference, { required: ['A', 'B'], sameRank: false, finiteCheckedByCaller: sameRanks ? ['A', 'B'] : [] });
     if (this.order === null) this.start(reference.modules);
@@ -152,8 +153,8 @@ class FedAvgRound implements RoundAggregation {
         const f = update.adapter.factors.get(m.path)!;
         const { outFeatures: rows, inFeatures: n, rank } = m;
         if (rank > sum.rank) {
-          sum.A = new StagedSum(growRows(sum.A.current, rank, n));
-          sum.B = new StagedSum(widenColumns(sum.B.current, rows, sum.rank, rank));
+          sum.A = stagedSum(growRows(sum.A.current, rank, n));
+          sum.B = stagedSum(widenColumns(sum.B.current, rows, sum.rank, rank));
           sum.rank = rank;
         }
         addScaled(sum.A.current.subarray(0, rank * n), f.A!, w);
@@ -174,17 +175,22 @@ class FedAvgRound implements RoundAggregation {
 
   private start(modules: readonly AdapterModule[]): void {
     this.order = [...modules];
-    for (const m of modules) {
-      const globalModule = this.state?.adapter?.layout.modules.find((g) => g.path === m.path);
+    const globals = modules.map((m) => this.state?.adapter?.layout.modules.find((g) => g.path === m.path));
+    // The global ranks (0 without a state: the sums grow to r_max as updates arrive), all in one
+    // wasm memory where SIMD pays off (running-sum.ts stagedSums).
+    const ranks = globals.map((g) => g?.rank ?? 0);
+    const sums = stagedSums(modules.flatMap((m, i) => [ranks[i]! * m.inFeatures, m.outFeatures * ranks[i]!]));
+    for (const [i, m] of modules.entries()) {
+      const globalModule = globals[i];
       const scale = scaling(globalModule ?? m);
-      const rank = globalModule?.rank ?? 0; // grows to r_max as updates arrive
+      const rank = ranks[i]!;
       const sketcher = this.noise === 'sketch' ? new BilateralCountSketch(SeededRandom.fromSeed('fedlora/fedavg/noise-sketch/v2', this.state?.seed ?? '', m.path), m.outFeatures, m.inFeatures, this.q) : undefined;
       this.sums.set(m.path, {
         module: m,
         scale,
         rank,
-        A: StagedSum.zeros(rank * m.inFeatures),
-        B: StagedSum.zeros(m.outFeatures * rank),
+        A: sums[2 * i]!,
+        B: sums[2 * i + 1]!,
         sketcher,
         sketch: sketcher?.empty(),
         terms: [],

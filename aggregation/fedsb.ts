@@ -20,7 +20,7 @@ import { scaling } from '../shared/adapter.js';
 import { FedloraError } from '../shared/errors.js';
 import { checkFrozenFactors } from './frozen-check.js';
 import { orthonormalColumns, truncatedSvdDense } from './low-rank.js';
-import { StagedSum, toFloat32 } from './running-sum.js';
+import { stagedZeros, toFloat32, type StagedSum } from './running-sum.js';
 import { SeededRandom } from './seeded-random.js';
 import type { ClientInfo, ClientPlan, ClientUpdate, GlobalState, JobSpec, RoundAggregation, RoundResult, Strategy, SummedDelta, TrainableVector } from './strategy.js';
 import { applySummedDeltas, trainableVectorsOf } from './trainable-vectors.js';
@@ -166,7 +166,7 @@ class FedSbRound implements RoundAggregation {
         }
       }
       factors.set(m.path, { A: copy ? f!.A!.slice() : f!.A!, B: copy ? f!.B!.slice() : f!.B! });
-      this.sums.set(m.path, { scale: scaling(m), R: StagedSum.zeros(m.rank * m.rank) });
+      this.sums.set(m.path, { scale: scaling(m), R: stagedZeros(m.rank * m.rank) });
     }
     this.reference = { layout: adapter.layout, factors };
   }

@@ -14,7 +14,7 @@ import { scaling } from '../shared/adapter.js';
 import { FedloraError } from '../shared/errors.js';
 import { checkFrozenFactors } from './frozen-check.js';
 import { kaimingUniformA } from './kaiming.js';
-import { StagedSum, toFloat32 } from './running-sum.js';
+import { stagedSums, toFloat32, type StagedSum } from './running-sum.js';
 import type { ClientInfo, ClientPlan, ClientUpdate, GlobalState, JobSpec, RoundAggregation, RoundResult, Strategy, SummedDelta, TrainableVector } from './strategy.js';
 import { applySummedDeltas, trainableVectorsOf } from './trainable-vectors.js';
 import { checkJobSpec, checkUpdate, refuseNonFinite, tensorName } from './validate-update.js';
@@ -88,13 +88,14 @@ class FfaRound implements RoundAggregation {
   /** @param copy copy A (it comes from an update, which the output must not alias) */
   private start(adapter: Adapter, source: string, copy: boolean): void {
     const factors = new Map<string, ModuleFactors>();
-    for (const m of adapter.layout.modules) {
+    const sums = stagedSums(adapter.layout.modules.map((m) => m.outFeatures * m.rank));
+    for (const [i, m] of adapter.layout.modules.entries()) {
       const A = adapter.factors.get(m.path)?.A;
       if (A === undefined) {
         throw new FedloraError('FL_ERR_AGGREGATION_INPUT', `${source}: ${tensorName(m.path, 'A')} is missing; ffa needs the frozen A from the global state or the first update`, { source, tensor: tensorName(m.path, 'A') });
       }
       factors.set(m.path, { A: copy ? A.slice() : A });
-      this.sums.set(m.path, { scale: scaling(m), B: StagedSum.zeros(m.outFeatures * m.rank) });
+      this.sums.set(m.path, { scale: scaling(m), B: sums[i]! });
     }
     this.reference = { layout: adapter.layout, factors };
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { addScaled, addScaledColumns, addScaledInto, StagedSum, toFloat32 } from '../../aggregation/running-sum.js';
+import { addScaled, addScaledColumns, addScaledInto, stagedZeros, toFloat32 } from '../../aggregation/running-sum.js';
 import { allFinite } from '../../aggregation/validate-update.js';
 
 describe('running sums', () => {
@@ -35,7 +35,7 @@ describe('running sums', () => {
   });
 
   it('StagedSum commits a staged update and leaves the sum untouched when staging fails', () => {
-    const sum = StagedSum.zeros(3);
+    const sum = stagedZeros(3);
     expect(sum.stage(Float32Array.of(1, 2, 3), 2)).toBe(true);
     sum.commit();
     expect(Array.from(sum.current)).toEqual([2, 4, 6]);

@@ -1,0 +1,127 @@
+/**
+ * The inner loop of the staged running sum as a WebAssembly SIMD kernel: out = acc + w * x over
+ * float64 sums and a float32 update, returning whether every x is finite. V8 does not vectorise
+ * the JS loop; this does 4 floats per step (f32x4 loads promoted to f64x2 pairs).
+ *
+ * Why hand-assembled bytes: no wasm toolchain is a dependency of the project, the function is 60
+ * bytes of code, and the WAT below is its exact source. `test/aggregation/simd-kernel.test.ts`
+ * compares it with the JS loop value for value, NaN and Infinity at every lane included.
+ *
+ *   (module
+ *     (import "env" "memory" (memory 1))
+ *     (func (export "add") (param $out i32) (param $acc i32) (param $x i32) (param $n i32) (param $w f64)
+ *           (result i32)                                   ;; $n: a multiple of 4
+ *       (local $i i32) (local $wv v128) (local $z v128) (local $v v128) (local $lo v128)
+ *       (local $hi v128) (local $s f64)
+ *       (local.set $wv (f64x2.splat (local.get $w)))
+ *       (block (loop
+ *         (br_if 1 (i32.ge_u (local.get $i) (local.get $n)))
+ *         (local.set $v (v128.load (i32.add (local.get $x) (i32.shl (local.get $i) (i32.const 2)))))
+ *         (local.set $lo (f64x2.promote_low_f32x4 (local.get $v)))
+ *         (local.set $hi (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7
+ *                                                    (local.get $v) (local.get $v))))
+ *         (local.set $z (f64x2.add (local.get $z) (f64x2.add (local.get $lo) (local.get $hi))))
+ *         (v128.store (i32.add (local.get $out) (i32.shl (local.get $i) (i32.const 3)))
+ *           (f64x2.add (v128.load (i32.add (local.get $acc) (i32.shl (local.get $i) (i32.const 3))))
+ *                      (f64x2.mul (local.get $lo) (local.get $wv))))
+ *         (v128.store offset=16 (i32.add (local.get $out) (i32.shl (local.get $i) (i32.const 3)))
+ *           (f64x2.add (v128.load offset=16 (i32.add (local.get $acc) (i32.shl (local.get $i) (i32.const 3))))
+ *                      (f64x2.mul (local.get $hi) (local.get $wv))))
+ *         (local.set $i (i32.add (local.get $i) (i32.const 4)))
+ *         (br 0)))
+ *       ;; the float64 sum of float32 values is finite exactly when every value is
+ *       (local.set $s (f64.add (f64x2.extract_lane 0 (local.get $z)) (f64x2.extract_lane 1 (local.get $z))))
+ *       (f64.eq (f64.sub (local.get $s) (local.get $s)) (f64.const 0))))
+ */
+
+function leb(value: number): number[] {
+  const out: number[] = [];
+  let n = value;
+  do {
+    let byte = n & 0x7f;
+    n >>>= 7;
+    if (n !== 0) byte |= 0x80;
+    out.push(byte);
+  } while (n !== 0);
+  return out;
+}
+
+function section(id: number, body: number[]): number[] {
+  return [id, ...leb(body.length), ...body];
+}
+
+function name(text: string): number[] {
+  const bytes = [...Buffer.from(text, 'utf8')];
+  return [...leb(bytes.length), ...bytes];
+}
+
+const I32 = 0x7f;
+const F64 = 0x7c;
+const V128 = 0x7b;
+const simd = (op: number): number[] => [0xfd, ...leb(op)];
+const memarg = (offset: number): number[] => [0x00, ...leb(offset)];
+const get = (local: number): number[] => [0x20, local];
+const set = (local: number): number[] => [0x21, local];
+/** base + (i << shift), with i in local 5 */
+const address = (base: number, shift: number): number[] => [...get(base), ...get(5), 0x41, shift, 0x74, 0x6a];
+
+// Locals: 0 out, 1 acc, 2 x, 3 n, 4 w; 5 i; 6 wv, 7 z, 8 v, 9 lo, 10 hi; 11 s.
+const CODE: number[] = [
+  3, 1, I32, 5, V128, 1, F64,
+  ...get(4), ...simd(0x14), ...set(6), // wv = f64x2.splat(w)
+  0x02, 0x40, 0x03, 0x40, // block, loop
+  ...get(5), ...get(3), 0x4f, 0x0d, 1, // br_if 1 (i >= n)
+  ...address(2, 2), ...simd(0x00), ...memarg(0), ...set(8), // v = load x[i..i+3]
+  ...get(8), ...simd(0x5f), ...set(9), // lo = promote_low(v)
+  ...get(8), ...get(8), ...simd(0x0d), 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7,
+  ...simd(0x5f), ...set(10), // hi = promote_low(shuffle(v))
+  ...get(7), ...get(9), ...get(10), ...simd(0xf0), ...simd(0xf0), ...set(7), // z += lo + hi
+  ...address(0, 3), ...address(1, 3), ...simd(0x00), ...memarg(0), ...get(9), ...get(6), ...simd(0xf2), ...simd(0xf0), ...simd(0x0b), ...memarg(0),
+  ...address(0, 3), ...address(1, 3), ...simd(0x00), ...memarg(16), ...get(10), ...get(6), ...simd(0xf2), ...simd(0xf0), ...simd(0x0b), ...memarg(16),
+  ...get(5), 0x41, 4, 0x6a, ...set(5), // i += 4
+  0x0c, 0, 0x0b, 0x0b, // br 0, end loop, end block
+  ...get(7), ...simd(0x21), 0, ...get(7), ...simd(0x21), 1, 0xa0, 0x22, 11, // s = z0 + z1 (tee)
+  ...get(11), 0xa1, 0x44, 0, 0, 0, 0, 0, 0, 0, 0, 0x61, // (s - s) == 0
+  0x0b,
+];
+
+const MODULE_BYTES = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+  ...section(1, [1, 0x60, 5, I32, I32, I32, I32, F64, 1, I32]),
+  ...section(2, [1, ...name('env'), ...name('memory'), 0x02, 0x00, 1]),
+  ...section(3, [1, 0]),
+  ...section(7, [1, ...name('add'), 0x00, 0]),
+  ...section(10, [1, ...leb(CODE.length), ...CODE]),
+]);
+
+/** The few WebAssembly JS API members used here (the project's lib settings carry no wasm types). */
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+}
+interface WasmApi {
+  validate(bytes: Uint8Array): boolean;
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
+  Memory: new (descriptor: { initial: number; maximum?: number }) => WasmMemory;
+}
+const wasm = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
+
+let compiled: object | null | undefined;
+
+/** The compiled kernel module, or null where WebAssembly SIMD is unavailable. */
+export function simdKernelModule(): object | null {
+  if (compiled === undefined) compiled = wasm !== undefined && wasm.validate(MODULE_BYTES) ? new wasm.Module(MODULE_BYTES) : null;
+  return compiled;
+}
+
+/** out = acc + w x over byte offsets in the memory; n a multiple of 4. Returns 1 when every x is finite. */
+export type SimdAdd = (out: number, acc: number, x: number, n: number, w: number) => number;
+
+/** A wasm memory of `bytes` (rounded up to 64 KiB pages) with the kernel bound to it, or null without WebAssembly SIMD. */
+export function simdArena(bytes: number): { buffer: ArrayBuffer; add: SimdAdd } | null {
+  const module = simdKernelModule();
+  if (module === null || wasm === undefined) return null;
+  const memory = new wasm.Memory({ initial: Math.max(1, Math.ceil(bytes / 65536)) });
+  const add = new wasm.Instance(module, { env: { memory } }).exports.add as SimdAdd;
+  return { buffer: memory.buffer, add };
+}

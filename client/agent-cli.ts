@@ -74,6 +74,15 @@ export async function join(flags: JoinFlags, out: NodeJS.WriteStream = process.s
   const data = await loadLocalData(flags.data, model, { ...(flags.label !== undefined && { label: flags.label }), ...(seqLen !== undefined && { seqLen }) });
   progress.info(`data: ${data.examples} examples from ${flags.data}`);
   const backend = await chooseBackend({ ...(backendName !== undefined && { backend: backendName }), log: progress.info });
+  // Training runs in a worker thread, so the socket keeps answering heartbeats during long rounds.
+  const { WorkerTrainer } = await import('./agent/worker-trainer.js');
+  const trainer = await WorkerTrainer.start({
+    modelDir: flags.model,
+    dataFile: flags.data,
+    backend: backend.name,
+    ...(flags.label !== undefined && { label: flags.label }),
+    ...(seqLen !== undefined && { seqLen }),
+  });
   const agent = new ClientAgent({
     coordinatorUrl: flags.coordinator,
     jobId,
@@ -85,6 +94,7 @@ export async function join(flags: JoinFlags, out: NodeJS.WriteStream = process.s
     ...(targets !== undefined && { targetModules: targets }),
     ...(flags.coordinatorFingerprint !== undefined && { coordinatorFingerprint: flags.coordinatorFingerprint }),
     progress,
+    trainer,
   });
   try {
     const summary = await agent.run();
@@ -92,6 +102,7 @@ export async function join(flags: JoinFlags, out: NodeJS.WriteStream = process.s
     return summary.status === 'failed' ? 1 : 0;
   } finally {
     progress.stop();
+    await trainer.close();
     await shutdownBackend();
   }
 }

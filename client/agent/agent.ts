@@ -38,7 +38,7 @@ import { backoffDelay, coordinatorOrigin, openSocket, type AgentSocket, type Rec
 import { answerChallenge, buildHello } from './handshake.js';
 import type { LocalData } from './local-data.js';
 import { quietProgress, type AgentProgress } from './progress.js';
-import { RoundAborted, runRound } from './round-handler.js';
+import { inProcessTrainer, RoundAborted, sealRound, type RoundTrainer } from './round-handler.js';
 import type { StateFolder } from './state-folder.js';
 import type { AgentSummary, RefusedUpdate } from './summary.js';
 
@@ -66,6 +66,11 @@ export interface AgentOptions {
   readonly ackTimeoutMs?: number;
   /** @default quietProgress() */
   readonly progress?: AgentProgress;
+  /**
+   * Who trains the rounds. @default training on this thread (inProcessTrainer); the CLI passes a
+   * WorkerTrainer (worker-trainer.ts) so the connection keeps answering heartbeats during long rounds
+   */
+  readonly trainer?: RoundTrainer;
 }
 
 interface RoundWork {
@@ -91,6 +96,7 @@ function asErrorCode(code: string): ErrorCode {
 export class ClientAgent {
   private readonly options: AgentOptions;
   private readonly progress: AgentProgress;
+  private readonly trainer: RoundTrainer;
   private readonly origin: string;
   private jobId: string;
   private clientId: string | null;
@@ -120,6 +126,7 @@ export class ClientAgent {
   constructor(options: AgentOptions) {
     this.options = options;
     this.progress = options.progress ?? quietProgress();
+    this.trainer = options.trainer ?? inProcessTrainer(options.model, options.data);
     this.origin = coordinatorOrigin(options.coordinatorUrl);
     const record = options.state.enrolment(this.origin, options.jobId);
     const jobId = options.jobId ?? record?.jobId;
@@ -289,12 +296,7 @@ export class ClientAgent {
     const { offer } = work;
     const progress = this.progress;
     try {
-      const outcome = await runRound(offer, {
-        model: this.options.model,
-        data: this.options.data,
-        keys: this.options.state.keys,
-        clientId: this.clientId!,
-        coordinatorBoxPublicKey: this.coordinatorBoxPublicKey!,
+      const outcome = await this.trainer.train(offer, {
         signal: work.abort.signal,
         onStart: (steps) => progress.roundStart(offer.round, offer.attempt, steps),
         onStep: (p) => progress.step(p),
@@ -308,7 +310,8 @@ export class ClientAgent {
       const shown = Object.entries(outcome.metrics).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ');
       progress.info(`round ${offer.round}: trained ${outcome.steps} steps on ${outcome.examples} examples in ${outcome.seconds.toFixed(1)} s${shown === '' ? '' : ` (${shown})`}`);
       if (work.abort.signal.aborted) return;
-      work.envelope = outcome.envelope;
+      // Sealed here, on the agent's thread, with the key the current connection's challenge presented.
+      work.envelope = sealRound(offer, outcome.payload, this.options.state.keys, this.clientId!, this.coordinatorBoxPublicKey!);
       this.submit(work);
     } catch (e) {
       progress.roundEnd();

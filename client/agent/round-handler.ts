@@ -1,6 +1,6 @@
 /**
  * One round on the client (DESIGN.md, "The round, end to end", steps 3 and 4): an offer in, a
- * sealed and signed update out. Builds the LoRA model the plan describes, starts it from the
+ * sealed and signed update out (`trainRound`, then `sealRound` on the agent's thread). Builds the LoRA model the plan describes, starts it from the
  * offered state (`global`: load it; `fresh`: merge it into the base weights, FLoRA), trains on
  * the local data with the plan's settings (DP-SGD when the plan asks), evaluates, encodes exactly
  * the plan's tensors and seals them to the coordinator with privacy/envelope.ts.
@@ -18,21 +18,18 @@ import { clientDpSettings, type ClientDpSettings } from './client-dp.js';
 import type { LocalData } from './local-data.js';
 import { decodeOfferedState, encodeUpdate } from './update-payload.js';
 
-export interface RoundContext {
-  readonly model: BaseModel;
-  readonly data: LocalData;
-  readonly keys: KeyPairs;
-  readonly clientId: string;
-  /** The coordinator's X25519 public key (from the challenge, checked against the pin). */
-  readonly coordinatorBoxPublicKey: Uint8Array;
+/** What a round's training reports while it runs, and how it is stopped. */
+export interface TrainHooks {
   /** Aborts training (round closed, job ended, agent stopping). */
   readonly signal?: AbortSignal;
   readonly onStart?: (totalSteps: number) => void;
   readonly onStep?: (p: TrainProgress) => void;
 }
 
-export interface RoundOutcome {
-  readonly envelope: Uint8Array;
+/** A trained round, before sealing: the update payload and what the summary reports. */
+export interface TrainedRound {
+  /** The safetensors update (exactly the plan's tensors, with the protocol's metadata). */
+  readonly payload: Uint8Array;
   /** The update's metrics as sent (loss, accuracy, ...). */
   readonly metrics: Readonly<Record<string, number>>;
   readonly examples: number;
@@ -40,6 +37,23 @@ export interface RoundOutcome {
   readonly seconds: number;
   /** DP-SGD settings used and steps taken, when the plan asked for client DP. */
   readonly dp?: { readonly settings: ClientDpSettings; readonly steps: number };
+}
+
+/** Trains rounds: in this thread (`trainRound`), or in a worker thread (worker-trainer.ts). */
+export interface RoundTrainer {
+  train(offer: Offer, hooks: TrainHooks): Promise<TrainedRound>;
+  /** Frees what the trainer holds (a worker thread). */
+  close(): Promise<void>;
+}
+
+/** A RoundTrainer on this thread. */
+export function inProcessTrainer(model: BaseModel, data: LocalData): RoundTrainer {
+  return { train: (offer, hooks) => trainRound(offer, model, data, hooks), close: async () => undefined };
+}
+
+/** Seals and signs a trained round's payload for the coordinator (privacy/envelope.ts). */
+export function sealRound(offer: Offer, payload: Uint8Array, keys: KeyPairs, clientId: string, coordinatorBoxPublicKey: Uint8Array): Uint8Array {
+  return sealUpdate(payload, { jobId: offer.jobId, round: offer.round, attempt: offer.attempt, clientId }, keys.sign.secretKey, coordinatorBoxPublicKey);
 }
 
 /** Thrown (and caught by the agent) when a round's training is aborted. */
@@ -51,28 +65,28 @@ export class RoundAborted extends Error {
 }
 
 /**
- * Trains one round and returns the sealed update.
- * @throws RoundAborted when `ctx.signal` fires; FedloraError for a plan the model cannot follow
+ * Trains one round and returns the update payload (not yet sealed).
+ * @throws RoundAborted when `hooks.signal` fires; FedloraError for a plan the model cannot follow
  */
-export async function runRound(offer: Offer, ctx: RoundContext): Promise<RoundOutcome> {
+export async function trainRound(offer: Offer, base: BaseModel, data: LocalData, hooks: TrainHooks = {}): Promise<TrainedRound> {
   const plan = offer.plan;
   const checkAbort = (): void => {
-    if (ctx.signal?.aborted === true) throw new RoundAborted(String(ctx.signal.reason ?? 'aborted'));
+    if (hooks.signal?.aborted === true) throw new RoundAborted(String(hooks.signal.reason ?? 'aborted'));
   };
   const state = decodeOfferedState(offer.state);
-  const dp = clientDpSettings(plan, ctx.data.examples);
+  const dp = clientDpSettings(plan, data.examples);
   checkAbort();
-  const model = await startModel(offer, ctx.model, state);
+  const model = await startModel(offer, base, state);
   try {
     checkAbort();
     const t = plan.training;
     const { train } = await import('../train/trainer.js');
-    const stepsPerEpoch = dp === null ? Math.ceil(ctx.data.examples / t.batchSize) : Math.max(1, Math.round(1 / dp.samplingRate));
+    const stepsPerEpoch = dp === null ? Math.ceil(data.examples / t.batchSize) : Math.max(1, Math.round(1 / dp.samplingRate));
     // Fractional epochs become a step limit; DP takes exactly the steps it was calibrated for.
     const maxSteps = dp !== null ? dp.stepsPerRound : (t.steps ?? Math.max(1, Math.round(t.epochs * stepsPerEpoch)));
     const epochs = Math.max(1, Math.ceil(maxSteps / stepsPerEpoch));
-    ctx.onStart?.(maxSteps);
-    const result = await train(model, ctx.data.source, {
+    hooks.onStart?.(maxSteps);
+    const result = await train(model, data.source, {
       epochs,
       maxSteps,
       batchSize: t.batchSize,
@@ -83,7 +97,7 @@ export async function runRound(offer: Offer, ctx: RoundContext): Promise<RoundOu
       seed: plan.seed,
       ...(dp !== null && { dp: { noiseMultiplier: dp.noiseMultiplier, clipNorm: dp.clipNorm, samplingRate: dp.samplingRate } }),
       onProgress: (p) => {
-        ctx.onStep?.(p);
+        hooks.onStep?.(p);
         checkAbort();
       },
     });
@@ -93,16 +107,15 @@ export async function runRound(offer: Offer, ctx: RoundContext): Promise<RoundOu
     if (finiteLosses.length > 0) metrics.train_loss = finiteLosses.reduce((a, b) => a + b, 0) / finiteLosses.length;
     if (model.task === 'classification') {
       const { evaluate } = await import('../train/evaluate.js');
-      const ev = await evaluate(model, ctx.data.source);
+      const ev = await evaluate(model, data.source);
       metrics.loss = ev.loss;
       if (ev.accuracy !== undefined) metrics.accuracy = ev.accuracy;
     }
-    const payload = encodeUpdate(model.extractUpdate(), plan, ctx.data.examples, metrics);
-    const envelope = sealUpdate(payload, { jobId: offer.jobId, round: offer.round, attempt: offer.attempt, clientId: ctx.clientId }, ctx.keys.sign.secretKey, ctx.coordinatorBoxPublicKey);
+    const payload = encodeUpdate(model.extractUpdate(), plan, data.examples, metrics);
     return {
-      envelope,
+      payload,
       metrics,
-      examples: ctx.data.examples,
+      examples: data.examples,
       steps: result.steps,
       seconds: result.seconds,
       ...(dp !== null && { dp: { settings: dp, steps: result.dp?.steps ?? result.steps } }),

@@ -22,6 +22,7 @@ import { isFedloraError } from '../../shared/errors.js';
 import { PlanSchema, type Plan } from '../../shared/protocol/events.js';
 import { HandClient } from '../e2e/hand-client.js';
 import { loadBaseModel } from '../../client/agent/base-model.js';
+import { WorkerTrainer } from '../../client/agent/worker-trainer.js';
 import { makeAgent, mlpJob, startCoordinator, startRun, tempDir, wasmBackend, writeBaseModel, writeDigitShards } from '../e2e/harness.js';
 
 const MODULES = [
@@ -211,6 +212,39 @@ describe('agent against a real coordinator', () => {
       expect(job.roundsDetail[0]!.attempts).toBe(1);
       expect(job.roundsDetail[0]!.refused).toBe(0);
     } finally {
+      await coordinator.stop();
+    }
+  });
+
+  it('trains in a worker thread: the job completes and the agent thread keeps turning while a round trains', async () => {
+    const { coordinator, api } = await startCoordinator();
+    const trainers = await Promise.all(shards.map((dataFile) => WorkerTrainer.start({ modelDir, dataFile, backend: 'wasm' })));
+    try {
+      // Long enough rounds (32 examples, batch 4, 25 epochs = 200 steps) that training on this thread would stall it.
+      const jobId = await api.createJob(mlpJob('fedavg', sha256, { rounds: 2, clientsPerRound: 2, minClients: 2, training: { epochs: 25, batchSize: 4, lr: 0.01 } }));
+      let trainingStarted = 0;
+      let trainingMs = 0;
+      const progress = { ...quietProgress(), roundStart: () => (trainingStarted = performance.now()), roundEnd: () => (trainingMs += performance.now() - trainingStarted) };
+      const clients = await Promise.all(shards.map(async (file, i) => makeAgent(api.url, jobId, await api.token(jobId), modelDir, file, { trainer: trainers[i]!, ...(i === 0 && { progress }) })));
+      let last = performance.now();
+      let maxGap = 0;
+      const ticker = setInterval(() => {
+        const now = performance.now();
+        maxGap = Math.max(maxGap, now - last);
+        last = now;
+      }, 5);
+      const summaries = await Promise.all(clients.map((c) => startRun(c.agent)));
+      clearInterval(ticker);
+      for (const s of summaries) {
+        expect(s.status).toBe('completed');
+        expect(s.updatesAccepted).toBe(2);
+        expect(s.roundsFailed).toEqual([]);
+      }
+      // The agent thread never stopped for more than a fraction of the training time.
+      expect(trainingMs).toBeGreaterThan(500);
+      expect(maxGap).toBeLessThan(trainingMs / 4);
+    } finally {
+      await Promise.all(trainers.map((t) => t.close()));
       await coordinator.stop();
     }
   });

@@ -1,0 +1,81 @@
+/**
+ * Worker-thread entry of worker-trainer.ts: loads the backend, the base model and the local data
+ * once, then trains each round it is sent (round-handler.ts `trainRound`) and posts the update
+ * payload back. Training blocks this thread's event loop for the whole round (client/train yields
+ * only microtasks), which is why it runs here and not next to the agent's socket. An abort is a
+ * flag in shared memory, read at every step, since no message can be read while training runs.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Offer } from '../../shared/protocol/events.js';
+import type { TrainProgress } from '../train/trainer.js';
+import type { BackendName } from '../backends/types.js';
+
+export interface TrainingWorkerSetup {
+  readonly modelDir: string;
+  readonly dataFile: string;
+  readonly label?: string;
+  readonly seqLen?: number;
+  readonly backend?: BackendName;
+  /** Int32Array(1) over a SharedArrayBuffer: non-zero aborts the round in training. */
+  readonly abortFlag: SharedArrayBuffer;
+}
+
+export type TrainingWorkerMessage =
+  | { type: 'ready' }
+  | { type: 'start'; id: number; totalSteps: number }
+  | { type: 'step'; id: number; progress: TrainProgress }
+  | { type: 'done'; id: number; payload: Uint8Array; metrics: Record<string, number>; examples: number; steps: number; seconds: number; dp?: unknown }
+  | { type: 'error'; id: number; name: string; code?: string; message: string; details?: Record<string, unknown> }
+  | { type: 'fatal'; code?: string; message: string };
+
+const setup = workerData as TrainingWorkerSetup;
+const post = (m: TrainingWorkerMessage): void => parentPort!.postMessage(m);
+const abortFlag = new Int32Array(setup.abortFlag);
+
+async function main(): Promise<void> {
+  const [{ chooseBackend }, { loadBaseModel }, { loadLocalData }, { trainRound, RoundAborted }, { OfferSchema }] = await Promise.all([
+    import('../backend.js'),
+    import('./base-model.js'),
+    import('./local-data.js'),
+    import('./round-handler.js'),
+    import('../../shared/protocol/events.js'),
+  ]);
+  await chooseBackend(setup.backend === undefined ? {} : { backend: setup.backend });
+  const model = await loadBaseModel(setup.modelDir);
+  const data = await loadLocalData(setup.dataFile, model, { ...(setup.label !== undefined && { label: setup.label }), ...(setup.seqLen !== undefined && { seqLen: setup.seqLen }) });
+
+  parentPort!.on('message', (m: { type: 'train'; id: number; offer: Offer }) => {
+    if (m.type !== 'train') return;
+    const controller = new AbortController();
+    const check = (): void => {
+      if (Atomics.load(abortFlag, 0) !== 0 && !controller.signal.aborted) controller.abort('the agent aborted the round');
+    };
+    void (async () => {
+      try {
+        const offer = OfferSchema.parse(m.offer);
+        const trained = await trainRound(offer, model, data, {
+          signal: controller.signal,
+          onStart: (totalSteps) => {
+            check();
+            post({ type: 'start', id: m.id, totalSteps });
+          },
+          onStep: (progress) => {
+            check();
+            post({ type: 'step', id: m.id, progress });
+          },
+        });
+        // Copied, not transferred: the payload may be a view into a pooled buffer this thread reuses.
+        post({ type: 'done', id: m.id, payload: trained.payload, metrics: { ...trained.metrics }, examples: trained.examples, steps: trained.steps, seconds: trained.seconds, ...(trained.dp !== undefined && { dp: trained.dp }) });
+      } catch (e) {
+        const err = e as Error & { code?: string; details?: Record<string, unknown> };
+        post({ type: 'error', id: m.id, name: e instanceof RoundAborted ? 'RoundAborted' : err.name, ...(err.code !== undefined && { code: err.code }), message: err.message, ...(err.details !== undefined && { details: err.details }) });
+      }
+    })();
+  });
+  post({ type: 'ready' });
+}
+
+main().catch((e: unknown) => {
+  const err = e as { code?: string; message?: string };
+  post({ type: 'fatal', ...(err.code !== undefined && { code: err.code }), message: err.message ?? String(e) });
+});

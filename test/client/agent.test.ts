@@ -12,7 +12,7 @@ import { backoffDelay, jobIdFromUrl } from '../../client/agent/connection.js';
 import { clientDpSettings } from '../../client/agent/client-dp.js';
 import { StateFolder, ENROLMENT_FILE, KEYS_FILE } from '../../client/agent/state-folder.js';
 import { decodeOfferedState, encodeUpdate } from '../../client/agent/update-payload.js';
-import { quietProgress } from '../../client/agent/progress.js';
+import { barProgress, quietProgress } from '../../client/agent/progress.js';
 import { readMlpCheckpoint } from '../../client/models/mlp-checkpoint.js';
 import { decodeUpdate } from '../../coordinator/engine/update-decoder.js';
 import { encodeOfferedAdapter } from '../../coordinator/state-codec.js';
@@ -111,6 +111,22 @@ describe('payloads agree with the coordinator', () => {
       for (const m of MODULES) expect(back.factors.get(m.path)!.B).toEqual(a.factors.get(m.path)!.B);
     }
     expect(decodeOfferedState(encodeOfferedAdapter(null))).toBeNull();
+  });
+});
+
+describe('progress display', () => {
+  it('draws a cli-progress bar per round on a terminal, with the step, loss and rate', async () => {
+    let out = '';
+    const tty = { isTTY: true, columns: 120, write: (chunk: string) => ((out += chunk), true), cursorTo: () => true, clearLine: () => true, moveCursor: () => true, on: () => tty, removeListener: () => tty };
+    const progress = await barProgress(tty as unknown as NodeJS.WriteStream);
+    progress.roundStart(3, 1, 10);
+    progress.step({ epoch: 1, epochs: 1, step: 4, totalSteps: 10, examples: 64, loss: 0.5, lr: 0.01, examplesPerSecond: 321 });
+    progress.roundEnd();
+    progress.info('round 3 committed');
+    progress.stop();
+    expect(out).toContain('round 3 (try 2)');
+    expect(out).toMatch(/4\/10 steps \| loss 0\.5000 \| 321 ex\/s/);
+    expect(out).toContain('round 3 committed\n');
   });
 });
 

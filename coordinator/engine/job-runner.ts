@@ -231,7 +231,18 @@ export class JobRunner {
     return ledger;
   }
 
+  /** Starts an attempt; a failure to plan or offer fails the job with the reason rather than throwing into a socket handler. */
   private startAttempt(): void {
+    try {
+      this.startAttemptUnguarded();
+    } catch (e) {
+      this.log.error({ err: e }, 'round could not start');
+      if (this.current !== null) this.closeAttempt(this.current, 'job_ended');
+      this.fail(`round ${this.round} could not start: ${(e as Error).message}`);
+    }
+  }
+
+  private startAttemptUnguarded(): void {
     if (this.ended || this.state === null) return;
     const round = this.round;
     const startedAt = Date.now();

@@ -265,7 +265,7 @@ describe('agent against a real coordinator', () => {
     }
   });
 
-  it('refuses a coordinator whose key differs from the pinned one, before authenticating', async () => {
+  it('refuses a coordinator whose key differs from the pinned (or configured) one, before authenticating', async () => {
     const { coordinator, api } = await startCoordinator();
     try {
       const jobId = await api.createJob(mlpJob('fedavg', sha256, { clientsPerRound: 1, minClients: 1 }));
@@ -277,6 +277,11 @@ describe('agent against a real coordinator', () => {
       expect(isFedloraError(e, 'FL_ERR_KEY_CHANGED')).toBe(true);
       expect((e as Error).message).toContain(origin);
       expect((await api.job(jobId)).clients).toBe(0);
+      // A fingerprint given in configuration decides alone: a wrong one is refused, the coordinator's own is accepted.
+      const wrong = await makeAgent(api.url, jobId, await api.token(jobId), modelDir, shards[0]!, { coordinatorFingerprint: 'cd'.repeat(32) });
+      expect(await wrong.agent.run().then(() => null, (err: unknown) => (err as { code?: string }).code)).toBe('FL_ERR_KEY_CHANGED');
+      const right = await makeAgent(api.url, jobId, await api.token(jobId), modelDir, shards[0]!, { coordinatorFingerprint: coordinator.printableFingerprint });
+      expect((await startRun(right.agent)).status).toBe('completed');
     } finally {
       await coordinator.stop();
     }

@@ -4,6 +4,7 @@
  * nothing from that step on, exactly as a client whose connection died.
  */
 import type { RandomSource } from '../random.js';
+import type { ShareKeys, UnmaskResponse } from './messages.js';
 import { SecAggClient } from './client.js';
 import type { SecAggConfig } from './config.js';
 import { SecAggServer, type SecAggResult } from './server.js';
@@ -13,6 +14,12 @@ export interface DropoutSchedule {
   readonly shareKeys?: readonly string[];
   readonly maskedInput?: readonly string[];
   readonly unmasking?: readonly string[];
+}
+
+/** Adversarial simulation: rewrite a client's message before the coordinator sees it. */
+export interface Adversary {
+  readonly shareKeys?: (msg: ShareKeys) => ShareKeys;
+  readonly unmaskResponse?: (msg: UnmaskResponse) => UnmaskResponse;
 }
 
 export interface InProcessRound {
@@ -26,7 +33,7 @@ export interface InProcessRound {
  * @param inputs each client's vector (config.vectorLength values)
  * @param random uniform bits for the stochastic rounding; @default the CSPRNG
  */
-export function runInProcess(config: SecAggConfig, inputs: ReadonlyMap<string, ArrayLike<number>>, dropouts: DropoutSchedule = {}, random?: RandomSource): InProcessRound {
+export function runInProcess(config: SecAggConfig, inputs: ReadonlyMap<string, ArrayLike<number>>, dropouts: DropoutSchedule = {}, random?: RandomSource, adversary: Adversary = {}): InProcessRound {
   const server = new SecAggServer(config);
   const clients = new Map(config.clients.map((id) => [id, new SecAggClient(config, id, random)]));
   const sent = new Map(config.clients.map((id) => [id, 0]));
@@ -47,7 +54,8 @@ export function runInProcess(config: SecAggConfig, inputs: ReadonlyMap<string, A
   for (const [id, b] of broadcasts) {
     add(received, id, b.neighbours.length * 64);
     if (gone.has(id)) continue;
-    const msg = clients.get(id)!.shareKeys(b);
+    const honest = clients.get(id)!.shareKeys(b);
+    const msg = adversary.shareKeys?.(honest) ?? honest;
     add(sent, id, 32 + msg.shares.reduce((s, x) => s + x.sealed.length + 64, 0));
     server.receiveShareKeys(msg);
   }
@@ -65,7 +73,8 @@ export function runInProcess(config: SecAggConfig, inputs: ReadonlyMap<string, A
   for (const id of request.survivors) {
     add(received, id, 0);
     if (gone.has(id)) continue;
-    const msg = clients.get(id)!.unmask(request);
+    const honest = clients.get(id)!.unmask(request);
+    const msg = adversary.unmaskResponse?.(honest) ?? honest;
     add(sent, id, (msg.selfSeedShares.length + msg.secretKeyShares.length) * 33);
     server.receiveUnmask(msg);
   }

@@ -6,9 +6,8 @@
  * masks of the clients that dropped after sharing their keys, from Shamir reconstructions.
  *
  * Dropouts:
- * - before sharing keys (steps 0-1): a client with fewer than t live neighbours cannot be
- *   protected, so it is left out; leaving it out can leave a neighbour short, so this repeats
- *   until every remaining client has t live neighbours (`excluded` in the result);
+ * - before masking (steps 0-1): every live client needs t live neighbours, to hold the shares of
+ *   its secrets;
  * - after sharing keys (steps 2-3): every survivor needs t neighbours answering the unmasking
  *   request (to rebuild b_u), every dropped client too (to rebuild s_u^SK); beyond that the round
  *   fails with FL_ERR_SECAGG_DROPOUTS naming the client, never with a wrong sum.
@@ -47,8 +46,6 @@ export interface SecAggResult {
   readonly survivors: readonly string[];
   /** Clients that did not answer, per step. */
   readonly dropped: { readonly advertise: readonly string[]; readonly shareKeys: readonly string[]; readonly maskedInput: readonly string[]; readonly unmasking: readonly string[] };
-  /** Clients left out for having fewer than t live neighbours before masking. */
-  readonly excluded: readonly string[];
   readonly badShares: readonly BadShare[];
   /** |sum - true sum| per coordinate is below this (quantize.ts), for inputs inside the clipping range. */
   readonly errorBound: number;
@@ -63,7 +60,6 @@ export class SecAggServer {
   private readonly graph: Map<string, Set<string>>;
   private readonly keys = new Map<string, AdvertiseKeys>();
   private live = new Set<string>();
-  private readonly excluded: string[] = [];
   private readonly shareKeys = new Map<string, ShareKeys>();
   private readonly masked = new Set<string>();
   private readonly sum: Uint32Array;
@@ -93,26 +89,26 @@ export class SecAggServer {
     this.keys.set(msg.from, msg);
   }
 
-  /** Leaves out, until stable, the clients of `set` with fewer than t neighbours in it. */
-  private prune(set: Set<string>): void {
-    for (let changed = true; changed; ) {
-      changed = false;
-      for (const u of set) {
-        let live = 0;
-        for (const v of this.graph.get(u)!) if (set.has(v)) live++;
-        if (live < this.config.threshold) {
-          set.delete(u);
-          this.excluded.push(u);
-          changed = true;
-        }
+  /**
+   * Checks that every client of `set` keeps at least t neighbours in it; otherwise its secrets
+   * could not be rebuilt, so the round fails here, before any input is masked. (Leaving such a
+   * client out instead would not help on a Harary graph: its neighbours overlap its neighbourhood
+   * and lose as many, so the exclusions cascade.)
+   */
+  private requireNeighbours(set: Set<string>, step: string): void {
+    for (const u of set) {
+      let live = 0;
+      for (const v of this.graph.get(u)!) if (set.has(v)) live++;
+      if (live < this.config.threshold) {
+        throw new FedloraError(
+          'FL_ERR_SECAGG_DROPOUTS',
+          `secure aggregation: after ${step}, '${u}' has ${live} live neighbours, fewer than the threshold ${this.config.threshold}; too many of its neighbours dropped out`,
+          { client: u, dropped: [...this.dropped.advertise, ...this.dropped.shareKeys] },
+        );
       }
     }
     if (set.size < this.config.minSurvivors) {
-      throw new FedloraError(
-        'FL_ERR_SECAGG_DROPOUTS',
-        `secure aggregation: ${set.size} clients left with at least ${this.config.threshold} live neighbours each, fewer than minSurvivors ${this.config.minSurvivors}`,
-        { excluded: [...this.excluded] },
-      );
+      throw new FedloraError('FL_ERR_SECAGG_DROPOUTS', `secure aggregation: ${set.size} live clients after ${step}, fewer than minSurvivors ${this.config.minSurvivors}`);
     }
   }
 
@@ -121,7 +117,7 @@ export class SecAggServer {
     this.expect('advertise', 'closeAdvertise');
     this.dropped.advertise = this.config.clients.filter((c) => !this.keys.has(c));
     this.live = new Set(this.config.clients.filter((c) => this.keys.has(c)));
-    this.prune(this.live);
+    this.requireNeighbours(this.live, 'advertising keys');
     this.step = 'share';
     const out = new Map<string, KeysBroadcast>();
     for (const u of this.live) {
@@ -154,7 +150,7 @@ export class SecAggServer {
     this.expect('share', 'closeShareKeys');
     this.dropped.shareKeys = [...this.live].filter((c) => !this.shareKeys.has(c));
     this.live = new Set([...this.live].filter((c) => this.shareKeys.has(c)));
-    this.prune(this.live);
+    this.requireNeighbours(this.live, 'sharing keys');
     this.step = 'mask';
     const out = new Map<string, DeliveredShare[]>([...this.live].map((u) => [u, []]));
     for (const u of this.live) {
@@ -275,7 +271,6 @@ export class SecAggServer {
       sum: dequantiseSum(this.sum, this.config, survivors.length),
       survivors,
       dropped: this.dropped,
-      excluded: this.excluded,
       badShares,
       errorBound: quantisationErrorBound(this.config, survivors.length),
     };

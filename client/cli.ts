@@ -43,6 +43,24 @@ function parseHeader(value: string): boolean | 'auto' {
   throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--header must be auto, yes or no, got '${value}'`);
 }
 
+/** `--dp-clip 1` (one bound) or `--dp-clip A=0.5,B=0.5` (per LoRA factor, as DP-LoRA). */
+export function parseDpClip(value: string): number | Partial<Record<'A' | 'B' | 'R', number>> {
+  const rule = "a positive number, or per-factor bounds such as 'A=0.5,B=0.5'";
+  if (!value.includes('=')) {
+    const c = Number(value);
+    if (value.trim() === '' || !(Number.isFinite(c) && c > 0)) throw new FedloraError('FL_ERR_PRIVACY_ARGUMENT', `--dp-clip must be ${rule}, got '${value}'`);
+    return c;
+  }
+  const out: Partial<Record<'A' | 'B' | 'R', number>> = {};
+  for (const part of value.split(',')) {
+    const m = /^\s*([ABR])\s*=\s*([^\s]+)\s*$/.exec(part);
+    const c = m === null ? NaN : Number(m[2]);
+    if (m === null || !(Number.isFinite(c) && c > 0)) throw new FedloraError('FL_ERR_PRIVACY_ARGUMENT', `--dp-clip must be ${rule}, got '${value}'`);
+    out[m[1] as 'A'] = c;
+  }
+  return out;
+}
+
 function parseHidden(value: string): number[] {
   if (value.trim() === '') return [];
   return value.split(',').map((s) => positiveInt('--hidden')(s));
@@ -191,14 +209,14 @@ export function register(program: Command): void {
     .option('--test-fraction <f>', 'held out for evaluation', fraction('--test-fraction'), 0.2)
     .option('--seed <n>', 'seed of the split, the initialisation and the batch order', nonNegativeInt('--seed'), 0)
     .option('--dp-sigma <s>', 'DP-SGD noise multiplier (enables DP-SGD with --dp-clip)', number('--dp-sigma', (v) => v >= 0, 'a number >= 0'))
-    .option('--dp-clip <c>', 'DP-SGD per-example clipping norm', positive('--dp-clip'))
+    .option('--dp-clip <c>', "DP-SGD per-example clipping norm, or per LoRA factor as 'A=0.5,B=0.5' (DP-LoRA)", parseDpClip)
     .option('--dp-mode <m>', 'ghost (per-example norms without per-example gradients) or microbatch', 'ghost')
     .option('--dp-delta <d>', 'delta for the epsilon reported after DP-SGD', number('--dp-delta', (v) => v > 0 && v < 1, 'in (0, 1)'), 1e-5)
     .option('--backend <name>', 'force a backend')
     .action(async (opts: {
       model: string; data: string; out?: string; label?: string; header: boolean | 'auto'; labels?: string; variant: string; rank: number; alpha?: number; targetModules: string; seqLen: number;
       epochs: number; maxSteps?: number; batchSize: number; gradAccum: number; lr: number; schedule: string; warmup: number; weightDecay: number;
-      testFraction: number; seed: number; dpSigma?: number; dpClip?: number; dpMode: string; dpDelta: number; backend?: string;
+      testFraction: number; seed: number; dpSigma?: number; dpClip?: number | Partial<Record<'A' | 'B' | 'R', number>>; dpMode: string; dpDelta: number; backend?: string;
     }) => {
       if (!['lora', 'ffa', 'fedsb'].includes(opts.variant)) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--variant must be lora, ffa or fedsb, got '${opts.variant}'`);
       if (!['constant', 'cosine', 'linear'].includes(opts.schedule)) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--schedule must be constant, cosine or linear, got '${opts.schedule}'`);
@@ -234,7 +252,7 @@ export function register(program: Command): void {
           const { epsilonOfSampledGaussian } = await import('../privacy/accountant.js');
           const e = d.noiseMultiplier > 0 ? epsilonOfSampledGaussian(d.q, d.noiseMultiplier, d.steps, opts.dpDelta) : { epsilon: Infinity, order: 0 };
           privacy = { epsilon: e.epsilon, delta: opts.dpDelta, order: e.order };
-          process.stderr.write(`DP-SGD: ${d.steps} steps at sampling rate q = ${d.q.toFixed(5)}, noise multiplier ${d.noiseMultiplier}, clip ${d.clipNorm}: (epsilon ${e.epsilon.toFixed(3)}, delta ${opts.dpDelta}) by the RDP accountant\n`);
+          process.stderr.write(`DP-SGD: ${d.steps} steps at sampling rate q = ${d.q.toFixed(5)}, noise multiplier ${d.noiseMultiplier}, clip ${JSON.stringify(d.clipNorm)}, sensitivity ${d.sensitivity.toFixed(4)}: (epsilon ${e.epsilon.toFixed(3)}, delta ${opts.dpDelta}) by the RDP accountant\n`);
         }
         process.stdout.write(`${JSON.stringify({ ...result, train: { ...result.train, losses: undefined, finalLoss: result.train.losses.at(-1) }, ...(privacy === undefined ? {} : { privacy }) }, null, 2)}\n`);
       } finally {

@@ -17,13 +17,40 @@
  *    by privacy's DpSgdAccumulator. Slower; works for any model.
  */
 import * as tf from '@tensorflow/tfjs';
-import { clipFactors, DpSgdAccumulator, ghostNormsSq } from '../../privacy/dp-sgd.js';
+import { clipFactors, clipSensitivity, DpSgdAccumulator, ghostNormsSq, type ClipSpec } from '../../privacy/dp-sgd.js';
 import { FedloraError } from '../../shared/errors.js';
 import { disposeBatch, type ExampleSource } from '../data/batches.js';
 import type { LoraModel, TrainableModel } from '../lora/lora-model.js';
 import { GradientRecorder } from './gradient-recorder.js';
 
 export type DpClipMode = 'ghost' | 'microbatch';
+
+/**
+ * The clipping bound: one C for all trainable tensors of an example together, or one per LoRA
+ * factor (DP-LoRA clips the A and B gradients separately: { A: C_A, B: C_B }), for a sensitivity
+ * of sqrt(sum C_g^2). Per-factor bounds need a LoRA model and a bound for every factor it trains.
+ */
+export type DpClip = number | Readonly<Partial<Record<'A' | 'B' | 'R', number>>>;
+
+/**
+ * The privacy/ ClipSpec of a bound for the model's trainable variables (in their order).
+ * @throws FL_ERR_PRIVACY_ARGUMENT when a trained factor has no bound, or a bound names no trained factor
+ */
+export function clipSpecFor(model: TrainableModel, clip: DpClip): ClipSpec {
+  if (typeof clip === 'number') return clip;
+  if (!isLoraModel(model)) throw new FedloraError('FL_ERR_PRIVACY_ARGUMENT', 'per-factor clipping bounds need a model with LoRA modules');
+  const names = [...model.modules().values()].flatMap((m) => m.trainableFactorNames());
+  const groups = [...new Set(names)];
+  for (const g of groups) {
+    if (clip[g] === undefined) throw new FedloraError('FL_ERR_PRIVACY_ARGUMENT', `per-factor clipping: the model trains ${g} but no bound for ${g} was given`);
+  }
+  for (const g of Object.keys(clip)) {
+    if (!groups.includes(g as 'A')) throw new FedloraError('FL_ERR_PRIVACY_ARGUMENT', `per-factor clipping: a bound for ${g} was given but the model trains only ${groups.join(', ')}`);
+  }
+  const spec = { groupOf: names.map((n) => groups.indexOf(n)), clipNorms: groups.map((g) => clip[g]!) };
+  clipSensitivity(spec);
+  return spec;
+}
 
 export interface ClippedSum {
   /** Per trainable variable (in `model.trainableVariables()` order), the sum of clipped example gradients, flat float64. */
@@ -42,16 +69,17 @@ function isLoraModel(m: TrainableModel): m is LoraModel {
 
 /**
  * The clipped per-example gradient sum over the examples at `indices`.
- * @param clipNorm C > 0
+ * @param clip C > 0, or per-factor bounds (DpClip)
  * @param mode @default 'ghost'
  * @param chunk examples per forward/backward pass in ghost mode (bounds memory) @default 64
  */
 export async function clippedGradientSum(
-  model: TrainableModel, source: ExampleSource, indices: ArrayLike<number>, clipNorm: number,
+  model: TrainableModel, source: ExampleSource, indices: ArrayLike<number>, clip: DpClip,
   mode: DpClipMode = 'ghost', chunk = 64,
 ): Promise<ClippedSum> {
   const vars = model.trainableVariables();
-  if (mode === 'microbatch') return microbatchSum(model, source, indices, clipNorm, vars);
+  const spec = clipSpecFor(model, clip);
+  if (mode === 'microbatch') return microbatchSum(model, source, indices, spec, vars);
   if (!isLoraModel(model)) throw new FedloraError('FL_ERR_TRAINING', 'ghost clipping needs a model with LoRA modules; use the microbatch mode');
   const sums = vars.map((v) => new Float64Array(v.size));
   const norms: number[] = [];
@@ -59,7 +87,7 @@ export async function clippedGradientSum(
   let lossSum = 0;
   for (let start = 0; start < indices.length; start += chunk) {
     const idx = Array.from({ length: Math.min(chunk, indices.length - start) }, (_, i) => indices[start + i]!);
-    const part = await ghostChunk(model, source, idx, clipNorm, vars);
+    const part = await ghostChunk(model, source, idx, spec, vars);
     part.sums.forEach((s, k) => { const into = sums[k]!; for (let j = 0; j < s.length; j++) into[j] = into[j]! + s[j]!; });
     norms.push(...part.norms);
     unclipped += part.unclipped;
@@ -68,7 +96,7 @@ export async function clippedGradientSum(
   return { sums, norms, unclipped, lossSum };
 }
 
-async function ghostChunk(model: LoraModel, source: ExampleSource, idx: number[], clipNorm: number, vars: tf.Variable[]): Promise<ClippedSum> {
+async function ghostChunk(model: LoraModel, source: ExampleSource, idx: number[], spec: ClipSpec, vars: tf.Variable[]): Promise<ClippedSum> {
   const recorder = new GradientRecorder();
   const batch = source.batch(idx);
   const modules = [...model.modules().values()];
@@ -89,20 +117,24 @@ async function ghostChunk(model: LoraModel, source: ExampleSource, idx: number[]
     }
     const missing = vars.find((v) => !byVar.has(v));
     if (missing !== undefined) throw new FedloraError('FL_ERR_TRAINING', `ghost clipping: trainable variable '${missing.name}' is not a tapped LoRA factor; use the microbatch mode`);
-    // per-example squared norms, summed over every factor
-    const normsSq = new Float64Array(idx.length);
-    for (const v of vars) {
+    // per-example squared norms, summed over the factors of each clipping group
+    const groupOf = typeof spec === 'number' ? vars.map(() => 0) : spec.groupOf;
+    const bounds = typeof spec === 'number' ? [spec] : spec.clipNorms;
+    const normsSq = bounds.map(() => new Float64Array(idx.length));
+    for (const [k, v] of vars.entries()) {
       const r = byVar.get(v)!;
       const [x, dy] = await Promise.all([r.x.data() as Promise<Float32Array>, r.dy.data() as Promise<Float32Array>]);
       const rows = r.x.shape[0];
       if (r.examples !== idx.length || rows % r.examples !== 0) throw new FedloraError('FL_ERR_TRAINING', `ghost clipping: a tapped matmul saw ${rows} rows for ${r.examples} examples, expected a multiple of ${idx.length}`);
       const ns = ghostNormsSq(dy, x, { batch: r.examples, seqLen: rows / r.examples, p: r.dy.shape[1], q: r.x.shape[1] });
-      for (let i = 0; i < ns.length; i++) normsSq[i] = normsSq[i]! + ns[i]!;
+      const into = normsSq[groupOf[k]!]!;
+      for (let i = 0; i < ns.length; i++) into[i] = into[i]! + ns[i]!;
     }
-    const norms = Array.from(normsSq, Math.sqrt);
-    const factors = clipFactors(norms, clipNorm);
+    const groupFactors = normsSq.map((sq, g) => clipFactors(Array.from(sq, Math.sqrt), bounds[g]!));
+    const norms = Array.from({ length: idx.length }, (_, i) => Math.sqrt(normsSq.reduce((t, sq) => t + sq[i]!, 0)));
     const sums: Float64Array[] = [];
-    for (const v of vars) {
+    for (const [k, v] of vars.entries()) {
+      const factors = groupFactors[groupOf[k]!]!;
       const r = byVar.get(v)!;
       const rowsPerExample = r.x.shape[0] / r.examples;
       const rowFactors = new Float32Array(r.x.shape[0]);
@@ -112,15 +144,16 @@ async function ghostChunk(model: LoraModel, source: ExampleSource, idx: number[]
       sums.push(Float64Array.from(await g.data()));
       g.dispose();
     }
-    return { sums, norms, unclipped: factors.filter((f) => f === 1).length, lossSum: lossValue };
+    const unclipped = norms.filter((_, i) => groupFactors.every((f) => f[i] === 1)).length;
+    return { sums, norms, unclipped, lossSum: lossValue };
   } finally {
     recorder.dispose();
     disposeBatch(batch);
   }
 }
 
-async function microbatchSum(model: TrainableModel, source: ExampleSource, indices: ArrayLike<number>, clipNorm: number, vars: tf.Variable[]): Promise<ClippedSum> {
-  const acc = new DpSgdAccumulator(vars.map((v) => v.size), clipNorm);
+async function microbatchSum(model: TrainableModel, source: ExampleSource, indices: ArrayLike<number>, spec: ClipSpec, vars: tf.Variable[]): Promise<ClippedSum> {
+  const acc = new DpSgdAccumulator(vars.map((v) => v.size), spec);
   const norms: number[] = [];
   let lossSum = 0;
   for (let k = 0; k < indices.length; k++) {
@@ -130,7 +163,8 @@ async function microbatchSum(model: TrainableModel, source: ExampleSource, indic
       const arrays = await Promise.all(vars.map((v) => grads[v.name]!.data() as Promise<Float32Array>));
       lossSum += (await value.data())[0]!;
       tf.dispose([value, ...Object.values(grads)]);
-      norms.push(acc.add(arrays)[0]!);
+      const groupNorms = acc.add(arrays);
+      norms.push(Math.sqrt(groupNorms.reduce((t, n) => t + n * n, 0)));
     } finally {
       disposeBatch(batch);
     }

@@ -16,14 +16,17 @@ import { disposeBatch, type ExampleSource } from '../data/batches.js';
 import { SeededRandom } from '../data/seeded-random.js';
 import type { TrainableModel } from '../lora/lora-model.js';
 import { AdamW, type AdamWOptions } from './adamw.js';
-import { clippedGradientSum, type DpClipMode } from './dp-sgd.js';
+import { clippedGradientSum, clipSpecFor, type DpClip, type DpClipMode } from './dp-sgd.js';
 import { checkSchedule, learningRateAt, type ScheduleKind } from './schedule.js';
 
 export interface DpSgdOptions {
   /** sigma: the noise standard deviation is sigma * clipNorm. */
   readonly noiseMultiplier: number;
-  /** C: each example's gradient (all trainable tensors together) is clipped to this L2 norm. */
-  readonly clipNorm: number;
+  /**
+   * C: each example's gradient (all trainable tensors together) is clipped to this L2 norm; or one
+   * bound per LoRA factor ({ A, B }: DP-LoRA), for a sensitivity of sqrt(C_A^2 + C_B^2).
+   */
+  readonly clipNorm: DpClip;
   /** q: each example joins a step's batch with this probability. @default batchSize / examples */
   readonly samplingRate?: number;
   /** @default 'ghost' */
@@ -75,7 +78,12 @@ export interface TrainResult {
   readonly losses: number[];
   readonly seconds: number;
   /** What the accountant books for DP-SGD: `steps` sampled Gaussian steps at rate q with noise multiplier sigma. */
-  readonly dp?: { readonly steps: number; readonly q: number; readonly noiseMultiplier: number; readonly clipNorm: number; readonly expectedBatchSize: number; readonly unclippedFraction: number };
+  readonly dp?: {
+    readonly steps: number; readonly q: number; readonly noiseMultiplier: number; readonly clipNorm: DpClip;
+    /** The L2 sensitivity of one example: C, or sqrt(sum of the per-factor bounds squared); the noise std is noiseMultiplier times this. */
+    readonly sensitivity: number;
+    readonly expectedBatchSize: number; readonly unclippedFraction: number;
+  };
 }
 
 function positiveInt(value: number, name: string): number {
@@ -166,7 +174,7 @@ async function trainDp(
   const n = source.size;
   const q = o.dp.samplingRate ?? Math.min(1, o.batchSize / n);
   if (!(q > 0 && q <= 1)) throw new FedloraError('FL_ERR_PRIVACY_ARGUMENT', `DP sampling rate q must be in (0, 1], got ${q}`);
-  const sensitivity = clipSensitivity(o.dp.clipNorm);
+  const sensitivity = clipSensitivity(clipSpecFor(model, o.dp.clipNorm));
   const expectedBatchSize = q * n;
   // an epoch is 1/q steps in expectation
   const stepsPerEpoch = Math.max(1, Math.round(1 / q));
@@ -200,6 +208,6 @@ async function trainDp(
   }
   return {
     steps: totalSteps, examples, losses, seconds: (performance.now() - started) / 1000,
-    dp: { steps: totalSteps, q, noiseMultiplier: o.dp.noiseMultiplier, clipNorm: o.dp.clipNorm, expectedBatchSize, unclippedFraction: examples === 0 ? 1 : unclipped / examples },
+    dp: { steps: totalSteps, q, noiseMultiplier: o.dp.noiseMultiplier, clipNorm: o.dp.clipNorm, sensitivity, expectedBatchSize, unclippedFraction: examples === 0 ? 1 : unclipped / examples },
   };
 }

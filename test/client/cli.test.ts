@@ -5,7 +5,7 @@ import { Command } from 'commander';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { readPeftAdapterDir } from '../../shared/peft.js';
 import { isFedloraError } from '../../shared/errors.js';
-import { parseLabelSet, register } from '../../client/cli.js';
+import { parseDpClip, parseLabelSet, register } from '../../client/cli.js';
 
 /** Runs `fedlora <args>` with the client's commands; returns what it printed on stdout. */
 async function run(...args: string[]): Promise<string> {
@@ -91,6 +91,13 @@ describe('fedlora pretrain mlp / train', () => {
     const paths = adapter.layout.modules.map((m) => m.path);
     expect(paths.length).toBeGreaterThan(0);
     expect(paths.every((p) => /^model\.layers\.\d+\.self_attn\.(q_proj|v_proj)$/.test(p))).toBe(true);
+  });
+
+  it('parses --dp-clip as one bound or per-factor bounds', () => {
+    expect(parseDpClip('0.5')).toBe(0.5);
+    expect(parseDpClip('A=0.5, B=1')).toEqual({ A: 0.5, B: 1 });
+    expect(() => parseDpClip('0')).toThrow(/FL_ERR_PRIVACY_ARGUMENT: --dp-clip must be a positive number/);
+    expect(() => parseDpClip('C=1')).toThrow(/--dp-clip must be/);
   });
 
   it('parses label sets', () => {

@@ -8,7 +8,8 @@ import { LoraDense } from '../../../client/lora/lora-dense.js';
 import { extractUpdateOf, layoutOf, loadGlobalInto, trainableVariablesOf, type Batch, type LoraModel } from '../../../client/lora/lora-model.js';
 import { MlpClassifier } from '../../../client/models/mlp.js';
 import { MLP_MODEL_TYPE, mlpTensorShapes, type MlpConfig } from '../../../client/models/mlp-config.js';
-import { clippedGradientSum } from '../../../client/train/dp-sgd.js';
+import { clippedGradientSum, clipSpecFor } from '../../../client/train/dp-sgd.js';
+import { clipSensitivity } from '../../../privacy/dp-sgd.js';
 import { train } from '../../../client/train/trainer.js';
 import { digitsParts, type DigitsParts } from '../digits.js';
 import { testValues } from '../lora/reference.js';
@@ -71,6 +72,26 @@ describe('DP-SGD clipped gradient sums', () => {
       model.dispose();
     });
   }
+
+  it('per-factor bounds (DP-LoRA: A and B clipped separately): ghost equals micro-batches, each factor within its bound', async () => {
+    const model = smallMlp('lora');
+    const src = tableSource(digits.highTrain);
+    const idx = Array.from({ length: 16 }, (_, i) => i * 5);
+    const clip = { A: 0.02, B: 0.05 };
+    const micro = await clippedGradientSum(model, src, idx, clip, 'microbatch');
+    const ghost = await clippedGradientSum(model, src, idx, clip, 'ghost');
+    expect(relativeDiff(ghost.sums, micro.sums)).toBeLessThan(1e-5);
+    expect(ghost.unclipped).toBe(micro.unclipped);
+    expect(micro.unclipped).toBeLessThan(idx.length); // the bounds bite
+    // variables come module by module as [A^T, B^T]: the A sums and the B sums are each within k C_g
+    const groupNorm = (sums: Float64Array[], parity: number): number => Math.sqrt(sums.filter((_, i) => i % 2 === parity).reduce((t, a) => t + a.reduce((u, v) => u + v * v, 0), 0));
+    expect(groupNorm(ghost.sums, 0)).toBeLessThanOrEqual(16 * 0.02 * (1 + 1e-6));
+    expect(groupNorm(ghost.sums, 1)).toBeLessThanOrEqual(16 * 0.05 * (1 + 1e-6));
+    expect(clipSensitivity(clipSpecFor(model, clip))).toBeCloseTo(Math.hypot(0.02, 0.05), 12);
+    await expect(clippedGradientSum(model, src, idx, { B: 1 })).rejects.toThrow(/FL_ERR_PRIVACY_ARGUMENT: per-factor clipping: the model trains A but no bound for A/);
+    await expect(clippedGradientSum(model, src, idx, { A: 1, B: 1, R: 1 })).rejects.toThrow(/a bound for R was given but the model trains only A, B/);
+    model.dispose();
+  });
 
   it('bounds each example: a clipped single example has norm min(norm, C); a clipped sum of k examples at most k C', async () => {
     const model = smallMlp('lora');

@@ -36,11 +36,17 @@ export interface OpenResult {
 }
 
 export interface UpdateOpener {
-  /** Resolves when the opener can take work (worker threads have loaded their modules). */
+  /**
+   * Resolves when the opener can take work (worker threads have loaded their modules).
+   * `open` may detach (transfer) `request.envelope`'s buffer: callers must not read it afterwards.
+   */
   readonly ready: Promise<void>;
   open(request: OpenRequest): Promise<OpenResult>;
   close(): Promise<void>;
 }
+
+/** Envelopes at least this large are transferred to the worker when they own their buffer. */
+const TRANSFER_MIN_BYTES = 64 * 1024;
 
 /** Accepts every nonce: the runner checks replays on its own thread, after opening. */
 const ANY_NONCE: NonceStore = { has: () => false, checkAndAdd: () => true };
@@ -152,14 +158,17 @@ export class WorkerPoolOpener implements UpdateOpener {
     if (this.closed) return Promise.reject(new FedloraError('FL_ERR_INTERNAL', 'the update-opening pool is closed'));
     const slot = this.workers.reduce((a, b) => (b.inFlight < a.inFlight ? b : a));
     const id = this.nextId++;
-    // An exact copy, transferred: the received bytes may be a view into a larger socket buffer.
-    const envelope = request.envelope.slice();
+    // Transferred, not copied, when the view owns its whole buffer (large socket.io messages: ws
+    // allocates one buffer per message and drops it after delivery); otherwise an exact copy,
+    // since the bytes may be a view into a larger, shared socket buffer.
+    const owned = request.envelope.byteOffset === 0 && request.envelope.byteLength === request.envelope.buffer.byteLength && request.envelope.buffer instanceof ArrayBuffer;
+    const envelope = owned && request.envelope.byteLength >= TRANSFER_MIN_BYTES ? request.envelope : request.envelope.slice();
     return new Promise<OpenResult>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, source: request.source });
       slot.inFlight++;
       slot.worker.postMessage(
         { id, envelope, expected: request.expected, signPublicKey: request.signPublicKey, plan: request.plan, source: request.source, maxBytes: request.maxBytes },
-        [envelope.buffer],
+        [envelope.buffer as ArrayBuffer],
       );
     });
   }

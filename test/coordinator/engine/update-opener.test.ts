@@ -58,4 +58,15 @@ describe('update openers: worker pool and inline agree', () => {
     expect(results.map((r) => r.update.numExamples)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     expect(results.map((r) => r.update.adapter.factors.get(path)!.B![0])).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
   });
+
+  it('transfers a large envelope that owns its buffer instead of copying it (the caller must not reuse it)', async () => {
+    const bigPlan = { ...plan, modules: [{ path, outFeatures: 128, inFeatures: 4, rank: 256, alpha: 2 }], updateTensors: [{ name: `base_model.model.${path}.lora_B.weight`, shape: [128, 256] }] } as Plan;
+    const values = Float32Array.from({ length: 128 * 256 }, (_, i) => i % 97);
+    const payload = encodeSafetensors([makeTensor(bigPlan.updateTensors[0]!.name, [128, 256], values)], { 'fedlora.examples': '3' });
+    const envelope = sealUpdate(payload, binding, client.sign.secretKey, coordinator.box.publicKey);
+    expect(envelope.byteLength).toBeGreaterThan(64 * 1024);
+    const result = await pool.open({ envelope, expected: binding, signPublicKey: client.sign.publicKey, plan: bigPlan, source: 'cl_a', maxBytes: 1 << 20 });
+    expect(envelope.byteLength).toBe(0); // detached: moved to the worker, not copied
+    expect(result.update.adapter.factors.get(path)!.B).toEqual(values);
+  });
 });

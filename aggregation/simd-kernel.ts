@@ -117,11 +117,22 @@ export function simdKernelModule(): object | null {
 /** out = acc + w x over byte offsets in the memory; n a multiple of 4. Returns 1 when every x is finite. */
 export type SimdAdd = (out: number, acc: number, x: number, n: number, w: number) => number;
 
-/** A wasm memory of `bytes` (rounded up to 64 KiB pages) with the kernel bound to it, or null without WebAssembly SIMD. */
+/** The largest arena: 32-bit wasm addresses, and V8 caps a memory at 4 GiB (we stay at 2 GiB). */
+export const SIMD_MAX_BYTES = 2 ** 31;
+
+/**
+ * A wasm memory of `bytes` (rounded up to 64 KiB pages) with the kernel bound to it; null without
+ * WebAssembly SIMD, above SIMD_MAX_BYTES, or when the engine cannot allocate it (callers then use
+ * plain JS sums).
+ */
 export function simdArena(bytes: number): { buffer: ArrayBuffer; add: SimdAdd } | null {
   const module = simdKernelModule();
-  if (module === null || wasm === undefined) return null;
-  const memory = new wasm.Memory({ initial: Math.max(1, Math.ceil(bytes / 65536)) });
-  const add = new wasm.Instance(module, { env: { memory } }).exports.add as SimdAdd;
-  return { buffer: memory.buffer, add };
+  if (module === null || wasm === undefined || bytes > SIMD_MAX_BYTES) return null;
+  try {
+    const memory = new wasm.Memory({ initial: Math.max(1, Math.ceil(bytes / 65536)) });
+    const add = new wasm.Instance(module, { env: { memory } }).exports.add as SimdAdd;
+    return { buffer: memory.buffer, add };
+  } catch {
+    return null; // out of memory or address space for a wasm memory: the JS loop needs none
+  }
 }

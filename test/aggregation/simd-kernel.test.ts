@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { stagedSums, stagedZeros, SIMD_MIN_ELEMENTS } from '../../aggregation/running-sum.js';
 import { SeededRandom } from '../../aggregation/seeded-random.js';
-import { simdKernelModule } from '../../aggregation/simd-kernel.js';
+import { SIMD_MAX_BYTES, simdArena, simdKernelModule } from '../../aggregation/simd-kernel.js';
 import { createStrategy } from '../../aggregation/registry.js';
 import { clientUpdate, denseDelta, float32Tolerance, moduleSpec, referenceSum, relativeDifference } from './fixtures.js';
 
@@ -19,6 +19,7 @@ describe('SIMD staged sums', () => {
     expect(lengths[0]! + lengths[1]!).toBeGreaterThanOrEqual(SIMD_MIN_ELEMENTS);
     expect(stagedSums(lengths)[0]!.constructor.name).toBe('SimdStagedSum');
     expect(stagedSums([10, 10])[0]!.constructor.name).toBe('JsStagedSum');
+    expect(simdArena(SIMD_MAX_BYTES + 1)).toBeNull(); // too large for one wasm memory: JS sums instead
   });
 
   it('computes the same bits as the JS loop over several updates and weights', () => {

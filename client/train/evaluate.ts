@@ -21,9 +21,10 @@ export interface Evaluation {
 
 /**
  * Evaluates on every example of the source, in order, in batches.
- * @param batchSize @default 256
+ * @param batchSize @default 256 for a classifier, 8 sequences for a causal LM (its logits are
+ *   [batch, T, vocab]: 8 x 128 x 49,152 floats is already 200 MB)
  */
-export async function evaluate(model: TrainableModel, source: ExampleSource, batchSize = 256): Promise<Evaluation> {
+export async function evaluate(model: TrainableModel, source: ExampleSource, batchSize = model.task === 'classification' ? 256 : 8): Promise<Evaluation> {
   if (source.size === 0) throw new FedloraError('FL_ERR_TRAINING', 'cannot evaluate on an empty data set');
   let lossSum = 0;
   let count = 0;

@@ -36,6 +36,7 @@ async function main(): Promise<void> {
   const runJob = (job: WorkerJob): void => {
     let highestRound = -1;
     const dropped = new Map<number, NodeJS.Timeout>();
+    const droppedRounds = new Set<string>();
     const start = (c: WorkerClient, first: boolean): void => {
       const data = {
         file: `client-${c.index}`,
@@ -55,8 +56,10 @@ async function main(): Promise<void> {
               start(job.clients.find((x) => x.index === index)!, false);
             }
           }
+          // The draw is per (client, round): a client that rejoins and is offered the same round again stays out of it.
           if (job.dropout > 0 && new SeededRandom(job.seed, `dropout:${c.index}:${round}`).nextFloat() < job.dropout) {
-            post({ type: 'dropped', jobId: job.jobId, client: c.index, round });
+            if (!droppedRounds.has(`${c.index}:${round}`)) post({ type: 'dropped', jobId: job.jobId, client: c.index, round });
+            droppedRounds.add(`${c.index}:${round}`);
             // leave from a macrotask: the agent is inside its offer handler now
             setImmediate(() => {
               agent?.stop(`simulated dropout in round ${round}`);
@@ -84,9 +87,13 @@ async function main(): Promise<void> {
       });
       agent.run().then(
         (summary: AgentSummary) => {
-          for (const timer of dropped.values()) clearTimeout(timer);
-          dropped.clear();
           post({ type: 'summary', jobId: job.jobId, client: c.index, summary });
+          // the job has ended: clients still out after a dropout will not come back
+          for (const [index, timer] of dropped) {
+            clearTimeout(timer);
+            post({ type: 'left', jobId: job.jobId, client: index });
+          }
+          dropped.clear();
         },
         (e: unknown) => {
           const err = e as { code?: string; message?: string };

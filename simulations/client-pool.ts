@@ -88,9 +88,9 @@ export class ClientPool {
             if (!('jobId' in m) || m.jobId !== job.jobId) return;
             if (m.type === 'offer') offers++;
             else if (m.type === 'dropped') dropped++;
-            else if (m.type === 'summary' || m.type === 'error') {
+            else if (m.type === 'summary' || m.type === 'error' || m.type === 'left') {
               if (m.type === 'summary') summaries.set(m.client, m.summary);
-              else errors.push({ client: m.client, code: m.code, message: m.message });
+              else if (m.type === 'error') errors.push({ client: m.client, code: m.code, message: m.message });
               if (++ended === group.length) {
                 cleanup();
                 resolve();

@@ -92,5 +92,6 @@ describe('coordinator killed mid-round', () => {
     }
     coordinator.kill('SIGTERM');
     await coordinator.exited;
-  });
+    // Two coordinator child processes start (tsx, SQLite, a worker pool): allow for a loaded machine.
+  }, 120_000);
 });

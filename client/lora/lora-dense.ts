@@ -247,6 +247,7 @@ export class LoraDense {
       throw new FedloraError('FL_ERR_SHAPE_MISMATCH', `${where}: Bstack must be [${m}, K], got ${bStack.length} values`);
     }
     const k = bStack.length / m;
+    expectLength(where, 'Bstack', bStack, m * k, [m, k]);
     expectLength(where, 'Astack', aStack, k * n, [k, n]);
     if (!Number.isFinite(s)) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `${where}: scaling must be finite, got ${s}`);
     const merged = tf.tidy(() => {
@@ -297,6 +298,7 @@ export class LoraDense {
   }
 }
 
+/** Checks type, length and finiteness (a NaN in a factor or a stack would poison every later step). */
 function expectLength(
   where: string, name: string, values: Float32Array, expected: number, shape: number[],
   code: 'FL_ERR_SHAPE_MISMATCH' | 'FL_ERR_ADAPTER_LAYOUT' = 'FL_ERR_SHAPE_MISMATCH',
@@ -306,6 +308,9 @@ function expectLength(
   }
   if (values.length !== expected) {
     throw new FedloraError(code, `${where}: ${name} must be [${shape.join(', ')}] = ${expected} values, got ${values.length}`);
+  }
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i]!)) throw new FedloraError(code, `${where}: ${name} holds ${values[i]} at index ${i}; values must be finite`);
   }
 }
 

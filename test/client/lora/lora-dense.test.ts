@@ -253,6 +253,10 @@ describe('LoraDense factors', () => {
     expect(isFedloraError(err, 'FL_ERR_ADAPTER_LAYOUT')).toBe(true);
     expect(String(err)).toMatch(/layers\.0.*A must be \[3, 7\] = 21 values, got 22/);
     expect(() => layer.setFactors({ R: new Float32Array(r * r) })).toThrow(/FL_ERR_ADAPTER_LAYOUT.*R is a Fed-SB factor/);
+    const withNaN = new Float32Array(m * r);
+    withNaN[4] = Number.NaN;
+    expect(() => layer.setFactors({ B: withNaN })).toThrow(/FL_ERR_ADAPTER_LAYOUT: LoRA module 'layers\.0': B holds NaN at index 4; values must be finite/);
+    expect(() => layer.mergeStack(new Float32Array(m).fill(Infinity), new Float32Array(n), 1, 0)).toThrow(/Bstack holds Infinity at index 0/);
     layer.dispose();
   });
 

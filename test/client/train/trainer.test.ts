@@ -93,6 +93,19 @@ describe('trainer', () => {
   });
 });
 
+describe('trainer and schedule together', () => {
+  it('each step uses the scheduled learning rate (warmup then cosine over the run)', async () => {
+    const m = smallMlp();
+    const lrs: number[] = [];
+    const r = await train(m, tableSource(digits.highTrain), { epochs: 1, batchSize: 64, lr: 0.01, schedule: 'cosine', warmupSteps: 2, onProgress: (p) => lrs.push(p.lr) });
+    const expected = Array.from({ length: r.steps }, (_, s) => learningRateAt(s, { lr: 0.01, kind: 'cosine', warmupSteps: 2, totalSteps: r.steps }));
+    expect(lrs).toEqual(expected);
+    expect(lrs[0]).toBeCloseTo(0.005, 12);
+    expect(lrs.at(-1)!).toBeLessThan(0.001);
+    m.dispose();
+  });
+});
+
 describe('AdamW', () => {
   it('matches torch.optim.AdamW arithmetic on a hand-followed sequence (float64 reference)', () => {
     const p = tf.variable(tf.tensor1d([1, -2]));

@@ -93,6 +93,13 @@ describe('fedlora pretrain mlp / train', () => {
     expect(paths.every((p) => /^model\.layers\.\d+\.self_attn\.(q_proj|v_proj)$/.test(p))).toBe(true);
   });
 
+  it('fedlora backend prints the chosen backend and its self-test', async () => {
+    const info = JSON.parse(await run('backend', '--backend', 'cpu')) as { name: string; selfTest: { ok: boolean; maxError: number } };
+    expect(info.name).toBe('cpu');
+    expect(info.selfTest.ok).toBe(true);
+    expect(info.selfTest.maxError).toBeLessThan(1e-5);
+  });
+
   it('parses --dp-clip as one bound or per-factor bounds', () => {
     expect(parseDpClip('0.5')).toBe(0.5);
     expect(parseDpClip('A=0.5, B=1')).toEqual({ A: 0.5, B: 1 });

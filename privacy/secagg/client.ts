@@ -39,6 +39,8 @@ export class SecAggClient {
   /** Neighbours whose shares this client holds, with the two shares. */
   private held = new Map<string, { selfSeed: Uint8Array; secretKey: Uint8Array }>();
   private selfSeed: Uint8Array | null = null;
+  /** X25519(c_u, c_v) per neighbour, agreed once for sealing (round 1) and opening (round 2). */
+  private readonly sealingSecrets = new Map<string, Uint8Array>();
   /** Coordinates clipped to the range by the last quantisation. */
   clippedCoordinates = 0;
 
@@ -58,6 +60,15 @@ export class SecAggClient {
 
   private expect(step: Step, what: string): void {
     if (this.step !== step) protocolError(this.id, `${what} arrived at step '${this.step}', expected at '${step}'`);
+  }
+
+  private sealingSecret(peer: string): Uint8Array {
+    let secret = this.sealingSecrets.get(peer);
+    if (secret === undefined) {
+      secret = this.cKeys.agree(this.peers.get(peer)!.cPublicKey, peer);
+      this.sealingSecrets.set(peer, secret);
+    }
+    return secret;
   }
 
   private point(client: string): number {
@@ -101,7 +112,7 @@ export class SecAggClient {
       const plain = new Uint8Array(2 * FIELD_BYTES);
       plain.set(a, 0);
       plain.set(b, FIELD_BYTES);
-      const key = shareSealingKey(ctx, this.id, to, this.cKeys.agree(this.peers.get(to)!.cPublicKey, to));
+      const key = shareSealingKey(ctx, this.id, to, this.sealingSecret(to));
       const nonce = new Uint8Array(randomBytes(nacl.secretbox.nonceLength));
       const box = nacl.secretbox(plain, nonce, key);
       const sealed = new Uint8Array(nonce.length + box.length);
@@ -129,10 +140,9 @@ export class SecAggClient {
       throw new FedloraError('FL_ERR_SHAPE_MISMATCH', `secure aggregation (${this.id}): the vector has ${values.length} values, the round aggregates ${this.config.vectorLength}`);
     }
     for (const d of delivery.shares) {
-      const peer = this.peers.get(d.from);
-      if (peer === undefined) protocolError(this.id, `a share from '${d.from}', which did not advertise keys to it`);
+      if (!this.peers.has(d.from)) protocolError(this.id, `a share from '${d.from}', which did not advertise keys to it`);
       if (this.held.has(d.from)) protocolError(this.id, `two shares from '${d.from}'`);
-      const key = shareSealingKey(this.config.context, d.from, this.id, this.cKeys.agree(peer.cPublicKey, d.from));
+      const key = shareSealingKey(this.config.context, d.from, this.id, this.sealingSecret(d.from));
       const nonceLength = nacl.secretbox.nonceLength;
       const plain = d.sealed.length > nonceLength ? nacl.secretbox.open(d.sealed.subarray(nonceLength), d.sealed.subarray(0, nonceLength), key) : null;
       if (plain === null || plain.length !== 2 * FIELD_BYTES) {
@@ -173,6 +183,7 @@ export class SecAggClient {
     }
     this.held = new Map(); // forget: a second request gets nothing
     this.peers = new Map();
+    this.sealingSecrets.clear();
     return { from: this.id, selfSeedShares, secretKeyShares };
   }
 }

@@ -1,0 +1,58 @@
+import { describe, it, expect } from 'vitest';
+import { SecAggClient } from '../../../privacy/secagg/client.js';
+import { secAggConfig } from '../../../privacy/secagg/config.js';
+import { SecAggServer } from '../../../privacy/secagg/server.js';
+import {
+  decodeAdvertiseKeys,
+  decodeKeysBroadcast,
+  decodeMaskedInput,
+  decodeShareKeys,
+  decodeSharesDelivery,
+  decodeUnmaskRequest,
+  decodeUnmaskResponse,
+  encodeMessage,
+} from '../../../privacy/secagg/wire.js';
+import { isFedloraError } from '../../../shared/errors.js';
+
+/** Through JSON text, as a socket would carry it. */
+const wire = (m: Parameters<typeof encodeMessage>[0]): unknown => JSON.parse(JSON.stringify(encodeMessage(m)));
+
+describe('secure aggregation messages on the wire', () => {
+  it('a whole round through JSON gives the exact sum (values on the quantisation grid)', () => {
+    const clients = ['a', 'b', 'c', 'd', 'e', 'f'];
+    const config = secAggConfig({ context: 'job/round-2', clients, vectorLength: 33, graphSeed: 's' });
+    const values = new Map(clients.map((c, k) => [c, Float64Array.from({ length: 33 }, (_, i) => ((k * 33 + i) % 17) / 64 - 0.125)]));
+    const server = new SecAggServer(config);
+    const parties = clients.map((id) => new SecAggClient(config, id));
+    parties.forEach((p) => server.receiveAdvertise(decodeAdvertiseKeys(wire(p.advertiseKeys()))));
+    const keys = server.closeAdvertise();
+    parties.forEach((p) => server.receiveShareKeys(decodeShareKeys(wire(p.shareKeys(decodeKeysBroadcast(wire(keys.get(p.id)!)))))));
+    const deliveries = server.closeShareKeys();
+    parties.slice(1).forEach((p) => server.receiveMaskedInput(decodeMaskedInput(wire(p.maskedInput(decodeSharesDelivery(wire(deliveries.get(p.id)!)), values.get(p.id)!)))));
+    const request = decodeUnmaskRequest(wire(server.closeMaskedInput()));
+    expect(request.dropped).toEqual(['a']);
+    parties.slice(1).forEach((p) => server.receiveUnmask(decodeUnmaskResponse(wire(p.unmask(request)))));
+    const { sum } = server.finish();
+    const expected = new Float64Array(33);
+    for (const c of clients.slice(1)) values.get(c)!.forEach((v, i) => (expected[i]! += v));
+    expect(sum).toEqual(expected);
+  });
+
+  it('refuses malformed messages with FL_ERR_SECAGG_PROTOCOL naming the field', () => {
+    const cases: [() => unknown, RegExp][] = [
+      [() => decodeAdvertiseKeys({ from: 'a', cPublicKey: Buffer.alloc(31).toString('base64'), sPublicKey: Buffer.alloc(32).toString('base64') }), /cPublicKey: .*32 bytes/],
+      [() => decodeMaskedInput({ from: 'a', masked: Buffer.alloc(7).toString('base64') }), /masked: .*whole number/],
+      [() => decodeUnmaskResponse({ from: 'a', selfSeedShares: [{ of: 'b', y: '!!' }], secretKeyShares: [] }), /selfSeedShares\.0\.y/],
+      [() => decodeUnmaskRequest({ survivors: ['a'], dropped: [], extra: 1 }), /malformed UnmaskRequest/],
+    ];
+    for (const [fn, text] of cases) {
+      try {
+        fn();
+        expect.unreachable();
+      } catch (e) {
+        expect(isFedloraError(e, 'FL_ERR_SECAGG_PROTOCOL'), String(e)).toBe(true);
+        expect(String(e)).toMatch(text);
+      }
+    }
+  });
+});

@@ -66,6 +66,21 @@ describe('mlp checkpoint', () => {
   });
 });
 
+describe('mlp pre-training', () => {
+  it('is reproducible from the seed: the same seed writes the same model.safetensors (same SHA-256), another seed another', async () => {
+    const shaOf = async (seed: number): Promise<string> => {
+      const { model } = await pretrainMlp(digits.lowTrain, { hiddenSizes: [8], numLabels: 10, epochs: 1, batchSize: 64, lr: 3e-3, seed });
+      const dir = await mkdtemp(join(tmpdir(), 'fedlora-mlp-seed-'));
+      const sha = await saveDenseMlp(model, dir);
+      model.dispose();
+      return sha;
+    };
+    const [a, b, c] = [await shaOf(7), await shaOf(7), await shaOf(8)];
+    expect(a).toBe(b);
+    expect(c).not.toBe(a);
+  });
+});
+
 describe('mlp on digits', () => {
   it('pre-trains on labels 0-4, then LoRA learns 5-9 well above chance (real data, real training)', async () => {
     const { model: base, result } = await pretrainMlp(digits.lowTrain, { hiddenSizes: [32], numLabels: 10, epochs: 6, batchSize: 32, lr: 3e-3, seed: 0 });

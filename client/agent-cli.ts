@@ -42,7 +42,7 @@ export async function join(flags: JoinFlags, out: NodeJS.WriteStream = process.s
   coordinatorOrigin(flags.coordinator); // validates the URL before anything is loaded
   const seqLen = flags.seqLen === undefined ? undefined : positiveInt(flags.seqLen, 'seq-len');
   const targetModules = flags.targetModules?.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  const { parseBackendName, chooseBackend, shutdownBackend } = await import('./backend.js');
+  const { parseBackendName } = await import('./backend.js');
   const backendName = flags.backend === undefined ? undefined : parseBackendName(flags.backend);
   const quiet = flags.quiet === true;
   const { barProgress, quietProgress } = await import('./agent/progress.js');
@@ -73,16 +73,18 @@ export async function join(flags: JoinFlags, out: NodeJS.WriteStream = process.s
   // The data is checked before the backend starts and before any connection.
   const data = await loadLocalData(flags.data, model, { ...(flags.label !== undefined && { label: flags.label }), ...(seqLen !== undefined && { seqLen }) });
   progress.info(`data: ${data.examples} examples from ${flags.data}`);
-  const backend = await chooseBackend({ ...(backendName !== undefined && { backend: backendName }), log: progress.info });
-  // Training runs in a worker thread, so the socket keeps answering heartbeats during long rounds.
+  // Training runs in a worker thread (which chooses the backend), so the socket keeps answering
+  // heartbeats during long rounds; this thread never loads TensorFlow.js.
   const { WorkerTrainer } = await import('./agent/worker-trainer.js');
   const trainer = await WorkerTrainer.start({
     modelDir: flags.model,
     dataFile: flags.data,
-    backend: backend.name,
+    ...(backendName !== undefined && { backend: backendName }),
     ...(flags.label !== undefined && { label: flags.label }),
     ...(seqLen !== undefined && { seqLen }),
   });
+  const backend = trainer.backend;
+  progress.info(`backend: ${backend.name} on ${backend.device}; self-test ${backend.selfTest.ok ? 'ok' : 'failed'} (max relative error ${backend.selfTest.maxError.toExponential(2)})`);
   const agent = new ClientAgent({
     coordinatorUrl: flags.coordinator,
     jobId,
@@ -103,7 +105,6 @@ export async function join(flags: JoinFlags, out: NodeJS.WriteStream = process.s
   } finally {
     progress.stop();
     await trainer.close();
-    await shutdownBackend();
   }
 }
 

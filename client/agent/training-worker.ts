@@ -21,7 +21,7 @@ export interface TrainingWorkerSetup {
 }
 
 export type TrainingWorkerMessage =
-  | { type: 'ready' }
+  | { type: 'ready'; backend: { name: string; device: string; selfTest: { ok: boolean; maxError: number; reason?: string } } }
   | { type: 'start'; id: number; totalSteps: number }
   | { type: 'step'; id: number; progress: TrainProgress }
   | { type: 'done'; id: number; payload: Uint8Array; metrics: Record<string, number>; examples: number; steps: number; seconds: number; dp?: unknown }
@@ -40,7 +40,7 @@ async function main(): Promise<void> {
     import('./round-handler.js'),
     import('../../shared/protocol/events.js'),
   ]);
-  await chooseBackend(setup.backend === undefined ? {} : { backend: setup.backend });
+  const info = await chooseBackend(setup.backend === undefined ? {} : { backend: setup.backend });
   const model = await loadBaseModel(setup.modelDir);
   const data = await loadLocalData(setup.dataFile, model, { ...(setup.label !== undefined && { label: setup.label }), ...(setup.seqLen !== undefined && { seqLen: setup.seqLen }) });
 
@@ -72,7 +72,7 @@ async function main(): Promise<void> {
       }
     })();
   });
-  post({ type: 'ready' });
+  post({ type: 'ready', backend: { name: info.name, device: info.device, selfTest: { ok: info.selfTest.ok, maxError: info.selfTest.maxError, ...(info.selfTest.reason !== undefined && { reason: info.selfTest.reason }) } } });
 }
 
 main().catch((e: unknown) => {

@@ -40,6 +40,9 @@ export class WorkerTrainer implements RoundTrainer {
   private nextId = 0;
   private failure: Error | null = null;
 
+  /** The worker's backend, as chooseBackend reported it there (name, device, self-test). */
+  backend: { name: string; device: string; selfTest: { ok: boolean; maxError: number; reason?: string } } = { name: 'unknown', device: '', selfTest: { ok: false, maxError: NaN } };
+
   private constructor(
     private readonly worker: Worker,
     /** Int32Array(1) the worker reads at every step: non-zero aborts the round in training. */
@@ -58,7 +61,10 @@ export class WorkerTrainer implements RoundTrainer {
     await new Promise<void>((resolve, reject) => {
       worker.once('error', reject);
       worker.on('message', (m: TrainingWorkerMessage) => {
-        if (m.type === 'ready') resolve();
+        if (m.type === 'ready') {
+          trainer.backend = m.backend;
+          resolve();
+        }
         else if (m.type === 'fatal') reject(asError('Error', m.code, m.message));
         else trainer.onMessage(m);
       });

@@ -72,7 +72,7 @@ export class SecAggClient {
   }
 
   private point(client: string): number {
-    return this.config.clients.indexOf(client) + 1;
+    return this.config.clients.indexOf(client) + 1; // O(n), called k times a round
   }
 
   /** Round 0: fresh X25519 key pairs for this round. */

@@ -66,10 +66,13 @@ export class SecAggServer {
   private readonly responses = new Map<string, UnmaskResponse>();
   private readonly dropped = { advertise: [] as string[], shareKeys: [] as string[], maskedInput: [] as string[], unmasking: [] as string[] };
   private request: UnmaskRequest | null = null;
+  /** Each client's Shamir point (index + 1), and the round's clients as a set. */
+  private readonly points: Map<string, number>;
 
   constructor(private readonly config: SecAggConfig) {
     this.graph = neighbourhood(config.clients, config.degree, config.graphSeed);
     this.sum = new Uint32Array(config.vectorLength);
+    this.points = new Map(config.clients.map((c, i) => [c, i + 1]));
   }
 
   private expect(step: Step, what: string, from?: string): void {
@@ -84,7 +87,7 @@ export class SecAggServer {
   /** Step 0: a client's public keys. */
   receiveAdvertise(msg: AdvertiseKeys): void {
     this.expect('advertise', 'public keys', msg.from);
-    this.checkSender(msg.from, this.keys, new Set(this.config.clients), 'public keys');
+    this.checkSender(msg.from, this.keys, this.points, 'public keys');
     if (msg.cPublicKey.length !== 32 || msg.sPublicKey.length !== 32) protocolError(`public keys of '${msg.from}' must have 32 bytes`, msg.from);
     this.keys.set(msg.from, msg);
   }
@@ -221,7 +224,7 @@ export class SecAggServer {
       const ok = revealed.y.length === FIELD_BYTES && equalBytes(shareCommitment(kind, this.config.context, owner, from, revealed.y), commitment);
       const y = ok ? bytesToBigInt(revealed.y) : FIELD_PRIME;
       if (!ok || y >= FIELD_PRIME) badShares.push({ of: owner, from, kind });
-      else good.push({ x: this.config.clients.indexOf(from) + 1, y });
+      else good.push({ x: this.points.get(from)!, y });
     }
     return good;
   }

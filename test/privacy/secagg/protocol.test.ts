@@ -217,3 +217,38 @@ describe('secure aggregation: settings', () => {
     expectCode(() => secAggConfig(settings(4, { clients: ['a', 'a', 'b', 'c'] })), 'FL_ERR_SECAGG_CONFIG', /twice/);
   });
 });
+
+describe('secure aggregation: random dropouts (property)', () => {
+  it('either the exact sum of the clients in it, or FL_ERR_SECAGG_DROPOUTS; never a wrong sum', async () => {
+    const fc = (await import('fast-check')).default;
+    let succeeded = 0;
+    let failed = 0;
+    fc.assert(
+      fc.property(fc.integer({ min: 8, max: 16 }), fc.integer(), fc.array(fc.integer({ min: 0, max: 19 }), { minLength: 16, maxLength: 16 }), (n, seed, when) => {
+        const degree = n >= 12 ? 6 : n - 1;
+        const config = secAggConfig(settings(n, { degree, graphSeed: `g${seed}`, vectorLength: 17 }));
+        const values = inputs(config.clients, 17, true);
+        // when[i]: 0-3 the step client i drops at, 4-19 stays (a fifth of the clients drop, on average).
+        const steps = ['advertise', 'shareKeys', 'maskedInput', 'unmasking'] as const;
+        const schedule: Record<string, string[]> = {};
+        config.clients.forEach((c, i) => {
+          const w = when[i]!;
+          if (w < 4) (schedule[steps[w]!] ??= []).push(c);
+        });
+        try {
+          const { result } = runInProcess(config, values, schedule);
+          expect(result.sum).toEqual(plainSum(values, result.survivors));
+          const gone = new Set([...(schedule.advertise ?? []), ...(schedule.shareKeys ?? []), ...(schedule.maskedInput ?? [])]);
+          expect(result.survivors).toEqual(config.clients.filter((c) => !gone.has(c)));
+          succeeded++;
+        } catch (e) {
+          expect(isFedloraError(e, 'FL_ERR_SECAGG_DROPOUTS'), String(e)).toBe(true);
+          failed++;
+        }
+      }),
+      { numRuns: 25 },
+    );
+    expect(succeeded).toBeGreaterThan(0); // the property is not vacuous
+    expect(succeeded + failed).toBe(25);
+  });
+});

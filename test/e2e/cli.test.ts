@@ -56,6 +56,12 @@ describe('fedlora client join (a child process per client)', () => {
     // when the machine is quiet, more when other suites run alongside.
   }, 180_000);
 
+  it('exits 1 with FL_ERR_BACKEND when the forced backend is not usable (tfjs-node is not installed here)', async () => {
+    const r = await join(['--coordinator', 'http://127.0.0.1:9', '--job', 'j1', '--token', 'x'.repeat(43), '--data', shards[0]!, '--model', modelDir, '--backend', 'tensorflow', '--state', tempDir('state')]);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/FL_ERR_BACKEND: backend 'tensorflow' was requested but is not usable/);
+  });
+
   it('exits 2 naming the option when the first join has no token', async () => {
     const r = await join(['--coordinator', 'http://127.0.0.1:9', '--job', 'j1', '--data', shards[0]!, '--model', modelDir, '--backend', 'wasm', '--state', tempDir('state')]);
     expect(r.code).toBe(2);

@@ -19,7 +19,7 @@ export interface SecAggSettings {
   readonly degree?: number;
   /** t, shares needed to recover a secret, in (k/2, k]. @default floor(k/2) + 1 */
   readonly threshold?: number;
-  /** The fewest clients whose sum the coordinator may learn. @default t */
+  /** The fewest clients whose sum the coordinator may learn. @default max(2, t) */
   readonly minSurvivors?: number;
   /** @default 8.0 */
   readonly clipRange?: number;
@@ -61,7 +61,7 @@ export function secAggConfig(s: SecAggSettings): SecAggConfig {
   if (!(Number.isInteger(threshold) && threshold > degree / 2 && threshold <= degree)) {
     configError('threshold', `must be an integer in (${degree / 2}, ${degree}] (more than half of the ${degree} neighbours), got ${threshold}`);
   }
-  const minSurvivors = s.minSurvivors ?? threshold;
+  const minSurvivors = s.minSurvivors ?? Math.max(2, threshold);
   if (!(Number.isInteger(minSurvivors) && minSurvivors >= 2 && minSurvivors <= n)) configError('minSurvivors', `must be an integer in [2, ${n}], got ${minSurvivors}`);
   const q = { clipRange: s.clipRange ?? DEFAULT_CLIP_RANGE, quantRange: s.quantRange ?? DEFAULT_QUANT_RANGE };
   checkQuantisation(q, n);

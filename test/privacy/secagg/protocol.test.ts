@@ -210,10 +210,19 @@ describe('secure aggregation: a client protects itself from a curious coordinato
 });
 
 describe('secure aggregation: settings', () => {
+  it('two clients: k = 1, t = 1, at least 2 in the sum (nothing can drop)', () => {
+    const config = secAggConfig(settings(2));
+    expect([config.degree, config.threshold, config.minSurvivors]).toEqual([1, 1, 2]);
+    const values = inputs(config.clients, config.vectorLength, true);
+    expect(runInProcess(config, values).result.sum).toEqual(plainSum(values, config.clients));
+    expectCode(() => runInProcess(config, values, { maskedInput: ['client-01'] }), 'FL_ERR_SECAGG_DROPOUTS', /fewer than minSurvivors 2/);
+  });
+
   it('refuses a threshold of half the neighbourhood or less, an odd degree, and one client', () => {
     expectCode(() => secAggConfig(settings(20, { degree: 8, threshold: 4 })), 'FL_ERR_SECAGG_CONFIG', /threshold must be an integer in \(4, 8\]/);
     expectCode(() => secAggConfig(settings(20, { degree: 7 })), 'FL_ERR_SECAGG_CONFIG', /degree/);
     expectCode(() => secAggConfig(settings(1)), 'FL_ERR_SECAGG_CONFIG', /at least 2 clients/);
+    expectCode(() => secAggConfig(settings(600, { quantRange: 2 ** 23 })), 'FL_ERR_SECAGG_CONFIG', /at most 511 clients/);
     expectCode(() => secAggConfig(settings(4, { clients: ['a', 'a', 'b', 'c'] })), 'FL_ERR_SECAGG_CONFIG', /twice/);
   });
 });

@@ -89,6 +89,15 @@ async function tryCandidate(candidate: BackendCandidate, skipped: ReadonlyArray<
   return null;
 }
 
+/**
+ * Errors the active device has reported since it was chosen (WebGPU's uncapturederror and device
+ * loss); empty for backends that report none. The trainer checks it after training, so a GPU that
+ * starts failing after its self-test cannot hand back silently wrong factors.
+ */
+export function backendErrors(): readonly string[] {
+  return active?.loaded.asyncErrors?.() ?? [];
+}
+
 /** The backend chosen last, or null. */
 export function activeBackend(): BackendInfo | null {
   return active?.info ?? null;

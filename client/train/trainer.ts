@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import { clipSensitivity, poissonSample, privatizeClippedSum } from '../../privacy/dp-sgd.js';
 import type { RandomSource } from '../../privacy/random.js';
 import { FedloraError } from '../../shared/errors.js';
+import { backendErrors } from '../backend.js';
 import { disposeBatch, type ExampleSource } from '../data/batches.js';
 import { SeededRandom } from '../data/seeded-random.js';
 import type { TrainableModel } from '../lora/lora-model.js';
@@ -102,10 +103,16 @@ export async function train(model: TrainableModel, source: ExampleSource, option
   const vars = model.trainableVariables();
   if (vars.length === 0) throw new FedloraError('FL_ERR_TRAINING', 'the model has no trainable variables');
   const started = performance.now();
+  const deviceErrorsBefore = backendErrors().length;
   try {
-    return options.dp === undefined
+    const result = options.dp === undefined
       ? await trainPlain(model, source, vars, optimizer, { ...options, epochs, batchSize, accumulation, lr }, started)
       : await trainDp(model, source, vars, optimizer, { ...options, epochs, batchSize, lr, dp: options.dp }, started);
+    const deviceErrors = backendErrors().slice(deviceErrorsBefore);
+    if (deviceErrors.length > 0) {
+      throw new FedloraError('FL_ERR_BACKEND', `the device reported errors during training, so its results cannot be trusted: ${deviceErrors.join('; ')}`, { errors: deviceErrors });
+    }
+    return result;
   } finally {
     optimizer.dispose();
   }

@@ -109,7 +109,7 @@ export function simOptions(raw: RawOptions, log: (line: string) => void): SimOpt
     hiddenSizes: hidden,
     pretrainEpochs: o.pretrainEpochs ?? 20,
     workers: o.workers ?? 2,
-    roundDeadlineSeconds: o.deadline ?? 300,
+    roundDeadlineSeconds: o.deadline ?? 120,
     backend: backend as SimOptions['backend'],
     log,
   };
@@ -168,7 +168,7 @@ export function register(program: Command): void {
     .option('--hidden <sizes>', 'hidden widths of the base mlp (default 64,64)')
     .option('--pretrain-epochs <n>', 'base model epochs (default 20)', int('pretrain-epochs', 1))
     .option('--workers <n>', 'worker threads for the clients (default 2)', int('workers', 1))
-    .option('--deadline <s>', 'round deadline, seconds (default 300)', positive('deadline'))
+    .option('--deadline <s>', 'round deadline, seconds (default 120)', positive('deadline'))
     .option('--backend <name>', 'tfjs backend of the clients (default wasm)')
     .option('--quiet', 'no progress lines')
     .action(async (raw: RawOptions) => {

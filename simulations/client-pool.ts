@@ -67,7 +67,8 @@ export class ClientPool {
   }
 
   /** Runs one job's clients until each has ended. */
-  async runJob(job: Omit<WorkerJob, 'type' | 'clients'>, clients: readonly WorkerClient[]): Promise<JobResult> {
+  /** @param onNote an agent's failure or refusal line */
+  async runJob(job: Omit<WorkerJob, 'type' | 'clients'>, clients: readonly WorkerClient[], onNote: (client: number, line: string) => void = () => undefined): Promise<JobResult> {
     const summaries = new Map<number, AgentSummary>();
     const errors: JobResult['errors'] = [];
     let offers = 0;
@@ -87,10 +88,14 @@ export class ClientPool {
           const onMessage = (m: WorkerMessage): void => {
             if (!('jobId' in m) || m.jobId !== job.jobId) return;
             if (m.type === 'offer') offers++;
+            else if (m.type === 'note') onNote(m.client, m.line);
             else if (m.type === 'dropped') dropped++;
             else if (m.type === 'summary' || m.type === 'error' || m.type === 'left') {
               if (m.type === 'summary') summaries.set(m.client, m.summary);
-              else if (m.type === 'error') errors.push({ client: m.client, code: m.code, message: m.message });
+              else if (m.type === 'error') {
+                errors.push({ client: m.client, code: m.code, message: m.message });
+                onNote(m.client, `agent stopped: ${m.code}: ${m.message}`);
+              }
               if (++ended === group.length) {
                 cleanup();
                 resolve();

@@ -197,7 +197,8 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
         minClients: o.dropout > 0 ? Math.max(1, Math.floor(k / 2)) : k,
         overSelection: o.dropout > 0 ? Math.min(1, o.dropout) : 0,
         roundDeadlineSeconds: o.roundDeadlineSeconds,
-        belowMinimum: { policy: 'retry', retries: 3 },
+        // without simulated dropout a round below its minimum means a client failed: end the job at the deadline instead of retrying
+        belowMinimum: o.dropout > 0 ? { policy: 'retry', retries: 3 } : { policy: 'fail', retries: 0 },
         model: { sha256: base.sha256, targetModules: baseModel.adaptable.map((m) => m.path), kind: 'mlp' },
         rank,
         ...(heterogeneous && { ranks: [...o.ranks!] }),
@@ -274,8 +275,11 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
         }
       })();
       let result;
+      let notes = 0;
       try {
-        result = await pool.runJob({ url: coordinator.url, jobId, featureNames: data.federated.featureNames, dropout: o.dropout, rejoinMs: 3000, seed: o.seed }, clients);
+        result = await pool.runJob({ url: coordinator.url, jobId, featureNames: data.federated.featureNames, dropout: o.dropout, rejoinMs: 3000, seed: o.seed }, clients, (client, line) => {
+          if (notes++ < 5) o.log(`[${strategy}] client ${client}: ${line}${notes === 5 ? ' (further client messages not shown)' : ''}`);
+        });
       } finally {
         // let the follower catch the last commit, then stop it
         const end = Date.now() + 5000;
@@ -284,7 +288,6 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
         await follow;
       }
       view = JobViewSchema.parse(await api.call('GET', `/api/jobs/${jobId}`));
-      for (const e of result.errors.slice(0, 3)) o.log(`[${strategy}] client ${e.client}: ${e.code}: ${e.message}`);
       // ranks: from the plans the coordinator stored is not exposed; the spec says which
       for (let i = 0; i < o.clients; i++) ranksSeen.add(heterogeneous ? o.ranks![i % o.ranks!.length]! : rank);
       const epsClients = [...result.summaries.values()].map((s) => s.clientEpsilon).filter((e) => e !== undefined);

@@ -37,6 +37,8 @@ export type WorkerMessage =
   | { readonly type: 'fatal'; readonly code: string; readonly message: string }
   | { readonly type: 'offer'; readonly jobId: string; readonly client: number; readonly round: number }
   | { readonly type: 'dropped'; readonly jobId: string; readonly client: number; readonly round: number }
+  /** A line of the agent worth showing: a failed round, a refused update. */
+  | { readonly type: 'note'; readonly jobId: string; readonly client: number; readonly line: string }
   /** A client that had dropped out when the job ended (it has no summary). */
   | { readonly type: 'left'; readonly jobId: string; readonly client: number }
   | { readonly type: 'summary'; readonly jobId: string; readonly client: number; readonly summary: AgentSummary }

@@ -11,6 +11,7 @@ import { MLP_MODEL_TYPE, mlpTensorShapes, type MlpConfig } from '../../../client
 import { clippedGradientSum, clipSpecFor } from '../../../client/train/dp-sgd.js';
 import { clipSensitivity } from '../../../privacy/dp-sgd.js';
 import { train } from '../../../client/train/trainer.js';
+import { DenseMlp } from '../../../client/pretrain/mlp.js';
 import { digitsParts, type DigitsParts } from '../digits.js';
 import { testValues } from '../lora/reference.js';
 
@@ -159,6 +160,20 @@ describe('DP-SGD on sequence inputs (several rows per example)', () => {
       model.dispose();
     });
   }
+});
+
+describe('DP-SGD on a model without LoRA modules', () => {
+  it('trains with micro-batches; ghost clipping refuses with a clear error', async () => {
+    const config: MlpConfig = { model_type: MLP_MODEL_TYPE, input_size: 64, hidden_sizes: [8], num_labels: 10, hidden_act: 'relu' };
+    const dense = new DenseMlp(config, { mean: new Float32Array(64).fill(4), std: new Float32Array(64).fill(8) }, 1);
+    const src = tableSource(digits.highTrain);
+    const before = Float32Array.from(dense.trainableVariables()[0]!.dataSync());
+    const r = await train(dense, src, { maxSteps: 2, batchSize: 16, dp: { noiseMultiplier: 1, clipNorm: 1, mode: 'microbatch', randomSource: seededTestSource(5) } });
+    expect(r.dp!.steps).toBe(2);
+    expect([...dense.trainableVariables()[0]!.dataSync()]).not.toEqual([...before]);
+    await expect(clippedGradientSum(dense, src, [0, 1], 1, 'ghost')).rejects.toThrow(/FL_ERR_TRAINING: ghost clipping needs a model with LoRA modules; use the microbatch mode/);
+    dense.dispose();
+  });
 });
 
 describe('DP-SGD training', () => {

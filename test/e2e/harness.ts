@@ -44,18 +44,22 @@ export async function writeBaseModel(seed = 1): Promise<string> {
 }
 
 /**
- * Writes `count` shards of `rows` digits rows each (disjoint, in file order) as CSV with a header.
+ * Writes `count` shards of digits rows (disjoint, in file order) as CSV with a header.
+ * @param rows rows per shard: one number for all, or one per shard
  * @returns the file paths
  */
-export async function writeDigitShards(count: number, rows: number): Promise<string[]> {
+export async function writeDigitShards(count: number, rows: number | readonly number[]): Promise<string[]> {
   const digits = await loadCsv('simulations/data/digits.csv.gz', { header: false });
   const dir = tempDir('data');
   const header = [...Array.from({ length: 64 }, (_, i) => `p${i}`), 'label'].join(',');
+  let next = 0;
   return Array.from({ length: count }, (_, k) => {
+    const n = typeof rows === 'number' ? rows : rows[k]!;
     const lines = [header];
-    for (let r = k * rows; r < (k + 1) * rows; r++) {
+    for (let r = next; r < next + n; r++) {
       lines.push([...digits.features.subarray(r * 64, (r + 1) * 64)].join(',') + `,${digits.labels[r]}`);
     }
+    next += n;
     const file = join(dir, `shard-${k}.csv`);
     writeFileSync(file, `${lines.join('\n')}\n`);
     return file;

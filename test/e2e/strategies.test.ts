@@ -5,7 +5,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readMlpCheckpoint } from '../../client/models/mlp-checkpoint.js';
 import type { StrategyName } from '../../shared/protocol/job-spec.js';
-import { makeAgent, mlpJob, startCoordinator, wasmBackend, writeBaseModel, writeDigitShards } from './harness.js';
+import { decodeGlobalState } from '../../coordinator/state-codec.js';
+import { inProcessTrainer, type RoundTrainer } from '../../client/agent/round-handler.js';
+import { loadBaseModel } from '../../client/agent/base-model.js';
+import { loadLocalData } from '../../client/agent/local-data.js';
+import { parsePeftTensorName } from '../../shared/adapter.js';
+import { decodeSafetensors } from '../../shared/safetensors/index.js';
+import { makeAgent, mlpJob, startCoordinator, startRun, wasmBackend, writeBaseModel, writeDigitShards } from './harness.js';
 
 let modelDir: string;
 let sha256: string;
@@ -68,5 +74,54 @@ describe.each(['fedavg', 'flora', 'ffa', 'fedsb'] as const)('a full job with %s'
     expect((await adapter.arrayBuffer()).byteLength).toBeGreaterThan(1024);
     await coordinator.stop();
     running.pop();
+  });
+});
+
+describe.each(['fedavg', 'ffa', 'fedsb'] as const)('%s: the committed global state is the example-weighted mean of what the agents sent', (strategy) => {
+  it('matches a float64 mean of the agents\' own update payloads (shards of 30, 48 and 66 examples)', async () => {
+    const files = await writeDigitShards(3, [30, 48, 66]);
+    const { coordinator, api } = await startCoordinator();
+    try {
+      const jobId = await api.createJob(mlpJob(strategy, sha256, { rounds: 1 }));
+      const sent: Array<{ payload: Uint8Array; examples: number }> = [];
+      const clients = await Promise.all(
+        files.map(async (file) => {
+          const model = await loadBaseModel(modelDir);
+          // The agent's own trainer, recording each payload it returns for sealing.
+          const inner = inProcessTrainer(model, await loadLocalData(file, model));
+          const trainer: RoundTrainer = {
+            train: async (offer, hooks) => {
+              const trained = await inner.train(offer, hooks);
+              sent.push({ payload: trained.payload, examples: trained.examples });
+              return trained;
+            },
+            close: () => inner.close(),
+          };
+          return makeAgent(api.url, jobId, await api.token(jobId), modelDir, file, { trainer });
+        }),
+      );
+      await Promise.all(clients.map((c) => startRun(c.agent)));
+      expect(sent.map((s) => s.examples).sort((a, b) => a - b)).toEqual([30, 48, 66]);
+      const state = decodeGlobalState(coordinator.store.latestState(jobId)!);
+      const total = sent.reduce((t, s) => t + s.examples, 0);
+      const decoded = sent.map((s) => ({ w: s.examples / total, tensors: new Map(decodeSafetensors(s.payload).tensors.map((t) => [t.name, t.data])) }));
+      let checked = 0;
+      for (const name of decoded[0]!.tensors.keys()) {
+        const parsed = parsePeftTensorName(name)!;
+        const actual = state.adapter!.factors.get(parsed.path)![parsed.factor]!;
+        let worst = 0;
+        for (let i = 0; i < actual.length; i++) {
+          let mean = 0; // float64
+          for (const d of decoded) mean += d.w * d.tensors.get(name)![i]!;
+          worst = Math.max(worst, Math.abs(actual[i]! - mean));
+        }
+        // Factors are O(1); a float32 result of a 3-term weighted sum is within a few ulps (~1e-7).
+        expect(worst, name).toBeLessThan(1e-6);
+        checked++;
+      }
+      expect(checked).toBe(strategy === 'fedavg' ? 4 : 2);
+    } finally {
+      await coordinator.stop();
+    }
   });
 });

@@ -125,3 +125,60 @@ describe.each(['fedavg', 'ffa', 'fedsb'] as const)('%s: the committed global sta
     }
   });
 });
+
+describe('flora: the committed global state is the exact stack of what the agents sent', () => {
+  it('s B A of the committed adapter equals a float64 sum over agents of p_k s_k B_k A_k (shards of 30, 48 and 66)', async () => {
+    const files = await writeDigitShards(3, [30, 48, 66]);
+    const { coordinator, api } = await startCoordinator();
+    try {
+      const jobId = await api.createJob(mlpJob('flora', sha256, { rounds: 1 }));
+      const sent: Array<{ payload: Uint8Array; examples: number; alpha: number; rank: number }> = [];
+      const clients = await Promise.all(
+        files.map(async (file) => {
+          const model = await loadBaseModel(modelDir);
+          const inner = inProcessTrainer(model, await loadLocalData(file, model));
+          const trainer: RoundTrainer = {
+            train: async (offer, hooks) => {
+              const trained = await inner.train(offer, hooks);
+              sent.push({ payload: trained.payload, examples: trained.examples, alpha: offer.plan.alpha, rank: offer.plan.rank });
+              return trained;
+            },
+            close: () => inner.close(),
+          };
+          return makeAgent(api.url, jobId, await api.token(jobId), modelDir, file, { trainer });
+        }),
+      );
+      await Promise.all(clients.map((c) => startRun(c.agent)));
+      const state = decodeGlobalState(coordinator.store.latestState(jobId)!);
+      const total = sent.reduce((t, s) => t + s.examples, 0);
+      for (const m of state.adapter!.layout.modules) {
+        expect(m.rank).toBe(3 * 2); // the stack of three rank-2 updates
+        const { A, B } = state.adapter!.factors.get(m.path)!;
+        const s = m.alpha / m.rank;
+        const names = { A: `base_model.model.${m.path}.lora_A.weight`, B: `base_model.model.${m.path}.lora_B.weight` };
+        const parts = sent.map((u) => {
+          const t = new Map(decodeSafetensors(u.payload).tensors.map((x) => [x.name, x.data]));
+          return { A: t.get(names.A)!, B: t.get(names.B)!, coef: (u.examples / total) * (u.alpha / u.rank), r: u.rank };
+        });
+        let worst = 0;
+        let scale = 0;
+        for (let i = 0; i < m.outFeatures; i++) {
+          for (let j = 0; j < m.inFeatures; j++) {
+            let got = 0;
+            for (let k = 0; k < m.rank; k++) got += B![i * m.rank + k]! * A![k * m.inFeatures + j]!;
+            got *= s;
+            let want = 0; // float64 reference: sum_k p_k s_k (B_k A_k)[i, j]
+            for (const p of parts) for (let k = 0; k < p.r; k++) want += p.coef * p.B[i * p.r + k]! * p.A[k * m.inFeatures + j]!;
+            worst = Math.max(worst, Math.abs(got - want));
+            scale = Math.max(scale, Math.abs(want));
+          }
+        }
+        // Exact up to the float32 rounding of the stacked A rows (c_k A_k): relative 1e-6 of the largest entry.
+        expect(scale).toBeGreaterThan(0);
+        expect(worst / scale, m.path).toBeLessThan(1e-6);
+      }
+    } finally {
+      await coordinator.stop();
+    }
+  });
+});

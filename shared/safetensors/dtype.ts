@@ -72,10 +72,20 @@ function halfToFloatTable(): Float32Array {
 }
 
 /** The 16-bit words of `bytes` (little-endian), as a view when aligned on a little-endian host, else a copy. */
+/**
+ * The first `length` bytes in a fresh, aligned ArrayBuffer of exactly that size. Not
+ * `bytes.slice()`: on a Node Buffer that is a view into the (pooled) source, not a copy.
+ */
+function copyBytes(bytes: Uint8Array, length: number): ArrayBuffer {
+  const out = new Uint8Array(length);
+  out.set(bytes.subarray(0, length));
+  return out.buffer;
+}
+
 function readUint16LE(bytes: Uint8Array, count: number, hostLittleEndian: boolean): Uint16Array {
   if (hostLittleEndian) {
     if (bytes.byteOffset % 2 === 0) return new Uint16Array(bytes.buffer, bytes.byteOffset, count);
-    return new Uint16Array(bytes.slice(0, count * 2).buffer);
+    return new Uint16Array(copyBytes(bytes, count * 2));
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, count * 2);
   const words = new Uint16Array(count);
@@ -96,8 +106,7 @@ export function decodeToFloat32(bytes: Uint8Array, dtype: DType, count: number, 
     case 'F32': {
       if (hostLittleEndian) {
         if (mayAlias && bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, count);
-        // slice() copies into a fresh, 4-aligned ArrayBuffer whatever the source offset.
-        return new Float32Array(bytes.slice(0, count * 4).buffer);
+        return new Float32Array(copyBytes(bytes, count * 4));
       }
       const view = new DataView(bytes.buffer, bytes.byteOffset, count * 4);
       const out = new Float32Array(count);

@@ -119,3 +119,20 @@ describe('the DataView path of big-endian hosts (run here by forcing it)', () =>
     expect([...float32LittleEndianBytes(values, false)]).toEqual([...float32LittleEndianBytes(values)]);
   });
 });
+
+describe('decodeToFloat32 on Node Buffers', () => {
+  it('copies out of a pooled Buffer instead of viewing the whole pool (Buffer#slice is a view)', () => {
+    // Buffer.from(array) of a small size lands in Node's shared 8 KiB pool at an offset.
+    const values = new Float32Array([1.5, -2.25, 3.125]);
+    const pooled = Buffer.from(new Uint8Array(values.buffer));
+    const unaligned = Buffer.concat([Buffer.from([7]), pooled]).subarray(1);
+    for (const bytes of [pooled, unaligned]) {
+      const f32 = decodeToFloat32(bytes, 'F32', 3);
+      expect(f32.length).toBe(3);
+      expect(Array.from(f32)).toEqual([1.5, -2.25, 3.125]);
+      expect(f32.buffer.byteLength).toBe(12);
+    }
+    const halves = Buffer.concat([Buffer.from([0]), Buffer.from([0x00, 0x3c, 0x00, 0xc0])]).subarray(1);
+    expect(Array.from(decodeToFloat32(halves, 'F16', 2))).toEqual([1, -2]);
+  });
+});

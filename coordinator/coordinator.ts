@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
 import type { DestinationStream } from 'pino';
+import type { Server as IoServer } from 'socket.io';
 import { loadOrCreateKeys, publicKeyMessage, type KeyPairs } from '../privacy/keys.js';
 import { Store } from './store/store.js';
 import { CoordinatorMetrics } from './metrics.js';
@@ -16,6 +17,7 @@ import { createHttpApp } from './http/app.js';
 import { Engine } from './engine/engine.js';
 import { InlineOpener, WorkerPoolOpener, type UpdateOpener } from './engine/update-opener.js';
 import { attachSocketServer, type FlServer } from './transport/socket-server.js';
+import { DashboardFeed } from './dashboard/feed.js';
 import { parseCoordinatorConfig, type CoordinatorConfig, type CoordinatorConfigInput } from './config.js';
 
 export interface StartOptions {
@@ -36,6 +38,7 @@ export class Coordinator {
     readonly logger: Logger,
     readonly engine: Engine,
     private readonly opener: UpdateOpener,
+    private readonly feed: DashboardFeed,
     private readonly http: HttpServer,
     readonly io: FlServer,
   ) {}
@@ -60,11 +63,14 @@ export class Coordinator {
       const workers = config.engine.openWorkers ?? Math.max(1, Math.min(4, cpus().length - 1));
       opener = workers === 0 ? new InlineOpener(keys.box.secretKey) : new WorkerPoolOpener(workers, keys.box.secretKey);
       await opener.ready;
-      const engine = new Engine({ store, keys, metrics, logger, opener, startGraceMs: config.engine.startGraceMs });
+      const hooks: { feed?: DashboardFeed } = {};
+      const engine = new Engine({ store, keys, metrics, logger, opener, startGraceMs: config.engine.startGraceMs, onChange: (jobId) => hooks.feed?.jobChanged(jobId) });
       const printable = publicKeyMessage(keys).fingerprint;
-      const app = createHttpApp({ store, metrics, logger, adminToken, fingerprint: printable, onJobCreated: (id) => engine.runner(id), isConnected: (jobId, clientId) => engine.runner(jobId)?.isConnected(clientId) ?? false }, config.http);
+      const app = createHttpApp({ store, metrics, logger, adminToken, fingerprint: printable, onJobCreated: (id) => engine.runner(id), isConnected: (jobId, clientId) => engine.runner(jobId)?.isConnected(clientId) ?? false, dashboardSnapshot: () => hooks.feed?.snapshot() ?? { jobs: [] } }, config.http);
       const http = createServer(app);
       const io = attachSocketServer(http, { store, engine, keys, metrics, logger }, config.socket);
+      const dashboard = new DashboardFeed(io as unknown as IoServer, { store, engine: () => engine, adminToken, logger });
+      hooks.feed = dashboard;
       await new Promise<void>((resolve, reject) => {
         http.once('error', reject);
         http.listen(config.port, config.host, () => {
@@ -73,7 +79,7 @@ export class Coordinator {
         });
       });
       const resumed = engine.resumeAll();
-      const coordinator = new Coordinator(config, store, keys, fingerprint, adminToken, adminTokenGenerated, metrics, logger, engine, opener, http, io);
+      const coordinator = new Coordinator(config, store, keys, fingerprint, adminToken, adminTokenGenerated, metrics, logger, engine, opener, dashboard, http, io);
       logger.info({ url: coordinator.url, fingerprint: printable, db: config.db, resumed }, 'coordinator listening');
       return coordinator;
     } catch (e) {
@@ -102,6 +108,7 @@ export class Coordinator {
   /** Stops the engines, disconnects every socket, closes the HTTP server and the database. */
   async stop(): Promise<void> {
     this.engine.stop();
+    this.feed.stop();
     await new Promise<void>((resolve) => {
       this.io.close(() => resolve()); // also closes the HTTP server
     });

@@ -35,6 +35,8 @@ export interface RunnerDeps {
   readonly opener: UpdateOpener;
   readonly metrics: CoordinatorMetrics;
   readonly logger: Logger;
+  /** Told whenever the job's visible state changes (dashboard feed). */
+  readonly onChange?: (jobId: string) => void;
   /** ms to wait with minClients (but fewer than the over-selected count) connected before starting a round. */
   readonly startGraceMs: number;
 }
@@ -151,6 +153,7 @@ export class JobRunner {
     if (previous !== undefined && previous !== link) previous.close();
     this.links.set(link.clientId, link);
     this.ensureStarted(modules);
+    this.changed();
     // A selected client that reconnects mid-round gets its offer again.
     const offered = this.current?.offers.get(link.clientId);
     if (offered !== undefined && offered.status === 'offered') this.sendOffer(link, this.current!, offered.plan);
@@ -160,6 +163,7 @@ export class JobRunner {
   clientDisconnected(link: ClientLink): void {
     if (this.links.get(link.clientId) !== link) return;
     this.links.delete(link.clientId);
+    this.changed();
     this.checkRoundCanStillFinish();
   }
 
@@ -296,6 +300,7 @@ export class JobRunner {
     current.timer = setTimeout(() => this.onDeadline(current), Math.max(0, deadline - Date.now()));
     this.log.info({ round, attempt, selected: selected.length, connected: this.links.size, stateBytes: stateBytes.length }, 'round offered');
     for (const [id, o] of offers) this.sendOffer(this.links.get(id)!, current, o.plan);
+    this.changed();
   }
 
   private wirePlan(p: ClientPlan, round: number): Plan {
@@ -391,6 +396,7 @@ export class JobRunner {
       a.records.push({ clientId: link.clientId, attempt: a.attempt, status: 'accepted', bytes, examples: decoded.update.numExamples, receivedAt: now });
       a.nonces.push({ nonce: decoded.nonce, clientId: link.clientId });
       this.deps.metrics.updatesAccepted.inc();
+      this.changed();
       this.deps.metrics.updateBytes.inc({ status: 'accepted' }, bytes);
       this.log.debug({ clientId: link.clientId, round: a.round, examples: decoded.update.numExamples, bytes }, 'update accepted');
       if (a.aggregation.count >= this.spec.clientsPerRound) setImmediate(() => this.finish(a, 'quorum'));
@@ -440,6 +446,7 @@ export class JobRunner {
       if (o.status === 'offered') this.links.get(id)?.emit('round_closed', { jobId: this.jobId, round: a.round, attempt: a.attempt, reason });
     }
     this.memoryNonces.forgetRoundsBefore(this.jobId, a.round + 1);
+    this.changed();
   }
 
   private finish(a: Attempt, reason: 'quorum' | 'deadline'): void {
@@ -476,6 +483,7 @@ export class JobRunner {
       this.state = result.state;
       this.round = job.round;
       this.deps.metrics.rounds.inc({ outcome: 'committed' });
+      this.changed();
       this.deps.metrics.roundDuration.observe((committedAt - a.startedAt) / 1000);
       this.log.info({ round: a.round, attempt: a.attempt, reason, participants: participants.length, metrics }, 'round committed');
       const roundResult = { jobId: this.jobId, round: a.round, participants: participants.length, metrics, ...(metrics.epsilon !== undefined && { epsilonSpent: metrics.epsilon }) };
@@ -492,6 +500,10 @@ export class JobRunner {
       this.log.error({ err: e, round: a.round }, 'round could not be aggregated or committed');
       this.fail(`round ${a.round} could not be aggregated or committed: ${(e as Error).message}`);
     }
+  }
+
+  private changed(): void {
+    this.deps.onChange?.(this.jobId);
   }
 
   // ------------------------------------------------------------------ ending
@@ -512,6 +524,7 @@ export class JobRunner {
     if (this.current !== null) this.closeAttempt(this.current, 'job_ended');
     this.clearGrace();
     this.deps.store.setJobStatus(this.jobId, 'failed', reason);
+    this.changed();
     this.log.error({ reason }, 'job failed');
     this.broadcastEnd();
   }

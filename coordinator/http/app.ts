@@ -10,11 +10,13 @@ import { FedloraError } from '../../shared/errors.js';
 import { EnrolmentRequestSchema, type CreateJobResponse, type Health } from '../../shared/protocol/http.js';
 import { parseOrThrow } from '../../shared/protocol/validate.js';
 import type { Store } from '../store/store.js';
+import type { Snapshot } from '../../shared/protocol/dashboard.js';
 import type { CoordinatorMetrics } from '../metrics.js';
 import type { Logger } from '../logger.js';
 import { createEnrolment, createJob, exportAdapterTar, jobList, jobView } from '../jobs.js';
 import { requireAdmin } from './admin-auth.js';
 import { errorHandler, sendError } from './error-response.js';
+import { DASHBOARD_HTML, DASHBOARD_JS } from '../dashboard/page.js';
 
 export interface HttpOptions {
   /** Largest JSON body, bytes. @default 1 MiB */
@@ -35,6 +37,8 @@ export interface HttpDeps {
   readonly onJobCreated?: (jobId: string) => void;
   /** Whether a client of a job is connected now. */
   readonly isConnected?: (jobId: string, clientId: string) => boolean;
+  /** The dashboard's snapshot (`GET /api/dashboard`), the same the live feed sends on connection. */
+  readonly dashboardSnapshot?: () => Snapshot;
 }
 
 export function createHttpApp(deps: HttpDeps, options: HttpOptions = {}): Express {
@@ -52,6 +56,14 @@ export function createHttpApp(deps: HttpDeps, options: HttpOptions = {}): Expres
 
   app.get('/metrics', async (_req, res) => {
     res.set('content-type', metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  // The dashboard page: public HTML and script; its data comes over the token-guarded live feed.
+  app.get('/dashboard', (_req, res) => {
+    res.type('html').send(DASHBOARD_HTML);
+  });
+  app.get('/dashboard.js', (_req, res) => {
+    res.type('application/javascript').send(DASHBOARD_JS);
   });
 
   const api = express.Router();
@@ -73,6 +85,10 @@ export function createHttpApp(deps: HttpDeps, options: HttpOptions = {}): Expres
     deps.onJobCreated?.(job.id);
     const body: CreateJobResponse = { id: job.id };
     res.status(201).location(`/api/jobs/${job.id}`).json(body);
+  });
+
+  api.get('/dashboard', (_req, res) => {
+    res.json(deps.dashboardSnapshot?.() ?? { jobs: [] });
   });
 
   api.get('/jobs', (_req, res) => {

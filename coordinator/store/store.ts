@@ -423,6 +423,12 @@ export class Store {
     }));
   }
 
+  /** Recorded refused updates of a job, counted by reason code. */
+  refusalsByReason(jobId: string): Record<string, number> {
+    const rows = this.db.prepare("SELECT reason_code AS code, COUNT(*) AS n FROM updates WHERE job_id = ? AND status = 'refused' GROUP BY reason_code").all(jobId) as Array<{ code: string | null; n: number }>;
+    return Object.fromEntries(rows.map((r) => [r.code ?? 'unknown', r.n]));
+  }
+
   /** The newest global state of a job, or null before it started. */
   latestState(jobId: string): StoredState | null {
     const row = this.db.prepare('SELECT round, meta, payload FROM global_states WHERE job_id = ? ORDER BY round DESC LIMIT 1').get(jobId) as

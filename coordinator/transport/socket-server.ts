@@ -65,7 +65,8 @@ function sameLayout(a: readonly ModuleShape[], b: readonly ModuleShape[]): strin
 
 /** Attaches the protocol's socket.io server to an HTTP server. */
 export function attachSocketServer(http: HttpServer, deps: SocketDeps, options: SocketOptions): FlServer {
-  const io: FlServer = new Server(http, { path: SOCKET_PATH, serveClient: false, maxHttpBufferSize: options.maxMessageBytes, pingTimeout: 30_000 });
+  // serveClient: the dashboard page loads socket.io's browser client from this server (same origin, CSP 'self').
+  const io: FlServer = new Server(http, { path: SOCKET_PATH, serveClient: true, maxHttpBufferSize: options.maxMessageBytes, pingTimeout: 30_000 });
   const coordinatorKey = publicKeyMessage(deps.keys);
   io.of(SOCKET_NAMESPACE).on('connection', (socket: FlSocket) => handleConnection(socket, deps, options, coordinatorKey));
   return io;

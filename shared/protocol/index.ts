@@ -5,3 +5,4 @@ export * from './events.js';
 export * from './http.js';
 export * from './auth.js';
 export * from './validate.js';
+export * from './dashboard.js';

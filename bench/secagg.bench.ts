@@ -16,7 +16,7 @@
  * sampled clients (client: quantise + k + 1 mask expansions; server: one masked-input sum and one
  * mask expansion) and composes: client = keys/shares + masking; server = n (sum + self mask) +
  * dropped k (pair masks) + reconstructions. Those rows say "composed". SECAGG_BENCH_FULL=1 forces
- * full simulation everywhere (hours on one core).
+ * full simulation everywhere (hours on one core). SECAGG_BENCH_ONLY=Fed-SB (or FFA) runs one size.
  */
 import { performance } from 'node:perf_hooks';
 import { SecAggClient } from '../privacy/secagg/client.js';
@@ -167,7 +167,7 @@ export async function run(): Promise<void> {
   console.log(machineLine());
   const full = process.env.SECAGG_BENCH_FULL === '1';
   console.log('size | n | k | t | dropped | plain server ms | secure server ms (x plain) | secure client ms | plain up/client | secure up / down per client (x plain up) | sum ok | how');
-  for (const size of SIZES) {
+  for (const size of SIZES.filter((s) => process.env.SECAGG_BENCH_ONLY === undefined || s.name.startsWith(process.env.SECAGG_BENCH_ONLY))) {
     const vector = vectorFor(size.length, size.length);
     for (const n of CLIENTS) {
       for (const rate of [0, DROPOUT_RATE]) {

@@ -213,16 +213,43 @@ export class SecAggServer {
     this.responses.set(msg.from, msg);
   }
 
+  /** The revealed shares by owner and kind, indexed once (a survivor answers for its k neighbours). */
+  private revealedIndex: Map<string, { from: string; y: Uint8Array }[]> | null = null;
+
+  private revealed(owner: string, kind: 'self-seed' | 'secret-key'): { from: string; y: Uint8Array }[] {
+    if (this.revealedIndex === null) {
+      const index = new Map<string, { from: string; y: Uint8Array }[]>();
+      const put = (key: string, from: string, y: Uint8Array) => {
+        let list = index.get(key);
+        if (list === undefined) index.set(key, (list = []));
+        list.push({ from, y });
+      };
+      for (const [from, r] of this.responses) {
+        // The first share a client reveals of an owner counts; a duplicate cannot add a second point.
+        const seen = new Set<string>();
+        const take = (kind: string, of: string, y: Uint8Array) => {
+          const key = `${kind}\0${of}`;
+          if (seen.has(key)) return;
+          seen.add(key);
+          put(key, from, y);
+        };
+        for (const s of r.selfSeedShares) take('self-seed', s.of, s.y);
+        for (const s of r.secretKeyShares) take('secret-key', s.of, s.y);
+      }
+      this.revealedIndex = index;
+    }
+    return this.revealedIndex.get(`${kind}\0${owner}`) ?? [];
+  }
+
   /** Collects the shares of `owner`'s secret that match their commitments; reports the others. */
   private goodShares(owner: string, kind: 'self-seed' | 'secret-key', badShares: BadShare[]): Share[] {
     const commitments = new Map(this.shareKeys.get(owner)!.shares.map((s) => [s.to, kind === 'self-seed' ? s.selfSeedShareCommitment : s.secretKeyShareCommitment]));
     const good: Share[] = [];
-    for (const [from, r] of this.responses) {
-      const revealed = (kind === 'self-seed' ? r.selfSeedShares : r.secretKeyShares).find((s) => s.of === owner);
+    for (const { from, y: bytes } of this.revealed(owner, kind)) {
       const commitment = commitments.get(from);
-      if (revealed === undefined || commitment === undefined || !this.live.has(from)) continue;
-      const ok = revealed.y.length === FIELD_BYTES && equalBytes(shareCommitment(kind, this.config.context, owner, from, revealed.y), commitment);
-      const y = ok ? bytesToBigInt(revealed.y) : FIELD_PRIME;
+      if (commitment === undefined || !this.live.has(from)) continue;
+      const ok = bytes.length === FIELD_BYTES && equalBytes(shareCommitment(kind, this.config.context, owner, from, bytes), commitment);
+      const y = ok ? bytesToBigInt(bytes) : FIELD_PRIME;
       if (!ok || y >= FIELD_PRIME) badShares.push({ of: owner, from, kind });
       else good.push({ x: this.points.get(from)!, y });
     }

@@ -63,18 +63,31 @@ function checkPoints(xs: readonly number[]): void {
 export function reconstructSecret(shares: readonly Share[]): Uint8Array | null {
   if (shares.length === 0) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', 'shamir: no shares to reconstruct from');
   checkPoints(shares.map((s) => s.x));
-  let secret = 0n;
-  for (let i = 0; i < shares.length; i++) {
-    const xi = BigInt(shares[i]!.x);
-    let num = 1n;
-    let den = 1n;
-    for (let j = 0; j < shares.length; j++) {
+  // L_i(0) = num_i / den_i; one field inversion for all the den_i (prefix and suffix products).
+  const k = shares.length;
+  const xs = shares.map((s) => BigInt(s.x));
+  const num: bigint[] = [];
+  const den: bigint[] = [];
+  for (let i = 0; i < k; i++) {
+    let n = 1n;
+    let d = 1n;
+    for (let j = 0; j < k; j++) {
       if (j === i) continue;
-      const xj = BigInt(shares[j]!.x);
-      num = mod(num * xj);
-      den = mod(den * (xj - xi));
+      n = mod(n * xs[j]!);
+      d = mod(d * (xs[j]! - xs[i]!));
     }
-    secret = mod(secret + shares[i]!.y * num * inverse(den));
+    num.push(n);
+    den.push(d);
+  }
+  const prefix = [1n];
+  for (let i = 0; i < k; i++) prefix.push(mod(prefix[i]! * den[i]!));
+  let suffix = 1n;
+  const allInverse = inverse(prefix[k]!);
+  let secret = 0n;
+  for (let i = k - 1; i >= 0; i--) {
+    const denInverse = mod(allInverse * prefix[i]! * suffix); // 1 / den_i = (prod_{j != i} den_j) / prod_j den_j
+    suffix = mod(suffix * den[i]!);
+    secret = mod(secret + shares[i]!.y * num[i]! * denInverse);
   }
   return secret >> 256n === 0n ? bigIntToBytes(secret, 32) : null;
 }

@@ -8,13 +8,14 @@
  * enrolment, real keys, real sealed and signed updates.
  *
  * Dropout: when a client starts training a round, with probability `dropout` (seeded by client
- * and round) it leaves at once (disconnects mid-round); it rejoins with its stored client id
- * when another client of this worker starts a later round, or after `rejoinMs`.
+ * and round) it leaves at once (disconnects mid-round); it rejoins with its stored client id when
+ * the driver says the round has committed (in time for the next round's selection, which waits
+ * for late clients during the coordinator's start grace), or after `rejoinMs`.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { AgentSummary } from '../client/agent/summary.js';
 import type { ClientAgent } from '../client/agent/agent.js';
-import type { WorkerClient, WorkerJob, WorkerMessage, WorkerSetup } from './worker-protocol.js';
+import type { WorkerClient, WorkerCommitted, WorkerJob, WorkerMessage, WorkerSetup } from './worker-protocol.js';
 
 const setup = workerData as WorkerSetup;
 const post = (m: WorkerMessage): void => parentPort!.postMessage(m);
@@ -34,7 +35,6 @@ async function main(): Promise<void> {
   const model = await loadBaseModel(setup.modelDir);
 
   const runJob = (job: WorkerJob): void => {
-    let highestRound = -1;
     const dropped = new Map<number, NodeJS.Timeout>();
     const droppedRounds = new Set<string>();
     const start = (c: WorkerClient, first: boolean): void => {
@@ -51,14 +51,6 @@ async function main(): Promise<void> {
         }),
         roundStart(round: number) {
           post({ type: 'offer', jobId: job.jobId, client: c.index, round });
-          if (round > highestRound) {
-            highestRound = round;
-            for (const [index, timer] of dropped) {
-              clearTimeout(timer);
-              dropped.delete(index);
-              start(job.clients.find((x) => x.index === index)!, false);
-            }
-          }
           // The draw is per (client, round): a client that rejoins and is offered the same round again stays out of it.
           if (job.dropout > 0 && new SeededRandom(job.seed, `dropout:${c.index}:${round}`).nextFloat() < job.dropout) {
             if (!droppedRounds.has(`${c.index}:${round}`)) post({ type: 'dropped', jobId: job.jobId, client: c.index, round });
@@ -107,10 +99,20 @@ async function main(): Promise<void> {
       );
     };
     for (const c of job.clients) start(c, true);
+    rejoinAll.set(job.jobId, () => {
+      for (const [index, timer] of dropped) {
+        clearTimeout(timer);
+        dropped.delete(index);
+        start(job.clients.find((x) => x.index === index)!, false);
+      }
+    });
   };
+  /** Per job: bring back every dropped client (a round has committed, so the next one may include them). */
+  const rejoinAll = new Map<string, () => void>();
 
-  parentPort!.on('message', (m: WorkerJob) => {
+  parentPort!.on('message', (m: WorkerJob | WorkerCommitted) => {
     if (m.type === 'job') runJob(m);
+    else rejoinAll.get(m.jobId)?.();
   });
   post({ type: 'ready', backend: backend.name });
 }

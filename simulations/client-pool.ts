@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { AgentSummary } from '../client/agent/summary.js';
 import { FedloraError } from '../shared/errors.js';
-import type { WorkerClient, WorkerJob, WorkerMessage, WorkerSetup } from './worker-protocol.js';
+import type { WorkerClient, WorkerCommitted, WorkerJob, WorkerMessage, WorkerSetup } from './worker-protocol.js';
 
 /** Under tsx or vitest the sources are TypeScript, which a Node 20 worker cannot load by itself: register tsx first (as coordinator/engine/update-opener.ts does). */
 function workerUrl(): URL {
@@ -114,6 +114,12 @@ export class ClientPool {
       }),
     );
     return { summaries, errors, offers, dropped };
+  }
+
+  /** Tells every worker that a round of the job committed (dropped clients rejoin). */
+  roundCommitted(jobId: string, round: number): void {
+    const m: WorkerCommitted = { type: 'committed', jobId, round };
+    for (const w of this.workers) w.postMessage(m);
   }
 
   async close(): Promise<void> {

@@ -238,6 +238,7 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
         while (!stop) {
           const stored = coordinator.store.latestState(jobId);
           if (stored !== null && stored.round !== seenState) {
+            if (stored.round > 0 && o.dropout > 0) pool.roundCommitted(jobId, stored.round - 1);
             const state = decodeGlobalState(stored);
             const adapter = state.adapter;
             if (stored.round > 0) {

@@ -32,6 +32,13 @@ export interface WorkerJob {
   readonly seed: number;
 }
 
+/** The driver saw a round of the job commit: dropped clients rejoin. */
+export interface WorkerCommitted {
+  readonly type: 'committed';
+  readonly jobId: string;
+  readonly round: number;
+}
+
 export type WorkerMessage =
   | { readonly type: 'ready'; readonly backend: string }
   | { readonly type: 'fatal'; readonly code: string; readonly message: string }

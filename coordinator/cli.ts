@@ -64,16 +64,21 @@ async function start(flags: StartFlags): Promise<void> {
   });
 }
 
-async function exportAdapter(flags: { db: string; job: string; out: string }): Promise<void> {
+async function exportAdapter(flags: { db: string; job: string; out: string; rank?: string }): Promise<void> {
+  const rank = flags.rank === undefined ? undefined : Number(flags.rank);
+  if (rank !== undefined && !(/^\d+$/.test(flags.rank!) && rank >= 1)) {
+    throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--rank must be an integer >= 1, got ${JSON.stringify(flags.rank)}`, { option: 'rank' });
+  }
   const { existsSync } = await import('node:fs');
   if (!existsSync(flags.db)) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--db ${flags.db} does not exist`, { option: 'db' });
   const { Store } = await import('./store/store.js');
   const { exportAdapterDir } = await import('./jobs.js');
   const store = Store.open(flags.db);
   try {
-    await exportAdapterDir(store, flags.job, flags.out);
+    const exported = await exportAdapterDir(store, flags.job, flags.out, rank);
     const job = store.requireJob(flags.job);
-    process.stdout.write(`wrote the adapter of job ${flags.job} (${job.spec.strategy}, ${job.round} of ${job.spec.rounds} rounds, ${job.status}) to ${flags.out}\n`);
+    const compressed = exported.compressionError === undefined ? '' : `, compressed to rank ${rank} (relative error ${exported.compressionError.toExponential(3)})`;
+    process.stdout.write(`wrote the adapter of job ${flags.job} (${job.spec.strategy}, ${job.round} of ${job.spec.rounds} rounds, ${job.status}${compressed}) to ${flags.out}\n`);
   } finally {
     store.close();
   }
@@ -98,5 +103,6 @@ export function register(program: Command): void {
     .requiredOption('--db <path>', 'the coordinator database')
     .requiredOption('--job <id>', 'job id')
     .requiredOption('--out <dir>', 'output directory (created if missing)')
-    .action(async (flags: { db: string; job: string; out: string }) => exportAdapter(flags));
+    .option('--rank <r>', 'flora only: compress the accumulated adapter to this rank (truncated SVD; prints the relative error)')
+    .action(async (flags: { db: string; job: string; out: string; rank?: string }) => exportAdapter(flags));
 }

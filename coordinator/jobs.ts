@@ -14,6 +14,7 @@ import { parseOrThrow } from '../shared/protocol/validate.js';
 import { createStrategy } from '../aggregation/registry.js';
 import type { Strategy, JobSpec as StrategyJobSpec } from '../aggregation/strategy.js';
 import { DpFedAvgStrategy } from '../aggregation/dp-fedavg.js';
+import { compressFloraAdapter } from '../aggregation/flora.js';
 import { checkJobSpec } from '../aggregation/validate-update.js';
 import { decodeGlobalState } from './state-codec.js';
 import type { JobRecord, Store } from './store/store.js';
@@ -153,22 +154,49 @@ export function currentAdapter(store: Store, jobId: string): Adapter {
   return adapter;
 }
 
+/** An adapter to export, and the relative error of its compression when one was asked for. */
+export interface ExportedAdapter {
+  readonly adapter: Adapter;
+  /** ||dW - dW_k||_F / ||dW||_F over all modules, when compressed to a rank. */
+  readonly compressionError?: number;
+}
+
+/**
+ * The job's current adapter, optionally compressed (FLoRA only: its accumulated stacks have rank
+ * sum over rounds and clients) to `rank` by a truncated SVD of each module's s B A, which is the best
+ * rank-k approximation (Eckart-Young); the relative error is reported.
+ * @throws FL_ERR_INVALID_ARGUMENT when a rank is asked for another strategy or is not an integer >= 1
+ */
+export function adapterForExport(store: Store, jobId: string, rank?: number): ExportedAdapter {
+  const adapter = currentAdapter(store, jobId);
+  if (rank === undefined) return { adapter };
+  const strategy = store.requireJob(jobId).spec.strategy;
+  if (strategy !== 'flora') {
+    throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `rank: only a flora adapter (whose rank grows every round) is compressed on export; this job is ${strategy}`, { field: 'rank' });
+  }
+  const compressed = compressFloraAdapter(adapter, rank);
+  return { adapter: compressed.adapter, compressionError: compressed.relativeError };
+}
+
 /** Writes the job's current adapter as a PEFT directory (adapter_config.json + adapter_model.safetensors). */
-export async function exportAdapterDir(store: Store, jobId: string, dir: string): Promise<void> {
-  await writePeftAdapterDir(dir, currentAdapter(store, jobId));
+export async function exportAdapterDir(store: Store, jobId: string, dir: string, rank?: number): Promise<ExportedAdapter> {
+  const exported = adapterForExport(store, jobId, rank);
+  await writePeftAdapterDir(dir, exported.adapter);
+  return exported;
 }
 
 /** The job's current adapter as a ustar archive of the two PEFT files, at the archive's top level. */
-export async function exportAdapterTar(store: Store, jobId: string): Promise<Uint8Array> {
-  const adapter = currentAdapter(store, jobId);
+export async function exportAdapterTar(store: Store, jobId: string, rank?: number): Promise<{ tar: Uint8Array; compressionError?: number }> {
+  const { adapter, compressionError } = adapterForExport(store, jobId, rank);
   const dir = await mkdtemp(join(tmpdir(), 'fedlora-export-'));
   try {
     await writePeftAdapterDir(dir, adapter);
     const mtime = Math.floor(Date.now() / 1000);
-    return writeUstar([
+    const tar = writeUstar([
       { name: ADAPTER_CONFIG_FILE, data: new Uint8Array(await readFile(join(dir, ADAPTER_CONFIG_FILE))), mtime },
       { name: ADAPTER_WEIGHTS_FILE, data: new Uint8Array(await readFile(join(dir, ADAPTER_WEIGHTS_FILE))), mtime },
     ]);
+    return { tar, ...(compressionError !== undefined && { compressionError }) };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

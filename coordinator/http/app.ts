@@ -7,7 +7,7 @@ import express, { type Express } from 'express';
 import helmet from 'helmet';
 import { rateLimit } from 'express-rate-limit';
 import { FedloraError } from '../../shared/errors.js';
-import { EnrolmentRequestSchema, type CreateJobResponse, type Health } from '../../shared/protocol/http.js';
+import { AdapterQuerySchema, EnrolmentRequestSchema, type CreateJobResponse, type Health } from '../../shared/protocol/http.js';
 import { parseOrThrow } from '../../shared/protocol/validate.js';
 import type { Store } from '../store/store.js';
 import type { Snapshot } from '../../shared/protocol/dashboard.js';
@@ -106,7 +106,9 @@ export function createHttpApp(deps: HttpDeps, options: HttpOptions = {}): Expres
   });
 
   api.get('/jobs/:id/adapter', async (req, res) => {
-    const tar = await exportAdapterTar(store, req.params.id);
+    const { rank } = parseOrThrow(AdapterQuerySchema, req.query, 'adapter query', 'FL_ERR_INVALID_ARGUMENT');
+    const { tar, compressionError } = await exportAdapterTar(store, req.params.id, rank);
+    if (compressionError !== undefined) res.set('x-fedlora-compression-error', String(compressionError));
     res
       .status(200)
       .set('content-type', 'application/x-tar')

@@ -99,6 +99,15 @@ export const EnrolmentResponseSchema = z.strictObject({
 });
 export type EnrolmentResponse = z.infer<typeof EnrolmentResponseSchema>;
 
+/**
+ * `GET /api/jobs/:id/adapter?rank=R`: FLoRA only, compress the accumulated adapter to rank R
+ * (truncated SVD); the response header `x-fedlora-compression-error` gives the relative error.
+ */
+export const AdapterQuerySchema = z.strictObject({
+  /** @default undefined (no compression) */
+  rank: z.coerce.number().int().min(1).max(65_536).optional(),
+});
+
 /** `GET /healthz`. */
 export const HealthSchema = z.strictObject({
   status: z.literal('ok'),

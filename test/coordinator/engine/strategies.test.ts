@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
 import { CreateJobResponseSchema, EnrolmentResponseSchema } from '../../../shared/protocol/http.js';
 import type { Offer } from '../../../shared/protocol/events.js';
 import type { Adapter } from '../../../shared/adapter.js';
@@ -113,5 +114,29 @@ describe.each(['ffa', 'fedsb', 'flora'] as const)('a full %s job over socket.io'
     const tar = await h.api('GET', `/api/jobs/${jobId}/adapter`);
     expect(tar.status).toBe(200);
     expect(new TextDecoder().decode(tar.bytes.subarray(0, 19))).toBe('adapter_config.json');
+    if (strategy === 'flora') {
+      // Compressed export: the relative error of the best rank-2 approximation of every module's
+      // accumulated dW together, against numpy's SVD of the float64 reference (the coordinator
+      // works on float32 factors: agreement to 1e-4 relative).
+      const compressed = await h.api('GET', `/api/jobs/${jobId}/adapter?rank=2`);
+      expect(compressed.status).toBe(200);
+      const reported = Number(compressed.headers.get('x-fedlora-compression-error'));
+      const script = [
+        'import json, sys, numpy as np',
+        'mods = json.load(sys.stdin)',
+        'tail = sum(float(np.sum(np.linalg.svd(np.array(m["w"]).reshape(m["m"], m["n"]), compute_uv=False)[2:] ** 2)) for m in mods)',
+        'total = sum(float(np.sum(np.array(m["w"]) ** 2)) for m in mods)',
+        'print((tail / total) ** 0.5)',
+      ].join('\n');
+      const input = JSON.stringify(modules.map((m) => ({ m: m.outFeatures, n: m.inFeatures, w: [...floraSum.get(m.path)!] })));
+      const numpy = Number(execFileSync('python3', ['-c', script], { input, encoding: 'utf8' }));
+      expect(numpy).toBeGreaterThan(0);
+      expect(Math.abs(reported - numpy)).toBeLessThanOrEqual(1e-4 * numpy + 1e-7);
+    } else {
+      const refused = await h.api('GET', `/api/jobs/${jobId}/adapter?rank=2`);
+      expect(refused.status).toBe(400);
+      expect((refused.json as { error: { code: string } }).error.code).toBe('FL_ERR_INVALID_ARGUMENT');
+    }
+    expect((await h.api('GET', `/api/jobs/${jobId}/adapter?rank=zero`)).status).toBe(400);
   });
 });

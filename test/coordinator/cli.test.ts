@@ -46,6 +46,13 @@ describe('fedlora export', () => {
     const m = modules[0]!.path;
     expect([...read.factors.get(m)!.A!]).toEqual([...expected.factors.get(m)!.A!]);
     expect(read.factors.get(m)!.B!.every((v) => v === 0)).toBe(true);
+    // --rank compresses flora adapters only, and must be a positive integer.
+    await expect(program().parseAsync(['node', 'fedlora', 'export', '--db', db, '--job', job.id, '--out', out, '--rank', '2'])).rejects.toSatisfy(
+      (e) => isFedloraError(e, 'FL_ERR_INVALID_ARGUMENT') && /only a flora adapter/.test((e as Error).message),
+    );
+    await expect(program().parseAsync(['node', 'fedlora', 'export', '--db', db, '--job', job.id, '--out', out, '--rank', 'x'])).rejects.toSatisfy(
+      (e) => isFedloraError(e, 'FL_ERR_INVALID_ARGUMENT') && /--rank/.test((e as Error).message),
+    );
   });
 
   it('refuses a database that does not exist and a job that does not', async () => {

@@ -27,8 +27,8 @@
  * matches Ed25519's security level. Signatures are made and checked by node:crypto (privacy/ed25519.ts),
  * byte-identical to tweetnacl's.
  *
- * The box is tweetnacl's (pure JS), so the ciphertext is exactly libsodium's crypto_box_easy
- * output and a later switch to sodium-native keeps the wire format.
+ * The box is NaCl's crypto_box, run by libsodium (sodium-native) where it loads and by tweetnacl
+ * (pure JS) elsewhere: both give the same bytes (privacy/box.ts), so the wire format is tweetnacl's.
  */
 import { createHash } from 'node:crypto';
 import nacl from 'tweetnacl';
@@ -36,6 +36,7 @@ import { z } from 'zod';
 import { FedloraError } from '../shared/errors.js';
 import { IdSchema, base64Bytes, fromBase64, toBase64 } from '../shared/protocol/encoding.js';
 import { signEd25519, verifyEd25519 } from './ed25519.js';
+import { BOX_ZERO_BYTES, ZERO_BYTES, cryptoBox, cryptoBoxOpen } from './box.js';
 import type { NonceStore } from './nonces.js';
 
 /** "FLUE": FedLora Update Envelope. */
@@ -50,20 +51,7 @@ export const ENVELOPE_OVERHEAD = 4 + 1 + 4 + 4 + 64;
 /** What nacl.box adds to its plaintext (Poly1305 tag) plus our sealed header hash. */
 const SEALED_EXTRA = nacl.box.overheadLength + 32;
 const SIGNATURE_DOMAIN = new TextEncoder().encode('fedlora-update-envelope-v1\n');
-/** crypto_box's leading zero bytes: 32 before the plaintext, 16 before the ciphertext (NaCl API). */
-const ZERO_BYTES = 32;
-const BOX_ZERO_BYTES = 16;
 
-/**
- * tweetnacl's `lowlevel` functions (the TweetNaCl C API; public but untyped in nacl.d.ts). Used
- * instead of nacl.box / nacl.box.open to avoid two 33 MB copies per envelope; same bytes out.
- */
-const lowlevel = (nacl as unknown as {
-  lowlevel: {
-    crypto_box(c: Uint8Array, m: Uint8Array, d: number, n: Uint8Array, pk: Uint8Array, sk: Uint8Array): number;
-    crypto_box_open(m: Uint8Array, c: Uint8Array, d: number, n: Uint8Array, pk: Uint8Array, sk: Uint8Array): number;
-  };
-}).lowlevel;
 /**
  * The largest envelope a payload of `payloadBytes` can produce (with the longest header allowed):
  * what a coordinator should accept as maxBytes for updates up to that size.
@@ -178,7 +166,7 @@ export function sealUpdate(
   plain.set(payload, ZERO_BYTES + 32);
   const envelope = new Uint8Array(ENVELOPE_OVERHEAD + h + ciphertextLength);
   const boxed = envelope.subarray(13 + h - BOX_ZERO_BYTES, 13 + h + ciphertextLength);
-  if (lowlevel.crypto_box(boxed, plain, plain.length, nonce, coordinatorBoxPublicKey, ephemeral.secretKey) !== 0) {
+  if (!cryptoBox(boxed, plain, nonce, coordinatorBoxPublicKey, ephemeral.secretKey)) {
     throw new FedloraError('FL_ERR_INVALID_ARGUMENT', 'coordinatorBoxPublicKey was refused by crypto_box');
   }
   ephemeral.secretKey.fill(0); // one use only
@@ -341,8 +329,7 @@ export function boxedCiphertext(parts: EnvelopeParts): Uint8Array {
  */
 export function decryptBoxed(boxed: Uint8Array, nonce: Uint8Array, ephemeralPublicKey: Uint8Array, coordinatorBoxSecretKey: Uint8Array): Uint8Array | null {
   const plain = new Uint8Array(boxed.length);
-  const status = lowlevel.crypto_box_open(plain, boxed, boxed.length, nonce, ephemeralPublicKey, coordinatorBoxSecretKey);
-  return status === 0 ? plain.subarray(ZERO_BYTES) : null;
+  return cryptoBoxOpen(plain, boxed, nonce, ephemeralPublicKey, coordinatorBoxSecretKey) ? plain.subarray(ZERO_BYTES) : null;
 }
 
 /**

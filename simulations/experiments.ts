@@ -3,7 +3,7 @@
  * federation with one thing varied) over several seeds, summarised as mean +- standard deviation
  * over the seeds. Run one with
  *
- *   node --import tsx simulations/experiments.ts <name> [--seeds 1,2,3] [--out out/experiments]
+ *   node --import tsx simulations/experiments.ts <name> [--seeds 1,2,3] [--variants a,b] [--out out/experiments]
  *
  * Each run's report.json/report.html stays in `<out>/<name>/<variant>-seed<S>/`, and the summary
  * (JSON and a markdown table) in `<out>/<name>/summary.{json,md}`.
@@ -34,7 +34,11 @@ const EXPERIMENTS: Record<string, { readonly title: string; readonly variants: r
   },
   dp: {
     title: 'Client-side DP-SGD at epsilon 1, 3, 6 (delta 1e-5): FFA-LoRA vs FedAvg-LoRA vs Fed-SB',
-    variants: [1, 3, 6].map((eps) => ({ name: `eps-${eps}`, options: { strategy: 'fedavg,ffa,fedsb', dpEpsilon: eps, dpClip: 1 } })),
+    variants: [
+      ...[1, 3, 6].map((eps) => ({ name: `eps-${eps}`, options: { strategy: 'fedavg,ffa,fedsb', dpEpsilon: eps, dpClip: 1 } })),
+      // control: FedAvg at the learning rate FFA and Fed-SB use, so the comparison is not only the lr
+      ...[3, 6].map((eps) => ({ name: `eps-${eps}-fedavg-lr0.05`, options: { strategy: 'fedavg', dpEpsilon: eps, dpClip: 1, lr: '0.05' } })),
+    ],
   },
   communication: {
     title: 'Communication against accuracy, the four strategies (demo federation)',
@@ -65,11 +69,12 @@ async function main(argv: string[]): Promise<void> {
     return i < 0 ? undefined : argv[i + 1];
   };
   const seeds = (arg('--seeds') ?? '1,2,3').split(',').map(Number);
+  const only = arg('--variants')?.split(',');
   const root = join(arg('--out') ?? 'out/experiments', name);
   mkdirSync(root, { recursive: true });
   const experiment = EXPERIMENTS[name]!;
   const rows: Array<{ variant: string; strategy: string; seeds: number[]; accuracy: ReturnType<typeof meanStd>; loss: ReturnType<typeof meanStd>; noise: ReturnType<typeof meanStd> | null; epsilon: ReturnType<typeof meanStd> | null; bytesUp: number; bytesDown: number; analyticUp: number; analyticDown: number; wall: ReturnType<typeof meanStd>; failed: number }> = [];
-  for (const variant of experiment.variants) {
+  for (const variant of experiment.variants.filter((v) => only === undefined || only.includes(v.name))) {
     const reports: SimReport[] = [];
     for (const seed of seeds) {
       const out = join(root, `${variant.name}-seed${seed}`);

@@ -93,7 +93,10 @@ function http(url: string): Http {
   };
 }
 
-/** Per-client float32 payload bytes by PAPERS.md's per-matrix costs. */
+/**
+ * Per-client float32 payload bytes by PAPERS.md's per-matrix costs.
+ * @param rank the clients' rank; under heterogeneous ranks, their mean (up is then the mean upload, and FLoRA's down stacks c clients of that mean rank)
+ */
 export function analyticBytes(strategy: StrategyName, modules: ReadonlyArray<{ outFeatures: number; inFeatures: number }>, rank: number, clientsPerRound: number): { up: number; down: number; formula: string } {
   let up = 0;
   let down = 0;
@@ -302,7 +305,7 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
       }
       const last = rounds.at(-1);
       const accepted = rounds.filter((r) => r.participants > 0);
-      const analytic = analyticBytes(strategy, baseModel.adaptable, heterogeneous ? Math.max(...o.ranks!) : rank, k);
+      const analytic = analyticBytes(strategy, baseModel.adaptable, heterogeneous ? Array.from({ length: o.clients }, (_, i) => o.ranks![i % o.ranks!.length]!).reduce((a, b) => a + b, 0) / o.clients : rank, k);
       const refused = coordinator.store.updates(jobId).filter((u) => u.status === 'refused').length;
       strategies[strategy] = {
         jobId,

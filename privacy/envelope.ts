@@ -4,7 +4,7 @@
  * Confidential to the coordinator (nacl.box, X25519 + XSalsa20-Poly1305, from a fresh ephemeral
  * key pair per message), authenticated as the client's (Ed25519 signature with its enrolled key),
  * and bound to (job, round, attempt, client, nonce) so it cannot be replayed elsewhere. The byte
- * layout (docs/privacy-model.md, "The envelope, byte by byte"):
+ * layout (docs/privacy.md, "The envelope, byte by byte"):
  *
  * ```
  * offset      size  field

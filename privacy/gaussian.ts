@@ -8,7 +8,7 @@
  * test/privacy/gaussian.test.ts checks mean, variance, tails and the whole CDF (Kolmogorov-Smirnov).
  *
  * Limit: like every floating-point Gaussian sampler this one is subject to Mironov's (2012)
- * least-significant-bits attack in principle; docs/privacy-model.md says what that means here.
+ * least-significant-bits attack in principle; docs/privacy.md says what that means here.
  */
 import { requireCount, requireNonNegative } from './argument-checks.js';
 import { cryptoRandomSource, uniform53, type RandomSource } from './random.js';

@@ -1,6 +1,6 @@
 /**
  * The envelope against an independent implementation: test/privacy/envelope_libsodium.py, written
- * from the byte table in docs/privacy-model.md on libsodium (C, via ctypes) and Python's hashlib.
+ * from the byte table in docs/privacy.md on libsodium (C, via ctypes) and Python's hashlib.
  * It shows the wire format is what the docs say and that libsodium (hence sodium-native) reads
  * and writes it: the path to a faster cipher without a format change.
  */

@@ -21,6 +21,7 @@ export async function buildProgram(): Promise<Command> {
     import('../coordinator/cli.js'),
     import('../client/cli.js'),
     import('../client/agent-cli.js').then((m) => ({ register: m.registerClientCommands })),
+    import('../simulations/cli.js'),
   ];
   for (const r of await Promise.all(registrations)) r.register(program);
   return program;

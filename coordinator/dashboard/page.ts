@@ -48,9 +48,13 @@ export const DASHBOARD_JS = `(function () {
     var ys = points.map(function (p) { return p[1]; }); var lo = Math.min.apply(null, ys), hi = Math.max.apply(null, ys); if (hi === lo) { hi = lo + 1; }
     var xs = points.map(function (p) { return p[0]; }); var x0 = Math.min.apply(null, xs), x1 = Math.max.apply(null, xs); if (x1 === x0) { x1 = x0 + 1; }
     var line = document.createElementNS(ns, 'polyline');
-    line.setAttribute('points', points.map(function (p) { return (10 + (p[0] - x0) / (x1 - x0) * (w - 20)).toFixed(1) + ',' + (h - 10 - (p[1] - lo) / (hi - lo) * (h - 20)).toFixed(1); }).join(' '));
+    var xy = points.map(function (p) { return [(10 + (p[0] - x0) / (x1 - x0) * (w - 20)).toFixed(1), (h - 10 - (p[1] - lo) / (hi - lo) * (h - 20)).toFixed(1)]; });
+    line.setAttribute('points', xy.map(function (q) { return q.join(','); }).join(' '));
     line.setAttribute('fill', 'none'); line.setAttribute('stroke', '#06c'); line.setAttribute('stroke-width', '2');
-    svg.appendChild(line); box.appendChild(svg); return box;
+    svg.appendChild(line);
+    // A dot per round: a one-point polyline draws nothing, and the dots show where rounds are.
+    xy.forEach(function (q, i) { var c = document.createElementNS(ns, 'circle'); c.setAttribute('cx', q[0]); c.setAttribute('cy', q[1]); c.setAttribute('r', '3'); c.setAttribute('fill', '#06c'); var t = document.createElementNS(ns, 'title'); t.textContent = 'round ' + points[i][0] + ': ' + points[i][1].toPrecision(4); c.appendChild(t); svg.appendChild(c); });
+    box.appendChild(svg); return box;
   }
   function render() {
     var root = document.getElementById('jobs'); root.textContent = '';

@@ -1,0 +1,142 @@
+/**
+ * The dashboard page in a real browser: Playwright (playwright-core) drives Debian's chromium
+ * against a real coordinator (port 0, temp SQLite file) while real protocol clients (sealed,
+ * signed updates over socket.io; test/coordinator/protocol-client.ts) play a DP-FedAvg job. The
+ * page is opened before anything happens and every later change must reach it live over the feed
+ * (the page never polls): clients and their backends, a refused update, the round advancing, the
+ * loss/accuracy charts, privacy spent against the budget, the job completing.
+ *
+ * `FEDLORA_DASHBOARD_PNG=docs/results/dashboard.png npx vitest run test/coordinator/dashboard-browser.test.ts`
+ * also saves the final screenshot there (how the committed one was made).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, readFileSync, rmSync, copyFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { CreateJobResponseSchema, EnrolmentResponseSchema } from '../../shared/protocol/http.js';
+import { epsilonOfSampledGaussian } from '../../privacy/accountant.js';
+import { ADMIN, SHA, startHarness, type Harness } from './helpers.js';
+import { TestClient } from './protocol-client.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const modules = [{ path: 'model.layers.0.self_attn.q_proj', outFeatures: 6, inFeatures: 5 }];
+const NOISE = 1.2;
+const DELTA = 1e-5;
+const BUDGET = 100;
+/** Per round: the (loss, accuracy) both selected clients report; the page shows their weighted mean. */
+const ROUND_METRICS = [
+  { loss: 2.5, accuracy: 0.25 },
+  { loss: 1.5, accuracy: 0.5 },
+];
+
+let h: Harness | undefined;
+let browser: Browser | undefined;
+let page: Page | undefined;
+let shots: string | undefined;
+const clients: TestClient[] = [];
+
+beforeAll(async () => {
+  // CI installs chromium (.ci/run): its absence is a broken environment, not a reason to skip.
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: the dashboard browser test needs Debian's chromium (apt-get install chromium; .ci/run installs it)`);
+  h = await startHarness();
+  // playwright-core gives the browser a fresh temporary profile of its own.
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  page = await browser.newPage({ viewport: { width: 1000, height: 800 } });
+  // Every auto-waiting locator below gives up after this (the whole job takes ~1-2 s).
+  page.setDefaultTimeout(15_000);
+  shots = mkdtempSync(join(tmpdir(), 'fedlora-dashboard-'));
+}, 30_000);
+
+afterAll(async () => {
+  for (const c of clients.splice(0)) c.close();
+  await browser?.close();
+  await h?.close();
+  if (shots !== undefined) rmSync(shots, { recursive: true, force: true });
+});
+
+/** The text of the element matched by `selector`, once it is there. */
+async function textOf(selector: string): Promise<string> {
+  const locator = page!.locator(selector).first();
+  await locator.waitFor();
+  return (await locator.textContent()) ?? '';
+}
+
+describe('dashboard page in a real browser (Playwright, headless chromium)', () => {
+  it('shows a created job, then live: participants with backends, a refusal, rounds, charts, privacy spent', async () => {
+    const p = page!;
+    const body = { strategy: 'fedavg', rounds: 2, clientsPerRound: 2, minClients: 2, overSelection: 0, rank: 2, seed: 4, model: { sha256: SHA, targetModules: ['q_proj'] }, privacy: { user: { noiseMultiplier: NOISE, clip: 0.05 }, budget: { epsilon: BUDGET, delta: DELTA } } };
+    const jobId = CreateJobResponseSchema.parse((await h!.api('POST', '/api/jobs', body)).json).id;
+    const job = `[data-job="${jobId}"]`;
+
+    await p.goto(`${h!.coordinator.url}/dashboard#token=${ADMIN}`);
+    // The first picture, and the feed connected: everything after this reaches the page live.
+    await p.locator('#status', { hasText: 'live' }).waitFor();
+    await p.locator(job, { hasText: 'fedavg: round 0 of 2, 0 clients enrolled' }).waitFor();
+    expect(await textOf(`${job} .status-pending, ${job} .status-running`)).toMatch(/^(pending|running)$/);
+    expect(await textOf(job)).toContain('no refused updates');
+    expect(await textOf(job)).toContain('loss: no rounds yet');
+    // The token left the address bar.
+    expect(p.url()).not.toContain(ADMIN);
+
+    // Three clients enrol and connect; each row shows its backend.
+    const cs: TestClient[] = [];
+    for (let i = 0; i < 3; i++) {
+      const { token } = EnrolmentResponseSchema.parse((await h!.api('POST', `/api/jobs/${jobId}/enrolments`)).json);
+      const c = new TestClient(h!.coordinator.url);
+      clients.push(c);
+      await c.join({ jobId, token, sha256: SHA, modules });
+      cs.push(c);
+    }
+    await p.locator(job, { hasText: '3 clients enrolled' }).waitFor();
+    for (const c of cs) {
+      const cells = await p.locator(`${job} tr`, { hasText: c.clientId }).locator('td').allTextContents();
+      expect(cells).toEqual([c.clientId, 'test', 'loopback', 'passed', 'yes']);
+    }
+
+    for (let round = 0; round < 2; round++) {
+      const offers = await TestClient.offersFrom(cs, 2);
+      if (round === 0) {
+        // A NaN update is refused with its code; the client then sends a good one.
+        const [c, o] = offers[0]!;
+        const ack = await c.send(o, TestClient.payload(o, (_n, i) => (i === 1 ? NaN : 1)));
+        expect(ack).toMatchObject({ ok: false, error: { code: 'FL_ERR_UPDATE_NOT_FINITE' } });
+        await p.locator(job, { hasText: `in progress: round 0 attempt ${o.attempt}` }).waitFor();
+      }
+      const acks = await Promise.all(offers.map(([c, o]) => c.send(o, TestClient.payload(o, () => 10, 5, ROUND_METRICS[round]))));
+      expect(acks.every((a) => a.ok)).toBe(true);
+      await p.locator(job, { hasText: `round ${round + 1} of 2` }).waitFor();
+      // One more point on each chart, on the line and as a dot (a one-point line draws nothing);
+      // both clients sent the same metrics, so the weighted mean shown is exact.
+      for (const m of ['loss', 'accuracy']) {
+        const chart = p.locator(`${job} svg[data-metric="${m}"]`);
+        await chart.locator('circle').nth(round).waitFor();
+        expect(await chart.locator('circle').count()).toBe(round + 1);
+        expect((await chart.locator('polyline').getAttribute('points'))?.split(' ')).toHaveLength(round + 1);
+      }
+      expect(await textOf(job)).toContain(`loss (last ${ROUND_METRICS[round]!.loss.toPrecision(4)})`);
+      expect(await textOf(job)).toContain(`accuracy (last ${ROUND_METRICS[round]!.accuracy.toPrecision(4)})`);
+      // Privacy spent: the accountant's epsilon for q = k / N = 2 / 3 after round + 1 rounds
+      // (McMahan et al. 2018), printed to 4 significant digits, against the budget.
+      const epsilon = epsilonOfSampledGaussian(2 / 3, NOISE, round + 1, DELTA).epsilon;
+      await p.locator(`${job} div`, { hasText: `privacy: epsilon ${epsilon.toPrecision(4)} of ${BUDGET} at delta ${DELTA}` }).waitFor();
+      const fill = (await p.locator(`${job} .bar > span`).getAttribute('style')) ?? '';
+      expect(parseFloat(/width:\s*([\d.]+)%/.exec(fill)?.[1] ?? 'NaN')).toBeCloseTo((100 * epsilon) / BUDGET, 1);
+    }
+
+    // The refusal, by reason code, and the end of the job.
+    const refused = await p.locator(`${job} tr`, { hasText: 'FL_ERR_UPDATE_NOT_FINITE' }).locator('td').allTextContents();
+    expect(refused).toEqual(['FL_ERR_UPDATE_NOT_FINITE', '1']);
+    await p.locator(`${job} .status-completed`, { hasText: 'completed' }).waitFor();
+
+    const png = await p.screenshot({ path: join(shots!, 'dashboard.png'), fullPage: true });
+    expect(png.length).toBeGreaterThan(1000);
+    const onDisk = readFileSync(join(shots!, 'dashboard.png'));
+    expect([...onDisk.subarray(0, 8)]).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+    const keep = process.env.FEDLORA_DASHBOARD_PNG;
+    if (keep !== undefined && keep !== '') copyFileSync(join(shots!, 'dashboard.png'), keep);
+  }, 30_000);
+});

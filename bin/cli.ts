@@ -18,6 +18,7 @@ export async function buildProgram(): Promise<Command> {
   const registrations: Array<Promise<{ register: (program: Command) => void }>> = [
     import('../aggregation/cli.js'),
     import('../privacy/cli.js'),
+    import('../privacy/secagg/cli.js'),
     import('../coordinator/cli.js'),
     import('../client/cli.js'),
     import('../client/agent-cli.js').then((m) => ({ register: m.registerClientCommands })),

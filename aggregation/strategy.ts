@@ -36,6 +36,8 @@ export interface ClientUpdate {
   readonly numExamples: number;
   /** Who or what sent it (client id, adapter directory): named in every error about it. */
   readonly source: string;
+  /** Fed-SB's init phase only: per module path, the client's summed gradient G [m, n] w.r.t. W0. */
+  readonly gradients?: ReadonlyMap<string, Float32Array>;
 }
 
 /**

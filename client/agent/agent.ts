@@ -33,7 +33,7 @@ import {
 import type { ZodError } from 'zod';
 import { describeIssues } from '../../shared/protocol/validate.js';
 import type { BaseModel } from './base-model.js';
-import { clientEpsilon, type ClientDpSettings } from './client-dp.js';
+import { clientEpsilon, clientEpsilonWithRelease, type ClientDpSettings } from './client-dp.js';
 import { backoffDelay, coordinatorOrigin, openSocket, type AgentSocket, type ReconnectOptions } from './connection.js';
 import { answerChallenge, buildHello } from './handshake.js';
 import type { LocalData } from './local-data.js';
@@ -121,6 +121,8 @@ export class ClientAgent {
   private lastRoundMetrics: Record<string, number> | undefined;
   private dp: ClientDpSettings | null = null;
   private dpSteps = 0;
+  /** sigma of Fed-SB's init gradient release, when this client made one (composed into clientEpsilon). */
+  private initReleaseSigma: number | null = null;
   private retryTimer: NodeJS.Timeout | undefined;
 
   constructor(options: AgentOptions) {
@@ -307,6 +309,7 @@ export class ClientAgent {
         this.dp = outcome.dp.settings;
         this.dpSteps += outcome.dp.steps;
       }
+      if (outcome.initRelease !== undefined) this.initReleaseSigma = outcome.initRelease.noiseMultiplier;
       const shown = Object.entries(outcome.metrics).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ');
       progress.info(`round ${offer.round}: trained ${outcome.steps} steps on ${outcome.examples} examples in ${outcome.seconds.toFixed(1)} s${shown === '' ? '' : ` (${shown})`}`);
       if (work.abort.signal.aborted) return;
@@ -398,7 +401,16 @@ export class ClientAgent {
       roundsAborted: this.roundsAborted,
       reconnects: Math.max(0, this.connections - 1),
       ...(this.lastRoundMetrics !== undefined && { lastRoundMetrics: this.lastRoundMetrics }),
-      ...(this.dp !== null && { clientEpsilon: { epsilon: clientEpsilon(this.dp, this.dpSteps), delta: this.dp.delta, steps: this.dpSteps, noiseMultiplier: this.dp.noiseMultiplier, samplingRate: this.dp.samplingRate } }),
+      ...(this.dp !== null && {
+        clientEpsilon: {
+          epsilon: this.initReleaseSigma === null ? clientEpsilon(this.dp, this.dpSteps) : clientEpsilonWithRelease(this.dp, this.dpSteps, this.initReleaseSigma),
+          delta: this.dp.delta,
+          steps: this.dpSteps,
+          noiseMultiplier: this.dp.noiseMultiplier,
+          samplingRate: this.dp.samplingRate,
+          ...(this.initReleaseSigma !== null && { initReleaseNoiseMultiplier: this.initReleaseSigma }),
+        },
+      }),
       seconds: (performance.now() - this.started) / 1000,
     };
   }

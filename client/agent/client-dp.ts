@@ -12,7 +12,7 @@
 import { FedloraError } from '../../shared/errors.js';
 import type { Plan } from '../../shared/protocol/events.js';
 import { smallestSigma } from '../../privacy/calibration.js';
-import { epsilonOfSampledGaussian } from '../../privacy/accountant.js';
+import { epsilonOfEvents, epsilonOfSampledGaussian } from '../../privacy/accountant.js';
 
 export interface ClientDpSettings {
   readonly noiseMultiplier: number;
@@ -60,4 +60,13 @@ export function clientDpSettings(plan: Plan, examples: number): ClientDpSettings
 export function clientEpsilon(settings: ClientDpSettings, steps: number): number {
   if (steps === 0) return 0;
   return epsilonOfSampledGaussian(settings.samplingRate, settings.noiseMultiplier, steps, settings.delta).epsilon;
+}
+
+/**
+ * Epsilon after `steps` DP-SGD steps composed (RDP) with one plain Gaussian release of noise
+ * multiplier `releaseSigma` (q = 1): Fed-SB's noisy init gradient (PAPERS.md: it spends budget too).
+ */
+export function clientEpsilonWithRelease(settings: ClientDpSettings, steps: number, releaseSigma: number): number {
+  const events = [{ q: 1, sigma: releaseSigma, steps: 1 }, ...(steps > 0 ? [{ q: settings.samplingRate, sigma: settings.noiseMultiplier, steps }] : [])];
+  return epsilonOfEvents(events, settings.delta).epsilon;
 }

@@ -17,6 +17,7 @@ import type { BaseModel } from './base-model.js';
 import { clientDpSettings, type ClientDpSettings } from './client-dp.js';
 import type { LocalData } from './local-data.js';
 import { decodeOfferedState, encodeUpdate } from './update-payload.js';
+import { fedsbInitGradient, isFedSbInitPlan } from './fedsb-init-round.js';
 
 /** What a round's training reports while it runs, and how it is stopped. */
 export interface TrainHooks {
@@ -37,6 +38,8 @@ export interface TrainedRound {
   readonly seconds: number;
   /** DP-SGD settings used and steps taken, when the plan asked for client DP. */
   readonly dp?: { readonly settings: ClientDpSettings; readonly steps: number };
+  /** Fed-SB's init phase: the noisy gradient release (one Gaussian mechanism, q = 1), when noised. */
+  readonly initRelease?: { readonly noiseMultiplier: number; readonly clipNorm: number };
 }
 
 /** Trains rounds: in this thread (`trainRound`), or in a worker thread (worker-trainer.ts). */
@@ -73,6 +76,12 @@ export async function trainRound(offer: Offer, base: BaseModel, data: LocalData,
   const checkAbort = (): void => {
     if (hooks.signal?.aborted === true) throw new RoundAborted(String(hooks.signal.reason ?? 'aborted'));
   };
+  if (isFedSbInitPlan(plan)) {
+    // Fed-SB's init phase: the summed base-weight gradient instead of training (fedsb-init-round.ts)
+    checkAbort();
+    const g = await fedsbInitGradient(offer, base, data);
+    return { payload: g.payload, metrics: {}, examples: g.examples, steps: 0, seconds: g.seconds, ...(g.dp !== undefined && { initRelease: g.dp }) };
+  }
   const state = decodeOfferedState(offer.state);
   const dp = clientDpSettings(plan, data.examples);
   checkAbort();

@@ -33,8 +33,8 @@ export interface AgentSummary {
   readonly reconnects: number;
   /** The last round_result's metrics (aggregated over the round's clients). */
   readonly lastRoundMetrics?: Readonly<Record<string, number>>;
-  /** Client-side DP: epsilon this client spent over the rounds it trained, at delta. */
-  readonly clientEpsilon?: { readonly epsilon: number; readonly delta: number; readonly steps: number; readonly noiseMultiplier: number; readonly samplingRate: number };
+  /** Client-side DP: epsilon this client spent over the rounds it trained (with Fed-SB's noised init release, when it made one), at delta. */
+  readonly clientEpsilon?: { readonly epsilon: number; readonly delta: number; readonly steps: number; readonly noiseMultiplier: number; readonly samplingRate: number; readonly initReleaseNoiseMultiplier?: number };
   readonly seconds: number;
 }
 

@@ -24,7 +24,7 @@ export type TrainingWorkerMessage =
   | { type: 'ready'; backend: { name: string; device: string; selfTest: { ok: boolean; maxError: number; reason?: string } } }
   | { type: 'start'; id: number; totalSteps: number }
   | { type: 'step'; id: number; progress: TrainProgress }
-  | { type: 'done'; id: number; payload: Uint8Array; metrics: Record<string, number>; examples: number; steps: number; seconds: number; dp?: unknown }
+  | { type: 'done'; id: number; payload: Uint8Array; metrics: Record<string, number>; examples: number; steps: number; seconds: number; dp?: unknown; initRelease?: { noiseMultiplier: number; clipNorm: number } }
   | { type: 'error'; id: number; name: string; code?: string; message: string; details?: Record<string, unknown> }
   | { type: 'fatal'; code?: string; message: string };
 
@@ -65,7 +65,7 @@ async function main(): Promise<void> {
           },
         });
         // Copied, not transferred: the payload may be a view into a pooled buffer this thread reuses.
-        post({ type: 'done', id: m.id, payload: trained.payload, metrics: { ...trained.metrics }, examples: trained.examples, steps: trained.steps, seconds: trained.seconds, ...(trained.dp !== undefined && { dp: trained.dp }) });
+        post({ type: 'done', id: m.id, payload: trained.payload, metrics: { ...trained.metrics }, examples: trained.examples, steps: trained.steps, seconds: trained.seconds, ...(trained.dp !== undefined && { dp: trained.dp }), ...(trained.initRelease !== undefined && { initRelease: trained.initRelease }) });
       } catch (e) {
         const err = e as Error & { code?: string; details?: Record<string, unknown> };
         post({ type: 'error', id: m.id, name: e instanceof RoundAborted ? 'RoundAborted' : err.name, ...(err.code !== undefined && { code: err.code }), message: err.message, ...(err.details !== undefined && { details: err.details }) });

@@ -106,6 +106,7 @@ export class WorkerTrainer implements RoundTrainer {
         steps: m.steps,
         seconds: m.seconds,
         ...(m.dp !== undefined && { dp: m.dp as { settings: ClientDpSettings; steps: number } }),
+        ...(m.initRelease !== undefined && { initRelease: m.initRelease }),
       });
     } else {
       this.pending.delete(m.id);

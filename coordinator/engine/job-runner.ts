@@ -18,7 +18,9 @@ import { factorShape } from '../../aggregation/validate-update.js';
 import { ENVELOPE_OVERHEAD, MAX_HEADER_BYTES } from '../../privacy/envelope.js';
 import { MemoryNonceStore, type NonceKey, type NonceStore } from '../../privacy/nonces.js';
 import type { KeyPairs } from '../../privacy/keys.js';
-import { accountKey, canSpend, createLedger, openAccount, parseLedger, serializeLedger, spend, userLevelRounds, type LedgerState } from '../../privacy/ledger.js';
+import { accountKey, canSpend, createLedger, gaussianReleases, openAccount, parseLedger, serializeLedger, spend, userLevelRounds, type LedgerState } from '../../privacy/ledger.js';
+import { FedSbGradientSum } from '../../aggregation/fedsb-init.js';
+import { FEDSB_GRADIENT_SUFFIX } from './update-decoder.js';
 import type { Store, UpdateRecord } from '../store/store.js';
 import type { CoordinatorMetrics } from '../metrics.js';
 import type { Logger } from '../logger.js';
@@ -49,6 +51,8 @@ interface Offered {
 }
 
 interface Attempt {
+  /** `fedsb-init`: Fed-SB's gradient init phase before round 0 (no global state yet). */
+  readonly phase: 'round' | 'fedsb-init';
   readonly round: number;
   readonly attempt: number;
   readonly startedAt: number;
@@ -174,6 +178,11 @@ export class JobRunner {
   ensureStarted(modules: readonly ModuleShape[]): void {
     if (this.state !== null || this.ended) return;
     const layout = this.layout ?? [...modules];
+    if (this.gradientInit) {
+      // The initial state comes from the clients' gradients (init phase); the layout is fixed now.
+      this.layout = layout;
+      return;
+    }
     try {
       const state = this.strategy.init(strategySpecOf(this.spec, layout), String(this.spec.seed));
       this.deps.store.startJob(this.jobId, layout, encodeGlobalState(state));
@@ -185,10 +194,20 @@ export class JobRunner {
     }
   }
 
+  /** Whether the job's initial state is Fed-SB's gradient init (made in an init phase before round 0). */
+  private get gradientInit(): boolean {
+    return this.spec.strategy === 'fedsb' && this.spec.fedsb?.init === 'gradient';
+  }
+
+  /** Pending job whose initial state the init phase has still to make. */
+  private get awaitingInit(): boolean {
+    return this.state === null && this.layout !== null && this.gradientInit;
+  }
+
   // ------------------------------------------------------------------ rounds
 
   private maybeStartRound(): void {
-    if (this.ended || this.current !== null || this.state === null) return;
+    if (this.ended || this.current !== null || (this.state === null && !this.awaitingInit)) return;
     const connected = this.links.size;
     // Start at once with enough clients to over-select; with fewer (but the minimum), after a grace period.
     if (connected >= offeredPerRound(this.spec)) {
@@ -247,11 +266,13 @@ export class JobRunner {
   }
 
   private startAttemptUnguarded(): void {
-    if (this.ended || this.state === null) return;
+    if (this.ended || (this.state === null && !this.awaitingInit)) return;
     const round = this.round;
     const startedAt = Date.now();
+    const init = this.state === null;
     try {
-      this.userDpSpend(`job ${this.jobId} round ${round}`, false);
+      if (init) this.initReleaseLedger([], false);
+      else this.userDpSpend(`job ${this.jobId} round ${round}`, false);
     } catch (e) {
       if (isFedloraError(e, 'FL_ERR_BUDGET_EXCEEDED')) {
         this.fail(`privacy budget exhausted before round ${round}: ${e.message}`);
@@ -266,25 +287,30 @@ export class JobRunner {
       const link = this.links.get(id)!;
       return this.spec.ranks === undefined ? { id } : { id, rank: clientRank(this.spec, link.enrolmentIndex) };
     });
-    const plans = this.strategy.plan(this.state, infos);
+    const strategySpec = init ? strategySpecOf(this.spec, this.layout!) : null;
+    const plans: ClientPlan[] = this.state === null
+      ? infos.map((c) => ({ clientId: c.id, modules: strategySpec!.modules, variant: 'fedsb', trainable: ['R'], start: 'global', mergeFirst: null }))
+      : this.strategy.plan(this.state, infos);
     // FLoRA: clients merge the sum of every earlier round into pristine base weights (docs/protocol.md).
-    const offeredAdapter = this.state.adapter;
+    const offeredAdapter = this.state?.adapter ?? null;
     const stateBytes = encodeOfferedAdapter(offeredAdapter);
     const deadline = startedAt + this.spec.roundDeadlineSeconds * 1000;
     const offers = new Map<string, Offered>();
     let maxUpdateBytes = 0;
     for (const p of plans) {
-      const plan = this.wirePlan(p, round);
+      const plan = init ? this.initPlan(this.wirePlan(p, round)) : this.wirePlan(p, round);
       offers.set(p.clientId, { plan, strategyPlan: p, status: 'offered' });
       maxUpdateBytes = Math.max(maxUpdateBytes, updateSizeBound(plan));
     }
     const current: Attempt = {
+      phase: init ? 'fedsb-init' : 'round',
       round,
       attempt,
       startedAt,
       deadline,
       offers,
-      aggregation: this.strategy.begin(this.state),
+      // LoRA-SB: G' = -eta sign(G), eta the job's learning rate
+      aggregation: this.state === null ? new FedSbGradientSum(strategySpec!, String(this.spec.seed), this.spec.training.lr) : this.strategy.begin(this.state),
       records: [],
       nonces: [],
       maxUpdateBytes,
@@ -298,7 +324,7 @@ export class JobRunner {
     };
     this.current = current;
     current.timer = setTimeout(() => this.onDeadline(current), Math.max(0, deadline - Date.now()));
-    this.log.info({ round, attempt, selected: selected.length, connected: this.links.size, stateBytes: stateBytes.length }, 'round offered');
+    this.log.info({ round, attempt, phase: current.phase, selected: selected.length, connected: this.links.size, stateBytes: stateBytes.length }, 'round offered');
     for (const [id, o] of offers) this.sendOffer(this.links.get(id)!, current, o.plan);
     this.changed();
   }
@@ -330,6 +356,41 @@ export class JobRunner {
       seed: clientSeed(this.spec.seed, round, p.clientId),
       extra: {},
     };
+  }
+
+  /**
+   * The init phase's plan (docs/protocol.md, "Fed-SB's init phase"): send, per module, the summed
+   * gradient w.r.t. W0 over `samples` local examples as `base_model.model.<path>.fedsb_G.weight`
+   * [m, n]; with `dp`, clip each example's gradient to `clip` and add N(0, (noiseMultiplier clip)^2).
+   */
+  private initPlan(plan: Plan): Plan {
+    const f = this.spec.fedsb!;
+    const updateTensors = plan.modules.map((m) => ({ name: `base_model.model.${m.path}${FEDSB_GRADIENT_SUFFIX}`, shape: [m.outFeatures, m.inFeatures] }));
+    const dp = f.noiseMultiplier === undefined ? undefined : { clip: f.clip, noiseMultiplier: f.noiseMultiplier };
+    return { ...plan, updateTensors, extra: { phase: 'fedsb-init', samples: f.samples, ...(dp !== undefined && { dp }) } };
+  }
+
+  /**
+   * The ledger with the init phase's gradient release booked on each participant's client account
+   * (`client:<jobId>/<clientId>`; one Gaussian mechanism, q = 1), or null without client-side DP.
+   * With commit false, only checks that one release fits the budget.
+   * @throws FL_ERR_BUDGET_EXCEEDED when it does not
+   */
+  private initReleaseLedger(participants: readonly string[], commit: boolean): LedgerState | null {
+    const sigma = this.spec.fedsb?.noiseMultiplier;
+    if (this.spec.privacy.client === undefined || sigma === undefined) return null;
+    const budget = this.spec.privacy.budget ?? { epsilon: UNBOUNDED_EPSILON, delta: 1e-5 };
+    const mechanism = gaussianReleases({ noiseMultiplier: sigma });
+    if (!commit) {
+      const probe = openAccount(createLedger(), 'client', `${this.jobId}/probe`, budget);
+      if (!canSpend(probe, [{ kind: 'client', id: `${this.jobId}/probe`, mechanism }]).allowed) {
+        throw new FedloraError('FL_ERR_BUDGET_EXCEEDED', `the fedsb init gradient release (sigma ${sigma}) alone would exceed the privacy budget (epsilon ${budget.epsilon}, delta ${budget.delta})`);
+      }
+      return null;
+    }
+    let ledger = this.ledgerState();
+    for (const id of participants) ledger = openAccount(ledger, 'client', `${this.jobId}/${id}`, budget);
+    return spend(ledger, participants.map((id) => ({ kind: 'client' as const, id: `${this.jobId}/${id}`, mechanism })), `job ${this.jobId} fedsb init gradient`);
   }
 
   private sendOffer(link: ClientLink, a: Attempt, plan: Plan): void {
@@ -425,7 +486,7 @@ export class JobRunner {
     }
     // Below the minimum: record the attempt, then retry or fail as the spec says.
     this.closeAttempt(a, 'retry');
-    this.deps.store.recordUpdates(this.jobId, a.round, a.records);
+    if (a.phase === 'round') this.deps.store.recordUpdates(this.jobId, a.round, a.records);
     const { policy, retries } = this.spec.belowMinimum;
     const why = `round ${a.round} attempt ${a.attempt} got ${a.aggregation.count} valid updates, below the minimum of ${this.spec.minClients}`;
     if (policy === 'retry' && a.attempt < retries) {
@@ -453,6 +514,10 @@ export class JobRunner {
     if (a.closed || this.current !== a) return;
     this.closeAttempt(a, reason);
     const participants = a.records.filter((r) => r.status === 'accepted').map((r) => r.clientId!);
+    if (a.phase === 'fedsb-init') {
+      this.finishInit(a, participants);
+      return;
+    }
     try {
       const result = a.aggregation.finish();
       const metrics: Record<string, number> = { clients: participants.length, examples: a.examples };
@@ -499,6 +564,22 @@ export class JobRunner {
     } catch (e) {
       this.log.error({ err: e, round: a.round }, 'round could not be aggregated or committed');
       this.fail(`round ${a.round} could not be aggregated or committed: ${(e as Error).message}`);
+    }
+  }
+
+  /** Commits the init phase's state as the job's initial global state (round 0), with its ledger. */
+  private finishInit(a: Attempt, participants: readonly string[]): void {
+    try {
+      const result = a.aggregation.finish();
+      const ledger = this.initReleaseLedger(participants, true);
+      this.deps.store.startJob(this.jobId, this.layout!, encodeGlobalState(result.state), Date.now(), ledger === null ? undefined : serializeLedger(ledger));
+      this.state = result.state;
+      this.log.info({ attempt: a.attempt, participants: participants.length, examples: a.examples }, 'fedsb init committed: job started from the clients\' gradient');
+      this.changed();
+      this.maybeStartRound();
+    } catch (e) {
+      this.log.error({ err: e }, 'fedsb init could not be aggregated or committed');
+      this.fail(`fedsb init could not be aggregated or committed: ${(e as Error).message}`);
     }
   }
 

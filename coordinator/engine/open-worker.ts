@@ -15,7 +15,9 @@ parentPort!.on('message', (message: OpenRequest & { id: number }) => {
       const factors = [...r.update.adapter.factors.entries()];
       const buffers = new Set<ArrayBuffer>();
       for (const [, f] of factors) for (const a of [f.A, f.B, f.R]) if (a !== undefined) buffers.add(a.buffer as ArrayBuffer);
-      const reply: WorkerReply = { id, ok: true, nonce: r.nonce, numExamples: r.update.numExamples, metrics: { ...r.metrics }, layout: r.update.adapter.layout, factors };
+      // Fed-SB's init phase: the gradients, copied (their buffers may share the payload's)
+      const gradients = r.update.gradients === undefined ? undefined : [...r.update.gradients].map(([k, g]): [string, Float32Array] => [k, g.slice()]);
+      const reply: WorkerReply = { id, ok: true, nonce: r.nonce, numExamples: r.update.numExamples, metrics: { ...r.metrics }, layout: r.update.adapter.layout, factors, ...(gradients !== undefined && { gradients }) };
       parentPort!.postMessage(reply, [...buffers]);
     },
     (e: unknown) => {

@@ -13,6 +13,9 @@ import type { ClientUpdate } from '../../aggregation/strategy.js';
 
 /** `__metadata__` key of the example count n_k (a decimal integer >= 1). */
 export const EXAMPLES_METADATA_KEY = 'fedlora.examples';
+/** Suffix of the gradient tensors of Fed-SB's init phase: `base_model.model.<path>.fedsb_G.weight` [m, n]. */
+export const FEDSB_GRADIENT_SUFFIX = '.fedsb_G.weight';
+
 /** `__metadata__` key of the client's training metrics (JSON object of finite numbers). */
 export const METRICS_METADATA_KEY = 'fedlora.metrics';
 
@@ -76,9 +79,16 @@ export function decodeUpdate(payload: Uint8Array, plan: Plan, source: string): D
 
   const { tensors } = decodeSafetensors(payload, what);
   const factors = new Map<string, Partial<Record<FactorName, Float32Array>>>();
+  const gradients = new Map<string, Float32Array>();
+  const initPhase = plan.extra.phase === 'fedsb-init';
   for (const t of tensors) {
     const bad = firstNonFinite(t.data);
     if (bad >= 0) throw new FedloraError('FL_ERR_UPDATE_NOT_FINITE', `${what}: tensor '${t.name}' holds ${t.data[bad]} at flat index ${bad}`, { tensor: t.name, index: bad });
+    // names and shapes were checked against the plan above: a planned gradient name is well formed
+    if (initPhase && t.name.startsWith('base_model.model.') && t.name.endsWith(FEDSB_GRADIENT_SUFFIX)) {
+      gradients.set(t.name.slice('base_model.model.'.length, -FEDSB_GRADIENT_SUFFIX.length), t.data);
+      continue;
+    }
     const parsed = parsePeftTensorName(t.name);
     if (parsed === undefined) throw new FedloraError('FL_ERR_UPDATE_TENSORS', `${what}: tensor '${t.name}' is not a PEFT LoRA name`, { tensor: t.name });
     const f = factors.get(parsed.path) ?? {};
@@ -89,5 +99,5 @@ export function decodeUpdate(payload: Uint8Array, plan: Plan, source: string): D
     layout: { variant: plan.variant, modules: plan.modules.map((m) => ({ path: m.path, outFeatures: m.outFeatures, inFeatures: m.inFeatures, rank: m.rank, alpha: m.alpha })) },
     factors: new Map<string, ModuleFactors>(plan.modules.map((m) => [m.path, factors.get(m.path) ?? {}])),
   };
-  return { update: { adapter, numExamples: examples, source }, metrics };
+  return { update: { adapter, numExamples: examples, source, ...(initPhase && { gradients }) }, metrics };
 }

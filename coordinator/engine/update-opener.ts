@@ -70,7 +70,7 @@ export class InlineOpener implements UpdateOpener {
 
 /** What a worker sends back: the result with the factors as transferable arrays, or a coded error. */
 export type WorkerReply =
-  | { id: number; ok: true; nonce: string; numExamples: number; metrics: Record<string, number>; layout: ClientUpdate['adapter']['layout']; factors: Array<[string, ModuleFactors]> }
+  | { id: number; ok: true; nonce: string; numExamples: number; metrics: Record<string, number>; layout: ClientUpdate['adapter']['layout']; factors: Array<[string, ModuleFactors]>; gradients?: Array<[string, Float32Array]> }
   | { id: number; ok: false; code: string; message: string; details: Record<string, unknown> };
 
 /**
@@ -138,7 +138,7 @@ export class WorkerPoolOpener implements UpdateOpener {
     if (p === undefined) return;
     this.pending.delete(reply.id);
     if (reply.ok) {
-      const update: ClientUpdate = { adapter: { layout: reply.layout, factors: new Map(reply.factors) }, numExamples: reply.numExamples, source: p.source };
+      const update: ClientUpdate = { adapter: { layout: reply.layout, factors: new Map(reply.factors) }, numExamples: reply.numExamples, source: p.source, ...(reply.gradients !== undefined && { gradients: new Map(reply.gradients) }) };
       p.resolve({ nonce: reply.nonce, update, metrics: reply.metrics });
     } else {
       const code = (reply.code in ERROR_CODES ? reply.code : 'FL_ERR_INTERNAL') as ErrorCode;

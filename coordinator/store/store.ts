@@ -264,8 +264,9 @@ export class Store {
   /**
    * Fixes the job's adapted modules and its initial global state (state 0), and marks it running,
    * in one transaction. Refused if the job already has a state.
+   * @param ledger the privacy ledger JSON to store with it (Fed-SB's init gradient release)
    */
-  startJob(id: string, layout: readonly ModuleShape[], initial: StateBlob, now = Date.now()): void {
+  startJob(id: string, layout: readonly ModuleShape[], initial: StateBlob, now = Date.now(), ledger?: string): void {
     this.db.transaction(() => {
       const job = this.requireJob(id);
       if (job.status !== 'pending' || this.latestState(id) !== null) {
@@ -273,6 +274,11 @@ export class Store {
       }
       this.db.prepare("UPDATE jobs SET layout = ?, status = 'running', updated_at = ? WHERE id = ?").run(JSON.stringify(layout), now, id);
       this.db.prepare('INSERT INTO global_states (job_id, round, meta, payload) VALUES (?, 0, ?, ?)').run(id, JSON.stringify(initial.meta), toBuffer(initial.payload));
+      if (ledger !== undefined) {
+        this.db
+          .prepare('INSERT INTO ledger (job_id, state, updated_at) VALUES (?, ?, ?) ON CONFLICT (job_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at')
+          .run(id, ledger, now);
+      }
     })();
   }
 

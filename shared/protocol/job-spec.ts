@@ -141,6 +141,24 @@ export const SecureAggregationSchema = z.strictObject({
   enabled: z.boolean().default(false),
 });
 
+/**
+ * Fed-SB options (PAPERS.md "Fed-SB"): how the frozen A, B and the starting R0 are made.
+ * `gradient`: LoRA-SB's initialisation from the clients' summed gradient w.r.t. the base weights
+ * over `samples` local examples each (an init phase before round 0, docs/protocol.md); `random`:
+ * the seeded random orthonormal fallback. With DP on, the gradient release must be noised.
+ */
+export const FedSbSpecSchema = z.strictObject({
+  /** @default 'random' */
+  init: z.enum(['random', 'gradient']).default('random'),
+  /** Local examples each client sums its gradient over. @default 50 */
+  samples: positiveInt.max(1_000_000).default(50),
+  /** Per-example L2 clip norm C of the gradient release (with noiseMultiplier). @default 1 */
+  clip: z.number().positive().default(1),
+  /** sigma of the Gaussian noise N(0, (sigma C)^2) on each client's clipped sum. @default undefined (exact, not private) */
+  noiseMultiplier: z.number().positive().max(1000).optional(),
+});
+export type FedSbSpec = z.infer<typeof FedSbSpecSchema>;
+
 export const JobSpecSchema = z
   .strictObject({
     strategy: StrategyNameSchema,
@@ -174,6 +192,8 @@ export const JobSpecSchema = z
     seed: z.int().min(0).max(2 ** 32 - 1).default(0),
     /** @default {enabled: false} */
     secureAggregation: SecureAggregationSchema.prefault({}),
+    /** Fed-SB only. @default undefined (init 'random') */
+    fedsb: FedSbSpecSchema.optional(),
   })
   .superRefine((spec, ctx) => {
     if (spec.minClients > spec.clientsPerRound) {
@@ -188,6 +208,17 @@ export const JobSpecSchema = z
         path: ['privacy', 'user'],
         message: 'user-level DP needs a strategy whose aggregate is a sum; flora stacks each client apart: use privacy.client (DP-SGD) instead',
       });
+    }
+    if (spec.fedsb !== undefined && spec.strategy !== 'fedsb') {
+      ctx.addIssue({ code: 'custom', path: ['fedsb'], message: `fedsb options need strategy fedsb, not ${spec.strategy}` });
+    }
+    if (spec.fedsb?.init === 'gradient') {
+      if (spec.privacy.user !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['fedsb', 'init'], message: "gradient init releases each client's gradient sum, which user-level DP (privacy.user) does not cover: use init 'random', or privacy.client with fedsb.noiseMultiplier" });
+      }
+      if (spec.privacy.client !== undefined && spec.fedsb.noiseMultiplier === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['fedsb', 'noiseMultiplier'], message: 'client-side DP is on (privacy.client), so the initial gradient release must be noised: set fedsb.noiseMultiplier (and fedsb.clip), or use init \'random\'' });
+      }
     }
     if (spec.secureAggregation.enabled) {
       ctx.addIssue({ code: 'custom', path: ['secureAggregation', 'enabled'], message: 'secure aggregation is not available in the runtime yet; leave it false' });

@@ -24,8 +24,9 @@
 import type { Adapter, AdapterVariant } from '../shared/adapter.js';
 import { FedloraError } from '../shared/errors.js';
 import { requireNonNegative, requirePositive } from '../privacy/argument-checks.js';
+import { nextClipNorm as nextClipNormAfter, noisyUnclippedFraction, updateNoiseMultiplier } from '../privacy/adaptive-clipping.js';
 import { clipL2 } from '../privacy/clipping.js';
-import { addGaussianNoise, gaussianSample } from '../privacy/gaussian.js';
+import { addGaussianNoise } from '../privacy/gaussian.js';
 import { cryptoRandomSource, type RandomSource } from '../privacy/random.js';
 import type {
   AggregationReport,
@@ -82,15 +83,8 @@ export interface DpRoundReport {
 
 export type DpAggregationReport = AggregationReport & { readonly dp: DpRoundReport };
 
-/** The noise multiplier left for the update when sigma_b is spent on the count (Andrew et al. 2021, Sec. 3). */
-export function updateNoiseMultiplier(z: number, countNoiseStd: number): number {
-  if (z === 0) return 0;
-  const left = z ** -2 - (2 * countNoiseStd) ** -2;
-  if (!(left > 0)) {
-    throw new FedloraError('FL_ERR_PRIVACY_ARGUMENT', `adaptive clipping: countNoiseStd (${countNoiseStd}) must exceed noiseMultiplier / 2 (${z / 2}), or no noise is left for the update`);
-  }
-  return left ** -0.5;
-}
+/** The noise multiplier left for the update when sigma_b is spent on the count: privacy/'s, re-exported. */
+export { updateNoiseMultiplier };
 
 export class DpFedAvgStrategy implements Strategy {
   readonly name: StrategyName;
@@ -237,8 +231,11 @@ class DpFedAvgRound implements RoundAggregation {
     let unclippedFraction: number | undefined;
     let nextClipNorm: number | undefined;
     if (adaptive) {
-      unclippedFraction = (this.unclipped + (countNoiseStd > 0 ? gaussianSample(countNoiseStd, this.random) : 0)) / n;
-      nextClipNorm = this.clipNorm * Math.exp(-(adaptive.learningRate ?? 0.2) * (unclippedFraction - (adaptive.targetUnclippedQuantile ?? 0.5)));
+      unclippedFraction = countNoiseStd > 0 ? noisyUnclippedFraction(this.unclipped, n, countNoiseStd, this.random) : this.unclipped / n;
+      nextClipNorm = nextClipNormAfter(this.clipNorm, unclippedFraction, {
+        ...(adaptive.targetUnclippedQuantile !== undefined && { targetUnclippedQuantile: adaptive.targetUnclippedQuantile }),
+        ...(adaptive.learningRate !== undefined && { clipLearningRate: adaptive.learningRate }),
+      });
     }
     const dp: DpRoundReport = {
       clipNorm: this.clipNorm,

@@ -3,7 +3,7 @@
  * running sum, so a refused update leaves the sum untouched ("validate at the edge", STYLE.md).
  * Every error names the update's source, the PEFT tensor and the problem.
  */
-import { peftTensorNames, type Adapter, type AdapterLayout, type AdapterModule } from '../shared/adapter.js';
+import { factorShape, peftTensorNames, type Adapter, type AdapterLayout, type AdapterModule } from '../shared/adapter.js';
 import { FedloraError } from '../shared/errors.js';
 import type { ClientUpdate, FactorName } from './strategy.js';
 
@@ -21,21 +21,8 @@ export interface UpdateRules {
   readonly finiteCheckedByCaller?: readonly FactorName[];
 }
 
-/** Element count and the shape text of a factor of a module. */
-export function factorShape(module: AdapterModule, factor: FactorName): [number, number] {
-  switch (factor) {
-    case 'A':
-      return [module.rank, module.inFeatures];
-    case 'B':
-      return [module.outFeatures, module.rank];
-    case 'R':
-      return [module.rank, module.rank];
-    default: {
-      const _: never = factor;
-      return _;
-    }
-  }
-}
+/** The shape of a factor of a module: shared/adapter.ts's, re-exported for aggregation's callers. */
+export { factorShape };
 
 export function tensorName(path: string, factor: FactorName): string {
   return peftTensorNames(path)[factor];

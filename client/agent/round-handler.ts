@@ -18,6 +18,7 @@ import { clientDpSettings, type ClientDpSettings } from './client-dp.js';
 import type { LocalData } from './local-data.js';
 import { decodeOfferedState, encodeUpdate } from './update-payload.js';
 import { fedsbInitGradient, isFedSbInitPlan } from './fedsb-init-round.js';
+import { truncateToPlannedRanks } from './rank-truncation.js';
 
 /** What a round's training reports while it runs, and how it is stopped. */
 export interface TrainHooks {
@@ -155,7 +156,9 @@ export async function startModel(offer: Offer, base: BaseModel, state: Adapter |
   try {
     if (plan.start === 'global') {
       if (state === null) throw new FedloraError('FL_ERR_ADAPTER_LAYOUT', `round ${offer.round}: the plan starts from the global state, but the offer carries none`);
-      model.loadGlobal(state);
+      // FedAvg with heterogeneous ranks: the global adapter is padded to r_max; start from its
+      // leading components at this client's rank (HetLoRA).
+      model.loadGlobal(plan.variant === 'lora' ? truncateToPlannedRanks(state, plan.modules) : state);
     } else if (state !== null) {
       const layers = model.modules();
       for (const m of state.layout.modules) {

@@ -23,11 +23,11 @@ interface Variant {
 const EXPERIMENTS: Record<string, { readonly title: string; readonly variants: readonly Variant[] }> = {
   'hetero-ranks': {
     title: 'Heterogeneous ranks: FedAvg with zero-padding vs FLoRA stacking',
-    // FedAvg with per-client ranks (zero-padding) does not run in the runtime yet: the offered
-    // global state has rank r_max and an agent of smaller rank refuses it (docs/results.md), so
-    // FedAvg is measured at the smallest and the largest of the mixed ranks instead.
+    // FedAvg with per-client ranks zero-pads the aggregate to r_max; each client starts from the
+    // global cut to its own rank (HetLoRA, client/agent/rank-truncation.ts). Uniform ranks 2 and 8
+    // bracket the mix.
     variants: [
-      { name: 'ranks-2-4-8', options: { strategy: 'flora', ranks: [2, 4, 8] } },
+      { name: 'ranks-2-4-8', options: { strategy: 'fedavg,flora', ranks: [2, 4, 8] } },
       { name: 'rank-2', options: { strategy: 'fedavg,flora', rank: '2' } },
       { name: 'rank-8', options: { strategy: 'fedavg,flora', rank: '8' } },
     ],

@@ -13,7 +13,7 @@ import { FedloraError, isFedloraError } from '../../shared/errors.js';
 import type { Plan, Update, UpdateAck } from '../../shared/protocol/events.js';
 import { clientRank, jobAlpha, offeredPerRound, type JobSpec, type ModuleShape } from '../../shared/protocol/job-spec.js';
 import { peftTensorNames } from '../../shared/adapter.js';
-import type { ClientInfo, ClientPlan, GlobalState, RoundAggregation, Strategy } from '../../aggregation/strategy.js';
+import type { ClientInfo, ClientPlan, ClientUpdate, GlobalState, RoundAggregation, RoundResult, Strategy } from '../../aggregation/strategy.js';
 import { factorShape } from '../../aggregation/validate-update.js';
 import { ENVELOPE_OVERHEAD, MAX_HEADER_BYTES } from '../../privacy/envelope.js';
 import { MemoryNonceStore, type NonceKey, type NonceStore } from '../../privacy/nonces.js';
@@ -47,6 +47,8 @@ interface Offered {
   readonly plan: Plan;
   /** The strategy's plan, kept for nothing but logs today. */
   readonly strategyPlan: ClientPlan;
+  /** The client's deterministic key (clientKey), the order updates are aggregated in. */
+  readonly key: string;
   status: 'offered' | 'accepted';
 }
 
@@ -59,12 +61,13 @@ interface Attempt {
   readonly deadline: number;
   readonly offers: Map<string, Offered>;
   readonly aggregation: RoundAggregation;
+  /** Accepted updates with their clients' keys, re-aggregated in key order at the end (see finishAggregation). */
+  readonly accepted: Array<{ readonly key: string; readonly update: ClientUpdate; readonly metrics: Readonly<Record<string, number>> }>;
   readonly records: UpdateRecord[];
   readonly nonces: Array<{ nonce: string; clientId: string }>;
   readonly maxUpdateBytes: number;
   /** Encoded once per attempt: every selected client gets the same global state bytes. */
   readonly stateBytes: Uint8Array;
-  readonly metricSums: Map<string, number>;
   readonly refusalsByClient: Map<string, number>;
   examples: number;
   lastAcceptedAt: number;
@@ -282,10 +285,12 @@ export class JobRunner {
     }
     const attempt = this.deps.store.beginAttempt(this.jobId, startedAt);
     const want = offeredPerRound(this.spec);
-    const selected = selectClients([...this.links.keys()], want, this.spec.seed, round, attempt);
+    // Selection runs over the clients' token keys, not their random ids, so the same seed picks the same clients in any connection order.
+    const byKey = new Map([...this.links.values()].map((l) => [clientKey(l.tokenIndex), l.clientId]));
+    const selected = selectClients([...byKey.keys()], want, this.spec.seed, round, attempt).map((key) => byKey.get(key)!);
     const infos: ClientInfo[] = selected.map((id) => {
       const link = this.links.get(id)!;
-      return this.spec.ranks === undefined ? { id } : { id, rank: clientRank(this.spec, link.enrolmentIndex) };
+      return this.spec.ranks === undefined ? { id } : { id, rank: clientRank(this.spec, link.tokenIndex) };
     });
     const strategySpec = init ? strategySpecOf(this.spec, this.layout!) : null;
     const plans: ClientPlan[] = this.state === null
@@ -298,8 +303,9 @@ export class JobRunner {
     const offers = new Map<string, Offered>();
     let maxUpdateBytes = 0;
     for (const p of plans) {
-      const plan = init ? this.initPlan(this.wirePlan(p, round)) : this.wirePlan(p, round);
-      offers.set(p.clientId, { plan, strategyPlan: p, status: 'offered' });
+      const key = clientKey(this.links.get(p.clientId)!.tokenIndex);
+      const plan = init ? this.initPlan(this.wirePlan(p, round, key)) : this.wirePlan(p, round, key);
+      offers.set(p.clientId, { plan, strategyPlan: p, status: 'offered', key });
       maxUpdateBytes = Math.max(maxUpdateBytes, updateSizeBound(plan));
     }
     const current: Attempt = {
@@ -311,11 +317,11 @@ export class JobRunner {
       offers,
       // LoRA-SB: G' = -eta sign(G), eta the job's learning rate
       aggregation: this.state === null ? new FedSbGradientSum(strategySpec!, String(this.spec.seed), this.spec.training.lr) : this.strategy.begin(this.state),
+      accepted: [],
       records: [],
       nonces: [],
       maxUpdateBytes,
       stateBytes,
-      metricSums: new Map(),
       refusalsByClient: new Map(),
       examples: 0,
       lastAcceptedAt: startedAt,
@@ -329,7 +335,8 @@ export class JobRunner {
     this.changed();
   }
 
-  private wirePlan(p: ClientPlan, round: number): Plan {
+  /** @param key the client's deterministic key (clientKey), which its round seed derives from */
+  private wirePlan(p: ClientPlan, round: number, key: string): Plan {
     const modules = p.modules.map((m) => ({ path: m.path, outFeatures: m.outFeatures, inFeatures: m.inFeatures, rank: m.rank, alpha: m.alpha }));
     const updateTensors = p.modules.flatMap((m) => p.trainable.map((f) => ({ name: peftTensorNames(m.path)[f], shape: factorShape(m, f) })));
     const rank = p.modules[0]?.rank ?? this.spec.rank;
@@ -353,7 +360,7 @@ export class JobRunner {
           rounds: this.spec.rounds,
         },
       }),
-      seed: clientSeed(this.spec.seed, round, p.clientId),
+      seed: clientSeed(this.spec.seed, round, key),
       extra: {},
     };
   }
@@ -449,11 +456,11 @@ export class JobRunner {
       }
       if (offered.status === 'accepted') throw new FedloraError('FL_ERR_ROUND_STATE', `client '${link.clientId}' already has an accepted update in round ${a.round}`);
       a.aggregation.add(decoded.update);
+      a.accepted.push({ key: offered.key, update: decoded.update, metrics: decoded.metrics });
       offered.status = 'accepted';
       const now = Date.now();
       a.lastAcceptedAt = now;
       a.examples += decoded.update.numExamples;
-      for (const [k, v] of Object.entries(decoded.metrics)) a.metricSums.set(k, (a.metricSums.get(k) ?? 0) + v * decoded.update.numExamples);
       a.records.push({ clientId: link.clientId, attempt: a.attempt, status: 'accepted', bytes, examples: decoded.update.numExamples, receivedAt: now });
       a.nonces.push({ nonce: decoded.nonce, clientId: link.clientId });
       this.deps.metrics.updatesAccepted.inc();
@@ -519,9 +526,12 @@ export class JobRunner {
       return;
     }
     try {
-      const result = a.aggregation.finish();
+      const result = this.finishAggregation(a);
       const metrics: Record<string, number> = { clients: participants.length, examples: a.examples };
-      for (const [k, sum] of a.metricSums) metrics[k] = sum / a.examples;
+      // Summed in key order, like the aggregate, so the means do not depend on arrival order either.
+      const metricSums = new Map<string, number>();
+      for (const u of inKeyOrder(a.accepted)) for (const [k, v] of Object.entries(u.metrics)) metricSums.set(k, (metricSums.get(k) ?? 0) + v * u.update.numExamples);
+      for (const [k, sum] of metricSums) metrics[k] = sum / a.examples;
       if (result.report.noise !== undefined) metrics.aggregation_noise = result.report.noise.overall;
       const ledger = this.userDpSpend(`job ${this.jobId} round ${a.round}`, true);
       const dpReport = (result.report as { dp?: { clipNorm: number; clippedUpdates: number; noiseStdOnAverage: number } }).dp;
@@ -570,7 +580,7 @@ export class JobRunner {
   /** Commits the init phase's state as the job's initial global state (round 0), with its ledger. */
   private finishInit(a: Attempt, participants: readonly string[]): void {
     try {
-      const result = a.aggregation.finish();
+      const result = this.finishAggregation(a);
       const ledger = this.initReleaseLedger(participants, true);
       this.deps.store.startJob(this.jobId, this.layout!, encodeGlobalState(result.state), Date.now(), ledger === null ? undefined : serializeLedger(ledger));
       this.state = result.state;
@@ -581,6 +591,20 @@ export class JobRunner {
       this.log.error({ err: e }, 'fedsb init could not be aggregated or committed');
       this.fail(`fedsb init could not be aggregated or committed: ${(e as Error).message}`);
     }
+  }
+
+  /**
+   * The attempt's aggregate, independent of the order its updates arrived in: float sums and
+   * FLoRA's stacking depend on the order of addition (up to rounding), and arrival order follows
+   * thread and network timing. When the updates did not arrive in key order they are added again,
+   * in key order, to a fresh aggregation (the running one has already validated each of them).
+   */
+  private finishAggregation(a: Attempt): RoundResult {
+    const sorted = inKeyOrder(a.accepted);
+    if (sorted.every((u, i) => u === a.accepted[i])) return a.aggregation.finish();
+    const fresh = a.phase === 'fedsb-init' ? new FedSbGradientSum(strategySpecOf(this.spec, this.layout!), String(this.spec.seed), this.spec.training.lr) : this.strategy.begin(this.state!);
+    for (const u of sorted) fresh.add(u.update);
+    return fresh.finish();
   }
 
   private changed(): void {
@@ -619,6 +643,16 @@ export class JobRunner {
     this.current = null;
     this.links.clear();
   }
+}
+
+/** A client's deterministic key from its token index, zero-padded so that string order is numeric order. */
+function clientKey(tokenIndex: number): string {
+  return `t${String(tokenIndex).padStart(10, '0')}`;
+}
+
+/** A copy of accepted updates sorted by their clients' keys. */
+function inKeyOrder<T extends { readonly key: string }>(accepted: readonly T[]): T[] {
+  return [...accepted].sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
 }
 
 /** Epsilon of the job's account in a ledger. */

@@ -93,4 +93,18 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'token index: the creation index of each enrolment token in its job, kept on the client it enrolled',
+    // A deterministic per-client key (unlike the random client id and the enrolment order, which
+    // follows connection order): the engine derives seeds, ranks and aggregation order from it.
+    sql: `
+      ALTER TABLE enrolment_tokens ADD COLUMN token_index INTEGER;
+      UPDATE enrolment_tokens SET token_index =
+        (SELECT COUNT(*) FROM enrolment_tokens t WHERE t.job_id = enrolment_tokens.job_id AND t.rowid < enrolment_tokens.rowid);
+      ALTER TABLE clients ADD COLUMN token_index INTEGER;
+      UPDATE clients SET token_index =
+        COALESCE((SELECT t.token_index FROM enrolment_tokens t WHERE t.client_id = clients.id), enrolment_index);
+    `,
+  },
 ];

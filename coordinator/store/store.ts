@@ -35,6 +35,11 @@ export interface ClientRecord {
   readonly signPublicKey: string;
   readonly boxPublicKey: string | null;
   readonly enrolmentIndex: number;
+  /**
+   * 0-based creation index of the client's enrolment token in its job: a key that does not depend
+   * on connection order (the engine derives seeds, ranks and aggregation order from it).
+   */
+  readonly tokenIndex: number;
   readonly backend: BackendInfo;
   readonly agent: string | null;
   readonly createdAt: number;
@@ -122,6 +127,7 @@ interface ClientRow {
   sign_public_key: string;
   box_public_key: string | null;
   enrolment_index: number;
+  token_index: number | null;
   backend: string;
   agent: string | null;
   created_at: number;
@@ -171,6 +177,7 @@ function toClient(row: ClientRow): ClientRecord {
     signPublicKey: row.sign_public_key,
     boxPublicKey: row.box_public_key,
     enrolmentIndex: row.enrolment_index,
+    tokenIndex: row.token_index ?? row.enrolment_index,
     backend: JSON.parse(row.backend) as BackendInfo,
     agent: row.agent,
     createdAt: row.created_at,
@@ -306,7 +313,10 @@ export class Store {
   createEnrolmentToken(jobId: string, expiresAt: number, now = Date.now()): string {
     this.requireJob(jobId);
     const token = randomBytes(32).toString('base64url');
-    this.db.prepare('INSERT INTO enrolment_tokens (token_hash, job_id, created_at, expires_at) VALUES (?, ?, ?, ?)').run(hashToken(token), jobId, now, expiresAt);
+    this.db.transaction(() => {
+      const { next } = this.db.prepare('SELECT COALESCE(MAX(token_index) + 1, 0) AS next FROM enrolment_tokens WHERE job_id = ?').get(jobId) as { next: number };
+      this.db.prepare('INSERT INTO enrolment_tokens (token_hash, job_id, created_at, expires_at, token_index) VALUES (?, ?, ?, ?, ?)').run(hashToken(token), jobId, now, expiresAt, next);
+    })();
     return token;
   }
 
@@ -316,8 +326,8 @@ export class Store {
    */
   enrolClient(jobId: string, token: string, client: NewClient, now = Date.now()): ClientRecord {
     return this.db.transaction(() => {
-      const row = this.db.prepare('SELECT job_id, expires_at, used_at FROM enrolment_tokens WHERE token_hash = ?').get(hashToken(token)) as
-        | { job_id: string; expires_at: number; used_at: number | null }
+      const row = this.db.prepare('SELECT job_id, expires_at, used_at, token_index FROM enrolment_tokens WHERE token_hash = ?').get(hashToken(token)) as
+        | { job_id: string; expires_at: number; used_at: number | null; token_index: number }
         | undefined;
       if (row === undefined || row.job_id !== jobId) throw new FedloraError('FL_ERR_ENROLMENT', `enrolment token is not one of job '${jobId}'`, { jobId });
       if (row.used_at !== null) throw new FedloraError('FL_ERR_ENROLMENT', 'enrolment token was already used; ask the job owner for a new one', { jobId });
@@ -328,8 +338,8 @@ export class Store {
       const id = newId('cl');
       const { n } = this.db.prepare('SELECT COUNT(*) AS n FROM clients WHERE job_id = ?').get(jobId) as { n: number };
       this.db
-        .prepare('INSERT INTO clients (id, job_id, sign_public_key, box_public_key, enrolment_index, backend, agent, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
-        .run(id, jobId, client.signPublicKey, client.boxPublicKey ?? null, n, JSON.stringify(client.backend), client.agent ?? null, now, now);
+        .prepare('INSERT INTO clients (id, job_id, sign_public_key, box_public_key, enrolment_index, token_index, backend, agent, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(id, jobId, client.signPublicKey, client.boxPublicKey ?? null, n, row.token_index, JSON.stringify(client.backend), client.agent ?? null, now, now);
       this.db.prepare('UPDATE enrolment_tokens SET used_at = ?, client_id = ? WHERE token_hash = ?').run(now, id, hashToken(token));
       return this.getClient(id)!;
     })();

@@ -155,6 +155,7 @@ function handleConnection(socket: FlSocket, deps: SocketDeps, options: SocketOpt
         clientId: client.id,
         jobId: h.jobId,
         enrolmentIndex: client.enrolmentIndex,
+        tokenIndex: client.tokenIndex,
         signPublicKey: signKey,
         backend: `${backend.name} (${backend.device})`,
         emit: (event, ...args) => socket.emit(event, ...args),
@@ -162,7 +163,7 @@ function handleConnection(socket: FlSocket, deps: SocketDeps, options: SocketOpt
       };
       runner.ensureStarted(h.model.modules);
       const job = deps.store.requireJob(h.jobId);
-      socket.emit('welcome', { clientId: client.id, jobId: h.jobId, strategy: job.spec.strategy, rounds: job.spec.rounds, round: job.round, rank: clientRank(job.spec, client.enrolmentIndex), status: job.status });
+      socket.emit('welcome', { clientId: client.id, jobId: h.jobId, strategy: job.spec.strategy, rounds: job.spec.rounds, round: job.round, rank: clientRank(job.spec, client.tokenIndex), status: job.status });
       log.info({ clientId: client.id, jobId: h.jobId, backend: link.backend, enrolled: h.enrolmentToken !== undefined }, 'client authenticated');
       runner.clientConnected(link, h.model.modules);
     } catch (e) {

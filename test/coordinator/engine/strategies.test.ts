@@ -68,9 +68,9 @@ describe.each(['ffa', 'fedsb', 'flora'] as const)('a full %s job over socket.io'
         const o = offers[k]!;
         if (strategy === 'flora') {
           expect(o.plan.start).toBe('fresh');
-          // Ranks by enrolment order: the first enrolled client trains at 1, the second at 3.
-          const enrolIndex = h.coordinator.store.getClient(cs[k]!.clientId)!.enrolmentIndex;
-          expect(o.plan.rank).toBe([1, 3][enrolIndex]);
+          // Ranks by token order: the client with the first token made trains at 1, the second at 3.
+          const tokenIndex = h.coordinator.store.getClient(cs[k]!.clientId)!.tokenIndex;
+          expect(o.plan.rank).toBe([1, 3][tokenIndex]);
           // The offered state is the sum of every earlier round (none before round 1).
           const offered = decodeOfferedAdapter(o.state);
           if (round === 0) expect(offered).toBeNull();

@@ -59,27 +59,47 @@ describe('store: opening and migrations', () => {
     store.close();
     // Reopening applies nothing twice.
     store = Store.open(join(dir, 'fedlora.db'));
-    expect(store.schemaVersions()).toEqual([1]);
+    expect(store.schemaVersions()).toEqual(MIGRATIONS.map((m) => m.version));
   });
 
   it('refuses a database whose schema is newer than the code', () => {
     store.close();
-    const extra = [...MIGRATIONS, { version: 2, name: 'future', sql: 'CREATE TABLE future (x INTEGER)' }];
+    const next = MIGRATIONS.length + 1;
+    const extra = [...MIGRATIONS, { version: next, name: 'future', sql: 'CREATE TABLE future (x INTEGER)' }];
     Store.open(join(dir, 'fedlora.db'), { migrations: extra }).close();
-    expectCode(() => Store.open(join(dir, 'fedlora.db')), 'FL_ERR_STORE', /schema version 2, newer/);
+    expectCode(() => Store.open(join(dir, 'fedlora.db')), 'FL_ERR_STORE', new RegExp(`schema version ${next}, newer`));
     store = Store.open(join(dir, 'fedlora.db'), { migrations: extra });
   });
 
   it('rolls a failing migration back whole', () => {
     store.close();
-    const bad = [...MIGRATIONS, { version: 2, name: 'half', sql: 'CREATE TABLE half (x INTEGER); SELECT * FROM no_such_table;' }];
+    const next = MIGRATIONS.length + 1;
+    const bad = [...MIGRATIONS, { version: next, name: 'half', sql: 'CREATE TABLE half (x INTEGER); SELECT * FROM no_such_table;' }];
     expectCode(() => Store.open(join(dir, 'fedlora.db'), { migrations: bad }), 'FL_ERR_STORE', /no_such_table/);
     store = Store.open(join(dir, 'fedlora.db'));
-    expect(store.schemaVersions()).toEqual([1]);
-    // The half-made table is gone with the rolled-back transaction: migration 2 can run cleanly later.
+    expect(store.schemaVersions()).toEqual(MIGRATIONS.map((m) => m.version));
+    // The half-made table is gone with the rolled-back transaction: the next migration can run cleanly later.
     store.close();
-    store = Store.open(join(dir, 'fedlora.db'), { migrations: [...MIGRATIONS, { version: 2, name: 'half', sql: 'CREATE TABLE half (x INTEGER);' }] });
-    expect(store.schemaVersions()).toEqual([1, 2]);
+    store = Store.open(join(dir, 'fedlora.db'), { migrations: [...MIGRATIONS, { version: next, name: 'half', sql: 'CREATE TABLE half (x INTEGER);' }] });
+    expect(store.schemaVersions()).toEqual([...MIGRATIONS.map((m) => m.version), next]);
+  });
+
+  it('migration 2 numbers the tokens of a version-1 database per job in creation order and copies the index to their clients', () => {
+    store.close();
+    const path = join(dir, 'v1.db');
+    const v1 = Store.open(path, { migrations: MIGRATIONS.slice(0, 1) });
+    const job = v1.createJob(spec, 1);
+    const other = v1.createJob(spec, 1);
+    const raw = (v1 as unknown as { db: { prepare(s: string): { run(...a: unknown[]): unknown } } }).db;
+    const insert = raw.prepare('INSERT INTO enrolment_tokens (token_hash, job_id, created_at, expires_at) VALUES (?, ?, 0, 10000)');
+    for (const [hash, jobId] of [['h0', job.id], ['o0', other.id], ['h1', job.id], ['h2', job.id]]) insert.run(hash, jobId);
+    raw.prepare("INSERT INTO clients (id, job_id, sign_public_key, enrolment_index, backend, created_at, last_seen_at) VALUES ('cl_a', ?, 'k', 0, '{}', 0, 0)").run(job.id);
+    raw.prepare("UPDATE enrolment_tokens SET used_at = 0, client_id = 'cl_a' WHERE token_hash = 'h2'").run();
+    v1.close();
+    store = Store.open(path);
+    const rows = (store as unknown as { db: { prepare(s: string): { all(): Array<{ token_hash: string; token_index: number }> } } }).db.prepare('SELECT token_hash, token_index FROM enrolment_tokens ORDER BY token_hash').all();
+    expect(rows.map((r) => [r.token_hash, r.token_index])).toEqual([['h0', 0], ['h1', 1], ['h2', 2], ['o0', 0]]);
+    expect(store.getClient('cl_a')).toMatchObject({ enrolmentIndex: 0, tokenIndex: 2 });
   });
 
   it('refuses a file that is not a database with FL_ERR_STORE naming it', async () => {
@@ -118,6 +138,8 @@ describe('store: jobs, tokens, clients', () => {
     expectCode(() => store.enrolClient(job.id, dup, { signPublicKey: 'k1', backend }, 7), 'FL_ERR_ENROLMENT', /already enrolled/);
     // The failed enrolment left the token unspent.
     expect(store.enrolClient(job.id, dup, { signPublicKey: 'k4', backend }, 8).enrolmentIndex).toBe(1);
+    // Its token index is its token's creation index in the job (0: token, 1: late, 2: dup), not the enrolment order.
+    expect(store.clientsOfJob(job.id).map((x) => x.tokenIndex)).toEqual([0, 2]);
     expect(store.clientByKey(job.id, 'k4')?.id).toBeDefined();
     expect(store.clientsOfJob(job.id).map((x) => x.signPublicKey)).toEqual(['k1', 'k4']);
   });

@@ -213,6 +213,8 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
           ...((o.dpEpsilon !== undefined || userDp) && { budget: { epsilon: 1e6, delta: o.delta } }),
         },
         seed: o.seed,
+        // Repeatable from --seed: aggregate in enrolment order (a sim's adapters are small).
+        deterministicAggregation: true,
       };
       if (o.userDpNoise !== undefined && !userDp) o.log(`[${strategy}] user-level DP does not apply to flora (its aggregate is not a sum): running it without`);
       const { id: jobId } = (await api.call('POST', '/api/jobs', spec)) as { id: string };

@@ -61,8 +61,11 @@ interface Attempt {
   readonly deadline: number;
   readonly offers: Map<string, Offered>;
   readonly aggregation: RoundAggregation;
-  /** Accepted updates with their clients' keys, re-aggregated in key order at the end (see finishAggregation). */
-  readonly accepted: Array<{ readonly key: string; readonly update: ClientUpdate; readonly metrics: Readonly<Record<string, number>> }>;
+  /**
+   * Accepted updates with their clients' keys: metrics always (a few numbers each); the update
+   * itself only with `deterministicAggregation`, to re-aggregate in key order (finishAggregation).
+   */
+  readonly accepted: Array<{ readonly key: string; readonly update?: ClientUpdate; readonly examples: number; readonly metrics: Readonly<Record<string, number>> }>;
   readonly records: UpdateRecord[];
   readonly nonces: Array<{ nonce: string; clientId: string }>;
   readonly maxUpdateBytes: number;
@@ -456,7 +459,7 @@ export class JobRunner {
       }
       if (offered.status === 'accepted') throw new FedloraError('FL_ERR_ROUND_STATE', `client '${link.clientId}' already has an accepted update in round ${a.round}`);
       a.aggregation.add(decoded.update);
-      a.accepted.push({ key: offered.key, update: decoded.update, metrics: decoded.metrics });
+      a.accepted.push({ key: offered.key, ...(this.spec.deterministicAggregation && { update: decoded.update }), examples: decoded.update.numExamples, metrics: decoded.metrics });
       offered.status = 'accepted';
       const now = Date.now();
       a.lastAcceptedAt = now;
@@ -530,7 +533,7 @@ export class JobRunner {
       const metrics: Record<string, number> = { clients: participants.length, examples: a.examples };
       // Summed in key order, like the aggregate, so the means do not depend on arrival order either.
       const metricSums = new Map<string, number>();
-      for (const u of inKeyOrder(a.accepted)) for (const [k, v] of Object.entries(u.metrics)) metricSums.set(k, (metricSums.get(k) ?? 0) + v * u.update.numExamples);
+      for (const u of inKeyOrder(a.accepted)) for (const [k, v] of Object.entries(u.metrics)) metricSums.set(k, (metricSums.get(k) ?? 0) + v * u.examples);
       for (const [k, sum] of metricSums) metrics[k] = sum / a.examples;
       if (result.report.noise !== undefined) metrics.aggregation_noise = result.report.noise.overall;
       const ledger = this.userDpSpend(`job ${this.jobId} round ${a.round}`, true);
@@ -600,10 +603,12 @@ export class JobRunner {
    * in key order, to a fresh aggregation (the running one has already validated each of them).
    */
   private finishAggregation(a: Attempt): RoundResult {
+    // Streaming by default: the running sum, in arrival order (equal to key order up to rounding).
+    if (!this.spec.deterministicAggregation) return a.aggregation.finish();
     const sorted = inKeyOrder(a.accepted);
     if (sorted.every((u, i) => u === a.accepted[i])) return a.aggregation.finish();
     const fresh = a.phase === 'fedsb-init' ? new FedSbGradientSum(strategySpecOf(this.spec, this.layout!), String(this.spec.seed), this.spec.training.lr) : this.strategy.begin(this.state!);
-    for (const u of sorted) fresh.add(u.update);
+    for (const u of sorted) fresh.add(u.update!);
     return fresh.finish();
   }
 

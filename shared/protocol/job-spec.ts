@@ -190,6 +190,13 @@ export const JobSpecSchema = z
     privacy: PrivacySpecSchema.prefault({}),
     /** Seeds selection and the strategy's initial state. @default 0 */
     seed: z.int().min(0).max(2 ** 32 - 1).default(0),
+    /**
+     * Aggregate each round's updates in the clients' enrolment order rather than arrival order, so
+     * a job repeats bit for bit from its seed (simulations, experiments). Costs memory: the round's
+     * accepted updates are kept until it ends, O(k adapters) instead of one running sum.
+     * @default false
+     */
+    deterministicAggregation: z.boolean().default(false),
     /** @default {enabled: false} */
     secureAggregation: SecureAggregationSchema.prefault({}),
     /** Fed-SB only. @default undefined (init 'random') */

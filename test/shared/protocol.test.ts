@@ -49,6 +49,7 @@ describe('job spec', () => {
       belowMinimum: { policy: 'retry', retries: 3 },
       training: { epochs: 1, batchSize: 16, lr: 0.001, schedule: 'constant', warmupSteps: 0, weightDecay: 0 },
       privacy: {},
+      deterministicAggregation: false,
       secureAggregation: { enabled: false },
     });
     expect(offeredPerRound(spec)).toBe(3); // ceil(2 * 1.2)

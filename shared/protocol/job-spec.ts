@@ -178,7 +178,7 @@ export const JobSpecSchema = z
     /** LoRA rank r (every client, and the default for `ranks`). */
     rank: positiveInt.max(4096),
     /**
-     * Per-client ranks (FLoRA's heterogeneous ranks): the i-th enrolled client (0-based) trains at
+     * Per-client ranks (FLoRA's heterogeneous ranks): the client holding the job's i-th enrolment token (0-based, in creation order) trains at
      * `ranks[i % ranks.length]`. @default undefined (every client at `rank`)
      */
     ranks: z.array(positiveInt.max(4096)).min(1).max(1024).optional(),

@@ -14,36 +14,9 @@ import { EnvelopeOpener } from '../privacy/envelope-opener.js';
 import { openUpdate, sealUpdate } from '../privacy/envelope.js';
 import { MemoryNonceStore } from '../privacy/nonces.js';
 import { machineLine } from './machine.js';
+import { interleavedMedians } from './timing.js';
 
 const MB = 1e6;
-
-/** Median of the numbers. */
-function median(xs: number[]): number {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
-
-/** Seconds one call of fn takes. */
-async function seconds(fn: () => unknown): Promise<number> {
-  const t0 = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - t0) / 1e9;
-}
-
-/**
- * Median seconds of each function over `reps` rounds, the functions interleaved within a round so
- * that load from other processes and GC pauses fall on all of them alike (after one warm-up round).
- */
-async function interleavedMedians(reps: number, fns: Record<string, () => unknown>): Promise<Record<string, number>> {
-  const times: Record<string, number[]> = {};
-  for (let r = -1; r < reps; r++) {
-    for (const [name, fn] of Object.entries(fns)) {
-      const t = await seconds(fn);
-      if (r >= 0) (times[name] ??= []).push(t);
-    }
-  }
-  return Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
-}
 
 export async function run(): Promise<void> {
   const coordinator = nacl.box.keyPair();

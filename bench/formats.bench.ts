@@ -18,31 +18,9 @@ import { decodeToFloat32 } from '../shared/safetensors/dtype.js';
 import { decodeSafetensors, encodeSafetensors, readSafetensorsFile, writeSafetensorsFile } from '../shared/safetensors/index.js';
 import { makeTensor, type Tensor } from '../shared/tensor.js';
 import { machineLine } from './machine.js';
+import { interleavedMedians } from './timing.js';
 
 const MB = 1e6;
-
-function median(xs: number[]): number {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
-
-async function seconds(fn: () => unknown): Promise<number> {
-  const t0 = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - t0) / 1e9;
-}
-
-/** Median seconds of each function, interleaved within each round so machine load falls on all alike (one warm-up round). */
-async function interleavedMedians(reps: number, fns: Record<string, () => unknown>): Promise<Record<string, number>> {
-  const times: Record<string, number[]> = {};
-  for (let r = -1; r < reps; r++) {
-    for (const [name, fn] of Object.entries(fns)) {
-      const t = await seconds(fn);
-      if (r >= 0) (times[name] ??= []).push(t);
-    }
-  }
-  return Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
-}
 
 function randomData(n: number, seed: number): Float32Array {
   const out = new Float32Array(n);

@@ -29,11 +29,7 @@ import { LlamaModel } from '../client/models/llama.js';
 import { LLAMA_WORDNET_CONFIG_JSON } from '../client/pretrain/llama.js';
 import { AdamW } from '../client/train/adamw.js';
 import { machineLine } from './machine.js';
-
-function median(v: number[]): number {
-  const s = [...v].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
+import { median } from './timing.js';
 
 async function timeSteps(step: () => Promise<void>, warm: number, steps: number): Promise<number> {
   for (let i = 0; i < warm; i++) await step();

@@ -32,6 +32,7 @@ import { sealUpdate } from '../privacy/envelope.js';
 import { signEd25519 } from '../privacy/ed25519.js';
 import { generateKeyPairs, type KeyPairs } from '../privacy/keys.js';
 import { machineLine } from './machine.js';
+import { median } from './timing.js';
 
 const ADMIN = 'bench-admin-token-0123456789abcdef';
 const MB = 1e6;
@@ -140,11 +141,6 @@ async function inBatches<T, R>(items: readonly T[], width: number, fn: (t: T, i:
   const out: R[] = [];
   for (let i = 0; i < items.length; i += width) out.push(...(await Promise.all(items.slice(i, i + width).map((t, k) => fn(t, i + k)))));
   return out;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
 }
 
 /** A prepared update payload for a plan: its tensors filled with small values, n_k = 100. */

@@ -14,10 +14,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, copyFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { CreateJobResponseSchema, EnrolmentResponseSchema } from '../../shared/protocol/http.js';
+import { CreateJobResponseSchema } from '../../shared/protocol/http.js';
 import { epsilonOfSampledGaussian } from '../../privacy/accountant.js';
 import { ADMIN, SHA, startHarness, type Harness } from './helpers.js';
-import { TestClient } from './protocol-client.js';
+import { enrolTestClients, TestClient } from './protocol-client.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const modules = [{ path: 'model.layers.0.self_attn.q_proj', outFeatures: 6, inFeatures: 5 }];
@@ -83,14 +83,7 @@ describe('dashboard page in a real browser (Playwright, headless chromium)', () 
     expect(p.url()).not.toContain(ADMIN);
 
     // Three clients enrol and connect; each row shows its backend.
-    const cs: TestClient[] = [];
-    for (let i = 0; i < 3; i++) {
-      const { token } = EnrolmentResponseSchema.parse((await h!.api('POST', `/api/jobs/${jobId}/enrolments`)).json);
-      const c = new TestClient(h!.coordinator.url);
-      clients.push(c);
-      await c.join({ jobId, token, sha256: SHA, modules });
-      cs.push(c);
-    }
+    const cs = await enrolTestClients(h!.api, h!.coordinator.url, { jobId, sha256: SHA, modules, n: 3, track: clients });
     await p.locator(job, { hasText: '3 clients enrolled' }).waitFor();
     for (const c of cs) {
       const cells = await p.locator(`${job} tr`, { hasText: c.clientId }).locator('td').allTextContents();

@@ -14,6 +14,7 @@ import { makeTensor, numel } from '../../shared/tensor.js';
 import { generateKeyPairs, type KeyPairs } from '../../privacy/keys.js';
 import { sealUpdate } from '../../privacy/envelope.js';
 import { signEd25519 } from '../../privacy/ed25519.js';
+import { EnrolmentResponseSchema } from '../../shared/protocol/http.js';
 
 type EventName = keyof ServerToClientEvents;
 type Payload<E extends EventName> = Parameters<ServerToClientEvents[E]>[0];
@@ -171,4 +172,25 @@ export class TestClient {
   close(): void {
     this.socket.disconnect();
   }
+}
+
+/**
+ * Enrols n hand-driven clients into a job through the real API (one token each, in order) and joins
+ * them over socket.io. Each client is also pushed to `track`, which the test closes in teardown.
+ * @param api the harness's HTTP call (admin token)
+ */
+export async function enrolTestClients(
+  api: (method: string, path: string) => Promise<{ json: unknown }>,
+  url: string,
+  o: { jobId: string; sha256: string; modules: readonly ModuleShape[]; n: number; track: TestClient[] },
+): Promise<TestClient[]> {
+  const out: TestClient[] = [];
+  for (let i = 0; i < o.n; i++) {
+    const { token } = EnrolmentResponseSchema.parse((await api('POST', `/api/jobs/${o.jobId}/enrolments`)).json);
+    const c = new TestClient(url);
+    o.track.push(c);
+    await c.join({ jobId: o.jobId, token, sha256: o.sha256, modules: [...o.modules] });
+    out.push(c);
+  }
+  return out;
 }

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { CreateJobResponseSchema, EnrolmentResponseSchema, JobViewSchema } from '../../../shared/protocol/http.js';
+import { CreateJobResponseSchema, JobViewSchema } from '../../../shared/protocol/http.js';
 import { SHA, startHarness, type Harness } from '../helpers.js';
-import { TestClient } from '../protocol-client.js';
+import { enrolTestClients, TestClient } from '../protocol-client.js';
 
 const modules = [{ path: 'model.layers.0.mlp.q_proj', outFeatures: 4, inFeatures: 4 }];
 
@@ -21,14 +21,7 @@ async function setup(body: Record<string, unknown>, n: number): Promise<{ jobId:
   const r = await h!.api('POST', '/api/jobs', { model: { sha256: SHA, targetModules: ['q_proj'] }, rank: 2, seed: 11, ...body });
   expect(r.status).toBe(201);
   const jobId = CreateJobResponseSchema.parse(r.json).id;
-  const cs: TestClient[] = [];
-  for (let i = 0; i < n; i++) {
-    const { token } = EnrolmentResponseSchema.parse((await h!.api('POST', `/api/jobs/${jobId}/enrolments`)).json);
-    const c = new TestClient(h!.coordinator.url);
-    clients.push(c);
-    await c.join({ jobId, token, sha256: SHA, modules });
-    cs.push(c);
-  }
+  const cs = await enrolTestClients(h!.api, h!.coordinator.url, { jobId, sha256: SHA, modules, n, track: clients });
   return { jobId, cs };
 }
 

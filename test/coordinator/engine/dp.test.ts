@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { CreateJobResponseSchema, EnrolmentResponseSchema, JobViewSchema } from '../../../shared/protocol/http.js';
+import { CreateJobResponseSchema, JobViewSchema } from '../../../shared/protocol/http.js';
 import { epsilonOfSampledGaussian } from '../../../privacy/accountant.js';
 import { decodeGlobalState } from '../../../coordinator/state-codec.js';
 import { SHA, startHarness, type Harness } from '../helpers.js';
-import { TestClient } from '../protocol-client.js';
+import { enrolTestClients, TestClient } from '../protocol-client.js';
 
 const modules = [{ path: 'model.layers.0.self_attn.q_proj', outFeatures: 6, inFeatures: 5 }];
 
@@ -20,14 +20,7 @@ async function setup(privacy: Record<string, unknown>, rounds: number): Promise<
   const r = await h!.api('POST', '/api/jobs', body);
   expect(r.status).toBe(201);
   const jobId = CreateJobResponseSchema.parse(r.json).id;
-  const cs: TestClient[] = [];
-  for (let i = 0; i < 3; i++) {
-    const { token } = EnrolmentResponseSchema.parse((await h!.api('POST', `/api/jobs/${jobId}/enrolments`)).json);
-    const c = new TestClient(h!.coordinator.url);
-    clients.push(c);
-    await c.join({ jobId, token, sha256: SHA, modules });
-    cs.push(c);
-  }
+  const cs = await enrolTestClients(h!.api, h!.coordinator.url, { jobId, sha256: SHA, modules, n: 3, track: clients });
   return { jobId, cs };
 }
 

@@ -4,7 +4,7 @@ import { encodeSafetensors } from '../../../shared/safetensors/index.js';
 import { makeTensor, numel } from '../../../shared/tensor.js';
 import { generateKeyPairs } from '../../../privacy/keys.js';
 import { SHA, startHarness, type Harness } from '../helpers.js';
-import { TestClient } from '../protocol-client.js';
+import { enrolTestClients, TestClient } from '../protocol-client.js';
 import { MAX_REFUSALS_RECORDED } from '../../../coordinator/engine/job-runner.js';
 
 const modules = [
@@ -23,14 +23,7 @@ afterEach(async () => {
 async function setup(body: Record<string, unknown>, n: number): Promise<{ jobId: string; cs: TestClient[] }> {
   const r = await h!.api('POST', '/api/jobs', { model: { sha256: SHA, targetModules: ['q_proj'] }, rank: 2, seed: 3, ...body });
   const jobId = CreateJobResponseSchema.parse(r.json).id;
-  const cs: TestClient[] = [];
-  for (let i = 0; i < n; i++) {
-    const { token } = EnrolmentResponseSchema.parse((await h!.api('POST', `/api/jobs/${jobId}/enrolments`)).json);
-    const c = new TestClient(h!.coordinator.url);
-    clients.push(c);
-    await c.join({ jobId, token, sha256: SHA, modules });
-    cs.push(c);
-  }
+  const cs = await enrolTestClients(h!.api, h!.coordinator.url, { jobId, sha256: SHA, modules, n, track: clients });
   return { jobId, cs };
 }
 

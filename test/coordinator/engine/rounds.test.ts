@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { CreateJobResponseSchema, EnrolmentResponseSchema, JobViewSchema } from '../../../shared/protocol/http.js';
 import { decodeGlobalState } from '../../../coordinator/state-codec.js';
 import { SHA, startHarness, type Harness } from '../helpers.js';
-import { TestClient } from '../protocol-client.js';
+import { enrolTestClients, TestClient } from '../protocol-client.js';
 
 const modules = [
   { path: 'model.layers.0.self_attn.q_proj', outFeatures: 6, inFeatures: 5 },
@@ -24,15 +24,7 @@ async function createJob(body: Record<string, unknown>): Promise<string> {
 }
 
 async function enrol(jobId: string, n: number): Promise<TestClient[]> {
-  const out: TestClient[] = [];
-  for (let i = 0; i < n; i++) {
-    const { token } = EnrolmentResponseSchema.parse((await h!.api('POST', `/api/jobs/${jobId}/enrolments`)).json);
-    const c = new TestClient(h!.coordinator.url);
-    clients.push(c);
-    await c.join({ jobId, token, sha256: SHA, modules });
-    out.push(c);
-  }
-  return out;
+  return enrolTestClients(h!.api, h!.coordinator.url, { jobId, sha256: SHA, modules, n, track: clients });
 }
 
 describe('round engine over socket.io: a full fedavg job', () => {

@@ -1,12 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { CreateJobResponseSchema, EnrolmentResponseSchema } from '../../../shared/protocol/http.js';
+import { CreateJobResponseSchema } from '../../../shared/protocol/http.js';
 import type { Offer } from '../../../shared/protocol/events.js';
 import type { Adapter } from '../../../shared/adapter.js';
 import { parsePeftTensorName } from '../../../shared/adapter.js';
 import { decodeGlobalState, decodeOfferedAdapter } from '../../../coordinator/state-codec.js';
 import { SHA, startHarness, type Harness } from '../helpers.js';
-import { TestClient } from '../protocol-client.js';
+import { enrolTestClients, TestClient } from '../protocol-client.js';
 
 const modules = [
   { path: 'model.layers.0.self_attn.q_proj', outFeatures: 5, inFeatures: 4 },
@@ -51,14 +51,7 @@ describe.each(['ffa', 'fedsb', 'flora'] as const)('a full %s job over socket.io'
     h = await startHarness();
     const body = { strategy, rounds: 2, clientsPerRound: 2, minClients: 2, overSelection: 0, rank: 2, seed: 5, model: { sha256: SHA, targetModules: ['q_proj', 'v_proj'] }, ...(strategy === 'flora' && { ranks: [1, 3] }) };
     const jobId = CreateJobResponseSchema.parse((await h.api('POST', '/api/jobs', body)).json).id;
-    const cs: TestClient[] = [];
-    for (let i = 0; i < 2; i++) {
-      const { token } = EnrolmentResponseSchema.parse((await h.api('POST', `/api/jobs/${jobId}/enrolments`)).json);
-      const c = new TestClient(h.coordinator.url);
-      clients.push(c);
-      await c.join({ jobId, token, sha256: SHA, modules });
-      cs.push(c);
-    }
+    const cs = await enrolTestClients(h.api, h.coordinator.url, { jobId, sha256: SHA, modules, n: 2, track: clients });
     const examples = [2, 6];
     const floraSum = new Map(modules.map((m) => [m.path, new Float64Array(m.outFeatures * m.inFeatures)]));
     for (let round = 0; round < 2; round++) {

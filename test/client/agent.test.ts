@@ -13,7 +13,6 @@ import { clientDpSettings } from '../../client/agent/client-dp.js';
 import { StateFolder, ENROLMENT_FILE, KEYS_FILE } from '../../client/agent/state-folder.js';
 import { decodeOfferedState, encodeUpdate } from '../../client/agent/update-payload.js';
 import { barProgress, quietProgress } from '../../client/agent/progress.js';
-import { readMlpCheckpoint } from '../../client/models/mlp-checkpoint.js';
 import { decodeUpdate } from '../../coordinator/engine/update-decoder.js';
 import { encodeOfferedAdapter } from '../../coordinator/state-codec.js';
 import { epsilonOfSampledGaussian } from '../../privacy/accountant.js';
@@ -23,7 +22,7 @@ import { PlanSchema, type Plan } from '../../shared/protocol/events.js';
 import { HandClient } from '../e2e/hand-client.js';
 import { loadBaseModel } from '../../client/agent/base-model.js';
 import { WorkerTrainer } from '../../client/agent/worker-trainer.js';
-import { makeAgent, mlpJob, startCoordinator, startRun, tempDir, wasmBackend, writeBaseModel, writeDigitShards } from '../e2e/harness.js';
+import { makeAgent, mlpFixture, mlpJob, startCoordinator, startRun, tempDir } from '../e2e/harness.js';
 
 const MODULES = [
   { path: 'layers.0', outFeatures: 12, inFeatures: 64, rank: 2, alpha: 4 },
@@ -172,10 +171,7 @@ describe('agent against a real coordinator', () => {
   let sha256: string;
   let shards: string[];
   beforeAll(async () => {
-    await wasmBackend();
-    modelDir = await writeBaseModel();
-    sha256 = (await readMlpCheckpoint(modelDir)).sha256;
-    shards = await writeDigitShards(2, 32);
+    ({ modelDir, sha256, shards } = await mlpFixture(2, 32));
   });
 
   it.each(['flora', 'fedsb'] as const)('frees every tensor it creates over a %s job (tf.memory().numTensors flat)', async (strategy) => {

@@ -5,21 +5,17 @@
  * job's is refused at join.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { readMlpCheckpoint } from '../../client/models/mlp-checkpoint.js';
 import { loadBaseModel } from '../../client/agent/base-model.js';
 import { isFedloraError } from '../../shared/errors.js';
 import { HandClient } from './hand-client.js';
-import { makeAgent, mlpJob, startRun, startCoordinator, wasmBackend, writeBaseModel, writeDigitShards } from './harness.js';
+import { makeAgent, mlpFixture, mlpJob, startCoordinator, startRun, writeBaseModel } from './harness.js';
 
 let modelDir: string;
 let sha256: string;
 let shards: string[];
 
 beforeAll(async () => {
-  await wasmBackend();
-  modelDir = await writeBaseModel();
-  sha256 = (await readMlpCheckpoint(modelDir)).sha256;
-  shards = await writeDigitShards(3, 48);
+  ({ modelDir, sha256, shards } = await mlpFixture(3, 48));
 });
 
 describe('bad updates', () => {

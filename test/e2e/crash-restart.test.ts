@@ -7,9 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { Store } from '../../coordinator/store/store.js';
-import { readMlpCheckpoint } from '../../client/models/mlp-checkpoint.js';
 import { quietProgress, type AgentProgress } from '../../client/agent/progress.js';
-import { api, freePort, makeAgent, mlpJob, startChildCoordinator, startRun, tempDir, wasmBackend, writeBaseModel, writeDigitShards, type ChildCoordinator } from './harness.js';
+import { api, freePort, makeAgent, mlpFixture, mlpJob, startChildCoordinator, startRun, tempDir, type ChildCoordinator } from './harness.js';
 
 let modelDir: string;
 let sha256: string;
@@ -17,10 +16,7 @@ let shards: string[];
 const children: ChildCoordinator[] = [];
 
 beforeAll(async () => {
-  await wasmBackend();
-  modelDir = await writeBaseModel();
-  sha256 = (await readMlpCheckpoint(modelDir)).sha256;
-  shards = await writeDigitShards(3, 48);
+  ({ modelDir, sha256, shards } = await mlpFixture(3, 48));
 });
 
 afterAll(() => {

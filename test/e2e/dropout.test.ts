@@ -3,20 +3,16 @@
  * training): the round commits with the others at the minimum, and the job completes without them.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { readMlpCheckpoint } from '../../client/models/mlp-checkpoint.js';
 import { quietProgress } from '../../client/agent/progress.js';
 import { isFedloraError } from '../../shared/errors.js';
-import { makeAgent, mlpJob, startCoordinator, wasmBackend, writeBaseModel, writeDigitShards, type TestClient } from './harness.js';
+import { makeAgent, mlpFixture, mlpJob, startCoordinator, type TestClient } from './harness.js';
 
 let modelDir: string;
 let sha256: string;
 let shards: string[];
 
 beforeAll(async () => {
-  await wasmBackend();
-  modelDir = await writeBaseModel();
-  sha256 = (await readMlpCheckpoint(modelDir)).sha256;
-  shards = await writeDigitShards(10, 24);
+  ({ modelDir, sha256, shards } = await mlpFixture(10, 24));
 });
 
 describe('30% of clients dropping mid-round', () => {

@@ -16,6 +16,7 @@ import { chooseBackend } from '../../client/backend.js';
 import { loadCsv } from '../../client/data/csv.js';
 import { DenseMlp, saveDenseMlp } from '../../client/pretrain/mlp.js';
 import { MLP_MODEL_TYPE, type MlpConfig } from '../../client/models/mlp-config.js';
+import { readMlpCheckpoint } from '../../client/models/mlp-checkpoint.js';
 import { ClientAgent, type AgentOptions } from '../../client/agent/agent.js';
 import { loadBaseModel, type BaseModel } from '../../client/agent/base-model.js';
 import { loadLocalData, type LocalData } from '../../client/agent/local-data.js';
@@ -210,4 +211,15 @@ export function startRun(agent: ClientAgent): Promise<AgentSummary> {
   const run = agent.run();
   run.catch(() => undefined);
   return run;
+}
+
+/**
+ * The common setup of the agent tests: the wasm backend, a base mlp written to a temp folder (and
+ * its SHA-256, the job's model identity), and `shardCount` digit shards of `rows` rows each.
+ */
+export async function mlpFixture(shardCount: number, rows: number): Promise<{ modelDir: string; sha256: string; shards: string[] }> {
+  await wasmBackend();
+  const modelDir = await writeBaseModel();
+  const { sha256 } = await readMlpCheckpoint(modelDir);
+  return { modelDir, sha256, shards: await writeDigitShards(shardCount, rows) };
 }

@@ -3,7 +3,6 @@
  * socket.io) and three real client agents training a small mlp on digits shards (tfjs wasm).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readMlpCheckpoint } from '../../client/models/mlp-checkpoint.js';
 import type { StrategyName } from '../../shared/protocol/job-spec.js';
 import { decodeGlobalState } from '../../coordinator/state-codec.js';
 import { inProcessTrainer, type RoundTrainer } from '../../client/agent/round-handler.js';
@@ -11,17 +10,14 @@ import { loadBaseModel } from '../../client/agent/base-model.js';
 import { loadLocalData } from '../../client/agent/local-data.js';
 import { parsePeftTensorName } from '../../shared/adapter.js';
 import { decodeSafetensors } from '../../shared/safetensors/index.js';
-import { makeAgent, mlpJob, startCoordinator, startRun, wasmBackend, writeBaseModel, writeDigitShards } from './harness.js';
+import { makeAgent, mlpFixture, mlpJob, startCoordinator, startRun, writeDigitShards } from './harness.js';
 
 let modelDir: string;
 let sha256: string;
 let shards: string[];
 
 beforeAll(async () => {
-  await wasmBackend();
-  modelDir = await writeBaseModel();
-  sha256 = (await readMlpCheckpoint(modelDir)).sha256;
-  shards = await writeDigitShards(3, 48);
+  ({ modelDir, sha256, shards } = await mlpFixture(3, 48));
 });
 
 const running: Array<() => Promise<void>> = [];

@@ -12,21 +12,27 @@
 import * as tf from '@tensorflow/tfjs';
 
 /**
- * a [m, k] @ b [k, n], gradients dA = dY (B^T) and dB = (A^T) dY with explicit transposes.
+ * a @ b whose gradients, dA = dY B^T and dB = A^T dY, use explicit transposes (`perm` swaps the
+ * last two axes) and non-transposed matmuls.
  */
-export const matmulPlainGrad = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-  const a = args[0] as tf.Tensor2D;
-  const b = args[1] as tf.Tensor2D;
-  const save = args[2] as tf.GradSaveFunc;
-  save([a, b]);
-  return {
-    value: tf.matMul(a, b),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const [sa, sb] = saved as [tf.Tensor2D, tf.Tensor2D];
-      return [tf.matMul(dy as tf.Tensor2D, tf.transpose(sb)), tf.matMul(tf.transpose(sa), dy as tf.Tensor2D)];
-    },
-  };
-}) as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
+function explicitTransposeMatmul(perm: number[]) {
+  return tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const a = args[0] as tf.Tensor;
+    const b = args[1] as tf.Tensor;
+    const save = args[2] as tf.GradSaveFunc;
+    save([a, b]);
+    return {
+      value: tf.matMul(a, b),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sa, sb] = saved as [tf.Tensor, tf.Tensor];
+        return [tf.matMul(dy, tf.transpose(sb, perm)), tf.matMul(tf.transpose(sa, perm), dy)];
+      },
+    };
+  });
+}
+
+/** a [m, k] @ b [k, n], gradients dA = dY (B^T) and dB = (A^T) dY with explicit transposes. */
+export const matmulPlainGrad = explicitTransposeMatmul([1, 0]) as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
 
 /**
  * Batched a [N, m, k] @ b [N, k, n] -> [N, m, n], with gradients dA = dY B^T and dB = A^T dY
@@ -34,17 +40,4 @@ export const matmulPlainGrad = tf.customGrad((...args: Array<tf.Tensor | tf.Grad
  * matmuls for XNNPACK costs more in slicing than it saves on wasm: measured, tf.split/unstack of
  * [32, 256, 32] ~60 ms against ~160 ms for the whole batched product on the loaded 2-core machine.)
  */
-export const batchedMatmul = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-  const a = args[0] as tf.Tensor3D;
-  const b = args[1] as tf.Tensor3D;
-  const save = args[2] as tf.GradSaveFunc;
-  save([a, b]);
-  return {
-    value: tf.matMul(a, b),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const [sa, sb] = saved as [tf.Tensor3D, tf.Tensor3D];
-      const d = dy as tf.Tensor3D;
-      return [tf.matMul(d, tf.transpose(sb, [0, 2, 1])), tf.matMul(tf.transpose(sa, [0, 2, 1]), d)];
-    },
-  };
-}) as (a: tf.Tensor3D, b: tf.Tensor3D) => tf.Tensor3D;
+export const batchedMatmul = explicitTransposeMatmul([0, 2, 1]) as (a: tf.Tensor3D, b: tf.Tensor3D) => tf.Tensor3D;

@@ -55,17 +55,17 @@ async function main(): Promise<void> {
           if (job.dropout > 0 && new SeededRandom(job.seed, `dropout:${c.index}:${round}`).nextFloat() < job.dropout) {
             if (!droppedRounds.has(`${c.index}:${round}`)) post({ type: 'dropped', jobId: job.jobId, client: c.index, round });
             droppedRounds.add(`${c.index}:${round}`);
-            // leave from a macrotask: the agent is inside its offer handler now
-            setImmediate(() => {
-              agent?.stop(`simulated dropout in round ${round}`);
-              dropped.set(
-                c.index,
-                setTimeout(() => {
-                  dropped.delete(c.index);
-                  start(c, false);
-                }, job.rejoinMs),
-              );
-            });
+            // Leave now, before the first step: stopping aborts the round's signal, so the training
+            // that called us can never seal and send (leaving from a later macrotask raced a fast
+            // round to the socket and the drop did not happen).
+            agent?.stop(`simulated dropout in round ${round}`);
+            dropped.set(
+              c.index,
+              setTimeout(() => {
+                dropped.delete(c.index);
+                start(c, false);
+              }, job.rejoinMs),
+            );
           }
         },
       };

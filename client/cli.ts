@@ -163,15 +163,28 @@ export function register(program: Command): void {
     .option('--batch-size <n>', 'sequences per step', positiveInt('--batch-size'))
     .option('--seq-len <n>', 'tokens per sequence', positiveInt('--seq-len'))
     .option('--lr <x>', 'peak learning rate', positive('--lr'))
+    .option('--hidden <n>', 'hidden size (default 256)', positiveInt('--hidden'))
+    .option('--layers <n>', 'decoder layers (default 4)', positiveInt('--layers'))
+    .option('--heads <n>', 'query heads (default 8)', positiveInt('--heads'))
+    .option('--kv-heads <n>', 'key/value heads (default 4)', positiveInt('--kv-heads'))
+    .option('--intermediate <n>', 'SwiGLU width (default 8/3 x hidden, rounded up to a multiple of 8)', positiveInt('--intermediate'))
     .option('--seed <n>', 'seed', nonNegativeInt('--seed'), 0)
     .option('--out <dir>', 'output folder', 'models/llama-wordnet')
     .option('--backend <name>', 'force a backend')
-    .action(async (opts: { steps: number; data?: string; batchSize?: number; seqLen?: number; lr?: number; seed: number; out: string; backend?: string }) => {
+    .action(async (opts: {
+      steps: number; data?: string; batchSize?: number; seqLen?: number; lr?: number; hidden?: number; layers?: number; heads?: number; kvHeads?: number; intermediate?: number;
+      seed: number; out: string; backend?: string;
+    }) => {
       await useBackend(opts.backend);
       try {
-        const { pretrainLlama } = await import('./pretrain/llama.js');
+        const { pretrainLlama, llamaSizeOverrides } = await import('./pretrain/llama.js');
         const result = await pretrainLlama({
           out: opts.out, steps: opts.steps, seed: opts.seed,
+          configOverrides: llamaSizeOverrides({
+            ...(opts.hidden !== undefined && { hidden: opts.hidden }), ...(opts.layers !== undefined && { layers: opts.layers }),
+            ...(opts.heads !== undefined && { heads: opts.heads }), ...(opts.kvHeads !== undefined && { kvHeads: opts.kvHeads }),
+            ...(opts.intermediate !== undefined && { intermediate: opts.intermediate }),
+          }),
           ...(opts.data === undefined ? {} : { data: opts.data }),
           ...(opts.batchSize === undefined ? {} : { batchSize: opts.batchSize }),
           ...(opts.seqLen === undefined ? {} : { seqLen: opts.seqLen }),

@@ -15,13 +15,14 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { AgentSummary } from '../client/agent/summary.js';
 import type { ClientAgent } from '../client/agent/agent.js';
-import type { WorkerClient, WorkerCommitted, WorkerJob, WorkerMessage, WorkerSetup } from './worker-protocol.js';
+import type { ExampleSource } from '../client/data/batches.js';
+import type { WorkerBaseline, WorkerClient, WorkerCommitted, WorkerJob, WorkerMessage, WorkerSetup } from './worker-protocol.js';
 
 const setup = workerData as WorkerSetup;
 const post = (m: WorkerMessage): void => parentPort!.postMessage(m);
 
 async function main(): Promise<void> {
-  const [{ chooseBackend }, { backendForHello }, { loadBaseModel }, { tableSource }, { ClientAgent }, { StateFolder }, { quietProgress }, { SeededRandom }] = await Promise.all([
+  const [{ chooseBackend }, { backendForHello }, { loadBaseModel }, { tableSource, tokenSource }, { ClientAgent }, { StateFolder }, { quietProgress }, { SeededRandom }, { unpackSequences }] = await Promise.all([
     import('../client/backend.js'),
     import('../client/agent/handshake.js'),
     import('../client/agent/base-model.js'),
@@ -30,6 +31,7 @@ async function main(): Promise<void> {
     import('../client/agent/state-folder.js'),
     import('../client/agent/progress.js'),
     import('../client/data/seeded-random.js'),
+    import('./token-sequences.js'),
   ]);
   const backend = backendForHello(await chooseBackend({ backend: setup.backend }));
   const model = await loadBaseModel(setup.modelDir);
@@ -38,11 +40,16 @@ async function main(): Promise<void> {
     const dropped = new Map<number, NodeJS.Timeout>();
     const droppedRounds = new Set<string>();
     const start = (c: WorkerClient, first: boolean): void => {
-      const data = {
-        file: `client-${c.index}`,
-        examples: c.labels.length,
-        source: tableSource({ kind: 'classification', source: `client ${c.index}`, featureNames: job.featureNames, features: c.features, labels: c.labels, lines: new Int32Array(c.labels.length) }),
-      };
+      let source: ExampleSource;
+      let examples: number;
+      if (c.sequences !== undefined && job.tokens !== undefined) {
+        examples = c.sequences.offsets.length - 1;
+        source = tokenSource(unpackSequences(c.sequences), job.tokens.seqLen, job.tokens.padId);
+      } else {
+        examples = c.labels.length;
+        source = tableSource({ kind: 'classification', source: `client ${c.index}`, featureNames: job.featureNames, features: c.features, labels: c.labels, lines: new Int32Array(c.labels.length) });
+      }
+      const data = { file: `client-${c.index}`, examples, source };
       let agent: ClientAgent | null = null;
       const progress = {
         // failures and refusals go to the driver's log; the rest of the agent's lines are dropped
@@ -110,9 +117,35 @@ async function main(): Promise<void> {
   /** Per job: bring back every dropped client (a round has committed, so the next one may include them). */
   const rejoinAll = new Map<string, () => void>();
 
-  parentPort!.on('message', (m: WorkerJob | WorkerCommitted) => {
+  const runBaseline = async (b: WorkerBaseline): Promise<void> => {
+    const [{ train }, { evaluatePerplexity }] = await Promise.all([import('../client/train/trainer.js'), import('./perplexity.js')]);
+    const t0 = performance.now();
+    const lora = await model.build({ variant: 'lora', rank: b.lora.rank, alpha: b.lora.alpha, modules: b.lora.modules, seed: b.lora.seed });
+    try {
+      const source = tokenSource(unpackSequences(b.train), b.tokens.seqLen, b.tokens.padId);
+      let steps = 0;
+      let trainLoss = Number.NaN;
+      for (let round = 0; round < b.training.rounds; round++) {
+        const r = await train(lora, source, { epochs: b.training.epochs, batchSize: b.training.batchSize, lr: b.training.lr, seed: b.lora.seed + round + 1 });
+        steps += r.steps;
+        trainLoss = r.losses.reduce((a, x) => a + x, 0) / Math.max(1, r.losses.length);
+      }
+      const tests = b.tests.map((t) => ({ name: t.name, source: tokenSource(unpackSequences(t.sequences), b.tokens.seqLen, b.tokens.padId) }));
+      const result = await evaluatePerplexity(lora, tests);
+      post({ type: 'baseline-done', id: b.id, outcome: { result, steps, trainLoss, seconds: (performance.now() - t0) / 1000 } });
+    } finally {
+      lora.dispose();
+    }
+  };
+
+  parentPort!.on('message', (m: WorkerJob | WorkerCommitted | WorkerBaseline) => {
     if (m.type === 'job') runJob(m);
-    else rejoinAll.get(m.jobId)?.();
+    else if (m.type === 'baseline') {
+      runBaseline(m).catch((e: unknown) => {
+        const err = e as { code?: string; message?: string };
+        post({ type: 'baseline-error', id: m.id, code: err.code ?? 'FL_ERR_INTERNAL', message: err.message ?? String(e) });
+      });
+    } else rejoinAll.get(m.jobId)?.();
   });
   post({ type: 'ready', backend: backend.name });
 }

@@ -13,6 +13,8 @@ import type { SimOptions } from './run-sim.js';
 import type { SimReport } from './report.js';
 import { PRESETS, type PresetName } from './presets.js';
 import { parsePerStrategy } from './per-strategy.js';
+import { DEFAULT_FORTUNE_CATEGORIES } from './fortunes.js';
+import type { LanguageOptions } from './language-task.js';
 
 function num(option: string, test: (v: number) => boolean, rule: string): (value: string) => number {
   return (value) => {
@@ -64,6 +66,33 @@ interface RawOptions {
   epochs?: number; batchSize?: number; lr?: string; dpEpsilon?: number; dpClip?: number; delta?: number; userDpNoise?: number; userDpClip?: number;
   dropout?: number; testFraction?: number; publicFraction?: number; publicLabels?: string; hidden?: string; pretrainEpochs?: number; workers?: number;
   deadline?: number; backend?: string; quiet?: boolean;
+  categories?: string; perCategory?: number; seqLen?: number; llamaHidden?: number; llamaLayers?: number; llamaHeads?: number; llamaKvHeads?: number;
+  pretrainSteps?: number; pretrainBatchSize?: number; pretrainLr?: number; pretrainSeed?: number; cache?: string; targetModules?: string; baselines?: boolean;
+}
+
+/** The language task's defaults (`--data fortunes`), where they differ from the mlp sims'. */
+export const FORTUNES_DEFAULTS = { partition: 'category', rounds: 8, epochs: 1, lr: '0.01', rank: '8', batchSize: 16 } as const;
+
+function languageOptions(o: RawOptions): LanguageOptions {
+  const categories = o.categories === undefined ? [...DEFAULT_FORTUNE_CATEGORIES] : o.categories.split(',').map((c) => c.trim()).filter((c) => c !== '');
+  if (categories.length === 0) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--categories must name at least one fortune category, got '${o.categories}'`, { option: 'categories' });
+  const seqLen = o.seqLen ?? 128;
+  if (seqLen < 8) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--seq-len must be >= 8, got ${seqLen}`, { option: 'seq-len' });
+  const hidden = o.llamaHidden ?? 128;
+  const heads = o.llamaHeads ?? 4;
+  if (hidden % heads !== 0 || (hidden / heads) % 2 !== 0) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--llama-hidden ${hidden} must be a multiple of 2 x --llama-heads ${heads} (an even head dimension)`, { option: 'llama-hidden' });
+  const targets = o.targetModules ?? 'all-linear';
+  return {
+    categories,
+    perCategory: o.perCategory ?? 125,
+    base: {
+      hidden, layers: o.llamaLayers ?? 2, heads, kvHeads: o.llamaKvHeads ?? Math.max(1, heads / 2),
+      steps: o.pretrainSteps ?? 1500, batchSize: o.pretrainBatchSize ?? 8, seqLen, lr: o.pretrainLr ?? 3e-3, seed: o.pretrainSeed ?? 0,
+    },
+    cacheDir: o.cache ?? 'out/cache',
+    targetModules: targets === 'all-linear' ? 'all-linear' : targets.split(',').map((t) => t.trim()).filter((t) => t !== ''),
+    baselines: o.baselines === true,
+  };
 }
 
 /** Options after the preset's defaults and the command line (the command line wins). */
@@ -73,7 +102,9 @@ export function simOptions(raw: RawOptions, log: (line: string) => void): SimOpt
     if (!(raw.preset in PRESETS)) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--preset must be one of ${Object.keys(PRESETS).join(', ')}, got '${raw.preset}'`, { option: 'preset' });
     preset = PRESETS[raw.preset as PresetName];
   }
-  const o = { ...preset, ...Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)) } as RawOptions;
+  const given = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)) as RawOptions;
+  const fortunes = (given.data ?? preset.data) === 'fortunes';
+  const o = { ...(fortunes && FORTUNES_DEFAULTS), ...preset, ...given } as RawOptions;
   const hidden = (o.hidden ?? '64,64').split(',').map((s) => {
     const v = Number(s);
     if (!Number.isInteger(v) || v < 1) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--hidden must be comma-separated integers >= 1, got '${o.hidden}'`, { option: 'hidden' });
@@ -83,8 +114,9 @@ export function simOptions(raw: RawOptions, log: (line: string) => void): SimOpt
   if (!['wasm', 'cpu', 'webgpu', 'tensorflow'].includes(backend)) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--backend must be wasm, cpu, webgpu or tensorflow, got '${backend}'`, { option: 'backend' });
   return {
     data: o.data ?? 'digits',
+    ...(fortunes && { language: languageOptions(o) }),
     ...(o.label !== undefined && { label: o.label }),
-    clients: o.clients ?? 8,
+    clients: o.clients ?? (fortunes ? languageOptions(o).categories.length : 8),
     rounds: o.rounds ?? 10,
     strategies: parseStrategies(o.strategy ?? 'fedavg'),
     seed: o.seed ?? 0,
@@ -118,20 +150,44 @@ export function simOptions(raw: RawOptions, log: (line: string) => void): SimOpt
 /** A table of the strategies' results for the terminal. */
 export function summaryTable(report: SimReport): string {
   const fmtBytes = (b: number): string => (b >= 1e6 ? `${(b / 1e6).toFixed(2)} MB` : b >= 1e3 ? `${(b / 1e3).toFixed(1)} kB` : `${Math.round(b)} B`);
-  const head = ['strategy', 'accuracy', 'loss', 'up/client/round', 'down/client/round', 'epsilon', 'wall'];
+  const language = report.base.perplexity !== undefined;
+  const score = (f: { accuracy?: number; perplexity?: number }): string =>
+    language ? (f.perplexity === undefined ? '-' : f.perplexity.toFixed(3)) : f.accuracy === undefined ? '-' : `${(100 * f.accuracy).toFixed(1)}%`;
+  const head = ['strategy', language ? 'perplexity' : 'accuracy', 'loss', 'up/client/round', 'down/client/round', 'epsilon', 'wall'];
   const rows = Object.entries(report.strategies).map(([n, s]) => [
     n,
-    s.final.accuracy === undefined ? '-' : `${(100 * s.final.accuracy).toFixed(1)}%`,
+    score(s.final),
     s.final.loss.toFixed(3),
     fmtBytes(s.bytesUpPerClientRound),
     fmtBytes(s.bytesDownPerClientRound),
     s.epsilon === null ? '-' : s.epsilon.toFixed(2),
     `${s.wallSeconds.toFixed(1)} s`,
   ]);
-  rows.unshift(['(base)', `${(100 * report.base.accuracy).toFixed(1)}%`, report.base.loss.toFixed(3), '', '', '', '']);
+  rows.unshift(['(base)', score(report.base), report.base.loss.toFixed(3), '', '', '', '']);
+  const b = report.baselines;
+  if (b !== undefined) {
+    rows.push(['local-only, own category', b.localMeanOwnPerplexity.toFixed(3), '', '', '', '', '']);
+    rows.push(['local-only, union', b.localMeanPerplexity.toFixed(3), '', '', '', '', '']);
+    rows.push(['centralised', b.centralised.perplexity.toFixed(3), '', '', '', '', `${b.wallSeconds.toFixed(1)} s`]);
+  }
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+  const table = [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)];
+  if (language) {
+    // per category: the client holding it (category partition) and the union
+    const cats = Object.keys(report.base.perplexityByCategory ?? {});
+    const catRows: string[][] = [['(base)', ...cats.map((c) => report.base.perplexityByCategory![c]!.toFixed(2)), report.base.perplexity!.toFixed(2)]];
+    for (const [n, s] of Object.entries(report.strategies)) catRows.push([n, ...cats.map((c) => s.final.perplexityByCategory?.[c]?.toFixed(2) ?? '-'), s.final.perplexity?.toFixed(2) ?? '-']);
+    if (b !== undefined) {
+      catRows.push(['local-only', ...cats.map((c) => b.local.find((l) => l.categories.length === 1 && l.categories[0] === c)?.byCategory[c]?.toFixed(2) ?? '-'), b.localMeanPerplexity.toFixed(2)]);
+      catRows.push(['centralised', ...cats.map((c) => b.centralised.byCategory[c]!.toFixed(2)), b.centralised.perplexity.toFixed(2)]);
+    }
+    const cHead = ['test perplexity', ...cats, 'union'];
+    const cw = cHead.map((h, i) => Math.max(h.length, ...catRows.map((r) => r[i]!.length)));
+    const cLine = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(cw[i]!) : c.padStart(cw[i]!))).join('  ');
+    table.push('', cLine(cHead), cw.map((w) => '-'.repeat(w)).join('  '), ...catRows.map(cLine));
+  }
+  return table.join('\n');
 }
 
 export function register(program: Command): void {
@@ -139,7 +195,7 @@ export function register(program: Command): void {
     .command('sim')
     .description('simulate a federation on this machine: a real coordinator and N client agents over loopback, on real data; writes report.json and report.html')
     .option('--preset <name>', `start from a preset (${Object.keys(PRESETS).join(', ')}); other options override it`)
-    .option('--data <src>', 'digits (bundled), or a CSV file with a header, numeric features and a label column', undefined)
+    .option('--data <src>', 'digits (bundled), fortunes (the language task: a small llama across fortune categories), or a CSV file with a header, numeric features and a label column', undefined)
     .option('--label <column>', 'label column of a CSV (default: label, else the last column)')
     .option('--clients <n>', 'simulated clients (default 8)', int('clients', 1))
     .option('--rounds <n>', 'rounds per job (default 10)', int('rounds', 1))
@@ -170,6 +226,20 @@ export function register(program: Command): void {
     .option('--workers <n>', 'worker threads for the clients (default 2)', int('workers', 1))
     .option('--deadline <s>', 'round deadline, seconds (default 120)', positive('deadline'))
     .option('--backend <name>', 'tfjs backend of the clients (default wasm)')
+    .option('--categories <list>', `fortunes: categories, one per client under --partition category (default ${DEFAULT_FORTUNE_CATEGORIES.join(',')})`)
+    .option('--per-category <n>', 'fortunes: quotes kept per category before the test split (default 125)', int('per-category', 5))
+    .option('--seq-len <n>', 'fortunes: tokens per example; quotes longer than seq-len - 1 bytes are left out (default 128)', int('seq-len', 8))
+    .option('--llama-hidden <n>', 'fortunes: base llama hidden size (default 128)', int('llama-hidden', 2))
+    .option('--llama-layers <n>', 'fortunes: base llama layers (default 2)', int('llama-layers', 1))
+    .option('--llama-heads <n>', 'fortunes: query heads (default 4)', int('llama-heads', 1))
+    .option('--llama-kv-heads <n>', 'fortunes: key/value heads (default heads / 2)', int('llama-kv-heads', 1))
+    .option('--pretrain-steps <n>', 'fortunes: base llama pre-training steps on the WordNet glosses (default 1500)', int('pretrain-steps', 1))
+    .option('--pretrain-batch-size <n>', 'fortunes: sequences per pre-training step (default 8)', int('pretrain-batch-size', 1))
+    .option('--pretrain-lr <x>', 'fortunes: peak pre-training learning rate (default 0.003)', positive('pretrain-lr'))
+    .option('--pretrain-seed <n>', 'fortunes: base llama seed, apart from --seed so seeds share one base (default 0)', int('pretrain-seed', 0))
+    .option('--cache <dir>', 'fortunes: folder of pre-trained base models, reused when their SHA-256 verifies (default out/cache)')
+    .option('--target-modules <names>', 'fortunes: LoRA target modules, e.g. q_proj,v_proj (default all-linear)')
+    .option('--baselines', 'fortunes: also train local-only and centralised LoRA on the same budget')
     .option('--quiet', 'no progress lines')
     .action(async (raw: RawOptions) => {
       const log = raw.quiet === true ? () => undefined : (line: string) => process.stderr.write(`${line}\n`);

@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { AgentSummary } from '../client/agent/summary.js';
 import { FedloraError } from '../shared/errors.js';
-import type { WorkerClient, WorkerCommitted, WorkerJob, WorkerMessage, WorkerSetup } from './worker-protocol.js';
+import type { BaselineOutcome, WorkerBaseline, WorkerClient, WorkerCommitted, WorkerJob, WorkerMessage, WorkerSetup } from './worker-protocol.js';
 
 /** Under tsx or vitest the sources are TypeScript, which a Node 20 worker cannot load by itself: register tsx first (as coordinator/engine/update-opener.ts does). */
 function workerUrl(): URL {
@@ -109,11 +109,47 @@ export class ClientPool {
           worker.on('message', onMessage);
           worker.on('exit', onExit);
           const message: WorkerJob = { type: 'job', ...job, clients: group };
-          worker.postMessage(message, group.flatMap((c) => [c.features.buffer, c.labels.buffer]) as ArrayBuffer[]);
+          worker.postMessage(message, group.flatMap((c) => [c.features.buffer, c.labels.buffer, ...(c.sequences === undefined ? [] : [c.sequences.ids.buffer, c.sequences.offsets.buffer])]) as ArrayBuffer[]);
         });
       }),
     );
     return { summaries, errors, offers, dropped };
+  }
+
+  /**
+   * Runs baselines (the language task's local-only and centralised LoRA) on the workers, each
+   * worker taking the next task when it is free; the results come back in the tasks' order.
+   * @throws FL_ERR_INTERNAL (or the worker's code) when a task fails
+   */
+  async runBaselines(tasks: ReadonlyArray<Omit<WorkerBaseline, 'type' | 'id'>>, onDone: (index: number, outcome: BaselineOutcome) => void = () => undefined): Promise<BaselineOutcome[]> {
+    const results: BaselineOutcome[] = new Array<BaselineOutcome>(tasks.length);
+    let next = 0;
+    await Promise.all(
+      this.workers.map(async (worker) => {
+        while (next < tasks.length) {
+          const id = next++;
+          results[id] = await new Promise<BaselineOutcome>((resolve, reject) => {
+            const onMessage = (m: WorkerMessage): void => {
+              if ((m.type !== 'baseline-done' && m.type !== 'baseline-error') || m.id !== id) return;
+              worker.off('message', onMessage);
+              worker.off('exit', onExit);
+              if (m.type === 'baseline-done') resolve(m.outcome);
+              else reject(new FedloraError(m.code as 'FL_ERR_INTERNAL', `baseline ${id}: ${m.message}`));
+            };
+            const onExit = (code: number): void => {
+              worker.off('message', onMessage);
+              reject(new FedloraError('FL_ERR_INTERNAL', `a sim worker exited (code ${code}) during baseline ${id}`));
+            };
+            worker.on('message', onMessage);
+            worker.on('exit', onExit);
+            const message: WorkerBaseline = { type: 'baseline', id, ...tasks[id]! };
+            worker.postMessage(message);
+          });
+          onDone(id, results[id]);
+        }
+      }),
+    );
+    return results;
   }
 
   /** Tells every worker that a round of the job committed (dropped clients rejoin). */

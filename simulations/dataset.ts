@@ -37,11 +37,11 @@ export interface SimData {
 /**
  * Loads `digits` (the bundled copy) or a CSV/JSONL file of numeric features and a label.
  * @param label the label column of a FILE (name, 0-based index or `last`). @default the loader's default (`label`, else the last column)
- * @throws FL_ERR_DATA for a file of texts or a malformed line (file:line); FL_ERR_INVALID_ARGUMENT for `fortunes` (the language task is not wired into the sim)
+ * @throws FL_ERR_DATA for a file of texts or a malformed line (file:line); FL_ERR_INVALID_ARGUMENT for `fortunes` (texts: language-task.ts loads them)
  */
 export async function loadSimTable(data: string, label?: string): Promise<ClassificationTable> {
   if (data === 'fortunes') {
-    throw new FedloraError('FL_ERR_INVALID_ARGUMENT', "--data fortunes: the language task (a llama across fortune categories) is not wired into fedlora sim yet; use digits or a CSV file", { option: 'data' });
+    throw new FedloraError('FL_ERR_INVALID_ARGUMENT', '--data fortunes is the language task (texts, not a table): runSim loads it through language-task.ts', { option: 'data' });
   }
   if (data === 'digits') {
     const { loadCsv } = await import('../client/data/csv.js');

@@ -123,8 +123,11 @@ export function renderReportHtml(report: SimReport): string {
     names.map((n, i) => ({ name: `${n}${opts.suffix ?? ''}`, color: color(n, i), ...(opts.dashed === true && { dashed: true }), points: report.strategies[n]!.rounds.map((r) => [r.round + 1, f(r)] as const) }));
   const pctFmt = (v: number): string => `${(100 * v).toFixed(0)}%`;
   const withBase = (series: Series[], baseValue: number): Series[] => series.map((s) => ({ ...s, points: [[0, baseValue] as const, ...s.points] }));
+  const language = report.base.perplexity !== undefined;
   const charts = [
-    lineChart(withBase(per((r) => r.accuracy), report.base.accuracy), { title: 'Test accuracy of the global adapter (round 0: the base model)', xLabel: 'round', yLabel: 'accuracy', format: pctFmt }),
+    language
+      ? lineChart(withBase(per((r) => r.perplexity ?? null), report.base.perplexity!), { title: 'Test perplexity of the global adapter, union of the categories (round 0: the base model)', xLabel: 'round', yLabel: 'perplexity' })
+      : lineChart(withBase(per((r) => r.accuracy), report.base.accuracy ?? Number.NaN), { title: 'Test accuracy of the global adapter (round 0: the base model)', xLabel: 'round', yLabel: 'accuracy', format: pctFmt }),
     lineChart(withBase(per((r) => r.loss), report.base.loss), { title: 'Test loss (cross-entropy)', xLabel: 'round', yLabel: 'loss' }),
     lineChart(per((r) => r.trainLoss), { title: 'Local training loss (mean over the round’s clients)', xLabel: 'round', yLabel: 'loss' }),
     lineChart([...per((r) => r.bytesUpPerClient, { suffix: ' up' }), ...per((r) => r.bytesDownPerClient, { dashed: true, suffix: ' down' })], { title: 'Bytes per client per round (up: sealed update; down: offered state)', xLabel: 'round', yLabel: 'bytes', logY: true, format: fmtBytes }),
@@ -134,7 +137,7 @@ export function renderReportHtml(report: SimReport): string {
   const rows = names
     .map((n) => {
       const s = report.strategies[n]!;
-      return `<tr><td><span class="swatch" style="background:${color(n, names.indexOf(n))}"></span>${esc(n)}</td><td>${s.status}</td><td>${s.final.accuracy === undefined ? '-' : `${(100 * s.final.accuracy).toFixed(1)}%`}</td><td>${s.final.loss.toFixed(3)}</td><td>${fmtBytes(s.bytesUpPerClientRound)}</td><td>${fmtBytes(s.bytesDownPerClientRound)}</td><td>${fmtBytes(s.analytic.bytesUpPerClientRound)} / ${fmtBytes(s.analytic.bytesDownPerClientRound)}</td><td>${s.epsilon === null ? '-' : s.epsilon.toFixed(2)}</td><td>${s.ranks.join(', ')}</td><td>${s.wallSeconds.toFixed(1)} s</td></tr>`;
+      return `<tr><td><span class="swatch" style="background:${color(n, names.indexOf(n))}"></span>${esc(n)}</td><td>${s.status}</td><td>${s.final.perplexity !== undefined ? s.final.perplexity.toFixed(3) : s.final.accuracy === undefined ? '-' : `${(100 * s.final.accuracy).toFixed(1)}%`}</td><td>${s.final.loss.toFixed(3)}</td><td>${fmtBytes(s.bytesUpPerClientRound)}</td><td>${fmtBytes(s.bytesDownPerClientRound)}</td><td>${fmtBytes(s.analytic.bytesUpPerClientRound)} / ${fmtBytes(s.analytic.bytesDownPerClientRound)}</td><td>${s.epsilon === null ? '-' : s.epsilon.toFixed(2)}</td><td>${s.ranks.join(', ')}</td><td>${s.wallSeconds.toFixed(1)} s</td></tr>`;
     })
     .join('');
   const maxCount = Math.max(1, ...report.data.classCounts.flat());
@@ -159,9 +162,9 @@ svg text{font-family:inherit}.tick{font-size:11px;fill:#555}.axis{font-size:12px
 </style></head><body>
 <h1>fedlora sim report</h1>
 <p class="meta">${esc(report.createdAt)} · data ${esc(report.data.source)} (${report.data.federatedRows} federated rows over ${report.data.clientRows.length} clients, ${esc(report.data.partition)}; ${report.data.publicRows} public rows for the base model; ${report.data.testRows} test rows) · seed ${report.seed} · ${report.wallSeconds.toFixed(1)} s in all</p>
-<p class="meta">Base mlp (pre-trained on the public rows): test accuracy ${(100 * report.base.accuracy).toFixed(1)}%, loss ${report.base.loss.toFixed(3)} · sha256 ${esc(report.base.sha256.slice(0, 16))}…</p>
+<p class="meta">${language ? `Base llama (pre-trained on the WordNet glosses): test perplexity ${report.base.perplexity!.toFixed(3)}` : `Base mlp (pre-trained on the public rows): test accuracy ${(100 * (report.base.accuracy ?? Number.NaN)).toFixed(1)}%`}, loss ${report.base.loss.toFixed(3)} · sha256 ${esc(report.base.sha256.slice(0, 16))}…</p>
 <h2>Summary</h2>
-<div style="overflow-x:auto"><table><tr><th>strategy</th><th>status</th><th>test accuracy</th><th>test loss</th><th>up / client / round</th><th>down / client / round</th><th>analytic up / down</th><th>epsilon</th><th>ranks</th><th>wall</th></tr>${rows}</table></div>
+<div style="overflow-x:auto"><table><tr><th>strategy</th><th>status</th><th>${language ? 'test perplexity' : 'test accuracy'}</th><th>test loss</th><th>up / client / round</th><th>down / client / round</th><th>analytic up / down</th><th>epsilon</th><th>ranks</th><th>wall</th></tr>${rows}</table></div>
 <p class="meta">up: mean sealed envelope bytes per accepted update; down: bytes of the global state in each offer; analytic: float32 payload of PAPERS.md's per-matrix costs (FedAvg (m+n)r, FLoRA down min(c(m+n)r, mn), FFA mr, Fed-SB r²).</p>
 <h2>Per round</h2>
 <div class="charts">${charts.join('\n')}</div>

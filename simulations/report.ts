@@ -17,6 +17,9 @@ export const RoundReportSchema = z.object({
   /** The global adapter after this round, on the held-out test split. */
   accuracy: nullableNumber,
   loss: nullableNumber,
+  /** The language task: perplexity on the union of the categories' test quotes, and per category. */
+  perplexity: nullableNumber.optional(),
+  perplexityByCategory: z.record(z.string(), z.number()).nullable().optional(),
   /** Mean local training loss over the round's clients (example-weighted). */
   trainLoss: nullableNumber,
   /** FedAvg's aggregation noise ||(sum p B)(sum p A) - sum p B A|| / ||sum p B A|| (PAPERS.md), when the strategy reports it. */
@@ -36,7 +39,7 @@ export const StrategyReportSchema = z.object({
   jobId: z.string(),
   status: z.enum(['completed', 'failed']),
   reason: z.string().optional(),
-  final: z.object({ accuracy: z.number().optional(), perplexity: z.number().optional(), loss: z.number() }),
+  final: z.object({ accuracy: z.number().optional(), perplexity: z.number().optional(), perplexityByCategory: z.record(z.string(), z.number()).optional(), loss: z.number() }),
   rounds: z.array(RoundReportSchema),
   bytesUpPerClientRound: z.number().min(0),
   bytesDownPerClientRound: z.number().min(0),
@@ -57,6 +60,30 @@ export const StrategyReportSchema = z.object({
 });
 export type StrategyReport = z.infer<typeof StrategyReportSchema>;
 
+const byCategory = z.record(z.string(), z.number());
+
+export const LanguageBaselinesSchema = z.object({
+  training: z.object({ rounds: z.int(), epochs: z.number(), batchSize: z.int(), lr: z.number(), rank: z.int(), alpha: z.number() }),
+  local: z.array(
+    z.object({
+      client: z.int(),
+      categories: z.array(z.string()),
+      /** On the client's own category (categories) test quotes. */
+      ownPerplexity: z.number(),
+      /** On the union of every category's test quotes. */
+      perplexity: z.number(),
+      byCategory,
+      steps: z.int(),
+      trainLoss: z.number(),
+      seconds: z.number(),
+    }),
+  ),
+  localMeanOwnPerplexity: z.number(),
+  localMeanPerplexity: z.number(),
+  centralised: z.object({ perplexity: z.number(), byCategory, steps: z.int(), trainLoss: z.number(), seconds: z.number() }),
+  wallSeconds: z.number(),
+});
+
 export const SimReportSchema = z.object({
   tool: z.literal('fedlora sim'),
   createdAt: z.string(),
@@ -74,8 +101,11 @@ export const SimReportSchema = z.object({
     /** Rows per class per client. */
     classCounts: z.array(z.array(z.int())),
   }),
-  base: z.object({ sha256: z.string(), accuracy: z.number(), loss: z.number(), pretrainSeconds: z.number() }),
+  /** The base model on the test split: accuracy (mlp) or perplexity (language task; pretrainSeconds 0 when it came from the cache). */
+  base: z.object({ sha256: z.string(), accuracy: z.number().optional(), perplexity: z.number().optional(), perplexityByCategory: z.record(z.string(), z.number()).optional(), loss: z.number(), pretrainSeconds: z.number() }),
   strategies: z.record(z.string(), StrategyReportSchema),
+  /** The language task with --baselines: local-only and centralised LoRA on the same budget. */
+  baselines: LanguageBaselinesSchema.optional(),
   wallSeconds: z.number(),
   /** Largest resident set of the sim process (coordinator, driver and all worker threads), sampled every 50 ms. */
   peakRssMiB: z.number(),

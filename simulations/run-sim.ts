@@ -25,10 +25,13 @@ import { SimReportSchema, type RoundReport, type SimReport, type StrategyReport 
 import type { WorkerClient } from './worker-protocol.js';
 import { describePerStrategy, forStrategy, type PerStrategy } from './per-strategy.js';
 import type { ClientPool as ClientPoolType } from './client-pool.js';
+import type { LanguageBaselines, LanguageOptions, LanguageSetup } from './language-task.js';
 
 export interface SimOptions {
-  /** `digits` or a CSV/JSONL file of numeric features and a label. */
+  /** `digits`, `fortunes` (the language task: `language` options) or a CSV/JSONL file of numeric features and a label. */
   readonly data: string;
+  /** The language task's options (`data: 'fortunes'`). */
+  readonly language?: LanguageOptions;
   readonly label?: string;
   readonly clients: number;
   readonly rounds: number;
@@ -120,7 +123,7 @@ export function analyticBytes(strategy: StrategyName, modules: ReadonlyArray<{ o
 }
 
 /** Evaluates a global adapter on the base model (test split). The adapter must have one rank and alpha for all its modules. */
-async function evaluateAdapter(base: BaseModel, adapter: Adapter, test: ExampleSource): Promise<{ accuracy: number; loss: number }> {
+async function evaluateAdapter(base: BaseModel, adapter: Adapter, test: ExampleSource): Promise<Scores> {
   const first = adapter.layout.modules[0]!;
   const odd = adapter.layout.modules.find((m) => m.rank !== first.rank || m.alpha !== first.alpha);
   if (odd !== undefined) throw new FedloraError('FL_ERR_ADAPTER_LAYOUT', `the global adapter mixes ranks (${first.path} r ${first.rank}, ${odd.path} r ${odd.rank}); the sim evaluates one rank`);
@@ -133,6 +136,114 @@ async function evaluateAdapter(base: BaseModel, adapter: Adapter, test: ExampleS
   } finally {
     model.dispose();
   }
+}
+
+/** A global adapter's scores on the test split: accuracy (mlp) or perplexity (language task). */
+interface Scores {
+  readonly accuracy: number | null;
+  readonly loss: number;
+  readonly perplexity?: number;
+  readonly perplexityByCategory?: Record<string, number>;
+}
+
+/** What differs between the mlp sims and the language task; the rest of the sim is the same. */
+interface SimTask {
+  readonly modelDir: string;
+  readonly baseModel: BaseModel;
+  /** Module paths the jobs adapt. */
+  readonly modules: readonly string[];
+  /** Rows of the federated pool per client. */
+  readonly partition: Int32Array[];
+  /** Class (or category) of each federated row. */
+  readonly labels: Int32Array;
+  readonly featureNames: readonly string[];
+  readonly data: { source: string; numLabels: number; testRows: number; publicRows: number; federatedRows: number };
+  readonly base: SimReport['base'];
+  /** A client's data for the worker. */
+  clientData(rows: Int32Array): Pick<WorkerClient, 'features' | 'labels' | 'sequences'>;
+  evaluate(adapter: Adapter): Promise<Scores>;
+  readonly language: LanguageSetup | null;
+}
+
+async function mlpTask(o: SimOptions, out: string): Promise<SimTask> {
+  const { loadSimTable, splitSimData, pretrainBase } = await import('./dataset.js');
+  const table = await loadSimTable(o.data, o.label);
+  const data = await splitSimData(table, { testFraction: o.testFraction, publicFraction: o.publicFraction, seed: o.seed, ...(o.publicLabels !== undefined && { publicLabels: o.publicLabels }) });
+  const partition = partitionRows(data.federated.labels, o.clients, o.partitioner, o.seed, 2);
+  const modelDir = join(out, 'base-model');
+  const base = await pretrainBase(data, modelDir, { hiddenSizes: o.hiddenSizes, epochs: o.pretrainEpochs, seed: o.seed });
+  o.log(`data ${data.source}: ${data.test.labels.length} test, ${data.public.labels.length} public, ${data.federated.labels.length} federated rows over ${o.clients} clients (${describePartitioner(o.partitioner)})`);
+  o.log(`base mlp [${o.hiddenSizes.join(', ')}] pre-trained on the public rows: test accuracy ${pct(base.accuracy)}, loss ${base.loss.toFixed(3)}`);
+  const { loadBaseModel } = await import('../client/agent/base-model.js');
+  const { tableSource } = await import('../client/data/batches.js');
+  const baseModel = await loadBaseModel(modelDir);
+  const testSource = tableSource(data.test);
+  const d = data.federated.featureNames.length;
+  return {
+    modelDir,
+    baseModel,
+    modules: baseModel.adaptable.map((m) => m.path),
+    partition,
+    labels: data.federated.labels,
+    featureNames: data.federated.featureNames,
+    data: { source: data.source, numLabels: data.numLabels, testRows: data.test.labels.length, publicRows: data.public.labels.length, federatedRows: data.federated.labels.length },
+    base: { sha256: base.sha256, accuracy: base.accuracy, loss: base.loss, pretrainSeconds: base.seconds },
+    clientData(rows) {
+      const features = new Float32Array(rows.length * d);
+      rows.forEach((r, j) => features.set(data.federated.features.subarray(r * d, (r + 1) * d), j * d));
+      return { features, labels: Int32Array.from(rows, (r) => data.federated.labels[r]!) };
+    },
+    evaluate: (adapter) => evaluateAdapter(baseModel, adapter, testSource),
+    language: null,
+  };
+}
+
+async function languageTask(o: SimOptions, out: string): Promise<SimTask> {
+  if (o.language === undefined) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', '--data fortunes needs the language options', { option: 'data' });
+  const { setupLanguageTask, evaluateLanguage } = await import('./language-task.js');
+  const { selectSequences } = await import('./token-sequences.js');
+  const setup = await setupLanguageTask(o.language, { testFraction: o.testFraction, seed: o.seed }, o.log);
+  const { fortunes } = setup;
+  const numLabels = fortunes.categories.length;
+  if (o.partitioner.kind === 'category' && o.clients > numLabels) {
+    throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--clients ${o.clients}: --partition category gives one fortune category per client, and --categories names ${numLabels}`, { option: 'clients' });
+  }
+  const partition = partitionRows(fortunes.train.labels, o.clients, o.partitioner, o.seed, 2);
+  const before = await evaluateLanguage(setup, null);
+  const b = o.language.base;
+  o.log(`data fortunes: ${fortunes.categories.join(', ')}; ${fortunes.test.texts.length} test, ${fortunes.train.texts.length} federated quotes (at most ${b.seqLen - 1} bytes) over ${o.clients} clients (${describePartitioner(o.partitioner)})`);
+  o.log(`base llama (hidden ${b.hidden}, ${b.layers} layers, ${setup.base.parameters} parameters, ${setup.base.cached ? 'cached' : `pre-trained in ${setup.base.seconds.toFixed(0)} s`}; gloss perplexity ${setup.base.glossPerplexity.toFixed(2)}): fortunes test perplexity ${before.perplexity.toFixed(3)}`);
+  // its own folder under out/ names the base the report used, whatever happens to the cache later
+  writeFileSync(join(out, 'base-model.json'), `${JSON.stringify({ dir: setup.base.dir, sha256: setup.base.sha256, recipe: b }, null, 2)}\n`);
+  return {
+    modelDir: setup.base.dir,
+    baseModel: setup.model,
+    modules: setup.modules,
+    partition,
+    labels: fortunes.train.labels,
+    featureNames: [],
+    data: { source: 'fortunes', numLabels, testRows: fortunes.test.texts.length, publicRows: 0, federatedRows: fortunes.train.texts.length },
+    base: { sha256: setup.base.sha256, loss: before.loss, perplexity: before.perplexity, perplexityByCategory: before.byCategory, pretrainSeconds: setup.base.seconds },
+    clientData: (rows) => ({ features: new Float32Array(0), labels: Int32Array.from(rows, (r) => fortunes.train.labels[r]!), sequences: selectSequences(setup.train, rows) }),
+    async evaluate(adapter) {
+      const r = await evaluateLanguage(setup, adapter);
+      return { accuracy: null, loss: r.loss, perplexity: r.perplexity, perplexityByCategory: r.byCategory };
+    },
+    language: setup,
+  };
+}
+
+/** The last round's scores, or the base model's when no round was evaluated. */
+function finalMetrics(last: RoundReport | undefined, base: SimReport['base']): StrategyReport['final'] {
+  if (last === undefined || last.loss === null) {
+    return { ...(base.accuracy !== undefined && { accuracy: base.accuracy }), ...(base.perplexity !== undefined && { perplexity: base.perplexity, perplexityByCategory: base.perplexityByCategory }), loss: base.loss };
+  }
+  return {
+    ...(last.accuracy !== null && { accuracy: last.accuracy }),
+    ...(last.perplexity != null && { perplexity: last.perplexity }),
+    ...(last.perplexityByCategory != null && { perplexityByCategory: last.perplexityByCategory }),
+    loss: last.loss,
+  };
 }
 
 const fmtBytes = (b: number): string => (b >= 1e6 ? `${(b / 1e6).toFixed(2)} MB` : b >= 1e3 ? `${(b / 1e3).toFixed(1)} kB` : `${Math.round(b)} B`);
@@ -149,19 +260,8 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
   mkdirSync(out, { recursive: true });
   const { chooseBackend } = await import('../client/backend.js');
   await chooseBackend({ backend: o.backend });
-  const { loadSimTable, splitSimData, pretrainBase } = await import('./dataset.js');
-  const table = await loadSimTable(o.data, o.label);
-  const data = await splitSimData(table, { testFraction: o.testFraction, publicFraction: o.publicFraction, seed: o.seed, ...(o.publicLabels !== undefined && { publicLabels: o.publicLabels }) });
-  const partition = partitionRows(data.federated.labels, o.clients, o.partitioner, o.seed, 2);
-  const modelDir = join(out, 'base-model');
-  const base = await pretrainBase(data, modelDir, { hiddenSizes: o.hiddenSizes, epochs: o.pretrainEpochs, seed: o.seed });
-  o.log(`data ${data.source}: ${data.test.labels.length} test, ${data.public.labels.length} public, ${data.federated.labels.length} federated rows over ${o.clients} clients (${describePartitioner(o.partitioner)})`);
-  o.log(`base mlp [${o.hiddenSizes.join(', ')}] pre-trained on the public rows: test accuracy ${pct(base.accuracy)}, loss ${base.loss.toFixed(3)}`);
-
-  const { loadBaseModel } = await import('../client/agent/base-model.js');
-  const { tableSource } = await import('../client/data/batches.js');
-  const baseModel = await loadBaseModel(modelDir);
-  const testSource = tableSource(data.test);
+  const task = o.data === 'fortunes' ? await languageTask(o, out) : await mlpTask(o, out);
+  const { modelDir, partition, baseModel } = task;
 
   const { Coordinator } = await import('../coordinator/coordinator.js');
   const { decodeGlobalState, encodeOfferedAdapter } = await import('../coordinator/state-codec.js');
@@ -185,6 +285,7 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
   const stateRoot = mkdtempSync(join(out, 'client-state-'));
   const { ClientPool } = await import('./client-pool.js');
   let pool: ClientPoolType | null = null;
+  let baselines: LanguageBaselines | null = null;
   try {
     pool = await ClientPool.start({ modelDir, backend: o.backend }, Math.min(o.workers, o.clients));
     for (const strategy of o.strategies) {
@@ -202,7 +303,7 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
         roundDeadlineSeconds: o.roundDeadlineSeconds,
         // without simulated dropout a round below its minimum means a client failed: end the job at the deadline instead of retrying
         belowMinimum: o.dropout > 0 ? { policy: 'retry', retries: 3 } : { policy: 'fail', retries: 0 },
-        model: { sha256: base.sha256, targetModules: baseModel.adaptable.map((m) => m.path), kind: 'mlp' },
+        model: { sha256: baseModel.sha256, targetModules: [...task.modules], kind: baseModel.kind },
         rank,
         ...(heterogeneous && { ranks: [...o.ranks!] }),
         ...(o.alpha !== undefined && { alpha: o.alpha }),
@@ -219,15 +320,10 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
       if (o.userDpNoise !== undefined && !userDp) o.log(`[${strategy}] user-level DP does not apply to flora (its aggregate is not a sum): running it without`);
       const { id: jobId } = (await api.call('POST', '/api/jobs', spec)) as { id: string };
       const clients: WorkerClient[] = [];
-      const d = data.federated.featureNames.length;
       for (let i = 0; i < o.clients; i++) {
         const { token } = (await api.call('POST', `/api/jobs/${jobId}/enrolments`, {})) as { token: string };
-        const rows = partition[i]!;
-        const features = new Float32Array(rows.length * d);
-        rows.forEach((r, j) => features.set(data.federated.features.subarray(r * d, (r + 1) * d), j * d));
-        const labels = Int32Array.from(rows, (r) => data.federated.labels[r]!);
         const stateDir = join(stateRoot, `${strategy}-${i}`);
-        clients.push({ index: i, token, stateDir, features, labels });
+        clients.push({ index: i, token, stateDir, ...task.clientData(partition[i]!) });
       }
       o.log(`[${strategy}] job ${jobId}: ${o.rounds} rounds, ${k} of ${o.clients} clients per round, rank ${heterogeneous ? o.ranks!.join('/') : rank}, lr ${lr}`);
 
@@ -250,13 +346,14 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
               view = JobViewSchema.parse(await api.call('GET', `/api/jobs/${jobId}`));
               for (let r = rounds.length; r < stored.round; r++) {
                 const rv = view.roundsDetail.find((x) => x.round === r);
-                const ev = r === stored.round - 1 && adapter !== null ? await evaluateAdapter(baseModel, adapter, testSource) : null;
+                const ev = r === stored.round - 1 && adapter !== null ? await task.evaluate(adapter) : null;
                 const ups = coordinator.store.updates(jobId, r).filter((u) => u.status === 'accepted');
                 const row: RoundReport = {
                   round: r,
                   participants: rv?.participants.length ?? ups.length,
                   accuracy: ev?.accuracy ?? null,
                   loss: ev?.loss ?? null,
+                  ...(task.language !== null && { perplexity: ev?.perplexity ?? null, perplexityByCategory: ev?.perplexityByCategory ?? null }),
                   trainLoss: rv?.metrics.train_loss ?? null,
                   aggregationNoise: rv?.metrics.aggregation_noise ?? null,
                   epsilon: rv?.metrics.epsilon ?? null,
@@ -267,7 +364,7 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
                 rounds.push(row);
                 const now = performance.now();
                 o.log(
-                  `[${strategy}] round ${r + 1}/${o.rounds}  clients ${row.participants}  train loss ${row.trainLoss?.toFixed(3) ?? '-'}  test acc ${pct(row.accuracy)}` +
+                  `[${strategy}] round ${r + 1}/${o.rounds}  clients ${row.participants}  train loss ${row.trainLoss?.toFixed(3) ?? '-'}  ${task.language === null ? `test acc ${pct(row.accuracy)}` : `test ppl ${row.perplexity?.toFixed(3) ?? '-'}`}` +
                     `${row.epsilon === null ? '' : `  eps ${row.epsilon.toFixed(2)}`}  up ${fmtBytes(row.bytesUpPerClient)}  down ${fmtBytes(row.bytesDownPerClient)}  ${((now - lastCommit) / 1000).toFixed(1)} s`,
                 );
                 lastCommit = now;
@@ -283,7 +380,7 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
       let result;
       let notes = 0;
       try {
-        result = await pool.runJob({ url: coordinator.url, jobId, featureNames: data.federated.featureNames, dropout: o.dropout, rejoinMs: 3000, seed: o.seed }, clients, (client, line) => {
+        result = await pool.runJob({ url: coordinator.url, jobId, featureNames: task.featureNames, dropout: o.dropout, rejoinMs: 3000, seed: o.seed, ...(task.language !== null && { tokens: task.language.tokens }) }, clients, (client, line) => {
           if (notes++ < 5) o.log(`[${strategy}] client ${client}: ${line}${notes === 5 ? ' (further client messages not shown)' : ''}`);
         });
       } finally {
@@ -307,13 +404,13 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
       }
       const last = rounds.at(-1);
       const accepted = rounds.filter((r) => r.participants > 0);
-      const analytic = analyticBytes(strategy, baseModel.adaptable, heterogeneous ? Array.from({ length: o.clients }, (_, i) => o.ranks![i % o.ranks!.length]!).reduce((a, b) => a + b, 0) / o.clients : rank, k);
+      const analytic = analyticBytes(strategy, baseModel.adaptable.filter((m) => task.modules.includes(m.path)), heterogeneous ? Array.from({ length: o.clients }, (_, i) => o.ranks![i % o.ranks!.length]!).reduce((a, b) => a + b, 0) / o.clients : rank, k);
       const refused = coordinator.store.updates(jobId).filter((u) => u.status === 'refused').length;
       strategies[strategy] = {
         jobId,
         status: view.status === 'completed' ? 'completed' : 'failed',
         ...(view.reason !== undefined && { reason: view.reason }),
-        final: { accuracy: last?.accuracy ?? base.accuracy, loss: last?.loss ?? base.loss },
+        final: finalMetrics(last, task.base),
         rounds,
         bytesUpPerClientRound: accepted.length === 0 ? 0 : accepted.reduce((a, r) => a + r.bytesUpPerClient, 0) / accepted.length,
         bytesDownPerClientRound: rounds.length === 0 ? 0 : rounds.reduce((a, r) => a + r.bytesDownPerClient, 0) / rounds.length,
@@ -330,6 +427,11 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
       };
       if (view.status !== 'completed') o.log(`[${strategy}] job ${view.status}: ${view.reason ?? ''}`);
     }
+    if (task.language !== null && o.language?.baselines === true) {
+      const { runLanguageBaselines } = await import('./language-task.js');
+      const rank = forStrategy(o.rank, 'fedavg');
+      baselines = await runLanguageBaselines(task.language, pool, partition, { rounds: o.rounds, epochs: o.epochs, batchSize: o.batchSize, lr: forStrategy(o.lr, 'fedavg'), rank, alpha: o.alpha ?? rank, seed: o.seed }, o.log);
+    }
   } finally {
     await pool?.close();
     await coordinator.stop();
@@ -344,19 +446,12 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
       epochs: o.epochs, batchSize: o.batchSize, lr: describePerStrategy(o.lr), dpEpsilon: o.dpEpsilon ?? null, dpClip: o.dpClip, delta: o.delta, userDpNoise: o.userDpNoise ?? null, userDpClip: o.userDpClip,
       dropout: o.dropout, testFraction: o.testFraction, publicFraction: o.publicFraction, publicLabels: o.publicLabels === undefined ? null : [...o.publicLabels],
       hiddenSizes: o.hiddenSizes, pretrainEpochs: o.pretrainEpochs, workers: o.workers, backend: o.backend,
+      ...(o.language !== undefined && { language: o.language }),
     },
-    data: {
-      source: data.source,
-      numLabels: data.numLabels,
-      testRows: data.test.labels.length,
-      publicRows: data.public.labels.length,
-      federatedRows: data.federated.labels.length,
-      partition: describePartitioner(o.partitioner),
-      clientRows: partition.map((p) => p.length),
-      classCounts: classCounts(data.federated.labels, partition, data.numLabels),
-    },
-    base: { sha256: base.sha256, accuracy: base.accuracy, loss: base.loss, pretrainSeconds: base.seconds },
+    data: { ...task.data, partition: describePartitioner(o.partitioner), clientRows: partition.map((p) => p.length), classCounts: classCounts(task.labels, partition, task.data.numLabels) },
+    base: task.base,
     strategies,
+    ...(baselines !== null && { baselines }),
     wallSeconds: (performance.now() - t0) / 1000,
     peakRssMiB: Math.max(peakRss, process.memoryUsage.rss()) / 2 ** 20,
   });

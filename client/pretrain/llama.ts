@@ -43,6 +43,29 @@ export const LLAMA_WORDNET_CONFIG_JSON = {
   pad_token_id: BYTE_PAD_ID,
 } as const;
 
+/** The size of a llama to pre-train; absent fields keep LLAMA_WORDNET_CONFIG_JSON's. */
+export interface LlamaSize {
+  readonly hidden?: number;
+  readonly layers?: number;
+  readonly heads?: number;
+  readonly kvHeads?: number;
+  /** @default 8/3 x hidden rounded up to a multiple of 8 when `hidden` is given (SwiGLU's usual ratio; 688 for 256) */
+  readonly intermediate?: number;
+}
+
+/** config.json overrides for a size (what `fedlora pretrain llama --hidden --layers ...` passes). */
+export function llamaSizeOverrides(size: LlamaSize): Record<string, number> {
+  const out: Record<string, number> = {};
+  if (size.hidden !== undefined) {
+    out.hidden_size = size.hidden;
+    out.intermediate_size = size.intermediate ?? 8 * Math.ceil((size.hidden * 8) / 3 / 8);
+  } else if (size.intermediate !== undefined) out.intermediate_size = size.intermediate;
+  if (size.layers !== undefined) out.num_hidden_layers = size.layers;
+  if (size.heads !== undefined) out.num_attention_heads = size.heads;
+  if (size.kvHeads !== undefined) out.num_key_value_heads = size.kvHeads;
+  return out;
+}
+
 export const DEFAULT_WORDNET_DATA = 'simulations/data/wordnet-glosses.txt.gz';
 
 export interface PretrainLlamaOptions {

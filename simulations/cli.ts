@@ -13,7 +13,8 @@ import type { SimOptions } from './run-sim.js';
 import type { SimReport } from './report.js';
 import { PRESETS, type PresetName } from './presets.js';
 import { parsePerStrategy } from './per-strategy.js';
-import { DEFAULT_FORTUNE_CATEGORIES } from './fortunes.js';
+import { readdirSync } from 'node:fs';
+import { DEFAULT_FORTUNE_CATEGORIES, FORTUNES_DIR } from './fortunes.js';
 import type { LanguageOptions } from './language-task.js';
 
 function num(option: string, test: (v: number) => boolean, rule: string): (value: string) => number {
@@ -81,6 +82,9 @@ function languageOptions(o: RawOptions): LanguageOptions {
   const hidden = o.llamaHidden ?? 128;
   const heads = o.llamaHeads ?? 4;
   if (hidden % heads !== 0 || (hidden / heads) % 2 !== 0) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--llama-hidden ${hidden} must be a multiple of 2 x --llama-heads ${heads} (an even head dimension)`, { option: 'llama-hidden' });
+  const known = readdirSync(FORTUNES_DIR).filter((f) => f.endsWith('.txt')).map((f) => f.slice(0, -4));
+  const unknown = categories.find((c) => !known.includes(c));
+  if (unknown !== undefined) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--categories: no fortune category '${unknown}'; known: ${known.sort().join(', ')}`, { option: 'categories' });
   const targets = o.targetModules ?? 'all-linear';
   return {
     categories,
@@ -112,11 +116,15 @@ export function simOptions(raw: RawOptions, log: (line: string) => void): SimOpt
   });
   const backend = o.backend ?? 'wasm';
   if (!['wasm', 'cpu', 'webgpu', 'tensorflow'].includes(backend)) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--backend must be wasm, cpu, webgpu or tensorflow, got '${backend}'`, { option: 'backend' });
+  const language = fortunes ? languageOptions(o) : undefined;
+  if (language !== undefined && (o.partition ?? 'category') === 'category' && o.clients !== undefined && o.clients > language.categories.length) {
+    throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--clients ${o.clients}: --partition category gives each client one fortune category, and --categories names ${language.categories.length}`, { option: 'clients' });
+  }
   return {
     data: o.data ?? 'digits',
-    ...(fortunes && { language: languageOptions(o) }),
+    ...(language !== undefined && { language }),
     ...(o.label !== undefined && { label: o.label }),
-    clients: o.clients ?? (fortunes ? languageOptions(o).categories.length : 8),
+    clients: o.clients ?? language?.categories.length ?? 8,
     rounds: o.rounds ?? 10,
     strategies: parseStrategies(o.strategy ?? 'fedavg'),
     seed: o.seed ?? 0,

@@ -5,6 +5,8 @@
  *
  *   node --import tsx simulations/experiments.ts <name> [--seeds 1,2,3] [--variants a,b] [--out out/experiments]
  *
+ * `language` (experiment 4, the llama across fortune categories) is language-experiment.ts.
+ *
  * Each run's report.json/report.html stays in `<out>/<name>/<variant>-seed<S>/`, and the summary
  * (JSON and a markdown table) in `<out>/<name>/summary.{json,md}`.
  */
@@ -59,8 +61,8 @@ function meanStd(xs: readonly number[]): { mean: number; std: number; n: number 
 
 async function main(argv: string[]): Promise<void> {
   const name = argv[0];
-  if (name === undefined || !(name in EXPERIMENTS)) {
-    process.stderr.write(`usage: node --import tsx simulations/experiments.ts <${Object.keys(EXPERIMENTS).join('|')}> [--seeds 1,2,3] [--out DIR]\n`);
+  if (name === undefined || !(name in EXPERIMENTS || name === 'language')) {
+    process.stderr.write(`usage: node --import tsx simulations/experiments.ts <${[...Object.keys(EXPERIMENTS), 'language'].join('|')}> [--seeds 1,2,3] [--out DIR]\n`);
     process.exitCode = 2;
     return;
   }
@@ -69,6 +71,14 @@ async function main(argv: string[]): Promise<void> {
     return i < 0 ? undefined : argv[i + 1];
   };
   const seeds = (arg('--seeds') ?? '1,2,3').split(',').map(Number);
+  if (name === 'language') {
+    // experiment 4: its own runs and table (language-experiment.ts)
+    const root = join(arg('--out') ?? 'out/experiments', name);
+    mkdirSync(root, { recursive: true });
+    const { runLanguageExperiment } = await import('./language-experiment.js');
+    process.stdout.write(await runLanguageExperiment(seeds, root));
+    return;
+  }
   const only = arg('--variants')?.split(',');
   const root = join(arg('--out') ?? 'out/experiments', name);
   mkdirSync(root, { recursive: true });

@@ -48,19 +48,22 @@ describe('fedlora sim --data FILE.csv', () => {
     expect(r.stderr).toContain('report: ');
   }, 120_000);
 
-  it('refuses a text file, the fortunes task and a bad option with coded errors (exit 2 for arguments)', async () => {
+  it('refuses a text file, an unknown fortune category, more clients than categories and a bad option with coded errors (exit 2 for arguments)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fedlora-sim-bad-'));
     const texts = join(dir, 'texts.jsonl');
     writeFileSync(texts, '{"text": "hello"}\n{"text": "world"}\n');
-    const [a, b, c] = await Promise.all([
+    const [a, b, c, d] = await Promise.all([
       cli(['--data', texts, '--out', join(dir, 'a')]),
-      cli(['--data', 'fortunes', '--out', join(dir, 'b')]),
+      cli(['--data', 'fortunes', '--categories', 'food,nosuch', '--out', join(dir, 'b')]),
       cli(['--clients', '0']),
+      cli(['--data', 'fortunes', '--categories', 'food,love', '--clients', '3', '--out', join(dir, 'd')]),
     ]);
     expect(a.code).toBe(1);
     expect(a.stderr).toMatch(/texts\.jsonl: fedlora sim trains an mlp on numeric features/);
     expect(b.code).toBe(2);
-    expect(b.stderr).toContain('language task');
+    expect(b.stderr).toContain("--categories: no fortune category 'nosuch'; known: art, computers");
+    expect(d.code).toBe(2);
+    expect(d.stderr).toContain('--clients 3: --partition category gives each client one fortune category, and --categories names 2');
     expect(c.code).toBe(2);
     expect(c.stderr).toContain("--clients must be an integer >= 1, got '0'");
   }, 60_000);

@@ -10,7 +10,7 @@
  * Weights are uniform (1/n), as under DP-FedAvg: the coordinator never sees n_k per client.
  * flora is refused with FL_ERR_NOT_A_SUM: its stack keeps each client's factors apart.
  */
-import type { AdapterModule } from '../shared/adapter.js';
+import { parsePeftTensorName, type AdapterModule } from '../shared/adapter.js';
 import { FedloraError } from '../shared/errors.js';
 import { clipL2 } from '../privacy/clipping.js';
 import { addNoiseShare } from '../privacy/secagg/distributed-noise.js';
@@ -145,5 +145,24 @@ export function gradientsFromSum(modules: readonly AdapterModule[], sum: Float64
     offset += size;
   }
   if (offset !== sum.length) throw new FedloraError('FL_ERR_SHAPE_MISMATCH', `secure gradient sum: the sum has ${sum.length} values, the modules ${offset}`);
+  return out;
+}
+
+/**
+ * The unmasked sum cut into SummedDeltas along a plan's update tensors (PEFT names, flattened in
+ * the plan's order: the layout the runtime's clients mask in), for `aggregateSummedDeltas`.
+ * @throws FL_ERR_SHAPE_MISMATCH when the sizes disagree; FL_ERR_AGGREGATION_INPUT for a name that is not a LoRA factor
+ */
+export function summedDeltasFromTensors(sum: Float64Array, tensors: readonly { readonly name: string; readonly shape: readonly number[] }[]): SummedDelta[] {
+  let offset = 0;
+  const out = tensors.map((t) => {
+    const parsed = parsePeftTensorName(t.name);
+    if (parsed === undefined) throw new FedloraError('FL_ERR_AGGREGATION_INPUT', `secure sum: '${t.name}' is not a PEFT LoRA factor name`, { tensor: t.name });
+    const size = t.shape.reduce((a, b) => a * b, 1);
+    const data = sum.subarray(offset, offset + size);
+    offset += size;
+    return { path: parsed.path, factor: parsed.factor, data };
+  });
+  if (offset !== sum.length) throw new FedloraError('FL_ERR_SHAPE_MISMATCH', `secure sum: the sum has ${sum.length} values, the plan's tensors ${offset}`);
   return out;
 }

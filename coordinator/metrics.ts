@@ -8,6 +8,7 @@ export class CoordinatorMetrics {
   readonly registry = new Registry();
   /** Rounds by outcome: `committed`, `retried` (below the minimum at the deadline), `failed`. */
   readonly rounds = new Counter({ name: 'fedlora_rounds_total', help: 'Rounds ended, by outcome', labelNames: ['outcome'] as const, registers: [this.registry] });
+  readonly secureRounds = new Counter({ name: 'fedlora_secure_rounds_total', help: 'Securely aggregated round attempts ended, by outcome', labelNames: ['outcome'] as const, registers: [this.registry] });
   readonly updatesAccepted = new Counter({ name: 'fedlora_updates_accepted_total', help: 'Updates accepted into a round', registers: [this.registry] });
   readonly updatesRefused = new Counter({
     name: 'fedlora_updates_refused_total',

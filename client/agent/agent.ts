@@ -24,11 +24,14 @@ import {
   RefusalSchema,
   RoundClosedSchema,
   RoundResultSchema,
+  SecAggAckSchema,
+  SecAggServerMessageSchema,
   UpdateAckSchema,
   WelcomeSchema,
   type BackendInfo,
   type Offer,
   type Refusal,
+  type SecAggAck,
 } from '../../shared/protocol/events.js';
 import type { ZodError } from 'zod';
 import { describeIssues } from '../../shared/protocol/validate.js';
@@ -39,6 +42,7 @@ import { answerChallenge, buildHello } from './handshake.js';
 import type { LocalData } from './local-data.js';
 import { quietProgress, type AgentProgress } from './progress.js';
 import { inProcessTrainer, RoundAborted, sealRound, type RoundTrainer } from './round-handler.js';
+import { AgentSecureRound } from './secure-round.js';
 import type { StateFolder } from './state-folder.js';
 import type { AgentSummary, RefusedUpdate } from './summary.js';
 
@@ -82,6 +86,8 @@ interface RoundWork {
   answered: boolean;
   submitting: boolean;
   finished: Promise<void>;
+  /** A securely aggregated round: the masked vector goes through these steps instead of an update. */
+  secure: AgentSecureRound | null;
 }
 
 /** Training errors that would recur every round: the agent stops on them. */
@@ -185,6 +191,7 @@ export class ClientAgent {
     socket.on('round_closed', (raw) => this.guard(() => this.onRoundClosed(raw)));
     socket.on('job_end', (raw) => this.guard(() => this.onJobEnd(raw)));
     socket.on('refusal', (raw) => this.guard(() => this.onRefusal(raw)));
+    socket.on('secagg', (raw) => this.guard(() => this.onSecAgg(raw)));
   }
 
   private onConnect(): void {
@@ -286,9 +293,29 @@ export class ClientAgent {
       if (current.envelope !== null && !current.answered) this.submit(current);
       return;
     }
-    if (current !== null) current.abort.abort(`superseded by round ${offer.round} attempt ${offer.attempt}`);
-    const work: RoundWork = { key, offer, abort: new AbortController(), envelope: null, answered: false, submitting: false, finished: Promise.resolve() };
+    if (current !== null) {
+      current.abort.abort(`superseded by round ${offer.round} attempt ${offer.attempt}`);
+      current.secure?.abandon();
+    }
+    const work: RoundWork = { key, offer, abort: new AbortController(), envelope: null, answered: false, submitting: false, finished: Promise.resolve(), secure: null };
     this.work = work;
+    if (offer.secureAggregation !== undefined) {
+      work.secure = new AgentSecureRound({ ...offer, secureAggregation: offer.secureAggregation }, this.clientId!, {
+        send: (step, message) => this.sendSecAgg(offer, step, message),
+        info: (line) => this.progress.info(line),
+        failed: (error) => {
+          this.failedRounds.push({ round: offer.round, attempt: offer.attempt, code: error.code, message: error.message });
+          this.progress.info(`round ${offer.round} attempt ${offer.attempt}: secure aggregation failed for this client, it is out of the round's sum: ${error.code}: ${error.message}`);
+        },
+        maskedAccepted: () => {
+          work.answered = true;
+          this.updatesAccepted++;
+          this.progress.info(`round ${offer.round}: masked update accepted`);
+        },
+      });
+      // keys first, training meanwhile: the key exchange does not wait for the slowest trainer
+      work.secure.start();
+    }
     // One training at a time: the next waits for the aborted one to unwind.
     work.finished = this.trainingChain = this.trainingChain.then(() => this.train(work));
   }
@@ -313,6 +340,10 @@ export class ClientAgent {
       const shown = Object.entries(outcome.metrics).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ');
       progress.info(`round ${offer.round}: trained ${outcome.steps} steps on ${outcome.examples} examples in ${outcome.seconds.toFixed(1)} s${shown === '' ? '' : ` (${shown})`}`);
       if (work.abort.signal.aborted) return;
+      if (work.secure !== null) {
+        work.secure.trained(outcome.payload);
+        return;
+      }
       // Sealed here, on the agent's thread, with the key the current connection's challenge presented.
       work.envelope = sealRound(offer, outcome.payload, this.options.state.keys, this.clientId!, this.coordinatorBoxPublicKey!);
       this.submit(work);
@@ -369,7 +400,32 @@ export class ClientAgent {
     const current = this.work;
     if (current !== null && current.key === workKey(closed) && current.envelope === null) {
       current.abort.abort(`the coordinator closed the round (${closed.reason})`);
+      current.secure?.abandon();
     }
+  }
+
+  private onSecAgg(raw: unknown): void {
+    const m = this.parse(SecAggServerMessageSchema, raw, 'secagg');
+    const current = this.work;
+    if (current === null || current.secure === null || current.key !== workKey(m)) return;
+    current.secure.onServer(m);
+  }
+
+  /** Emits one secure aggregation step with an ack (a callback ack, as for updates). */
+  private sendSecAgg(offer: Offer, step: 'advertise' | 'share_keys' | 'masked_input' | 'unmask', message: unknown): Promise<SecAggAck> {
+    const socket = this.socket;
+    if (socket === null || this.done) return Promise.reject(new FedloraError('FL_ERR_CONNECTION', 'not connected'));
+    return new Promise((resolve, reject) => {
+      socket.timeout(this.options.ackTimeoutMs ?? 120_000).emit('secagg', { jobId: offer.jobId, round: offer.round, attempt: offer.attempt, step, message }, (err: Error | null, raw: unknown) => {
+        if (err !== null) {
+          reject(new FedloraError('FL_ERR_CONNECTION', `no answer to the '${step}' message: ${err.message}`));
+          return;
+        }
+        const parsed = SecAggAckSchema.safeParse(raw);
+        if (parsed.success) resolve(parsed.data);
+        else reject(new FedloraError('FL_ERR_INVALID_ARGUMENT', `the coordinator sent a malformed secagg ack: ${describeIssues(parsed.error).join('; ')}`));
+      });
+    });
   }
 
   private onRoundResult(raw: unknown): void {
@@ -426,6 +482,7 @@ export class ClientAgent {
     this.ready = false;
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
     this.work?.abort.abort('the agent is stopping');
+    this.work?.secure?.abandon();
     this.progress.stop();
     this.socket?.disconnect();
     // Resolve once the training in flight (if any) has unwound, so the caller may free the backend.

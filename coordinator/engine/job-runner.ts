@@ -10,7 +10,7 @@
  * continuation after an await re-checks that its round attempt is still the current one.
  */
 import { FedloraError, isFedloraError } from '../../shared/errors.js';
-import type { Plan, Update, UpdateAck } from '../../shared/protocol/events.js';
+import type { OfferSecureAggregation, Plan, SecAggAck, SecAggClientMessage, Update, UpdateAck } from '../../shared/protocol/events.js';
 import { clientRank, jobAlpha, offeredPerRound, type JobSpec, type ModuleShape } from '../../shared/protocol/job-spec.js';
 import { peftTensorNames } from '../../shared/adapter.js';
 import type { ClientInfo, ClientPlan, ClientUpdate, GlobalState, RoundAggregation, RoundResult, Strategy } from '../../aggregation/strategy.js';
@@ -18,8 +18,11 @@ import { factorShape } from '../../aggregation/validate-update.js';
 import { ENVELOPE_OVERHEAD, MAX_HEADER_BYTES } from '../../privacy/envelope.js';
 import { MemoryNonceStore, type NonceKey, type NonceStore } from '../../privacy/nonces.js';
 import type { KeyPairs } from '../../privacy/keys.js';
-import { accountKey, canSpend, createLedger, gaussianReleases, openAccount, parseLedger, serializeLedger, spend, userLevelRounds, type LedgerState } from '../../privacy/ledger.js';
+import { accountKey, canSpend, createLedger, gaussianReleases, openAccount, parseLedger, serializeLedger, spend, userLevelRounds, type LedgerState, type Mechanism } from '../../privacy/ledger.js';
 import { FedSbGradientSum } from '../../aggregation/fedsb-init.js';
+import { summedDeltasFromTensors } from '../../aggregation/secure-sum.js';
+import { effectiveNoiseMultiplier, secAggConfig, secureRoundMechanism, type SecAggConfig, type SecAggResult } from '../../privacy/secagg/index.js';
+import { SecureRound } from './secure-round.js';
 import { FEDSB_GRADIENT_SUFFIX } from './update-decoder.js';
 import type { Store, UpdateRecord } from '../store/store.js';
 import type { CoordinatorMetrics } from '../metrics.js';
@@ -72,6 +75,9 @@ interface Attempt {
   /** Encoded once per attempt: every selected client gets the same global state bytes. */
   readonly stateBytes: Uint8Array;
   readonly refusalsByClient: Map<string, number>;
+  /** The secure aggregation round, when the job has it on (the offers then carry `secureOffer`). */
+  secure: SecureRound | null;
+  secureOffer: OfferSecureAggregation | null;
   examples: number;
   lastAcceptedAt: number;
   timer: NodeJS.Timeout | undefined;
@@ -243,11 +249,19 @@ export class JobRunner {
   private userDpSpend(label: string, commit: boolean): LedgerState | null {
     const dp = this.spec.privacy.user;
     if (dp === undefined) return null;
-    const budget = this.spec.privacy.budget ?? { epsilon: UNBOUNDED_EPSILON, delta: 1e-5 };
     // q = k / N (McMahan et al. 2018): k clients sampled per round out of the N enrolled.
     const k = this.spec.clientsPerRound;
     const total = Math.max(this.deps.store.clientsOfJob(this.jobId).length, k);
-    const mechanism = userLevelRounds({ clientsPerRound: k, totalClients: total, noiseMultiplier: dp.noiseMultiplier });
+    return this.dpSpend(label, commit, userLevelRounds({ clientsPerRound: k, totalClients: total, noiseMultiplier: dp.noiseMultiplier }));
+  }
+
+  /**
+   * The ledger after one user-level release `mechanism` on the job's account; with commit false,
+   * only checks that it fits.
+   * @throws FL_ERR_BUDGET_EXCEEDED when it does not
+   */
+  private dpSpend(label: string, commit: boolean, mechanism: Mechanism): LedgerState {
+    const budget = this.spec.privacy.budget ?? { epsilon: UNBOUNDED_EPSILON, delta: 1e-5 };
     let ledger = openAccount(this.ledgerState(), 'job', this.jobId, budget);
     const request = [{ kind: 'job' as const, id: this.jobId, mechanism }];
     if (!commit) {
@@ -279,6 +293,9 @@ export class JobRunner {
     try {
       if (init) this.initReleaseLedger([], false);
       else this.userDpSpend(`job ${this.jobId} round ${round}`, false);
+      const secureDp = this.spec.secureAggregation.enabled ? this.spec.secureAggregation.dp : undefined;
+      // checked at the configured multiplier; dropouts can only make the booked one smaller
+      if (!init && secureDp !== undefined) this.dpSpend(`job ${this.jobId} round ${round}`, false, this.secureMechanism(secureDp.noiseMultiplier, offeredPerRound(this.spec)));
     } catch (e) {
       if (isFedloraError(e, 'FL_ERR_BUDGET_EXCEEDED')) {
         this.fail(`privacy budget exhausted before round ${round}: ${e.message}`);
@@ -326,11 +343,14 @@ export class JobRunner {
       maxUpdateBytes,
       stateBytes,
       refusalsByClient: new Map(),
+      secure: null,
+      secureOffer: null,
       examples: 0,
       lastAcceptedAt: startedAt,
       timer: undefined,
       closed: false,
     };
+    if (this.spec.secureAggregation.enabled) this.startSecureRound(current);
     this.current = current;
     current.timer = setTimeout(() => this.onDeadline(current), Math.max(0, deadline - Date.now()));
     this.log.info({ round, attempt, phase: current.phase, selected: selected.length, connected: this.links.size, stateBytes: stateBytes.length }, 'round offered');
@@ -404,7 +424,7 @@ export class JobRunner {
   }
 
   private sendOffer(link: ClientLink, a: Attempt, plan: Plan): void {
-    link.emit('offer', { jobId: this.jobId, round: a.round, attempt: a.attempt, plan, deadline: a.deadline, maxUpdateBytes: a.maxUpdateBytes, state: a.stateBytes });
+    link.emit('offer', { jobId: this.jobId, round: a.round, attempt: a.attempt, plan, deadline: a.deadline, maxUpdateBytes: a.maxUpdateBytes, state: a.stateBytes, ...(a.secureOffer !== null && { secureAggregation: a.secureOffer }) });
     this.deps.metrics.offerBytes.inc(a.stateBytes.length);
   }
 
@@ -441,6 +461,7 @@ export class JobRunner {
       }
       const offered = a.offers.get(link.clientId);
       if (offered === undefined) throw new FedloraError('FL_ERR_ROUND_STATE', `client '${link.clientId}' was not selected for round ${a.round} attempt ${a.attempt}`);
+      if (a.secure !== null) throw new FedloraError('FL_ERR_ROUND_STATE', `round ${a.round} is securely aggregated: send the masked vector through the 'secagg' steps, not an update`);
       if (bytes > a.maxUpdateBytes) {
         throw new FedloraError('FL_ERR_UPDATE_TOO_LARGE', `update of ${bytes} bytes is over this round's limit of ${a.maxUpdateBytes} bytes (the plan's tensors plus overhead)`);
       }
@@ -484,21 +505,32 @@ export class JobRunner {
   private checkRoundCanStillFinish(): void {
     const a = this.current;
     if (a === null || a.closed) return;
+    if (a.secure !== null) {
+      a.secure.clientGone();
+      return;
+    }
     const waiting = [...a.offers].some(([id, o]) => o.status === 'offered' && this.links.has(id));
     if (!waiting) setImmediate(() => this.onDeadline(a));
   }
 
   private onDeadline(a: Attempt): void {
     if (a.closed || this.current !== a) return;
+    if (a.secure !== null) {
+      a.secure.deadlineReached();
+      return;
+    }
     if (a.aggregation.count >= this.spec.minClients) {
       this.finish(a, 'deadline');
       return;
     }
-    // Below the minimum: record the attempt, then retry or fail as the spec says.
+    this.belowMinimum(a, `round ${a.round} attempt ${a.attempt} got ${a.aggregation.count} valid updates, below the minimum of ${this.spec.minClients}`);
+  }
+
+  /** An attempt that cannot commit: record it, then retry or fail the job as the spec says. */
+  private belowMinimum(a: Attempt, why: string): void {
     this.closeAttempt(a, 'retry');
     if (a.phase === 'round') this.deps.store.recordUpdates(this.jobId, a.round, a.records);
     const { policy, retries } = this.spec.belowMinimum;
-    const why = `round ${a.round} attempt ${a.attempt} got ${a.aggregation.count} valid updates, below the minimum of ${this.spec.minClients}`;
     if (policy === 'retry' && a.attempt < retries) {
       this.deps.metrics.rounds.inc({ outcome: 'retried' });
       this.log.warn({ round: a.round, attempt: a.attempt }, `${why}; retrying`);
@@ -512,6 +544,7 @@ export class JobRunner {
   private closeAttempt(a: Attempt, reason: 'quorum' | 'deadline' | 'retry' | 'job_ended'): void {
     a.closed = true;
     if (a.timer !== undefined) clearTimeout(a.timer);
+    a.secure?.stop();
     if (this.current === a) this.current = null;
     for (const [id, o] of a.offers) {
       if (o.status === 'offered') this.links.get(id)?.emit('round_closed', { jobId: this.jobId, round: a.round, attempt: a.attempt, reason });
@@ -525,7 +558,7 @@ export class JobRunner {
     this.closeAttempt(a, reason);
     const participants = a.records.filter((r) => r.status === 'accepted').map((r) => r.clientId!);
     if (a.phase === 'fedsb-init') {
-      this.finishInit(a, participants);
+      this.finishInit(a, participants, () => this.finishAggregation(a));
       return;
     }
     try {
@@ -543,13 +576,23 @@ export class JobRunner {
         metrics.dp_clipped_updates = dpReport.clippedUpdates;
         metrics.dp_noise_std = dpReport.noiseStdOnAverage;
       }
+      this.commit(a, reason, participants, result, metrics, ledger);
+    } catch (e) {
+      this.log.error({ err: e, round: a.round }, 'round could not be aggregated or committed');
+      this.fail(`round ${a.round} could not be aggregated or committed: ${(e as Error).message}`);
+    }
+  }
+
+  /** Commits a round in one transaction, tells the clients, and starts the next round (or ends the job). */
+  private commit(a: Attempt, reason: string, participants: readonly string[], result: RoundResult, metrics: Record<string, number>, ledger: LedgerState | null): void {
+    try {
       if (ledger !== null) metrics.epsilon = spentEpsilon(ledger, this.jobId);
       const committedAt = Date.now();
       const job = this.deps.store.commitRound({
         jobId: this.jobId,
         round: a.round,
         attempts: a.attempt + 1,
-        participants,
+        participants: [...participants],
         metrics,
         startedAt: a.startedAt,
         committedAt,
@@ -580,10 +623,174 @@ export class JobRunner {
     }
   }
 
-  /** Commits the init phase's state as the job's initial global state (round 0), with its ledger. */
-  private finishInit(a: Attempt, participants: readonly string[]): void {
+  // ------------------------------------------------------------------ secure aggregation
+
+  /**
+   * Sets up the attempt's secure round (docs/protocol.md, "Secure rounds"): every offered client
+   * masks the same flat vector (the plan's update tensors in order), so the plans must agree on it.
+   */
+  private startSecureRound(a: Attempt): void {
+    const plans = [...a.offers.values()].map((o) => o.plan);
+    const tensors = plans[0]!.updateTensors;
+    const layoutKey = JSON.stringify(tensors);
+    if (plans.some((p) => JSON.stringify(p.updateTensors) !== layoutKey)) {
+      throw new FedloraError('FL_ERR_SECAGG_CONFIG', 'secure aggregation: the offered plans ask for different update tensors; a secure sum needs one layout for every client');
+    }
+    const vectorLength = tensors.reduce((s, t) => s + t.shape.reduce((x, y) => x * y, 1), 0);
+    const clients = [...a.offers.keys()];
+    const config = this.secureConfig(a, clients, vectorLength);
+    const sa = this.spec.secureAggregation;
+    a.secureOffer = {
+      context: config.context,
+      clients: [...config.clients],
+      vectorLength,
+      graphSeed: config.graphSeed,
+      degree: config.degree,
+      threshold: config.threshold,
+      minSurvivors: config.minSurvivors,
+      clipRange: config.clipRange,
+      quantRange: config.quantRange,
+      ...(sa.clipNorm !== undefined && { clipNorm: sa.clipNorm }),
+      ...(sa.dp !== undefined && { noise: { noiseMultiplier: sa.dp.noiseMultiplier, minHonestClients: honestClients(sa.dp.honestFraction, clients.length) } }),
+    };
+    a.secure = new SecureRound(config, sa.stepTimeoutSeconds * 1000, this.spec.clientsPerRound, {
+      isConnected: (id) => this.links.has(id),
+      send: (id, step, message) => this.links.get(id)?.emit('secagg', { jobId: this.jobId, round: a.round, attempt: a.attempt, step, message }),
+      onResult: (result) => this.finishSecure(a, result),
+      onFailure: (error) => {
+        if (a.closed || this.current !== a) return;
+        this.deps.metrics.secureRounds.inc({ outcome: 'failed' });
+        this.log.warn({ round: a.round, attempt: a.attempt, code: error.code, reason: error.message }, 'secure round failed');
+        this.belowMinimum(a, `round ${a.round} attempt ${a.attempt}: ${error.message}`);
+      },
+      onStep: (step, live) => {
+        this.log.debug({ round: a.round, attempt: a.attempt, step, live }, 'secure step closed');
+        this.changed();
+      },
+    });
+  }
+
+  private secureConfig(a: Attempt, clients: string[], vectorLength: number): SecAggConfig {
+    const sa = this.spec.secureAggregation;
+    const n = clients.length;
+    const phase = a.phase === 'fedsb-init' ? 'fedsb-init' : `round-${a.round}`;
+    const settings = {
+      context: `fedlora/${this.jobId}/${phase}/attempt-${a.attempt}`,
+      clients,
+      vectorLength,
+      graphSeed: `${this.spec.seed}/${phase}/${a.attempt}`,
+      // a spec's degree above what this round's n allows means "everyone"
+      ...(sa.degree !== undefined && { degree: Math.min(sa.degree, n - 1) }),
+      ...(sa.threshold !== undefined && { threshold: sa.threshold }),
+      clipRange: sa.clipRange,
+      quantRange: sa.quantRange,
+    };
+    const defaults = secAggConfig(settings);
+    // never fewer than the job's own minimum in a sum
+    return secAggConfig({ ...settings, minSurvivors: Math.min(n, Math.max(this.spec.minClients, sa.minSurvivors ?? defaults.minSurvivors)) });
+  }
+
+  /**
+   * Takes one client's secure aggregation message; the answer is the ack. Never throws for bad
+   * input: a refusal is counted, logged and answered with its code, and the round goes on.
+   */
+  receiveSecAgg(link: ClientLink, m: SecAggClientMessage): SecAggAck {
+    const a = this.current;
+    const masked = (m.message as { masked?: unknown } | null)?.masked;
+    const bytes = typeof masked === 'string' ? Math.floor((masked.length * 3) / 4) : 0;
     try {
-      const result = this.finishAggregation(a);
+      if (m.jobId !== this.jobId) throw new FedloraError('FL_ERR_ENVELOPE_BINDING', `secure aggregation message names job '${m.jobId}', but this connection belongs to job '${this.jobId}'`);
+      if (a === null || a.closed || a.secure === null || m.round !== a.round || m.attempt !== a.attempt) {
+        const now = a === null || a.closed ? 'no round is open' : a.secure === null ? `round ${a.round} is not securely aggregated` : `round ${a.round} attempt ${a.attempt} is open`;
+        throw new FedloraError('FL_ERR_ROUND_STATE', `secure aggregation message for round ${m.round} attempt ${m.attempt} arrived late or early: ${now}`);
+      }
+      if (!a.offers.has(link.clientId)) throw new FedloraError('FL_ERR_ROUND_STATE', `client '${link.clientId}' was not selected for round ${a.round} attempt ${a.attempt}`);
+      a.secure.receive(link.clientId, m, bytes);
+      if (m.step === 'masked_input') this.deps.metrics.updateBytes.inc({ status: 'accepted' }, bytes);
+      return { ok: true };
+    } catch (e) {
+      const error = e instanceof FedloraError ? e : new FedloraError('FL_ERR_INTERNAL', 'unexpected error in a secure aggregation step; see the coordinator log');
+      if (!(e instanceof FedloraError)) this.log.error({ err: e, clientId: link.clientId }, 'unexpected error in a secure aggregation step');
+      const message = error.message.startsWith(`${error.code}: `) ? error.message.slice(error.code.length + 2) : error.message;
+      this.deps.metrics.updatesRefused.inc({ reason: error.code });
+      this.log.warn({ clientId: link.clientId, round: m.round, attempt: m.attempt, step: m.step, code: error.code, reason: message }, 'secure aggregation message refused');
+      const recorded = a === null ? 0 : (a.refusalsByClient.get(link.clientId) ?? 0);
+      if (a !== null && !a.closed && m.round === a.round && recorded < MAX_REFUSALS_RECORDED) {
+        a.refusalsByClient.set(link.clientId, recorded + 1);
+        a.records.push({ clientId: link.clientId, attempt: a.attempt, status: 'refused', reasonCode: error.code, reasonMessage: `${m.step}: ${message}`.slice(0, 1000), bytes, receivedAt: Date.now() });
+      }
+      return { ok: false, error: { code: error.code, message } };
+    }
+  }
+
+  /** The unmasked sum: aggregate it (or make Fed-SB's initial state from it), book distributed DP, commit. */
+  private finishSecure(a: Attempt, result: SecAggResult): void {
+    if (a.closed || this.current !== a) return;
+    const survivors = result.survivors;
+    const now = Date.now();
+    for (const id of survivors) {
+      const offered = a.offers.get(id);
+      if (offered !== undefined) offered.status = 'accepted';
+      a.records.push({ clientId: id, attempt: a.attempt, status: 'accepted', bytes: a.secure!.maskedBytes.get(id) ?? 0, receivedAt: now });
+    }
+    this.closeAttempt(a, 'quorum');
+    this.deps.metrics.secureRounds.inc({ outcome: 'committed' });
+    const tensors = a.offers.values().next().value!.plan.updateTensors;
+    const dropped = result.dropped.advertise.length + result.dropped.shareKeys.length + result.dropped.maskedInput.length;
+    try {
+      if (a.phase === 'fedsb-init') {
+        this.finishInit(a, survivors, () => {
+          // One "update" holding the sum: FedSbGradientSum adds gradients without weights.
+          const gradients = new Map<string, Float32Array>();
+          let offset = 0;
+          for (const t of tensors) {
+            const size = t.shape.reduce((x, y) => x * y, 1);
+            gradients.set(t.name.slice('base_model.model.'.length, -FEDSB_GRADIENT_SUFFIX.length), Float32Array.from(result.sum.subarray(offset, offset + size)));
+            offset += size;
+          }
+          const sum = new FedSbGradientSum(strategySpecOf(this.spec, this.layout!), String(this.spec.seed), this.spec.training.lr);
+          sum.add({ adapter: { layout: { variant: 'fedsb', modules: [] }, factors: new Map() }, gradients, numExamples: survivors.length, source: 'the secure sum' });
+          return sum.finish();
+        });
+        return;
+      }
+      const aggregated = this.strategy.aggregateSummedDeltas(this.state!, summedDeltasFromTensors(result.sum, tensors), survivors.length);
+      const metrics: Record<string, number> = {
+        clients: survivors.length,
+        secure_aggregation: 1,
+        secagg_dropped: dropped,
+        secagg_bad_shares: result.badShares.length,
+        // on the average: |avg - true avg| per coordinate, for inputs inside the clipping range
+        secagg_error_bound: result.errorBound / survivors.length,
+      };
+      const sa = this.spec.secureAggregation;
+      let ledger: LedgerState | null = null;
+      if (sa.dp !== undefined) {
+        const n = a.offers.size;
+        const zEff = effectiveNoiseMultiplier(sa.dp.noiseMultiplier, n, honestClients(sa.dp.honestFraction, n), survivors.length);
+        metrics.dp_clip_norm = sa.clipNorm!;
+        metrics.secagg_noise_multiplier = zEff;
+        metrics.dp_noise_std = (zEff * sa.clipNorm!) / survivors.length;
+        ledger = this.dpSpend(`job ${this.jobId} round ${a.round} (secure, distributed DP)`, true, this.secureMechanism(zEff, n));
+      }
+      this.log.info({ round: a.round, survivors: survivors.length, dropped, badShares: result.badShares }, 'secure sum unmasked');
+      this.commit(a, 'quorum', survivors, aggregated, metrics, ledger);
+    } catch (e) {
+      this.log.error({ err: e, round: a.round }, 'secure round could not be aggregated or committed');
+      this.fail(`round ${a.round} could not be aggregated or committed: ${(e as Error).message}`);
+    }
+  }
+
+  /** Distributed DP's mechanism: q = offered / enrolled clients, sigma = the effective multiplier. */
+  private secureMechanism(effectiveMultiplier: number, offered: number) {
+    const total = Math.max(this.deps.store.clientsOfJob(this.jobId).length, offered);
+    return secureRoundMechanism(effectiveMultiplier, offered, total);
+  }
+
+  /** Commits the init phase's state as the job's initial global state (round 0), with its ledger. */
+  private finishInit(a: Attempt, participants: readonly string[], aggregate: () => RoundResult): void {
+    try {
+      const result = aggregate();
       const ledger = this.initReleaseLedger(participants, true);
       this.deps.store.startJob(this.jobId, this.layout!, encodeGlobalState(result.state), Date.now(), ledger === null ? undefined : serializeLedger(ledger));
       this.state = result.state;
@@ -648,6 +855,11 @@ export class JobRunner {
     this.current = null;
     this.links.clear();
   }
+}
+
+/** h, the clients assumed honest out of n offered: ceil(fraction n), at least 1. */
+function honestClients(fraction: number, n: number): number {
+  return Math.max(1, Math.ceil(fraction * n - 1e-9));
 }
 
 /** A client's deterministic key from its token index, zero-padded so that string order is numeric order. */

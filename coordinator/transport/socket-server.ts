@@ -12,8 +12,10 @@ import {
   HelloSchema,
   SOCKET_NAMESPACE,
   SOCKET_PATH,
+  SecAggClientMessageSchema,
   UpdateSchema,
   type ClientToServerEvents,
+  type SecAggAck,
   type Hello,
   type ServerToClientEvents,
   type UpdateAck,
@@ -196,6 +198,31 @@ function handleConnection(socket: FlSocket, deps: SocketDeps, options: SocketOpt
     }
     const current = link;
     void runner.receiveUpdate(current, parsed.data).then(answer);
+  });
+
+  socket.on('secagg', (raw, ack) => {
+    const answer = (result: SecAggAck): void => {
+      if (typeof ack === 'function') ack(result);
+      else if (!result.ok) socket.emit('refusal', result.error);
+    };
+    if (phase !== 'ready' || link === null) {
+      answer({ ok: false, error: { code: 'FL_ERR_UNAUTHORIZED', message: 'authenticate (hello, auth) before secure aggregation messages' } });
+      return;
+    }
+    const parsed = SecAggClientMessageSchema.safeParse(raw);
+    if (!parsed.success) {
+      const e = new FedloraError('FL_ERR_INVALID_ARGUMENT', `secagg: ${describeIssues(parsed.error).join('; ')}`);
+      deps.metrics.updatesRefused.inc({ reason: e.code });
+      log.warn({ clientId: link.clientId, reason: messageOf(e) }, 'secure aggregation message refused');
+      answer({ ok: false, error: { code: e.code, message: messageOf(e) } });
+      return;
+    }
+    const runner = deps.engine.runner(link.jobId);
+    if (runner === null) {
+      answer({ ok: false, error: { code: 'FL_ERR_NOT_FOUND', message: `no job '${link.jobId}'` } });
+      return;
+    }
+    answer(runner.receiveSecAgg(link, parsed.data));
   });
 
   socket.on('disconnect', (reason) => {

@@ -7,6 +7,7 @@
  * Sequence: connect -> client `hello` -> server `challenge` -> client `auth` -> server `welcome`;
  * then per round: server `offer` (plan + global state) -> client `update` (ack) -> server
  * `round_result`; server `round_closed` tells an unfinished client to stop; `job_end` at the end.
+ * A securely aggregated round replaces `update` by four `secagg` exchanges (see below).
  * Any protocol error comes back as `refusal` with a code from shared/errors.ts.
  */
 import { z } from 'zod';
@@ -198,8 +199,33 @@ export const OfferSchema = z.strictObject({
    * and no layout before FLoRA's first round.
    */
   state: BinarySchema,
+  /**
+   * Present when the round is securely aggregated: instead of an `update`, the client runs the
+   * four `secagg` steps with these settings and sends its masked vector (docs/protocol.md).
+   */
+  secureAggregation: z
+    .strictObject({
+      /** Binds keys, masks and shares to this job, round and attempt. */
+      context: z.string().min(1).max(512),
+      /** The round's offered client ids, in Shamir-point order (index + 1). */
+      clients: z.array(IdSchema).min(2).max(100_000),
+      /** Values in each client's vector: the plan's updateTensors, flattened in order. */
+      vectorLength: z.int().min(1),
+      graphSeed: z.string().min(1).max(256),
+      degree: z.int().min(1),
+      threshold: z.int().min(1),
+      minSurvivors: z.int().min(2),
+      clipRange: z.number().positive(),
+      quantRange: z.int().min(2),
+      /** L2 clip C of the client's vector. */
+      clipNorm: z.number().positive().optional(),
+      /** Distributed DP: the client adds N(0, (noiseMultiplier C)^2 / minHonestClients) per coordinate. */
+      noise: z.strictObject({ noiseMultiplier: z.number().positive(), minHonestClients: z.int().min(1) }).optional(),
+    })
+    .optional(),
 });
 export type Offer = z.infer<typeof OfferSchema>;
+export type OfferSecureAggregation = NonNullable<Offer['secureAggregation']>;
 export type OfferInput = z.input<typeof OfferSchema>;
 
 export const RoundResultSchema = z.strictObject({
@@ -238,6 +264,42 @@ export const RefusalSchema = ErrorInfoSchema.extend({
 });
 export type Refusal = z.infer<typeof RefusalSchema>;
 
+// ---------------------------------------------------------------- secure aggregation
+
+/**
+ * The client's secure aggregation messages, one event with the step named: `advertise` (its two
+ * public keys), `share_keys` (sealed shares for its neighbours), `masked_input` (its masked
+ * vector), `unmask` (the shares it reveals). `message` is privacy/secagg/wire.ts's JSON of the
+ * step's message, validated there; the ack says whether the coordinator took it.
+ */
+export const SECAGG_CLIENT_STEPS = ['advertise', 'share_keys', 'masked_input', 'unmask'] as const;
+export const SecAggClientMessageSchema = z.strictObject({
+  jobId: IdSchema,
+  round: z.int().min(0),
+  attempt: z.int().min(0),
+  step: z.enum(SECAGG_CLIENT_STEPS),
+  message: z.unknown(),
+});
+export type SecAggClientMessage = z.infer<typeof SecAggClientMessageSchema>;
+
+export const SecAggAckSchema = z.discriminatedUnion('ok', [z.strictObject({ ok: z.literal(true) }), z.strictObject({ ok: z.literal(false), error: ErrorInfoSchema })]);
+export type SecAggAck = z.infer<typeof SecAggAckSchema>;
+
+/**
+ * The coordinator's secure aggregation messages: `keys` (the live neighbours' public keys),
+ * `shares` (the sealed shares addressed to this client), `unmask_request` (who is in the sum and
+ * who dropped).
+ */
+export const SECAGG_SERVER_STEPS = ['keys', 'shares', 'unmask_request'] as const;
+export const SecAggServerMessageSchema = z.strictObject({
+  jobId: IdSchema,
+  round: z.int().min(0),
+  attempt: z.int().min(0),
+  step: z.enum(SECAGG_SERVER_STEPS),
+  message: z.unknown(),
+});
+export type SecAggServerMessage = z.infer<typeof SecAggServerMessageSchema>;
+
 // ---------------------------------------------------------------- event maps
 
 /** Events a client emits. Payloads are validated with the schemas above on arrival. */
@@ -245,6 +307,7 @@ export interface ClientToServerEvents {
   hello: (hello: z.input<typeof HelloSchema>) => void;
   auth: (auth: Auth) => void;
   update: (update: UpdateInput, ack: (result: UpdateAck) => void) => void;
+  secagg: (message: SecAggClientMessage, ack: (result: SecAggAck) => void) => void;
 }
 
 /** Events the coordinator emits. */
@@ -256,10 +319,11 @@ export interface ServerToClientEvents {
   round_closed: (closed: RoundClosed) => void;
   job_end: (end: JobEnd) => void;
   refusal: (refusal: Refusal) => void;
+  secagg: (message: SecAggServerMessage) => void;
 }
 
 /** The schema of each client event, for validation at the edge. */
-export const CLIENT_EVENT_SCHEMAS = { hello: HelloSchema, auth: AuthSchema, update: UpdateSchema } as const;
+export const CLIENT_EVENT_SCHEMAS = { hello: HelloSchema, auth: AuthSchema, update: UpdateSchema, secagg: SecAggClientMessageSchema } as const;
 
 /** The schema of each server event, for clients that validate what they receive. */
 export const SERVER_EVENT_SCHEMAS = {
@@ -270,4 +334,5 @@ export const SERVER_EVENT_SCHEMAS = {
   round_closed: RoundClosedSchema,
   job_end: JobEndSchema,
   refusal: RefusalSchema,
+  secagg: SecAggServerMessageSchema,
 } as const;

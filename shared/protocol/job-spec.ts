@@ -135,11 +135,42 @@ export const PrivacySpecSchema = z.strictObject({
 });
 export type PrivacySpec = z.infer<typeof PrivacySpecSchema>;
 
-/** Placeholder: secure aggregation (Bonawitz et al. 2017) is not wired into the runtime yet. */
+/**
+ * Secure aggregation (SecAgg+, Bonawitz et al. 2017; Bell et al. 2020; docs/secure-aggregation.md):
+ * the coordinator learns only the sum of a round's updates. Only for strategies whose aggregate is
+ * a sum (fedavg, ffa, fedsb) with one rank for every client.
+ */
 export const SecureAggregationSchema = z.strictObject({
-  /** @default false; `true` is refused at job creation until it is implemented. */
+  /** @default false */
   enabled: z.boolean().default(false),
+  /** k, neighbours per client in the sparse graph. @default min(n - 1, 2 ceil(1.5 log2 n)) for the n offered */
+  degree: positiveInt.max(1022).optional(),
+  /** t, shares that rebuild a secret, in (k/2, k]: up to k - t of a client's neighbours may drop. @default floor(k/2) + 1 */
+  threshold: positiveInt.max(1022).optional(),
+  /** Fewest masked inputs whose sum the coordinator may learn. @default max(2, t) */
+  minSurvivors: z.int().min(2).max(100_000).optional(),
+  /** c: each coordinate of a client's vector is clipped to [-c, c] before quantisation. @default 8 */
+  clipRange: z.number().positive().max(1e6).default(8),
+  /** T: [-c, c] maps onto the integers 0..T; n T < 2^32 for the n offered. @default 2^22 */
+  quantRange: z.int().min(2).max(2 ** 31).default(2 ** 22),
+  /** C: each client clips its update's delta (or init gradient) to this L2 norm first. @default undefined (no L2 clip) */
+  clipNorm: z.number().positive().max(1e6).optional(),
+  /** Seconds each key-exchange and unmasking step waits for the clients that are still connected. @default 30 */
+  stepTimeoutSeconds: z.number().positive().max(3600).default(30),
+  /**
+   * Distributed DP: each client adds N(0, (z C)^2 / h) to its clipped vector, h = ceil(honestFraction n)
+   * of the n offered; the sum carries N(0, (z C)^2) while h of them are honest. Needs clipNorm.
+   * @default undefined (no DP noise)
+   */
+  dp: z
+    .strictObject({
+      noiseMultiplier: z.number().positive().max(1000),
+      /** The fraction of each round's offered clients assumed honest. @default 1 */
+      honestFraction: z.number().gt(0).max(1).default(1),
+    })
+    .optional(),
 });
+export type SecureAggregationSpec = z.infer<typeof SecureAggregationSchema>;
 
 /**
  * Fed-SB options (PAPERS.md "Fed-SB"): how the frozen A, B and the starting R0 are made.
@@ -227,10 +258,35 @@ export const JobSpecSchema = z
         ctx.addIssue({ code: 'custom', path: ['fedsb', 'noiseMultiplier'], message: 'client-side DP is on (privacy.client), so the initial gradient release must be noised: set fedsb.noiseMultiplier (and fedsb.clip), or use init \'random\'' });
       }
     }
-    if (spec.secureAggregation.enabled) {
-      ctx.addIssue({ code: 'custom', path: ['secureAggregation', 'enabled'], message: 'secure aggregation is not available in the runtime yet; leave it false' });
-    }
+    if (spec.secureAggregation.enabled) checkSecureAggregation(spec, ctx);
   });
+
+/** What secure aggregation needs of the rest of the spec (each refusal names the field and why). */
+function checkSecureAggregation(spec: z.output<typeof JobSpecSchema>, ctx: z.RefinementCtx): void {
+  const sa = spec.secureAggregation;
+  const at = (field: string, message: string) => ctx.addIssue({ code: 'custom', path: ['secureAggregation', field], message });
+  if (spec.strategy === 'flora') {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['secureAggregation', 'enabled'],
+      message: "secure aggregation cannot protect 'flora': the coordinator only learns a sum, and FLoRA's aggregate is not a sum (it stacks each client's factors apart); use fedavg, ffa or fedsb, or turn secure aggregation off",
+    });
+  }
+  if (spec.ranks !== undefined) ctx.addIssue({ code: 'custom', path: ['ranks'], message: 'secure aggregation sums equal-sized vectors: every client needs the same rank, so leave ranks unset' });
+  if (spec.privacy.user !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['privacy', 'user'], message: 'under secure aggregation the coordinator never sees an update to clip or noise: use secureAggregation.dp (distributed DP) instead of privacy.user' });
+  }
+  if (sa.dp !== undefined && sa.clipNorm === undefined) at('clipNorm', 'distributed DP (secureAggregation.dp) needs clipNorm, the L2 sensitivity each client clips to');
+  if (spec.minClients < 2) ctx.addIssue({ code: 'custom', path: ['minClients'], message: 'secure aggregation needs at least 2 clients in a sum (minClients >= 2)' });
+  const offered = Math.ceil(spec.clientsPerRound * (1 + spec.overSelection) - 1e-9);
+  if (offered * sa.quantRange >= 2 ** 32) {
+    at('quantRange', `${offered} offered clients times quantRange ${sa.quantRange} must stay below 2^32 (the sum is taken mod 2^32); lower quantRange or clientsPerRound`);
+  }
+  if (sa.degree !== undefined && sa.degree % 2 !== 0) at('degree', `must be even (a Harary graph joins k/2 clients on either side), got ${sa.degree}; it is lowered to n - 1 when a round offers fewer clients`);
+  if (sa.degree !== undefined && sa.threshold !== undefined && !(sa.threshold > sa.degree / 2 && sa.threshold <= sa.degree)) {
+    at('threshold', `must be in (${sa.degree / 2}, ${sa.degree}] (more than half of the ${sa.degree} neighbours), got ${sa.threshold}`);
+  }
+}
 
 /** The spec as a caller writes it (defaults optional). */
 export type JobSpecInput = z.input<typeof JobSpecSchema>;

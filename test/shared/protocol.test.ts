@@ -50,7 +50,7 @@ describe('job spec', () => {
       training: { epochs: 1, batchSize: 16, lr: 0.001, schedule: 'constant', warmupSteps: 0, weightDecay: 0 },
       privacy: {},
       deterministicAggregation: false,
-      secureAggregation: { enabled: false },
+      secureAggregation: { enabled: false, clipRange: 8, quantRange: 2 ** 22, stepTimeoutSeconds: 30 },
     });
     expect(offeredPerRound(spec)).toBe(3); // ceil(2 * 1.2)
   });
@@ -74,7 +74,12 @@ describe('job spec', () => {
     [{ ranks: [2, 4] }, 'ranks'],
     [{ privacy: { client: { clip: 1 } } }, 'privacy.client.noiseMultiplier'],
     [{ privacy: { budget: { epsilon: 1, delta: 2 } } }, 'privacy.budget.delta'],
-    [{ secureAggregation: { enabled: true } }, 'secureAggregation.enabled'],
+    [{ strategy: 'flora', secureAggregation: { enabled: true } }, 'secureAggregation.enabled'],
+    [{ secureAggregation: { enabled: true, dp: { noiseMultiplier: 1 } } }, 'secureAggregation.clipNorm'],
+    [{ secureAggregation: { enabled: true, degree: 3 } }, 'secureAggregation.degree'],
+    [{ secureAggregation: { enabled: true, degree: 4, threshold: 2 } }, 'secureAggregation.threshold'],
+    [{ clientsPerRound: 2000, minClients: 2, secureAggregation: { enabled: true } }, 'secureAggregation.quantRange'],
+    [{ secureAggregation: { enabled: true }, privacy: { user: { noiseMultiplier: 1 } } }, 'privacy.user'],
     [{ training: { lr: -1 } }, 'training.lr'],
   ])('refuses %j with FL_ERR_INVALID_CONFIG naming %s', (patch, field) => {
     const e = errorOf(() => parseOrThrow(JobSpecSchema, { ...minimal, ...patch }, 'job spec'));

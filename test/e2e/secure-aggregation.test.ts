@@ -1,0 +1,153 @@
+/**
+ * Secure aggregation through the real runtime: a coordinator, real agents on loopback sockets,
+ * the four `secagg` steps per round. The coordinator only ever holds masked vectors and their sum.
+ *
+ * Exactness: the same job run plainly and securely (same seed, same shards of equal size, so
+ * FedAvg's example weights are uniform like the secure sum's) must give the same global adapter
+ * up to the quantisation bound the round reports (per coordinate of the average) plus float32
+ * rounding of the two paths (1e-6 relative). A broken mask would be off by ~2^32 / T = 1024
+ * quantisation steps, i.e. by values of order c = 8.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { quietProgress } from '../../client/agent/progress.js';
+import { decodeGlobalState } from '../../coordinator/state-codec.js';
+import type { Coordinator } from '../../coordinator/coordinator.js';
+import { isFedloraError } from '../../shared/errors.js';
+import type { JobSpecInput } from '../../shared/protocol/job-spec.js';
+import type { Adapter } from '../../shared/adapter.js';
+import { HandClient } from './hand-client.js';
+import { makeAgent, mlpFixture, mlpJob, startCoordinator, type Api, type TestClient } from './harness.js';
+
+let modelDir: string;
+let sha256: string;
+let shards: string[];
+
+beforeAll(async () => {
+  ({ modelDir, sha256, shards } = await mlpFixture(5, 24));
+});
+
+async function runJob(api: Api, spec: JobSpecInput, clients: number, progressOf: (i: number, agents: TestClient[]) => ReturnType<typeof quietProgress> = () => quietProgress()) {
+  const jobId = await api.createJob(spec);
+  const agents: TestClient[] = [];
+  for (let i = 0; i < clients; i++) agents.push(await makeAgent(api.url, jobId, await api.token(jobId), modelDir, shards[i]!, { progress: progressOf(i, agents) }));
+  const results = await Promise.allSettled(agents.map((a) => a.agent.run()));
+  return { jobId, agents, results };
+}
+
+function adapterOf(coordinator: Coordinator, jobId: string): Adapter {
+  const stored = coordinator.store.latestState(jobId);
+  expect(stored).not.toBeNull();
+  return decodeGlobalState(stored!).adapter!;
+}
+
+describe('secure aggregation in the runtime', () => {
+  it('gives the plain FedAvg global adapter within the reported quantisation bound', async () => {
+    const { coordinator, api } = await startCoordinator();
+    try {
+      const base = mlpJob('fedavg', sha256, { rounds: 1, clientsPerRound: 4, minClients: 4, deterministicAggregation: true });
+      const plain = await runJob(api, base, 4);
+      const secure = await runJob(api, { ...base, secureAggregation: { enabled: true } }, 4);
+      for (const r of [...plain.results, ...secure.results]) expect(r.status).toBe('fulfilled');
+
+      const view = await api.job(secure.jobId);
+      expect(view.status).toBe('completed');
+      const m = view.roundsDetail[0]!.metrics;
+      expect(m.secure_aggregation).toBe(1);
+      expect(m.secagg_dropped).toBe(0);
+      expect(m.secagg_bad_shares).toBe(0);
+      expect(view.roundsDetail[0]!.participants).toHaveLength(4);
+      const bound = m.secagg_error_bound!;
+      expect(bound).toBeGreaterThan(0);
+
+      const a = adapterOf(coordinator, plain.jobId);
+      const b = adapterOf(coordinator, secure.jobId);
+      let worst = 0;
+      let moved = 0;
+      for (const [path, factors] of a.factors) {
+        for (const f of ['A', 'B'] as const) {
+          const x = factors[f]!;
+          const y = b.factors.get(path)![f]!;
+          expect(y.length).toBe(x.length);
+          for (let i = 0; i < x.length; i++) {
+            worst = Math.max(worst, Math.abs(x[i]! - y[i]!) - 1e-6 * Math.abs(x[i]!));
+            moved = Math.max(moved, Math.abs(x[i]!));
+          }
+        }
+      }
+      expect(moved).toBeGreaterThan(1e-3);
+      expect(worst).toBeLessThanOrEqual(bound);
+    } finally {
+      await coordinator.stop();
+    }
+  }, 120_000);
+
+  it('recovers the sum when a client drops after advertising its keys, and reports it', async () => {
+    const { coordinator, api } = await startCoordinator();
+    try {
+      // n = 5: degree 4, threshold 3, so one client gone leaves every other with 3 live neighbours
+      const spec = mlpJob('ffa', sha256, { rounds: 2, clientsPerRound: 5, minClients: 3, secureAggregation: { enabled: true, stepTimeoutSeconds: 20 } });
+      const { jobId, agents, results } = await runJob(api, spec, 5, (i, agents) =>
+        i === 2
+          ? {
+              ...quietProgress(),
+              // training starts after the keys went out: leave then
+              roundStart: () => agents[2]!.agent.stop('dropping out after advertising keys'),
+            }
+          : quietProgress(),
+      );
+      const dropped = results[2]!;
+      expect(dropped.status).toBe('rejected');
+      expect(isFedloraError((dropped as PromiseRejectedResult).reason, 'FL_ERR_CONNECTION')).toBe(true);
+      for (const [i, r] of results.entries()) if (i !== 2) expect(r.status).toBe('fulfilled');
+
+      const view = await api.job(jobId);
+      expect(view.status).toBe('completed');
+      const first = view.roundsDetail[0]!;
+      expect(first.metrics.secure_aggregation).toBe(1);
+      expect(first.metrics.secagg_dropped).toBe(1);
+      expect([...first.participants].sort()).toEqual(agents.filter((_, i) => i !== 2).map((a) => a.agent.id!).sort());
+      // the second round no longer offers the client that left
+      expect(view.roundsDetail[1]!.metrics.secagg_dropped).toBe(0);
+      expect(view.roundsDetail[1]!.participants).toHaveLength(4);
+      for (const f of adapterOf(coordinator, jobId).factors.values()) for (const x of f.B!) expect(Number.isFinite(x)).toBe(true);
+    } finally {
+      await coordinator.stop();
+    }
+  }, 120_000);
+
+  it('refuses a malformed secagg message with a reason, and the round goes on without that client', async () => {
+    const { coordinator, api } = await startCoordinator();
+    try {
+      const spec = mlpJob('fedavg', sha256, { rounds: 1, clientsPerRound: 4, minClients: 3, secureAggregation: { enabled: true, stepTimeoutSeconds: 3 } });
+      const jobId = await api.createJob(spec);
+      const agents: TestClient[] = [];
+      for (let i = 0; i < 3; i++) agents.push(await makeAgent(api.url, jobId, await api.token(jobId), modelDir, shards[i]!));
+      const hand = new HandClient(api.url);
+      const refused = new Promise<unknown>((resolve) => {
+        hand.socket.on('offer', (offer) => {
+          expect(offer.secureAggregation?.clients).toContain(hand.clientId);
+          hand.socket.emit('secagg', { jobId, round: offer.round, attempt: offer.attempt, step: 'advertise', message: { from: hand.clientId, cPublicKey: 'not base64!', sPublicKey: '' } }, resolve);
+        });
+      });
+      const modules = [
+        { path: 'layers.0', outFeatures: 12, inFeatures: 64 },
+        { path: 'head', outFeatures: 10, inFeatures: 12 },
+      ];
+      await hand.join(jobId, await api.token(jobId), { sha256, modules });
+      const runs = agents.map((a) => a.agent.run());
+      const ack = (await refused) as { ok: boolean; error?: { code: string; message: string } };
+      expect(ack.ok).toBe(false);
+      expect(ack.error!.code).toBe('FL_ERR_SECAGG_PROTOCOL');
+      expect(ack.error!.message).toMatch(/cPublicKey/);
+      for (const s of await Promise.all(runs)) expect(s.status).toBe('completed');
+      const view = await api.job(jobId);
+      expect(view.status).toBe('completed');
+      expect(view.roundsDetail[0]!.participants).toHaveLength(3);
+      expect(view.roundsDetail[0]!.participants).not.toContain(hand.clientId);
+      expect(view.roundsDetail[0]!.metrics.secagg_dropped).toBe(1);
+      hand.socket.close();
+    } finally {
+      await coordinator.stop();
+    }
+  }, 120_000);
+});

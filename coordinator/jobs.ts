@@ -9,7 +9,7 @@ import type { Adapter } from '../shared/adapter.js';
 import { FedloraError } from '../shared/errors.js';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, writePeftAdapterDir } from '../shared/peft.js';
 import { AdaptiveClipSchema, JobSpecSchema, jobAlpha, type JobSpec, type ModuleShape } from '../shared/protocol/job-spec.js';
-import type { EnrolmentResponse, JobList, JobView, PrivacyView } from '../shared/protocol/http.js';
+import type { EnrolmentResponse, JobList, JobView, PrivacyView, RoundView } from '../shared/protocol/http.js';
 import { parseOrThrow } from '../shared/protocol/validate.js';
 import { createStrategy } from '../aggregation/registry.js';
 import type { Strategy, JobSpec as StrategyJobSpec } from '../aggregation/strategy.js';
@@ -105,6 +105,7 @@ export function jobView(store: Store, id: string, isConnected: (clientId: string
       committedAt: r.committedAt,
       accepted: r.accepted,
       refused: r.refused,
+      secureAggregation: secureRoundView(r.metrics),
     })),
     privacy,
     clients: clients.length,
@@ -117,6 +118,18 @@ export function jobView(store: Store, id: string, isConnected: (clientId: string
       lastSeenAt: c.lastSeenAt,
       connected: isConnected(c.id),
     })),
+  };
+}
+
+/** The secure aggregation figures of a round, from the metrics the runner committed with it (job-runner.ts). */
+function secureRoundView(m: Readonly<Record<string, number>>): RoundView['secureAggregation'] {
+  if (m.secure_aggregation !== 1) return null;
+  return {
+    survivors: m.clients ?? 0,
+    droppedClients: m.secagg_dropped ?? 0,
+    badShares: m.secagg_bad_shares ?? 0,
+    errorBound: m.secagg_error_bound ?? 0,
+    ...(m.secagg_noise_multiplier !== undefined && { noiseMultiplier: m.secagg_noise_multiplier }),
   };
 }
 

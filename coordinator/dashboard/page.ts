@@ -63,7 +63,9 @@ export const DASHBOARD_JS = `(function () {
       var h = el('h2'); h.appendChild(el('span', j.id + ' ')); h.appendChild(el('span', j.status, 'status-' + j.status)); box.appendChild(h);
       box.appendChild(el('div', j.strategy + ': round ' + j.round + ' of ' + j.rounds + ', ' + j.clients + ' clients enrolled'));
       if (j.reason) box.appendChild(el('div', 'reason: ' + j.reason, 'status-failed'));
-      if (j.current) box.appendChild(el('div', 'in progress: round ' + j.current.round + ' attempt ' + j.current.attempt + ', ' + j.current.accepted + ' of ' + j.current.selected.length + ' selected have sent'));
+      if (j.current) box.appendChild(el('div', 'in progress: round ' + j.current.round + ' attempt ' + j.current.attempt + ', ' + j.current.accepted + ' of ' + j.current.selected.length + ' selected have sent' + (j.current.secureStep ? ' (secure aggregation, step ' + j.current.secureStep + ')' : '')));
+      var secure = j.roundsDetail.filter(function (r) { return r.secureAggregation; });
+      if (j.spec && j.spec.secureAggregation && j.spec.secureAggregation.enabled) box.appendChild(el('div', 'secure aggregation: on; ' + secure.length + ' of ' + j.roundsDetail.length + ' rounds ran securely' + (secure.length ? ', clients dropped per round: ' + secure.map(function (r) { return r.secureAggregation.droppedClients; }).join(' ') : ''), 'secure'));
       var p = j.privacy; var priv = el('div', 'privacy: epsilon ' + (p.epsilon === null ? 'n/a' : p.epsilon.toPrecision(4)) + (p.budgetEpsilon === null ? '' : ' of ' + p.budgetEpsilon) + (p.delta === null ? '' : ' at delta ' + p.delta) + ' ');
       if (p.epsilon !== null && p.budgetEpsilon !== null) { var bar = el('span', undefined, 'bar'); var fill = el('span'); fill.style.width = Math.min(100, 100 * p.epsilon / p.budgetEpsilon).toFixed(1) + '%'; bar.appendChild(fill); priv.appendChild(bar); }
       box.appendChild(priv);

@@ -22,7 +22,7 @@ import { accountKey, canSpend, createLedger, gaussianReleases, openAccount, pars
 import { FedSbGradientSum } from '../../aggregation/fedsb-init.js';
 import { summedDeltasFromTensors } from '../../aggregation/secure-sum.js';
 import { effectiveNoiseMultiplier, secAggConfig, secureRoundMechanism, type SecAggConfig, type SecAggResult } from '../../privacy/secagg/index.js';
-import { SecureRound } from './secure-round.js';
+import { SecureRound, type SecureStep } from './secure-round.js';
 import { FEDSB_GRADIENT_SUFFIX } from './update-decoder.js';
 import type { Store, UpdateRecord } from '../store/store.js';
 import type { CoordinatorMetrics } from '../metrics.js';
@@ -148,10 +148,11 @@ export class JobRunner {
   }
 
   /** The round in progress, for views and tests. */
-  get currentRound(): { round: number; attempt: number; selected: string[]; accepted: number } | null {
+  get currentRound(): { round: number; attempt: number; selected: string[]; accepted: number; secureStep: SecureStep | null } | null {
     const a = this.current;
     if (a === null) return null;
-    return { round: a.round, attempt: a.attempt, selected: [...a.offers.keys()], accepted: a.aggregation.count };
+    const accepted = a.secure === null ? a.aggregation.count : a.secure.maskedBytes.size;
+    return { round: a.round, attempt: a.attempt, selected: [...a.offers.keys()], accepted, secureStep: a.secure?.step ?? null };
   }
 
   // ------------------------------------------------------------------ clients

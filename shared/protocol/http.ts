@@ -31,6 +31,21 @@ export const RoundViewSchema = z.strictObject({
   /** Updates accepted and refused in the committed attempt. */
   accepted: z.int(),
   refused: z.int(),
+  /** How the round was securely aggregated; null for a plain round (the coordinator saw each update). */
+  secureAggregation: z
+    .strictObject({
+      /** Clients whose masked vectors are in the sum. */
+      survivors: z.int(),
+      /** Offered clients that dropped out before their masked vector arrived. */
+      droppedClients: z.int(),
+      /** Revealed shares that failed their commitments (left out). */
+      badShares: z.int(),
+      /** Bound on |average - true average| per coordinate from quantisation. */
+      errorBound: z.number(),
+      /** Distributed DP: the noise multiplier the sum carries after dropouts (booked in the ledger). */
+      noiseMultiplier: z.number().optional(),
+    })
+    .nullable(),
 });
 export type RoundView = z.infer<typeof RoundViewSchema>;
 

@@ -58,6 +58,8 @@ describe('secure aggregation in the runtime', () => {
       expect(view.roundsDetail[0]!.participants).toHaveLength(4);
       const bound = m.secagg_error_bound!;
       expect(bound).toBeGreaterThan(0);
+      expect(view.roundsDetail[0]!.secureAggregation).toEqual({ survivors: 4, droppedClients: 0, badShares: 0, errorBound: bound });
+      expect((await api.job(plain.jobId)).roundsDetail[0]!.secureAggregation).toBeNull();
 
       const a = adapterOf(coordinator, plain.jobId);
       const b = adapterOf(coordinator, secure.jobId);
@@ -105,11 +107,50 @@ describe('secure aggregation in the runtime', () => {
       const first = view.roundsDetail[0]!;
       expect(first.metrics.secure_aggregation).toBe(1);
       expect(first.metrics.secagg_dropped).toBe(1);
+      expect(first.secureAggregation).toMatchObject({ survivors: 4, droppedClients: 1, badShares: 0 });
       expect([...first.participants].sort()).toEqual(agents.filter((_, i) => i !== 2).map((a) => a.agent.id!).sort());
       // the second round no longer offers the client that left
       expect(view.roundsDetail[1]!.metrics.secagg_dropped).toBe(0);
       expect(view.roundsDetail[1]!.participants).toHaveLength(4);
       for (const f of adapterOf(coordinator, jobId).factors.values()) for (const x of f.B!) expect(Number.isFinite(x)).toBe(true);
+    } finally {
+      await coordinator.stop();
+    }
+  }, 120_000);
+
+  it('distributed DP: the sum carries N(0, (z C)^2), and the ledger books the effective multiplier', async () => {
+    const { coordinator, api } = await startCoordinator();
+    try {
+      // Same clipped updates with and without the noise shares: their averages differ by the
+      // noise alone (plus quantisation), N(0, (z C / n)^2) per coordinate.
+      const n = 4;
+      const C = 0.5;
+      const z = 1;
+      const sa = { enabled: true, clipNorm: C };
+      const base = mlpJob('fedavg', sha256, { rounds: 1, clientsPerRound: n, minClients: n, deterministicAggregation: true });
+      const quiet = await runJob(api, { ...base, secureAggregation: sa }, n);
+      const noisy = await runJob(api, { ...base, secureAggregation: { ...sa, dp: { noiseMultiplier: z } }, privacy: { budget: { epsilon: 100, delta: 1e-5 } } }, n);
+      for (const r of [...quiet.results, ...noisy.results]) expect(r.status).toBe('fulfilled');
+      const a = adapterOf(coordinator, quiet.jobId);
+      const b = adapterOf(coordinator, noisy.jobId);
+      const diffs: number[] = [];
+      for (const [path, factors] of a.factors) for (const f of ['A', 'B'] as const) factors[f]!.forEach((x, i) => diffs.push(b.factors.get(path)![f]![i]! - x));
+      const m = diffs.length;
+      const mean = diffs.reduce((s, d) => s + d, 0) / m;
+      const sd = Math.sqrt(diffs.reduce((s, d) => s + (d - mean) ** 2, 0) / (m - 1));
+      const expected = (z * C) / n;
+      // the sample sd of m normal values has relative standard error 1/sqrt(2(m-1)); allow 5 of them
+      expect(Math.abs(sd / expected - 1)).toBeLessThan(5 / Math.sqrt(2 * (m - 1)));
+      expect(Math.abs(mean)).toBeLessThan((5 * expected) / Math.sqrt(m));
+
+      const view = await api.job(noisy.jobId);
+      expect(view.roundsDetail[0]!.secureAggregation!.noiseMultiplier).toBe(z);
+      // q = 4 offered of 4 enrolled, sigma = z, one step: the RDP of the plain Gaussian mechanism,
+      // alpha/(2 sigma^2), converted at delta (Balle et al. 2020's conversion, as privacy/rdp.ts)
+      const alphas = Array.from({ length: 2000 }, (_, i) => 1.01 + i * 0.05);
+      const eps = Math.min(...alphas.map((al) => al / (2 * z * z) + Math.log((al - 1) / al) - (Math.log(1e-5) + Math.log(al)) / (al - 1)));
+      expect(view.privacy.epsilon).not.toBeNull();
+      expect(Math.abs(view.privacy.epsilon! - eps) / eps).toBeLessThan(0.01);
     } finally {
       await coordinator.stop();
     }

@@ -127,6 +127,7 @@ function secureRoundView(m: Readonly<Record<string, number>>): RoundView['secure
   return {
     survivors: m.clients ?? 0,
     droppedClients: m.secagg_dropped ?? 0,
+    droppedAtUnmasking: m.secagg_unmask_dropped ?? 0,
     badShares: m.secagg_bad_shares ?? 0,
     errorBound: m.secagg_error_bound ?? 0,
     ...(m.secagg_noise_multiplier !== undefined && { noiseMultiplier: m.secagg_noise_multiplier }),

@@ -760,6 +760,7 @@ export class JobRunner {
         clients: survivors.length,
         secure_aggregation: 1,
         secagg_dropped: dropped,
+        secagg_unmask_dropped: result.dropped.unmasking.length,
         secagg_bad_shares: result.badShares.length,
         // on the average: |avg - true avg| per coordinate, for inputs inside the clipping range
         secagg_error_bound: result.errorBound / survivors.length,

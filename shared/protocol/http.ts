@@ -38,6 +38,8 @@ export const RoundViewSchema = z.strictObject({
       survivors: z.int(),
       /** Offered clients that dropped out before their masked vector arrived. */
       droppedClients: z.int(),
+      /** Clients in the sum that left before the unmasking step: their masks were rebuilt from the others' shares. */
+      droppedAtUnmasking: z.int(),
       /** Revealed shares that failed their commitments (left out). */
       badShares: z.int(),
       /** Bound on |average - true average| per coordinate from quantisation. */

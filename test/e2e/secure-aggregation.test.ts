@@ -23,7 +23,7 @@ let sha256: string;
 let shards: string[];
 
 beforeAll(async () => {
-  ({ modelDir, sha256, shards } = await mlpFixture(5, 24));
+  ({ modelDir, sha256, shards } = await mlpFixture(7, 24));
 });
 
 async function runJob(api: Api, spec: JobSpecInput, clients: number, progressOf: (i: number, agents: TestClient[]) => ReturnType<typeof quietProgress> = () => quietProgress()) {
@@ -58,7 +58,7 @@ describe('secure aggregation in the runtime', () => {
       expect(view.roundsDetail[0]!.participants).toHaveLength(4);
       const bound = m.secagg_error_bound!;
       expect(bound).toBeGreaterThan(0);
-      expect(view.roundsDetail[0]!.secureAggregation).toEqual({ survivors: 4, droppedClients: 0, badShares: 0, errorBound: bound });
+      expect(view.roundsDetail[0]!.secureAggregation).toEqual({ survivors: 4, droppedClients: 0, droppedAtUnmasking: 0, badShares: 0, errorBound: bound });
       expect((await api.job(plain.jobId)).roundsDetail[0]!.secureAggregation).toBeNull();
 
       const a = adapterOf(coordinator, plain.jobId);
@@ -83,36 +83,57 @@ describe('secure aggregation in the runtime', () => {
     }
   }, 120_000);
 
-  it('recovers the sum when a client drops after advertising its keys, and reports it', async () => {
+  it('recovers the sum when one client drops before masking and another after, and reports both', async () => {
     const { coordinator, api } = await startCoordinator();
     try {
-      // n = 5: degree 4, threshold 3, so one client gone leaves every other with 3 live neighbours
-      const spec = mlpJob('ffa', sha256, { rounds: 2, clientsPerRound: 5, minClients: 3, secureAggregation: { enabled: true, stepTimeoutSeconds: 20 } });
-      const { jobId, agents, results } = await runJob(api, spec, 5, (i, agents) =>
-        i === 2
-          ? {
-              ...quietProgress(),
-              // training starts after the keys went out: leave then
-              roundStart: () => agents[2]!.agent.stop('dropping out after advertising keys'),
-            }
-          : quietProgress(),
-      );
-      const dropped = results[2]!;
-      expect(dropped.status).toBe('rejected');
-      expect(isFedloraError((dropped as PromiseRejectedResult).reason, 'FL_ERR_CONNECTION')).toBe(true);
-      for (const [i, r] of results.entries()) if (i !== 2) expect(r.status).toBe('fulfilled');
+      // n = 7: degree 6, threshold 4, so each client keeps 4 answering neighbours with 2 gone
+      const spec = mlpJob('ffa', sha256, { rounds: 2, clientsPerRound: 7, minClients: 4, secureAggregation: { enabled: true, stepTimeoutSeconds: 20 } });
+      const { jobId, agents, results } = await runJob(api, spec, 7, (i, agents) => {
+        if (i === 2) return { ...quietProgress(), roundStart: () => agents[2]!.agent.stop('dropping out while training') };
+        if (i === 5) {
+          return {
+            ...quietProgress((line) => {
+              // its masked vector is in the sum; it leaves before revealing any share
+              if (/masked update accepted/.test(line)) agents[5]!.agent.stop('dropping out before unmasking');
+            }),
+          };
+        }
+        return quietProgress();
+      });
+      for (const [i, r] of results.entries()) {
+        if (i === 2 || i === 5) {
+          expect(r.status).toBe('rejected');
+          expect(isFedloraError((r as PromiseRejectedResult).reason, 'FL_ERR_CONNECTION')).toBe(true);
+        } else expect(r.status).toBe('fulfilled');
+      }
 
       const view = await api.job(jobId);
       expect(view.status).toBe('completed');
       const first = view.roundsDetail[0]!;
       expect(first.metrics.secure_aggregation).toBe(1);
-      expect(first.metrics.secagg_dropped).toBe(1);
-      expect(first.secureAggregation).toMatchObject({ survivors: 4, droppedClients: 1, badShares: 0 });
+      expect(first.secureAggregation).toMatchObject({ survivors: 6, droppedClients: 1, droppedAtUnmasking: 1, badShares: 0 });
       expect([...first.participants].sort()).toEqual(agents.filter((_, i) => i !== 2).map((a) => a.agent.id!).sort());
-      // the second round no longer offers the client that left
-      expect(view.roundsDetail[1]!.metrics.secagg_dropped).toBe(0);
-      expect(view.roundsDetail[1]!.participants).toHaveLength(4);
+      // the second round no longer offers the two that left
+      expect(view.roundsDetail[1]!.secureAggregation).toMatchObject({ survivors: 5, droppedClients: 0, droppedAtUnmasking: 0 });
       for (const f of adapterOf(coordinator, jobId).factors.values()) for (const x of f.B!) expect(Number.isFinite(x)).toBe(true);
+    } finally {
+      await coordinator.stop();
+    }
+  }, 120_000);
+
+  it('fails the round cleanly, with the reason, when more clients drop than the threshold allows', async () => {
+    const { coordinator, api } = await startCoordinator();
+    try {
+      const spec = mlpJob('fedavg', sha256, { rounds: 1, clientsPerRound: 7, minClients: 3, belowMinimum: { policy: 'fail', retries: 0 }, secureAggregation: { enabled: true, stepTimeoutSeconds: 20 } });
+      const leaving = new Set([0, 1, 3, 4]);
+      const { jobId, results } = await runJob(api, spec, 7, (i, agents) => (leaving.has(i) ? { ...quietProgress(), roundStart: () => agents[i]!.agent.stop('dropping out') } : quietProgress()));
+      for (const [i, r] of results.entries()) if (!leaving.has(i)) expect(r.status === 'fulfilled' && r.value.status).toBe('failed');
+      const view = await api.job(jobId);
+      expect(view.status).toBe('failed');
+      // 3 of 7 left: each keeps 2 live neighbours of 6, fewer than the threshold 4
+      expect(view.reason).toMatch(/live neighbours, fewer than the threshold 4/);
+      expect(view.roundsDetail).toHaveLength(0);
+      expect(coordinator.store.latestState(jobId)!.round).toBe(0);
     } finally {
       await coordinator.stop();
     }

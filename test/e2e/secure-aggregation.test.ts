@@ -10,11 +10,18 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { quietProgress } from '../../client/agent/progress.js';
-import { decodeGlobalState } from '../../coordinator/state-codec.js';
+import { decodeGlobalState, decodeOfferedAdapter } from '../../coordinator/state-codec.js';
 import type { Coordinator } from '../../coordinator/coordinator.js';
 import { isFedloraError } from '../../shared/errors.js';
 import type { JobSpecInput } from '../../shared/protocol/job-spec.js';
 import type { Adapter } from '../../shared/adapter.js';
+import { inProcessTrainer, type RoundTrainer } from '../../client/agent/round-handler.js';
+import { loadBaseModel } from '../../client/agent/base-model.js';
+import { loadLocalData } from '../../client/agent/local-data.js';
+import { strategySpecOf } from '../../coordinator/jobs.js';
+import { fedsbInitFromGradient } from '../../aggregation/fedsb.js';
+import { JobSpecSchema } from '../../shared/protocol/job-spec.js';
+import { decodeSafetensors } from '../../shared/safetensors/index.js';
 import { HandClient } from './hand-client.js';
 import { makeAgent, mlpFixture, mlpJob, startCoordinator, type Api, type TestClient } from './harness.js';
 
@@ -172,6 +179,65 @@ describe('secure aggregation in the runtime', () => {
       const eps = Math.min(...alphas.map((al) => al / (2 * z * z) + Math.log((al - 1) / al) - (Math.log(1e-5) + Math.log(al)) / (al - 1)));
       expect(view.privacy.epsilon).not.toBeNull();
       expect(Math.abs(view.privacy.epsilon! - eps) / eps).toBeLessThan(0.01);
+    } finally {
+      await coordinator.stop();
+    }
+  }, 120_000);
+
+  it("securely sums Fed-SB's init gradients: the initial state is fedsb's gradient init of the plain sum", async () => {
+    const { coordinator, api } = await startCoordinator();
+    try {
+      // c = 64 and T = 2^30 (3 clients: 3 T < 2^32): quantisation steps of 1.2e-7, so the sum's
+      // signs (all the init uses) match the plain sum's unless an entry lies within 3 steps of 0
+      const input = mlpJob('fedsb', sha256, { rounds: 1, fedsb: { init: 'gradient', samples: 20 }, secureAggregation: { enabled: true, clipRange: 64, quantRange: 2 ** 30 } });
+      const jobId = await api.createJob(input);
+      const payloads: Uint8Array[] = [];
+      let round0: Uint8Array | undefined;
+      const agents: TestClient[] = [];
+      for (let i = 0; i < 3; i++) {
+        const model = await loadBaseModel(modelDir);
+        const inner = inProcessTrainer(model, await loadLocalData(shards[i]!, model));
+        const trainer: RoundTrainer = {
+          train: async (offer, hooks) => {
+            const trained = await inner.train(offer, hooks);
+            if (offer.plan.extra.phase === 'fedsb-init') payloads.push(trained.payload);
+            else round0 ??= offer.state;
+            return trained;
+          },
+          close: () => inner.close(),
+        };
+        agents.push(await makeAgent(api.url, jobId, await api.token(jobId), modelDir, shards[i]!, { trainer }));
+      }
+      for (const s of await Promise.all(agents.map((a) => a.agent.run()))) expect(s.status).toBe('completed');
+      expect(payloads).toHaveLength(3);
+
+      const spec = JobSpecSchema.parse(input);
+      const sspec = strategySpecOf(spec, (await loadBaseModel(modelDir)).adaptable);
+      const step = (2 * 64) / 2 ** 30;
+      const sums = new Map(sspec.modules.map((m) => [m.path, new Float64Array(m.outFeatures * m.inFeatures)]));
+      for (const p of payloads) {
+        const tensors = new Map(decodeSafetensors(p).tensors.map((t) => [t.name, t.data]));
+        for (const m of sspec.modules) {
+          const g = tensors.get(`base_model.model.${m.path}.fedsb_G.weight`)!;
+          const into = sums.get(m.path)!;
+          g.forEach((x, i) => {
+            expect(Math.abs(x)).toBeLessThan(64);
+            into[i] = into[i]! + x;
+          });
+        }
+      }
+      for (const sum of sums.values()) for (const x of sum) expect(x === 0 || Math.abs(x) > 3 * step).toBe(true);
+      const want = fedsbInitFromGradient(sspec, String(spec.seed), new Map([...sums].map(([p, x]) => [p, Float32Array.from(x)])), spec.training.lr).state.adapter!;
+      const got = decodeOfferedAdapter(round0!)!;
+      for (const m of sspec.modules) {
+        for (const f of ['A', 'B', 'R'] as const) {
+          const w = want.factors.get(m.path)![f]!;
+          const g = got.factors.get(m.path)![f]!;
+          let worst = 0;
+          for (let i = 0; i < w.length; i++) worst = Math.max(worst, Math.abs(g[i]! - w[i]!));
+          expect(worst, `${m.path} ${f}`).toBeLessThan(1e-6);
+        }
+      }
     } finally {
       await coordinator.stop();
     }

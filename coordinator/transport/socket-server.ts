@@ -6,6 +6,7 @@
 import type { Server as HttpServer } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { Server, type Socket } from 'socket.io';
+import type { z } from 'zod';
 import { FedloraError, isFedloraError } from '../../shared/errors.js';
 import {
   AuthSchema,
@@ -31,6 +32,10 @@ import type { CoordinatorMetrics } from '../metrics.js';
 import type { Logger } from '../logger.js';
 import type { Engine } from '../engine/engine.js';
 import type { ClientLink } from '../engine/client-link.js';
+import type { JobRunner } from '../engine/job-runner.js';
+
+/** The ack of a round message: ok, or the refusal with its code. */
+type Ack = UpdateAck | SecAggAck;
 
 export interface SocketOptions {
   /** socket.io's hard cap on one message, bytes. */
@@ -174,56 +179,40 @@ function handleConnection(socket: FlSocket, deps: SocketDeps, options: SocketOpt
     }
   });
 
-  socket.on('update', (raw, ack) => {
-    const answer = (result: UpdateAck): void => {
-      if (typeof ack === 'function') ack(result);
-      else if (!result.ok) socket.emit('refusal', result.error);
+  /**
+   * A round message with an ack (`update`, `secagg`): checked for authentication, its schema and
+   * its job before `handle`; every refusal is answered with its code (or a `refusal` event when
+   * the client gave no ack callback), counted and logged.
+   */
+  function onRoundMessage<T>(event: string, schema: z.ZodType<T>, handle: (runner: JobRunner, link: ClientLink, message: T) => Promise<Ack> | Ack) {
+    return (raw: unknown, ack: unknown): void => {
+      const answer = (result: Ack): void => {
+        if (typeof ack === 'function') (ack as (r: Ack) => void)(result);
+        else if (!result.ok) socket.emit('refusal', result.error);
+      };
+      if (phase !== 'ready' || link === null) {
+        answer({ ok: false, error: { code: 'FL_ERR_UNAUTHORIZED', message: `authenticate (hello, auth) before sending '${event}'` } });
+        return;
+      }
+      const parsed = schema.safeParse(raw);
+      if (!parsed.success) {
+        const e = new FedloraError('FL_ERR_INVALID_ARGUMENT', `${event}: ${describeIssues(parsed.error).join('; ')}`);
+        deps.metrics.updatesRefused.inc({ reason: e.code });
+        log.warn({ clientId: link.clientId, event, reason: messageOf(e) }, 'round message refused');
+        answer({ ok: false, error: { code: e.code, message: messageOf(e) } });
+        return;
+      }
+      const runner = deps.engine.runner(link.jobId);
+      if (runner === null) {
+        answer({ ok: false, error: { code: 'FL_ERR_NOT_FOUND', message: `no job '${link.jobId}'` } });
+        return;
+      }
+      void Promise.resolve(handle(runner, link, parsed.data)).then(answer);
     };
-    if (phase !== 'ready' || link === null) {
-      answer({ ok: false, error: { code: 'FL_ERR_UNAUTHORIZED', message: 'authenticate (hello, auth) before sending updates' } });
-      return;
-    }
-    const parsed = UpdateSchema.safeParse(raw);
-    if (!parsed.success) {
-      const e = new FedloraError('FL_ERR_INVALID_ARGUMENT', `update: ${describeIssues(parsed.error).join('; ')}`);
-      deps.metrics.updatesRefused.inc({ reason: e.code });
-      log.warn({ clientId: link.clientId, reason: messageOf(e) }, 'update refused');
-      answer({ ok: false, error: { code: e.code, message: messageOf(e) } });
-      return;
-    }
-    const runner = deps.engine.runner(link.jobId);
-    if (runner === null) {
-      answer({ ok: false, error: { code: 'FL_ERR_NOT_FOUND', message: `no job '${link.jobId}'` } });
-      return;
-    }
-    const current = link;
-    void runner.receiveUpdate(current, parsed.data).then(answer);
-  });
+  }
 
-  socket.on('secagg', (raw, ack) => {
-    const answer = (result: SecAggAck): void => {
-      if (typeof ack === 'function') ack(result);
-      else if (!result.ok) socket.emit('refusal', result.error);
-    };
-    if (phase !== 'ready' || link === null) {
-      answer({ ok: false, error: { code: 'FL_ERR_UNAUTHORIZED', message: 'authenticate (hello, auth) before secure aggregation messages' } });
-      return;
-    }
-    const parsed = SecAggClientMessageSchema.safeParse(raw);
-    if (!parsed.success) {
-      const e = new FedloraError('FL_ERR_INVALID_ARGUMENT', `secagg: ${describeIssues(parsed.error).join('; ')}`);
-      deps.metrics.updatesRefused.inc({ reason: e.code });
-      log.warn({ clientId: link.clientId, reason: messageOf(e) }, 'secure aggregation message refused');
-      answer({ ok: false, error: { code: e.code, message: messageOf(e) } });
-      return;
-    }
-    const runner = deps.engine.runner(link.jobId);
-    if (runner === null) {
-      answer({ ok: false, error: { code: 'FL_ERR_NOT_FOUND', message: `no job '${link.jobId}'` } });
-      return;
-    }
-    answer(runner.receiveSecAgg(link, parsed.data));
-  });
+  socket.on('update', onRoundMessage('update', UpdateSchema, (runner, current, update) => runner.receiveUpdate(current, update)));
+  socket.on('secagg', onRoundMessage('secagg', SecAggClientMessageSchema, (runner, current, message) => runner.receiveSecAgg(current, message)));
 
   socket.on('disconnect', (reason) => {
     clearTimeout(authTimer);

@@ -18,6 +18,8 @@ import { CreateJobResponseSchema } from '../../shared/protocol/http.js';
 import { epsilonOfSampledGaussian } from '../../privacy/accountant.js';
 import { ADMIN, SHA, startHarness, type Harness } from './helpers.js';
 import { enrolTestClients, TestClient } from './protocol-client.js';
+import { makeAgent, mlpFixture, mlpJob } from '../e2e/harness.js';
+import { quietProgress } from '../../client/agent/progress.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const modules = [{ path: 'model.layers.0.self_attn.q_proj', outFeatures: 6, inFeatures: 5 }];
@@ -131,5 +133,26 @@ describe('dashboard page in a real browser (Playwright, headless chromium)', () 
     expect([...onDisk.subarray(0, 8)]).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
     const keep = process.env.FEDLORA_DASHBOARD_PNG;
     if (keep !== undefined && keep !== '') copyFileSync(join(shots!, 'dashboard.png'), keep);
+  }, 30_000);
+  it('says that a job aggregates securely and how many clients dropped in each round', async () => {
+    // a page of its own: the first test's page is at /dashboard already, and a hash change does not reload it
+    const p = await browser!.newPage();
+    p.setDefaultTimeout(15_000);
+    const { modelDir, sha256, shards } = await mlpFixture(5, 24);
+    const spec = mlpJob('fedavg', sha256, { rounds: 1, clientsPerRound: 5, minClients: 3, secureAggregation: { enabled: true } });
+    const jobId = CreateJobResponseSchema.parse((await h!.api('POST', '/api/jobs', spec)).json).id;
+    const job = `[data-job="${jobId}"]`;
+    await p.goto(`${h!.coordinator.url}/dashboard#token=${ADMIN}`);
+    await p.locator(job, { hasText: 'secure aggregation: on; 0 of 0 rounds ran securely' }).waitFor();
+    const agents: Awaited<ReturnType<typeof makeAgent>>[] = [];
+    for (const [i, file] of shards.entries()) {
+      const token = ((await h!.api('POST', `/api/jobs/${jobId}/enrolments`, {})).json as { token: string }).token;
+      // the first client leaves once its keys are out and training has started
+      const progress = i === 0 ? { ...quietProgress(), roundStart: () => agents[0]!.agent.stop('leaving the secure round') } : quietProgress();
+      agents.push(await makeAgent(h!.coordinator.url, jobId, token, modelDir, file, { progress }));
+    }
+    await Promise.all(agents.map((a) => a.agent.run().catch(() => null)));
+    await p.locator(job, { hasText: 'secure aggregation: on; 1 of 1 rounds ran securely, clients dropped per round: 1' }).waitFor();
+    await p.close();
   }, 30_000);
 });

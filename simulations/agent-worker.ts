@@ -54,7 +54,7 @@ async function main(): Promise<void> {
       const progress = {
         // failures and refusals go to the driver's log; the rest of the agent's lines are dropped
         ...quietProgress((line) => {
-          if (/failed|refused|error/i.test(line)) post({ type: 'note', jobId: job.jobId, client: c.index, line: line.split('\n')[0]! });
+          if (/\b(failed|refused|error)\b/i.test(line)) post({ type: 'note', jobId: job.jobId, client: c.index, line: line.split('\n')[0]! });
         }),
         roundStart(round: number) {
           post({ type: 'offer', jobId: job.jobId, client: c.index, round });

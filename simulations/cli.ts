@@ -64,7 +64,7 @@ interface RawOptions {
   preset?: string;
   data?: string; label?: string; clients?: number; rounds?: number; strategy?: string; seed?: number; out?: string; json?: boolean;
   partition?: string; alpha?: number; clientsPerRound?: number; rank?: string; ranks?: number[]; loraAlpha?: number;
-  epochs?: number; batchSize?: number; lr?: string; dpEpsilon?: number; dpClip?: number; delta?: number; userDpNoise?: number; userDpClip?: number;
+  epochs?: number; batchSize?: number; lr?: string; dpEpsilon?: number; dpClip?: number; delta?: number; userDpNoise?: number; userDpClip?: number; secureAggregation?: boolean; secureClip?: number; secureDpNoise?: number;
   dropout?: number; testFraction?: number; publicFraction?: number; publicLabels?: string; hidden?: string; pretrainEpochs?: number; workers?: number;
   deadline?: number; backend?: string; quiet?: boolean;
   categories?: string; perCategory?: number; seqLen?: number; llamaHidden?: number; llamaLayers?: number; llamaHeads?: number; llamaKvHeads?: number;
@@ -97,6 +97,18 @@ function languageOptions(o: RawOptions): LanguageOptions {
     targetModules: targets === 'all-linear' ? 'all-linear' : targets.split(',').map((t) => t.trim()).filter((t) => t !== ''),
     baselines: o.baselines === true,
   };
+}
+
+/** The sim's secure aggregation settings from its flags; the noise needs a clip (default 1). */
+function secureOptions(o: { secureAggregation?: boolean; secureClip?: number; secureDpNoise?: number }): { clipNorm?: number; noiseMultiplier?: number } | undefined {
+  if (o.secureAggregation !== true) {
+    if (o.secureClip !== undefined || o.secureDpNoise !== undefined) {
+      throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--${o.secureClip !== undefined ? 'secure-clip' : 'secure-dp-noise'} needs --secure-aggregation`, { option: 'secure-aggregation' });
+    }
+    return undefined;
+  }
+  const clipNorm = o.secureClip ?? (o.secureDpNoise !== undefined ? 1 : undefined);
+  return { ...(clipNorm !== undefined && { clipNorm }), ...(o.secureDpNoise !== undefined && { noiseMultiplier: o.secureDpNoise }) };
 }
 
 /** Options after the preset's defaults and the command line (the command line wins). */
@@ -142,6 +154,7 @@ export function simOptions(raw: RawOptions, log: (line: string) => void): SimOpt
     delta: o.delta ?? 1e-5,
     ...(o.userDpNoise !== undefined && { userDpNoise: o.userDpNoise }),
     userDpClip: o.userDpClip ?? 0.1,
+    ...(secureOptions(o) !== undefined && { secureAggregation: secureOptions(o)! }),
     dropout: o.dropout ?? 0,
     testFraction: o.testFraction ?? 0.2,
     publicFraction: o.publicFraction ?? 0.2,
@@ -225,6 +238,9 @@ export function register(program: Command): void {
     .option('--delta <d>', 'delta of (epsilon, delta)-DP (default 1e-5)', positive('delta'))
     .option('--user-dp-noise <z>', 'coordinator-side user-level DP-FedAvg noise multiplier (not flora)', positive('user-dp-noise'))
     .option('--user-dp-clip <c>', 'user-level clip norm (default 0.1)', positive('user-dp-clip'))
+    .option('--secure-aggregation', 'secure aggregation (SecAgg+): the coordinator learns only each round\'s sum (fedavg, ffa, fedsb; flora runs without)')
+    .option('--secure-clip <C>', 'with --secure-aggregation: clip each update delta to this L2 norm (default: no clip; 1 with --secure-dp-noise)', positive('secure-clip'))
+    .option('--secure-dp-noise <z>', 'with --secure-aggregation: distributed DP, each client adds its share of N(0, (z C)^2)', positive('secure-dp-noise'))
     .option('--dropout <p>', 'probability that an offered client leaves the round (default 0)', fraction('dropout'))
     .option('--test-fraction <f>', 'rows held out for the test accuracy (default 0.2)', fraction('test-fraction'))
     .option('--public-fraction <f>', 'of the rest, rows held apart to pre-train the base model (default 0.2)', fraction('public-fraction'))

@@ -57,6 +57,8 @@ export interface SimOptions {
   /** Coordinator-side user-level DP-FedAvg noise multiplier z (not for flora). */
   readonly userDpNoise?: number;
   readonly userDpClip: number;
+  /** Secure aggregation (SecAgg+) for the sum strategies; flora runs without. */
+  readonly secureAggregation?: { readonly clipNorm?: number; readonly noiseMultiplier?: number };
   readonly dropout: number;
   readonly testFraction: number;
   readonly publicFraction: number;
@@ -294,6 +296,7 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
       const lr = forStrategy(o.lr, strategy);
       const heterogeneous = o.ranks !== undefined && (strategy === 'flora' || strategy === 'fedavg');
       const userDp = o.userDpNoise !== undefined && strategy !== 'flora';
+      const secure = o.secureAggregation !== undefined && strategy !== 'flora' ? o.secureAggregation : undefined;
       const spec: JobSpecInput = {
         strategy,
         rounds: o.rounds,
@@ -311,13 +314,21 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
         privacy: {
           ...(o.dpEpsilon !== undefined && { client: { targetEpsilon: o.dpEpsilon, clip: o.dpClip } }),
           ...(userDp && { user: { noiseMultiplier: o.userDpNoise!, clip: o.userDpClip } }),
-          ...((o.dpEpsilon !== undefined || userDp) && { budget: { epsilon: 1e6, delta: o.delta } }),
+          ...((o.dpEpsilon !== undefined || userDp || secure?.noiseMultiplier !== undefined) && { budget: { epsilon: 1e6, delta: o.delta } }),
         },
+        ...(secure !== undefined && {
+          secureAggregation: {
+            enabled: true,
+            ...(secure.clipNorm !== undefined && { clipNorm: secure.clipNorm }),
+            ...(secure.noiseMultiplier !== undefined && { dp: { noiseMultiplier: secure.noiseMultiplier } }),
+          },
+        }),
         seed: o.seed,
         // Repeatable from --seed: aggregate in enrolment order (a sim's adapters are small).
         deterministicAggregation: true,
       };
       if (o.userDpNoise !== undefined && !userDp) o.log(`[${strategy}] user-level DP does not apply to flora (its aggregate is not a sum): running it without`);
+      if (o.secureAggregation !== undefined && secure === undefined) o.log(`[${strategy}] secure aggregation cannot protect flora (its aggregate is not a sum): running it without`);
       const { id: jobId } = (await api.call('POST', '/api/jobs', spec)) as { id: string };
       const clients: WorkerClient[] = [];
       for (let i = 0; i < o.clients; i++) {
@@ -444,6 +455,7 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
     config: {
       data: o.data, clients: o.clients, rounds: o.rounds, clientsPerRound: k, partition: describePartitioner(o.partitioner), rank: describePerStrategy(o.rank), ranks: o.ranks ?? null, alpha: o.alpha ?? null,
       epochs: o.epochs, batchSize: o.batchSize, lr: describePerStrategy(o.lr), dpEpsilon: o.dpEpsilon ?? null, dpClip: o.dpClip, delta: o.delta, userDpNoise: o.userDpNoise ?? null, userDpClip: o.userDpClip,
+      secureAggregation: o.secureAggregation ?? null,
       dropout: o.dropout, testFraction: o.testFraction, publicFraction: o.publicFraction, publicLabels: o.publicLabels === undefined ? null : [...o.publicLabels],
       hiddenSizes: o.hiddenSizes, pretrainEpochs: o.pretrainEpochs, workers: o.workers, backend: o.backend,
       ...(o.language !== undefined && { language: o.language }),
@@ -472,6 +484,11 @@ function validate(o: SimOptions): void {
   if (o.clientsPerRound !== undefined && (o.clientsPerRound < 1 || o.clientsPerRound > o.clients)) bad('clients-per-round', `must be in 1..${o.clients} (--clients), got ${o.clientsPerRound}`);
   if (!(o.dropout >= 0 && o.dropout < 1)) bad('dropout', `must be in [0, 1), got ${o.dropout}`);
   if (o.strategies.length === 0) bad('strategy', 'names no strategy');
+  if (o.secureAggregation !== undefined) {
+    if (o.userDpNoise !== undefined) bad('user-dp-noise', 'cannot combine with --secure-aggregation: the coordinator never sees an update to noise; use --secure-dp-noise (distributed DP)');
+    if (o.ranks !== undefined) bad('ranks', 'cannot combine with --secure-aggregation: a secure sum needs one rank for every client');
+    if (o.strategies.length === 1 && o.strategies[0] === 'flora') bad('secure-aggregation', "cannot protect flora: its aggregate is not a sum (FLoRA stacks each client's factors); use fedavg, ffa or fedsb");
+  }
   if (o.userDpNoise !== undefined && o.strategies.length === 1 && o.strategies[0] === 'flora') {
     throw new FedloraError('FL_ERR_INVALID_ARGUMENT', '--user-dp-noise: user-level DP needs a strategy whose aggregate is a sum; flora stacks each client apart: use --dp-epsilon (client DP-SGD) instead', { option: 'user-dp-noise' });
   }

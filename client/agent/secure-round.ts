@@ -13,7 +13,17 @@ import { FedloraError } from '../../shared/errors.js';
 import type { Offer, OfferSecureAggregation, SecAggAck, SecAggServerMessage } from '../../shared/protocol/events.js';
 import { decodeSafetensors } from '../../shared/safetensors/index.js';
 import { clipL2 } from '../../privacy/clipping.js';
-import { SecAggClient, addNoiseShare, decodeKeysBroadcast, decodeSharesDelivery, decodeUnmaskRequest, encodeMessage, secAggConfig, type SharesDelivery } from '../../privacy/secagg/index.js';
+import {
+  SecAggClient,
+  addNoiseShare,
+  decodeKeysBroadcast,
+  decodeSharesDelivery,
+  decodeUnmaskRequest,
+  encodeMaskedInputBinary,
+  encodeMessage,
+  secAggConfig,
+  type SharesDelivery,
+} from '../../privacy/secagg/index.js';
 
 type ClientStep = 'advertise' | 'share_keys' | 'masked_input' | 'unmask';
 
@@ -137,7 +147,8 @@ export class AgentSecureRound {
     this.maskedSent = true;
     const delivery = this.delivery;
     const vector = this.vector;
-    this.step('masked_input', () => this.client.maskedInput(delivery, vector), () => {
+    // the vector travels as binary (socket.io attachments), the other steps as JSON
+    this.step('masked_input', () => encodeMaskedInputBinary(this.client.maskedInput(delivery, vector)), () => {
       if (this.client.clippedCoordinates > 0) this.io.info(`round ${this.offer.round}: ${this.client.clippedCoordinates} coordinates clipped to the secure range [-${this.offer.secureAggregation.clipRange}, ${this.offer.secureAggregation.clipRange}]`);
       this.io.maskedAccepted();
     });
@@ -145,10 +156,11 @@ export class AgentSecureRound {
   }
 
   /** Makes one step's message (the protocol's own checks may refuse) and sends it. */
-  private step(step: ClientStep, make: () => Parameters<typeof encodeMessage>[0], onAccepted?: () => void): void {
+  private step(step: ClientStep, make: () => Parameters<typeof encodeMessage>[0] | ReturnType<typeof encodeMaskedInputBinary>, onAccepted?: () => void): void {
     let message: unknown;
     try {
-      message = encodeMessage(make());
+      const m = make();
+      message = 'masked' in m && m.masked instanceof Uint8Array ? m : encodeMessage(m as Parameters<typeof encodeMessage>[0]);
     } catch (e) {
       this.fail(e);
       return;

@@ -151,7 +151,7 @@ export class JobRunner {
   get currentRound(): { round: number; attempt: number; selected: string[]; accepted: number; secureStep: SecureStep | null } | null {
     const a = this.current;
     if (a === null) return null;
-    const accepted = a.secure === null ? a.aggregation.count : a.secure.maskedBytes.size;
+    const accepted = a.secure === null ? a.aggregation.count : a.secure.masked.size;
     return { round: a.round, attempt: a.attempt, selected: [...a.offers.keys()], accepted, secureStep: a.secure?.step ?? null };
   }
 
@@ -697,8 +697,7 @@ export class JobRunner {
    */
   receiveSecAgg(link: ClientLink, m: SecAggClientMessage): SecAggAck {
     const a = this.current;
-    const masked = (m.message as { masked?: unknown } | null)?.masked;
-    const bytes = typeof masked === 'string' ? Math.floor((masked.length * 3) / 4) : 0;
+    const bytes = wireBytes(m.message);
     try {
       if (m.jobId !== this.jobId) throw new FedloraError('FL_ERR_ENVELOPE_BINDING', `secure aggregation message names job '${m.jobId}', but this connection belongs to job '${this.jobId}'`);
       if (a === null || a.closed || a.secure === null || m.round !== a.round || m.attempt !== a.attempt) {
@@ -707,7 +706,7 @@ export class JobRunner {
       }
       if (!a.offers.has(link.clientId)) throw new FedloraError('FL_ERR_ROUND_STATE', `client '${link.clientId}' was not selected for round ${a.round} attempt ${a.attempt}`);
       a.secure.receive(link.clientId, m, bytes);
-      if (m.step === 'masked_input') this.deps.metrics.updateBytes.inc({ status: 'accepted' }, bytes);
+      this.deps.metrics.updateBytes.inc({ status: 'accepted' }, bytes);
       return { ok: true };
     } catch (e) {
       const error = e instanceof FedloraError ? e : new FedloraError('FL_ERR_INTERNAL', 'unexpected error in a secure aggregation step; see the coordinator log');
@@ -732,7 +731,7 @@ export class JobRunner {
     for (const id of survivors) {
       const offered = a.offers.get(id);
       if (offered !== undefined) offered.status = 'accepted';
-      a.records.push({ clientId: id, attempt: a.attempt, status: 'accepted', bytes: a.secure!.maskedBytes.get(id) ?? 0, receivedAt: now });
+      a.records.push({ clientId: id, attempt: a.attempt, status: 'accepted', bytes: a.secure!.uploadBytes.get(id) ?? 0, receivedAt: now });
     }
     this.closeAttempt(a, 'quorum');
     this.deps.metrics.secureRounds.inc({ outcome: 'committed' });
@@ -857,6 +856,15 @@ export class JobRunner {
     this.current = null;
     this.links.clear();
   }
+}
+
+/** About the bytes a message took on the wire: its JSON text, binary attachments at their length. */
+function wireBytes(v: unknown): number {
+  if (v instanceof Uint8Array) return v.length;
+  if (typeof v === 'string') return v.length + 2;
+  if (Array.isArray(v)) return 2 + v.reduce((s: number, x) => s + wireBytes(x) + 1, 0);
+  if (v !== null && typeof v === 'object') return 2 + Object.entries(v).reduce((s, [k, x]) => s + k.length + 4 + wireBytes(x), 0);
+  return String(v).length;
 }
 
 /** h, the clients assumed honest out of n offered: ceil(fraction n), at least 1. */

@@ -42,8 +42,10 @@ export class SecureRound {
   /** Clients expected to answer the current step. */
   private expected: Set<string>;
   private readonly answered = new Set<string>();
-  /** Bytes of each accepted masked input, by client (the round's upload record). */
-  readonly maskedBytes = new Map<string, number>();
+  /** Bytes each client sent in accepted messages of all four steps (JSON as on the wire), by client. */
+  readonly uploadBytes = new Map<string, number>();
+  /** Clients whose masked input was accepted. */
+  readonly masked = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private closing = false;
 
@@ -86,13 +88,14 @@ export class SecureRound {
         break;
       case 'masked_input':
         this.server.receiveMaskedInput(decodeMaskedInput(m.message));
-        this.maskedBytes.set(clientId, bytes);
+        this.masked.add(clientId);
         break;
       case 'unmask':
         this.server.receiveUnmask(decodeUnmaskResponse(m.message));
         break;
     }
     this.answered.add(clientId);
+    this.uploadBytes.set(clientId, (this.uploadBytes.get(clientId) ?? 0) + bytes);
     this.maybeClose();
   }
 

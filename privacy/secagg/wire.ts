@@ -1,6 +1,7 @@
 /**
  * The secure aggregation messages as JSON for a transport (socket.io events, HTTP bodies): bytes
- * as base64, the masked vector as base64 of its little-endian words. `decode*` validates with zod
+ * as base64, the masked vector as base64 of its little-endian words, or as raw bytes where the
+ * transport carries binary (socket.io does: `encodeMaskedInputBinary`, no 4/3 inflation). `decode*` validates with zod
  * at the edge (STYLE.md habit 4) and refuses a malformed message with FL_ERR_SECAGG_PROTOCOL naming
  * the field; the state machines then check the protocol rules.
  */
@@ -27,7 +28,7 @@ const ShareKeysSchema = z.strictObject({
 const SharesDeliverySchema = z.strictObject({ shares: z.array(z.strictObject({ from: id, sealed: bytes() })) });
 const MaskedInputSchema = z.strictObject({
   from: id,
-  masked: bytes().refine((b) => b.length % 4 === 0, 'a whole number of 32-bit words').transform((b) => {
+  masked: z.union([z.instanceof(Uint8Array), bytes()]).refine((b) => b.length % 4 === 0, 'a whole number of 32-bit words').transform((b) => {
     const words = new Uint32Array(b.length / 4);
     new Uint8Array(words.buffer).set(b);
     return words;
@@ -55,6 +56,12 @@ export const decodeSharesDelivery = decoder<SharesDelivery>(SharesDeliverySchema
 export const decodeMaskedInput = decoder<MaskedInput>(MaskedInputSchema, 'MaskedInput');
 export const decodeUnmaskRequest = decoder<UnmaskRequest>(UnmaskRequestSchema, 'UnmaskRequest');
 export const decodeUnmaskResponse = decoder<UnmaskResponse>(UnmaskResponseSchema, 'UnmaskResponse');
+
+/** A masked input with its words as raw little-endian bytes, for a transport that carries binary. */
+export function encodeMaskedInputBinary(message: MaskedInput): { from: string; masked: Uint8Array } {
+  const w = message.masked;
+  return { from: message.from, masked: new Uint8Array(w.buffer, w.byteOffset, w.byteLength) };
+}
 
 /** Any message as JSON: every Uint8Array / Uint32Array becomes base64 (words little-endian). */
 export function encodeMessage(message: AdvertiseKeys | KeysBroadcast | ShareKeys | SharesDelivery | MaskedInput | UnmaskRequest | UnmaskResponse): unknown {

@@ -10,6 +10,7 @@ import {
   decodeSharesDelivery,
   decodeUnmaskRequest,
   decodeUnmaskResponse,
+  encodeMaskedInputBinary,
   encodeMessage,
 } from '../../../privacy/secagg/wire.js';
 import { isFedloraError } from '../../../shared/errors.js';
@@ -36,6 +37,16 @@ describe('secure aggregation messages on the wire', () => {
     const expected = new Float64Array(33);
     for (const c of clients.slice(1)) values.get(c)!.forEach((v, i) => (expected[i]! += v));
     expect(sum).toEqual(expected);
+  });
+
+  it('a masked input as raw bytes (even at an odd offset, as a socket buffer may be) decodes to the same words as base64', () => {
+    const masked = Uint32Array.from([0, 1, 0xffffffff, 0x12345678, 2 ** 31]);
+    const raw = encodeMaskedInputBinary({ from: 'a', masked }).masked;
+    const odd = new Uint8Array(raw.length + 1).subarray(1);
+    odd.set(raw);
+    expect(decodeMaskedInput({ from: 'a', masked: odd }).masked).toEqual(masked);
+    expect(decodeMaskedInput(wire({ from: 'a', masked })).masked).toEqual(masked);
+    expect(() => decodeMaskedInput({ from: 'a', masked: odd.subarray(1) })).toThrow(/whole number/);
   });
 
   it('refuses malformed messages with FL_ERR_SECAGG_PROTOCOL naming the field', () => {

@@ -210,6 +210,13 @@ export class ClientAgent {
     this.ready = false;
     if (this.done) return;
     this.progress.info(`disconnected from ${this.origin} (${reason})`);
+    // A secure round's keys and shares live in this connection's exchange: a client that drops
+    // out is out of that round's sum (the others recover it), and takes part again in the next.
+    const work = this.work;
+    if (work?.secure != null && !work.answered) {
+      work.secure.abandon();
+      work.abort.abort('disconnected during a secure round: out of its sum');
+    }
     // socket.io-client reconnects by itself except after a server-side disconnect; retry those
     // too (a coordinator closing every socket as it stops), with the same backoff.
     if (reason === 'io server disconnect') {
@@ -416,7 +423,8 @@ export class ClientAgent {
     const socket = this.socket;
     if (socket === null || this.done) return Promise.reject(new FedloraError('FL_ERR_CONNECTION', 'not connected'));
     return new Promise((resolve, reject) => {
-      socket.timeout(this.options.ackTimeoutMs ?? 120_000).emit('secagg', { jobId: offer.jobId, round: offer.round, attempt: offer.attempt, step, message }, (err: Error | null, raw: unknown) => {
+      // volatile: never replayed after a reconnect (the round is left on disconnect, see onDisconnect)
+      socket.volatile.timeout(this.options.ackTimeoutMs ?? 120_000).emit('secagg', { jobId: offer.jobId, round: offer.round, attempt: offer.attempt, step, message }, (err: Error | null, raw: unknown) => {
         if (err !== null) {
           reject(new FedloraError('FL_ERR_CONNECTION', `no answer to the '${step}' message: ${err.message}`));
           return;

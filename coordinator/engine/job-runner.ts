@@ -172,8 +172,9 @@ export class JobRunner {
     this.ensureStarted(modules);
     this.changed();
     // A selected client that reconnects mid-round gets its offer again.
+    // (not in a secure round: a client that left it is out of its sum, docs/protocol.md)
     const offered = this.current?.offers.get(link.clientId);
-    if (offered !== undefined && offered.status === 'offered') this.sendOffer(link, this.current!, offered.plan);
+    if (offered !== undefined && offered.status === 'offered' && this.current!.secure === null) this.sendOffer(link, this.current!, offered.plan);
     this.maybeStartRound();
   }
 
@@ -181,7 +182,9 @@ export class JobRunner {
     if (this.links.get(link.clientId) !== link) return;
     this.links.delete(link.clientId);
     this.changed();
-    this.checkRoundCanStillFinish();
+    const a = this.current;
+    if (a !== null && !a.closed && a.secure !== null) a.secure.clientGone(link.clientId);
+    else this.checkRoundCanStillFinish();
   }
 
   /**
@@ -505,11 +508,8 @@ export class JobRunner {
   /** Ends the attempt early when no selected client that could still send is connected. */
   private checkRoundCanStillFinish(): void {
     const a = this.current;
-    if (a === null || a.closed) return;
-    if (a.secure !== null) {
-      a.secure.clientGone();
-      return;
-    }
+    // a secure round closes its steps itself (SecureRound.clientGone)
+    if (a === null || a.closed || a.secure !== null) return;
     const waiting = [...a.offers].some(([id, o]) => o.status === 'offered' && this.links.has(id));
     if (!waiting) setImmediate(() => this.onDeadline(a));
   }

@@ -42,6 +42,8 @@ export class SecureRound {
   /** Clients expected to answer the current step. */
   private expected: Set<string>;
   private readonly answered = new Set<string>();
+  /** Clients that disconnected during the round: never waited for again, even if they come back. */
+  private readonly departed = new Set<string>();
   /** Bytes each client sent in accepted messages of all four steps (JSON as on the wire), by client. */
   readonly uploadBytes = new Map<string, number>();
   /** Clients whose masked input was accepted. */
@@ -99,8 +101,9 @@ export class SecureRound {
     this.maybeClose();
   }
 
-  /** A client disconnected: the step may not need to wait any more. */
-  clientGone(): void {
+  /** A client disconnected: it is out of the round, and the step may not need to wait any more. */
+  clientGone(clientId: string): void {
+    this.departed.add(clientId);
     this.maybeClose();
   }
 
@@ -126,7 +129,7 @@ export class SecureRound {
 
   private maybeClose(): void {
     if (this.stepName === 'done' || this.closing) return;
-    const waiting = [...this.expected].some((id) => !this.answered.has(id) && this.hooks.isConnected(id));
+    const waiting = [...this.expected].some((id) => !this.answered.has(id) && !this.departed.has(id) && this.hooks.isConnected(id));
     const quorum = this.stepName === 'masked_input' && this.answered.size >= this.quorum;
     if (!waiting || quorum) {
       // from a macrotask: the caller is inside a socket handler and still owes its ack

@@ -1,6 +1,7 @@
 /**
- * SIGKILL of the coordinator (a child process) in the middle of a round, restart on the same
- * database and port: the agents reconnect by themselves (backoff), re-authenticate with their
+ * SIGKILL of the coordinator (a child process) in the middle of a round (plain, and secure: the
+ * round's keys and masked sum die with it, and the new attempt runs with fresh keys), restart on
+ * the same database and port: the agents reconnect by themselves (backoff), re-authenticate with their
  * client ids, the job resumes from the last committed round and completes, and every round
  * committed before the kill is in the store exactly as it was.
  */
@@ -23,14 +24,17 @@ afterAll(() => {
   for (const c of children) c.kill('SIGKILL');
 });
 
-describe('coordinator killed mid-round', () => {
+describe.each([
+  { name: 'plain', secure: false },
+  { name: 'secure', secure: true },
+])('coordinator killed mid-round ($name rounds)', ({ secure }) => {
   it('restarts from its database; the agents reconnect and the job completes with every committed round intact', async () => {
     const db = join(tempDir('crash'), 'fedlora.db');
     const port = await freePort();
     let coordinator = await startChildCoordinator(db, port);
     children.push(coordinator);
     const http = api(coordinator.url);
-    const jobId = await http.createJob(mlpJob('fedavg', sha256, { rounds: 3 }));
+    const jobId = await http.createJob(mlpJob('fedavg', sha256, { rounds: 3, ...(secure && { secureAggregation: { enabled: true } }) }));
 
     // The first agent to start training round 1 kills the coordinator: round 0 is committed, round 1
     // is open and no round-1 update can have been accepted yet (none has finished training).
@@ -77,7 +81,10 @@ describe('coordinator killed mid-round', () => {
     }
     // Round 1 was open at the kill: it was run again (a new attempt) after the restart.
     expect(job.roundsDetail[1]!.attempts).toBeGreaterThanOrEqual(2);
-    for (const r of job.roundsDetail) expect(r.participants).toHaveLength(3);
+    for (const r of job.roundsDetail) {
+      expect(r.participants).toHaveLength(3);
+      expect(r.secureAggregation === null).toBe(!secure);
+    }
     for (const s of summaries) {
       expect(s.status).toBe('completed');
       expect(s.roundsFailed, log.join('\n')).toEqual([]);

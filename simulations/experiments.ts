@@ -5,7 +5,8 @@
  *
  *   node --import tsx simulations/experiments.ts <name> [--seeds 1,2,3] [--variants a,b] [--out out/experiments]
  *
- * `language` (experiment 4, the llama across fortune categories) is language-experiment.ts.
+ * `language` (experiment 4, the llama across fortune categories) is language-experiment.ts;
+ * `language --summarise-only` rebuilds its table from the report.json files of an earlier run.
  *
  * Each run's report.json/report.html stays in `<out>/<name>/<variant>-seed<S>/`, and the summary
  * (JSON and a markdown table) in `<out>/<name>/summary.{json,md}`.
@@ -75,8 +76,9 @@ async function main(argv: string[]): Promise<void> {
     // experiment 4: its own runs and table (language-experiment.ts)
     const root = join(arg('--out') ?? 'out/experiments', name);
     mkdirSync(root, { recursive: true });
-    const { runLanguageExperiment } = await import('./language-experiment.js');
-    process.stdout.write(await runLanguageExperiment(seeds, root));
+    const { runLanguageExperiment, resummariseLanguage } = await import('./language-experiment.js');
+    // --summarise-only: the table again from the reports of an earlier run
+    process.stdout.write(argv.includes('--summarise-only') ? resummariseLanguage(seeds, root) : await runLanguageExperiment(seeds, root));
     return;
   }
   const only = arg('--variants')?.split(',');

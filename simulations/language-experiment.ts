@@ -5,11 +5,11 @@
  * the union, mean +- sample standard deviation over the seeds, for the base model, each federated
  * strategy, local-only LoRA and centralised LoRA.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { simOptions } from './cli.js';
 import { runSim } from './run-sim.js';
-import type { SimReport } from './report.js';
+import { SimReportSchema, type SimReport } from './report.js';
 
 /** What the experiment passes to `fedlora sim` (the CLI's names); the rest are FORTUNES_DEFAULTS. FFA-LoRA trains only B: lr 0.05 as in the demo (the baselines use FedAvg's 0.01). */
 export const LANGUAGE_EXPERIMENT_OPTIONS = { data: 'fortunes', strategy: 'fedavg,ffa', lr: '0.01,ffa=0.05', baselines: true } as const;
@@ -56,6 +56,16 @@ export async function runLanguageExperiment(seeds: readonly number[], root: stri
     reports.push((await runSim(options)).report);
     process.stderr.write(`seed ${seed}: ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
   }
+  return summariseLanguage(seeds, reports, root);
+}
+
+/** The summary again from the report.json files a run left in `<root>/fortunes-seed<S>/` (no training). */
+export function resummariseLanguage(seeds: readonly number[], root: string): string {
+  const reports = seeds.map((seed) => SimReportSchema.parse(JSON.parse(readFileSync(join(root, `fortunes-seed${seed}`, 'report.json'), 'utf8'))));
+  return summariseLanguage(seeds, reports, root);
+}
+
+function summariseLanguage(seeds: readonly number[], reports: readonly SimReport[], root: string): string {
   const cats = Object.keys(reports[0]!.base.perplexityByCategory ?? {});
   const perSeed = reports.map(methodRows);
   const methods = perSeed[0]!.map((m) => m.method);
@@ -72,7 +82,8 @@ export async function runLanguageExperiment(seeds: readonly number[], root: stri
   const r0 = reports[0]!;
   const cfg = r0.config as Record<string, unknown> & { language?: { base: Record<string, number>; perCategory: number; targetModules: unknown } };
   const pm = (s: Stat): string => (Number.isNaN(s.mean) ? '-' : `${s.mean.toFixed(2)} ± ${s.std.toFixed(2)}`);
-  const budget = `${cfg.rounds} rounds x ${cfg.epochs} local epoch(s), batch ${cfg.batchSize}, AdamW lr ${cfg.lr}, rank ${cfg.rank}, LoRA on ${JSON.stringify(cfg.language?.targetModules)}`;
+  const show = (v: unknown): string => (typeof v === 'object' ? JSON.stringify(v) : String(v));
+  const budget = `${show(cfg.rounds)} rounds x ${show(cfg.epochs)} local epoch(s), batch ${show(cfg.batchSize)}, AdamW lr ${show(cfg.lr)}, rank ${show(cfg.rank)}, LoRA on ${show(cfg.language?.targetModules)}`;
   const md = [
     '### Language task: fortunes by category, federated vs local-only vs centralised LoRA',
     '',
@@ -85,6 +96,8 @@ export async function runLanguageExperiment(seeds: readonly number[], root: stri
     ...table.map((t) => `| ${t.method} | ${cats.map((c) => pm(t.byCategory[c]!)).join(' | ')} | ${pm(t.union)} |`),
     '',
     ...table.filter((t) => t.own !== undefined).map((t) => `Local-only, mean over clients of the own-category perplexity: ${pm(t.own!)}.`),
+    '',
+    `Union perplexity per seed (${seeds.join(' / ')}): ${table.map((t) => `${t.method.split(' (')[0]} ${t.union.values.map((v) => v.toFixed(2)).join(' / ')}`).join('; ')}.`,
     '',
     `Wall time per seed (whole sim: both jobs, baselines, evaluation): ${reports.map((r) => `${r.wallSeconds.toFixed(0)} s`).join(', ')}; per job: ${Object.keys(r0.strategies).map((n) => `${n} ${reports.map((r) => r.strategies[n]!.wallSeconds.toFixed(0)).join('/')} s`).join(', ')}; baselines ${reports.map((r) => r.baselines?.wallSeconds.toFixed(0) ?? '-').join('/')} s.`,
     '',

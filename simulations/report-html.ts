@@ -115,6 +115,23 @@ function fmtBytes(b: number): string {
   return b >= 1e6 ? `${(b / 1e6).toFixed(2)} MB` : b >= 1e3 ? `${(b / 1e3).toFixed(1)} kB` : `${Math.round(b)} B`;
 }
 
+/** The language task: test perplexity per category and union for the base, each strategy and the baselines. */
+function perCategoryTable(report: SimReport): string {
+  const cats = Object.keys(report.base.perplexityByCategory ?? {});
+  const cell = (v: number | undefined): string => `<td>${v === undefined ? '-' : v.toFixed(2)}</td>`;
+  const rows: string[] = [`<tr><td>base model</td>${cats.map((c) => cell(report.base.perplexityByCategory?.[c])).join('')}${cell(report.base.perplexity)}</tr>`];
+  for (const [n, s] of Object.entries(report.strategies)) rows.push(`<tr><td>${esc(n)}</td>${cats.map((c) => cell(s.final.perplexityByCategory?.[c])).join('')}${cell(s.final.perplexity)}</tr>`);
+  const b = report.baselines;
+  if (b !== undefined) {
+    const own = (c: string): number | undefined => b.local.find((l) => l.categories.length === 1 && l.categories[0] === c)?.byCategory[c];
+    rows.push(`<tr><td>local-only (own category; union: mean over clients)</td>${cats.map((c) => cell(own(c))).join('')}${cell(b.localMeanPerplexity)}</tr>`);
+    rows.push(`<tr><td>centralised</td>${cats.map((c) => cell(b.centralised.byCategory[c])).join('')}${cell(b.centralised.perplexity)}</tr>`);
+  }
+  return `<h2>Test perplexity per category</h2>
+<div style="overflow-x:auto"><table><tr><th>method</th>${cats.map((c) => `<th>${esc(c)}</th>`).join('')}<th>union</th></tr>${rows.join('')}</table></div>
+<p class="meta">Byte-level perplexity of each category's held-out quotes (the client holding it, under the category partition) and of their union (token-weighted).${b === undefined ? '' : ` Baselines on the same budget: ${b.training.rounds} x ${b.training.epochs} epoch(s), batch ${b.training.batchSize}, lr ${b.training.lr}, rank ${b.training.rank}.`}</p>`;
+}
+
 /** The whole page. */
 export function renderReportHtml(report: SimReport): string {
   const names = Object.keys(report.strategies);
@@ -126,7 +143,7 @@ export function renderReportHtml(report: SimReport): string {
   const language = report.base.perplexity !== undefined;
   const charts = [
     language
-      ? lineChart(withBase(per((r) => r.perplexity ?? null), report.base.perplexity!), { title: 'Test perplexity of the global adapter, union of the categories (round 0: the base model)', xLabel: 'round', yLabel: 'perplexity' })
+      ? lineChart(withBase(per((r) => r.perplexity ?? null), report.base.perplexity!), { title: 'Test perplexity, union of the categories (round 0: base)', xLabel: 'round', yLabel: 'perplexity' })
       : lineChart(withBase(per((r) => r.accuracy), report.base.accuracy ?? Number.NaN), { title: 'Test accuracy of the global adapter (round 0: the base model)', xLabel: 'round', yLabel: 'accuracy', format: pctFmt }),
     lineChart(withBase(per((r) => r.loss), report.base.loss), { title: 'Test loss (cross-entropy)', xLabel: 'round', yLabel: 'loss' }),
     lineChart(per((r) => r.trainLoss), { title: 'Local training loss (mean over the round’s clients)', xLabel: 'round', yLabel: 'loss' }),
@@ -141,6 +158,7 @@ export function renderReportHtml(report: SimReport): string {
     })
     .join('');
   const maxCount = Math.max(1, ...report.data.classCounts.flat());
+  const classNames = language ? Object.keys(report.base.perplexityByCategory ?? {}) : Array.from({ length: report.data.numLabels }, (_, c) => String(c));
   const heat = report.data.classCounts
     .map((counts, c) => `<tr><th>${c}</th>${counts.map((v) => `<td style="background:rgba(31,119,180,${(v / maxCount).toFixed(3)});color:${v / maxCount > 0.55 ? '#fff' : '#222'}">${v || ''}</td>`).join('')}<td class="n">${report.data.clientRows[c]}</td></tr>`)
     .join('');
@@ -158,6 +176,7 @@ td:first-child{text-align:left}
 figure.chart{margin:0;border:1px solid #e4e4e4;border-radius:6px;padding:4px;background:#fafafa}
 svg text{font-family:inherit}.tick{font-size:11px;fill:#555}.axis{font-size:12px;fill:#333}.title{font-size:13px;font-weight:600;fill:#222}.legend{font-size:12px;fill:#222}
 .empty{color:#888;padding:20px}
+.cfg td{text-align:left;white-space:normal;word-break:break-word;max-width:900px}
 .heat td{width:34px;font-size:12px;text-align:center}.heat td.n{background:#fff;color:#222}
 </style></head><body>
 <h1>fedlora sim report</h1>
@@ -168,10 +187,11 @@ svg text{font-family:inherit}.tick{font-size:11px;fill:#555}.axis{font-size:12px
 <p class="meta">up: mean sealed envelope bytes per accepted update; down: bytes of the global state in each offer; analytic: float32 payload of PAPERS.md's per-matrix costs (FedAvg (m+n)r, FLoRA down min(c(m+n)r, mn), FFA mr, Fed-SB r²).</p>
 <h2>Per round</h2>
 <div class="charts">${charts.join('\n')}</div>
-<h2>Data per client (rows per class)</h2>
-<table class="heat"><tr><th>client</th>${Array.from({ length: report.data.numLabels }, (_, c) => `<th>${c}</th>`).join('')}<th>rows</th></tr>${heat}</table>
+${language ? perCategoryTable(report) : ''}
+<h2>Data per client (rows per ${language ? 'category' : 'class'})</h2>
+<table class="heat"><tr><th>client</th>${classNames.map((c) => `<th>${esc(c)}</th>`).join('')}<th>rows</th></tr>${heat}</table>
 <h2>Configuration</h2>
-<table>${cfg}</table>
+<table class="cfg">${cfg}</table>
 </body></html>
 `;
 }

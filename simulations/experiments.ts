@@ -78,7 +78,9 @@ async function main(argv: string[]): Promise<void> {
     mkdirSync(root, { recursive: true });
     const { runLanguageExperiment, resummariseLanguage } = await import('./language-experiment.js');
     // --summarise-only: the table again from the reports of an earlier run
-    process.stdout.write(argv.includes('--summarise-only') ? resummariseLanguage(seeds, root) : await runLanguageExperiment(seeds, root));
+    // --strategy / --lr / --no-baselines: other strategies on the same task (e.g. flora,fedsb), into another --out
+    const extra = { ...(arg('--strategy') !== undefined && { strategy: arg('--strategy') }), ...(arg('--lr') !== undefined && { lr: arg('--lr') }), ...(argv.includes('--no-baselines') && { baselines: false }) };
+    process.stdout.write(argv.includes('--summarise-only') ? resummariseLanguage(seeds, root) : await runLanguageExperiment(seeds, root, extra));
     return;
   }
   const only = arg('--variants')?.split(',');

@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { AgentSummary } from '../client/agent/summary.js';
-import { FedloraError } from '../shared/errors.js';
+import { ERROR_CODES, FedloraError, type ErrorCode } from '../shared/errors.js';
 import type { BaselineOutcome, WorkerBaseline, WorkerClient, WorkerCommitted, WorkerJob, WorkerMessage, WorkerSetup } from './worker-protocol.js';
 
 /** Under tsx or vitest the sources are TypeScript, which a Node 20 worker cannot load by itself: register tsx first (as coordinator/engine/update-opener.ts does). */
@@ -134,7 +134,7 @@ export class ClientPool {
               worker.off('message', onMessage);
               worker.off('exit', onExit);
               if (m.type === 'baseline-done') resolve(m.outcome);
-              else reject(new FedloraError(m.code as 'FL_ERR_INTERNAL', `baseline ${id}: ${m.message}`));
+              else reject(new FedloraError(m.code in ERROR_CODES ? (m.code as ErrorCode) : 'FL_ERR_INTERNAL', `baseline ${id}: ${m.message}`));
             };
             const onExit = (code: number): void => {
               worker.off('message', onMessage);

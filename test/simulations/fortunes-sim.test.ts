@@ -46,6 +46,9 @@ describe('fedlora sim --data fortunes (3 clients, 1 round, tiny llama)', () => {
     // a byte-level model that has seen 4 steps is near uniform over the 259 ids, not better than it
     expect(report.base.perplexity).toBeLessThan(300);
     expect(lines.some((l) => /\[fedavg\] round 1\/1 .*test ppl \d/.test(l))).toBe(true);
+    const html = readFileSync(join(out, 'report.html'), 'utf8');
+    expect(html).toContain('Test perplexity per category');
+    expect(html).toContain(`<td>centralised</td>${CATEGORIES.map((c) => `<td>${report.baselines!.centralised.byCategory[c]!.toFixed(2)}</td>`).join('')}`);
   });
 
   it('gives client k category k only, and each local-only adapter its own category', () => {

@@ -78,8 +78,8 @@ async function main(argv: string[]): Promise<void> {
     mkdirSync(root, { recursive: true });
     const { runLanguageExperiment, resummariseLanguage } = await import('./language-experiment.js');
     // --summarise-only: the table again from the reports of an earlier run
-    // --strategy / --lr / --no-baselines: other strategies on the same task (e.g. flora,fedsb), into another --out
-    const extra = { ...(arg('--strategy') !== undefined && { strategy: arg('--strategy') }), ...(arg('--lr') !== undefined && { lr: arg('--lr') }), ...(argv.includes('--no-baselines') && { baselines: false }) };
+    // --strategy / --lr / --rank / --no-baselines: other strategies or settings on the same task (e.g. flora,fedsb), into another --out
+    const extra = { ...(arg('--strategy') !== undefined && { strategy: arg('--strategy') }), ...(arg('--lr') !== undefined && { lr: arg('--lr') }), ...(arg('--rank') !== undefined && { rank: arg('--rank') }), ...(argv.includes('--no-baselines') && { baselines: false }) };
     process.stdout.write(argv.includes('--summarise-only') ? resummariseLanguage(seeds, root) : await runLanguageExperiment(seeds, root, extra));
     return;
   }

@@ -30,22 +30,31 @@ export class FedSbGradientSum implements RoundAggregation {
 
   /** Adds one client's gradients; refuses (sum unchanged) a missing, extra or mis-sized module. */
   add(update: ClientUpdate): void {
-    if (this.finished) throw new FedloraError('FL_ERR_AGGREGATION_INPUT', 'fedsb init: add() after finish()');
     const g = update.gradients;
     if (g === undefined) throw new FedloraError('FL_ERR_AGGREGATION_INPUT', `${update.source}: the init phase needs gradient tensors (fedsb_G)`);
+    this.addGradients(g, update.source, update.numExamples, 1);
+  }
+
+  /** Adds a sum of `clients` clients' gradients at once (the unmasked secure sum; examples unknown). */
+  addSum(gradients: ReadonlyMap<string, Float32Array>, source: string, clients: number): void {
+    this.addGradients(gradients, source, 0, clients);
+  }
+
+  private addGradients(g: ReadonlyMap<string, Float32Array>, source: string, examples: number, clients: number): void {
+    if (this.finished) throw new FedloraError('FL_ERR_AGGREGATION_INPUT', 'fedsb init: add() after finish()');
     for (const [path, sum] of this.sums) {
       const x = g.get(path);
-      if (x === undefined) throw new FedloraError('FL_ERR_AGGREGATION_INPUT', `${update.source}: no gradient for module '${path}'`, { module: path });
-      if (x.length !== sum.length) throw new FedloraError('FL_ERR_SHAPE_MISMATCH', `${update.source}: gradient of '${path}' has ${x.length} values, expected ${sum.length}`, { module: path });
-      for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i]!)) throw new FedloraError('FL_ERR_UPDATE_NOT_FINITE', `${update.source}: gradient of '${path}' holds ${x[i]} at flat index ${i}`, { module: path, index: i });
+      if (x === undefined) throw new FedloraError('FL_ERR_AGGREGATION_INPUT', `${source}: no gradient for module '${path}'`, { module: path });
+      if (x.length !== sum.length) throw new FedloraError('FL_ERR_SHAPE_MISMATCH', `${source}: gradient of '${path}' has ${x.length} values, expected ${sum.length}`, { module: path });
+      for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i]!)) throw new FedloraError('FL_ERR_UPDATE_NOT_FINITE', `${source}: gradient of '${path}' holds ${x[i]} at flat index ${i}`, { module: path, index: i });
     }
-    for (const path of g.keys()) if (!this.sums.has(path)) throw new FedloraError('FL_ERR_AGGREGATION_INPUT', `${update.source}: gradient for unknown module '${path}'`, { module: path });
+    for (const path of g.keys()) if (!this.sums.has(path)) throw new FedloraError('FL_ERR_AGGREGATION_INPUT', `${source}: gradient for unknown module '${path}'`, { module: path });
     for (const [path, sum] of this.sums) {
       const x = g.get(path)!;
       for (let i = 0; i < x.length; i++) sum[i] = sum[i]! + x[i]!;
     }
-    this.totalExamples += update.numExamples;
-    this.count++;
+    this.totalExamples += examples;
+    this.count += clients;
   }
 
   /** The initial global state (round 0); its `aggregate` is the initial adapter. */

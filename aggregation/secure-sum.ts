@@ -12,6 +12,7 @@
  */
 import { parsePeftTensorName, type AdapterModule } from '../shared/adapter.js';
 import { FedloraError } from '../shared/errors.js';
+import { numel } from '../shared/tensor.js';
 import { clipL2 } from '../privacy/clipping.js';
 import { addNoiseShare } from '../privacy/secagg/distributed-noise.js';
 import type { SecAggResult } from '../privacy/secagg/server.js';
@@ -158,7 +159,7 @@ export function summedDeltasFromTensors(sum: Float64Array, tensors: readonly { r
   const out = tensors.map((t) => {
     const parsed = parsePeftTensorName(t.name);
     if (parsed === undefined) throw new FedloraError('FL_ERR_AGGREGATION_INPUT', `secure sum: '${t.name}' is not a PEFT LoRA factor name`, { tensor: t.name });
-    const size = t.shape.reduce((a, b) => a * b, 1);
+    const size = numel(t.shape);
     const data = sum.subarray(offset, offset + size);
     offset += size;
     return { path: parsed.path, factor: parsed.factor, data };

@@ -12,7 +12,8 @@
 import { FedloraError } from '../../shared/errors.js';
 import type { Offer, OfferSecureAggregation, SecAggAck, SecAggServerMessage } from '../../shared/protocol/events.js';
 import { decodeSafetensors } from '../../shared/safetensors/index.js';
-import { clipL2 } from '../../privacy/clipping.js';
+import { numel } from '../../shared/tensor.js';
+import { clipL2, l2Norm } from '../../privacy/clipping.js';
 import {
   SecAggClient,
   addNoiseShare,
@@ -50,7 +51,7 @@ export function secureVector(offer: Offer, payload: Uint8Array): { vector: Float
   const offered = new Map(decodeSafetensors(offer.state, 'the offered state').tensors.map((t) => [t.name, t.data]));
   const deltas = offer.plan.updateTensors.map((t) => {
     const x = trained.get(t.name);
-    const size = t.shape.reduce((a, b) => a * b, 1);
+    const size = numel(t.shape);
     if (x === undefined || x.length !== size) throw new FedloraError('FL_ERR_UPDATE_TENSORS', `secure round: the trained update has no tensor '${t.name}' of ${size} values`, { tensor: t.name });
     const base = offered.get(t.name);
     if (base === undefined) return Float32Array.from(x);
@@ -59,9 +60,7 @@ export function secureVector(offer: Offer, payload: Uint8Array): { vector: Float
     for (let i = 0; i < size; i++) d[i] = x[i]! - base[i]!;
     return d;
   });
-  let parts: readonly Float32Array[] = deltas;
-  let norm = Math.sqrt(deltas.reduce((s, d) => s + d.reduce((a, v) => a + v * v, 0), 0));
-  if (settings.clipNorm !== undefined) ({ clipped: parts, norm } = clipL2(deltas, settings.clipNorm));
+  const { clipped: parts, norm } = settings.clipNorm === undefined ? { clipped: deltas, norm: l2Norm(deltas) } : clipL2(deltas, settings.clipNorm);
   const vector = new Float64Array(settings.vectorLength);
   let offset = 0;
   for (const p of parts) {
@@ -85,24 +84,13 @@ export class AgentSecureRound {
     clientId: string,
     private readonly io: SecureRoundIo,
   ) {
-    const s = offer.secureAggregation;
-    const config = secAggConfig({
-      context: s.context,
-      clients: s.clients,
-      vectorLength: s.vectorLength,
-      graphSeed: s.graphSeed,
-      degree: s.degree,
-      threshold: s.threshold,
-      minSurvivors: s.minSurvivors,
-      clipRange: s.clipRange,
-      quantRange: s.quantRange,
-    });
-    this.client = new SecAggClient(config, clientId);
+    // the offer's settings are SecAggSettings plus the client-side clip and noise
+    this.client = new SecAggClient(secAggConfig(offer.secureAggregation), clientId);
   }
 
   /** Step 0: advertise this round's two public keys. */
   start(): void {
-    this.step('advertise', () => this.client.advertiseKeys());
+    this.step('advertise', () => encodeMessage(this.client.advertiseKeys()));
   }
 
   /** A coordinator message of this round. */
@@ -110,14 +98,14 @@ export class AgentSecureRound {
     if (this.over) return;
     switch (m.step) {
       case 'keys':
-        this.step('share_keys', () => this.client.shareKeys(decodeKeysBroadcast(m.message)));
+        this.step('share_keys', () => encodeMessage(this.client.shareKeys(decodeKeysBroadcast(m.message))));
         break;
       case 'shares':
         this.delivery = decodeSharesDelivery(m.message);
         this.maybeMask();
         break;
       case 'unmask_request':
-        this.step('unmask', () => this.client.unmask(decodeUnmaskRequest(m.message)));
+        this.step('unmask', () => encodeMessage(this.client.unmask(decodeUnmaskRequest(m.message))));
         break;
     }
   }
@@ -155,12 +143,11 @@ export class AgentSecureRound {
     this.vector = null;
   }
 
-  /** Makes one step's message (the protocol's own checks may refuse) and sends it. */
-  private step(step: ClientStep, make: () => Parameters<typeof encodeMessage>[0] | ReturnType<typeof encodeMaskedInputBinary>, onAccepted?: () => void): void {
+  /** Makes one step's wire message (the protocol's own checks may refuse) and sends it. */
+  private step(step: ClientStep, make: () => unknown, onAccepted?: () => void): void {
     let message: unknown;
     try {
-      const m = make();
-      message = 'masked' in m && m.masked instanceof Uint8Array ? m : encodeMessage(m as Parameters<typeof encodeMessage>[0]);
+      message = make();
     } catch (e) {
       this.fail(e);
       return;

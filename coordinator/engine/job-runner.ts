@@ -13,6 +13,7 @@ import { FedloraError, isFedloraError } from '../../shared/errors.js';
 import type { OfferSecureAggregation, Plan, SecAggAck, SecAggClientMessage, Update, UpdateAck } from '../../shared/protocol/events.js';
 import { clientRank, jobAlpha, offeredPerRound, type JobSpec, type ModuleShape } from '../../shared/protocol/job-spec.js';
 import { peftTensorNames } from '../../shared/adapter.js';
+import { numel } from '../../shared/tensor.js';
 import type { ClientInfo, ClientPlan, ClientUpdate, GlobalState, RoundAggregation, RoundResult, Strategy } from '../../aggregation/strategy.js';
 import { factorShape } from '../../aggregation/validate-update.js';
 import { ENVELOPE_OVERHEAD, MAX_HEADER_BYTES } from '../../privacy/envelope.js';
@@ -20,7 +21,7 @@ import { MemoryNonceStore, type NonceKey, type NonceStore } from '../../privacy/
 import type { KeyPairs } from '../../privacy/keys.js';
 import { accountKey, canSpend, createLedger, gaussianReleases, openAccount, parseLedger, serializeLedger, spend, userLevelRounds, type LedgerState, type Mechanism } from '../../privacy/ledger.js';
 import { FedSbGradientSum } from '../../aggregation/fedsb-init.js';
-import { summedDeltasFromTensors } from '../../aggregation/secure-sum.js';
+import { gradientsFromSum, summedDeltasFromTensors } from '../../aggregation/secure-sum.js';
 import { effectiveNoiseMultiplier, secAggConfig, secureRoundMechanism, type SecAggConfig, type SecAggResult } from '../../privacy/secagg/index.js';
 import { SecureRound, type SecureStep } from './secure-round.js';
 import { FEDSB_GRADIENT_SUFFIX } from './update-decoder.js';
@@ -441,20 +442,7 @@ export class JobRunner {
   async receiveUpdate(link: ClientLink, update: Update): Promise<UpdateAck> {
     const a = this.current;
     const bytes = update.envelope.length;
-    const refuse = (error: FedloraError): UpdateAck => {
-      const message = error.message.startsWith(`${error.code}: `) ? error.message.slice(error.code.length + 2) : error.message;
-      this.deps.metrics.updatesRefused.inc({ reason: error.code });
-      this.deps.metrics.updateBytes.inc({ status: 'refused' }, bytes);
-      this.log.warn({ clientId: link.clientId, round: update.round, attempt: update.attempt, code: error.code, reason: message }, 'update refused');
-      // At most MAX_REFUSALS_RECORDED per client and attempt reach the store: a client looping on
-      // bad updates is still answered and counted, but cannot grow the round's records without bound.
-      const recorded = a === null ? 0 : (a.refusalsByClient.get(link.clientId) ?? 0);
-      if (a !== null && !a.closed && update.round === a.round && recorded < MAX_REFUSALS_RECORDED) {
-        a.refusalsByClient.set(link.clientId, recorded + 1);
-        a.records.push({ clientId: link.clientId, attempt: a.attempt, status: 'refused', reasonCode: error.code, reasonMessage: message.slice(0, 1000), bytes, receivedAt: Date.now() });
-      }
-      return { ok: false, error: { code: error.code, message } };
-    };
+    const refuse = (error: FedloraError): UpdateAck => this.refuse(a, link, error, { round: update.round, attempt: update.attempt }, bytes);
     try {
       if (update.jobId !== this.jobId) {
         throw new FedloraError('FL_ERR_ENVELOPE_BINDING', `update names job '${update.jobId}', but this connection belongs to job '${this.jobId}'`);
@@ -503,6 +491,25 @@ export class JobRunner {
       this.log.error({ err: e, clientId: link.clientId }, 'unexpected error while receiving an update');
       return refuse(new FedloraError('FL_ERR_INTERNAL', 'unexpected error while receiving the update; see the coordinator log'));
     }
+  }
+
+  /**
+   * Answers a refused update or secure aggregation message: counted, logged, and recorded with the
+   * round. At most MAX_REFUSALS_RECORDED per client and attempt reach the store: a client looping
+   * on bad messages is still answered and counted, but cannot grow the round's records without bound.
+   */
+  private refuse(a: Attempt | null, link: ClientLink, error: FedloraError, at: { round: number; attempt: number; step?: string }, bytes: number): { ok: false; error: { code: string; message: string } } {
+    const message = error.message.startsWith(`${error.code}: `) ? error.message.slice(error.code.length + 2) : error.message;
+    this.deps.metrics.updatesRefused.inc({ reason: error.code });
+    this.deps.metrics.updateBytes.inc({ status: 'refused' }, bytes);
+    this.log.warn({ clientId: link.clientId, ...at, code: error.code, reason: message }, at.step === undefined ? 'update refused' : 'secure aggregation message refused');
+    const recorded = a === null ? 0 : (a.refusalsByClient.get(link.clientId) ?? 0);
+    if (a !== null && !a.closed && at.round === a.round && recorded < MAX_REFUSALS_RECORDED) {
+      a.refusalsByClient.set(link.clientId, recorded + 1);
+      const reason = at.step === undefined ? message : `${at.step}: ${message}`;
+      a.records.push({ clientId: link.clientId, attempt: a.attempt, status: 'refused', reasonCode: error.code, reasonMessage: reason.slice(0, 1000), bytes, receivedAt: Date.now() });
+    }
+    return { ok: false, error: { code: error.code, message } };
   }
 
   /** Ends the attempt early when no selected client that could still send is connected. */
@@ -637,7 +644,7 @@ export class JobRunner {
     if (plans.some((p) => JSON.stringify(p.updateTensors) !== layoutKey)) {
       throw new FedloraError('FL_ERR_SECAGG_CONFIG', 'secure aggregation: the offered plans ask for different update tensors; a secure sum needs one layout for every client');
     }
-    const vectorLength = tensors.reduce((s, t) => s + t.shape.reduce((x, y) => x * y, 1), 0);
+    const vectorLength = tensors.reduce((s, t) => s + numel(t.shape), 0);
     const clients = [...a.offers.keys()];
     const config = this.secureConfig(a, clients, vectorLength);
     const sa = this.spec.secureAggregation;
@@ -655,7 +662,6 @@ export class JobRunner {
       ...(sa.dp !== undefined && { noise: { noiseMultiplier: sa.dp.noiseMultiplier, minHonestClients: honestClients(sa.dp.honestFraction, clients.length) } }),
     };
     a.secure = new SecureRound(config, sa.stepTimeoutSeconds * 1000, this.spec.clientsPerRound, {
-      isConnected: (id) => this.links.has(id),
       send: (id, step, message) => this.links.get(id)?.emit('secagg', { jobId: this.jobId, round: a.round, attempt: a.attempt, step, message }),
       onResult: (result) => this.finishSecure(a, result),
       onFailure: (error) => {
@@ -709,17 +715,9 @@ export class JobRunner {
       this.deps.metrics.updateBytes.inc({ status: 'accepted' }, bytes);
       return { ok: true };
     } catch (e) {
-      const error = e instanceof FedloraError ? e : new FedloraError('FL_ERR_INTERNAL', 'unexpected error in a secure aggregation step; see the coordinator log');
       if (!(e instanceof FedloraError)) this.log.error({ err: e, clientId: link.clientId }, 'unexpected error in a secure aggregation step');
-      const message = error.message.startsWith(`${error.code}: `) ? error.message.slice(error.code.length + 2) : error.message;
-      this.deps.metrics.updatesRefused.inc({ reason: error.code });
-      this.log.warn({ clientId: link.clientId, round: m.round, attempt: m.attempt, step: m.step, code: error.code, reason: message }, 'secure aggregation message refused');
-      const recorded = a === null ? 0 : (a.refusalsByClient.get(link.clientId) ?? 0);
-      if (a !== null && !a.closed && m.round === a.round && recorded < MAX_REFUSALS_RECORDED) {
-        a.refusalsByClient.set(link.clientId, recorded + 1);
-        a.records.push({ clientId: link.clientId, attempt: a.attempt, status: 'refused', reasonCode: error.code, reasonMessage: `${m.step}: ${message}`.slice(0, 1000), bytes, receivedAt: Date.now() });
-      }
-      return { ok: false, error: { code: error.code, message } };
+      const error = e instanceof FedloraError ? e : new FedloraError('FL_ERR_INTERNAL', 'unexpected error in a secure aggregation step; see the coordinator log');
+      return this.refuse(a, link, error, { round: m.round, attempt: m.attempt, step: m.step }, bytes);
     }
   }
 
@@ -740,16 +738,10 @@ export class JobRunner {
     try {
       if (a.phase === 'fedsb-init') {
         this.finishInit(a, survivors, () => {
-          // One "update" holding the sum: FedSbGradientSum adds gradients without weights.
-          const gradients = new Map<string, Float32Array>();
-          let offset = 0;
-          for (const t of tensors) {
-            const size = t.shape.reduce((x, y) => x * y, 1);
-            gradients.set(t.name.slice('base_model.model.'.length, -FEDSB_GRADIENT_SUFFIX.length), Float32Array.from(result.sum.subarray(offset, offset + size)));
-            offset += size;
-          }
-          const sum = new FedSbGradientSum(strategySpecOf(this.spec, this.layout!), String(this.spec.seed), this.spec.training.lr);
-          sum.add({ adapter: { layout: { variant: 'fedsb', modules: [] }, factors: new Map() }, gradients, numExamples: survivors.length, source: 'the secure sum' });
+          const spec = strategySpecOf(this.spec, this.layout!);
+          const sum = new FedSbGradientSum(spec, String(this.spec.seed), this.spec.training.lr);
+          // the plan's gradient tensors follow the spec's modules (initPlan), as gradientsFromSum reads them
+          sum.addSum(gradientsFromSum(spec.modules, result.sum), 'the secure sum', survivors.length);
           return sum.finish();
         });
         return;
@@ -896,7 +888,7 @@ export function updateSizeBound(plan: Plan): number {
   let data = 0;
   let header = 256;
   for (const t of plan.updateTensors) {
-    data += 4 * t.shape.reduce((x, y) => x * y, 1);
+    data += 4 * numel(t.shape);
     header += t.name.length + 96;
   }
   return data + header + 8192 + ENVELOPE_OVERHEAD + MAX_HEADER_BYTES + 48;

@@ -2,7 +2,8 @@
  * One securely aggregated round attempt on the coordinator: drives privacy/secagg's SecAggServer
  * through its four steps over the clients' `secagg` events (docs/protocol.md, "Secure rounds").
  *
- * Each step closes as soon as every client still expected in it has answered or disconnected,
+ * Each step closes as soon as every client still expected in it has answered or disconnected
+ * (the runner tells `clientGone`; the offered clients were all connected when the round began),
  * else at its timer: the key-exchange and unmasking steps wait `stepTimeoutMs`; the masked-input
  * step waits for the round deadline (training happens before it) or closes early at the quorum.
  * Whatever SecAggServer refuses (a message at the wrong step, from the wrong client, malformed)
@@ -26,8 +27,6 @@ import {
 export type SecureStep = 'advertise' | 'share_keys' | 'masked_input' | 'unmask' | 'done';
 
 export interface SecureRoundHooks {
-  /** Whether the client has a live connection now (a disconnected one is not waited for). */
-  readonly isConnected: (clientId: string) => boolean;
   /** Sends a coordinator message of `step` to one client. */
   readonly send: (clientId: string, step: 'keys' | 'shares' | 'unmask_request', message: unknown) => void;
   readonly onResult: (result: SecAggResult) => void;
@@ -129,7 +128,7 @@ export class SecureRound {
 
   private maybeClose(): void {
     if (this.stepName === 'done' || this.closing) return;
-    const waiting = [...this.expected].some((id) => !this.answered.has(id) && !this.departed.has(id) && this.hooks.isConnected(id));
+    const waiting = [...this.expected].some((id) => !this.answered.has(id) && !this.departed.has(id));
     const quorum = this.stepName === 'masked_input' && this.answered.size >= this.quorum;
     if (!waiting || quorum) {
       // from a macrotask: the caller is inside a socket handler and still owes its ack

@@ -278,7 +278,7 @@ function checkSecureAggregation(spec: z.output<typeof JobSpecSchema>, ctx: z.Ref
   }
   if (sa.dp !== undefined && sa.clipNorm === undefined) at('clipNorm', 'distributed DP (secureAggregation.dp) needs clipNorm, the L2 sensitivity each client clips to');
   if (spec.minClients < 2) ctx.addIssue({ code: 'custom', path: ['minClients'], message: 'secure aggregation needs at least 2 clients in a sum (minClients >= 2)' });
-  const offered = Math.ceil(spec.clientsPerRound * (1 + spec.overSelection) - 1e-9);
+  const offered = offeredPerRound(spec);
   if (offered * sa.quantRange >= 2 ** 32) {
     at('quantRange', `${offered} offered clients times quantRange ${sa.quantRange} must stay below 2^32 (the sum is taken mod 2^32); lower quantRange or clientsPerRound`);
   }

@@ -24,6 +24,11 @@ export interface TextTokenizer {
   decode(ids: readonly number[]): string;
 }
 
+/** A training sequence: BOS + the text's tokens + EOS (each where the tokenizer has it). */
+export function encodeSequence(tokenizer: TextTokenizer, text: string): Int32Array {
+  return Int32Array.from([...(tokenizer.bosId === undefined ? [] : [tokenizer.bosId]), ...tokenizer.encode(text), ...(tokenizer.eosId === undefined ? [] : [tokenizer.eosId])]);
+}
+
 /**
  * Loads the tokenizer of a model folder from its `tokenizer.json` (and `tokenizer_config.json`
  * when present, for the BOS/EOS/PAD tokens).

@@ -121,6 +121,7 @@ export function simOptions(raw: RawOptions, log: (line: string) => void): SimOpt
   const given = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)) as RawOptions;
   const fortunes = (given.data ?? preset.data) === 'fortunes';
   const o = { ...(fortunes && FORTUNES_DEFAULTS), ...preset, ...given } as RawOptions;
+  const secure = secureOptions(o);
   const hidden = (o.hidden ?? '64,64').split(',').map((s) => {
     const v = Number(s);
     if (!Number.isInteger(v) || v < 1) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--hidden must be comma-separated integers >= 1, got '${o.hidden}'`, { option: 'hidden' });
@@ -154,7 +155,7 @@ export function simOptions(raw: RawOptions, log: (line: string) => void): SimOpt
     delta: o.delta ?? 1e-5,
     ...(o.userDpNoise !== undefined && { userDpNoise: o.userDpNoise }),
     userDpClip: o.userDpClip ?? 0.1,
-    ...(secureOptions(o) !== undefined && { secureAggregation: secureOptions(o)! }),
+    ...(secure !== undefined && { secureAggregation: secure }),
     dropout: o.dropout ?? 0,
     testFraction: o.testFraction ?? 0.2,
     publicFraction: o.publicFraction ?? 0.2,

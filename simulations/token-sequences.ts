@@ -1,9 +1,9 @@
 /**
  * Token sequences of the language task as the sim moves them: texts encoded with the base
- * model's tokenizer (BOS + tokens + EOS, as client/agent/local-data.ts does for a client's JSONL),
+ * model's tokenizer (client/tokenizer.ts encodeSequence, as a client's JSONL is),
  * packed into one Int32Array plus offsets so a worker thread receives them as transferable buffers.
  */
-import type { TextTokenizer } from '../client/tokenizer.js';
+import { encodeSequence, type TextTokenizer } from '../client/tokenizer.js';
 
 /** Sequence i is ids[offsets[i] .. offsets[i + 1]). */
 export interface PackedSequences {
@@ -14,7 +14,7 @@ export interface PackedSequences {
 
 /** BOS + tokens + EOS of each text (BOS/EOS when the tokenizer has them). */
 export function encodeTexts(texts: readonly string[], tokenizer: TextTokenizer): Int32Array[] {
-  return texts.map((t) => Int32Array.from([...(tokenizer.bosId === undefined ? [] : [tokenizer.bosId]), ...tokenizer.encode(t), ...(tokenizer.eosId === undefined ? [] : [tokenizer.eosId])]));
+  return texts.map((t) => encodeSequence(tokenizer, t));
 }
 
 export function packSequences(sequences: readonly Int32Array[]): PackedSequences {

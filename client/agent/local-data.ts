@@ -48,13 +48,13 @@ export async function loadLocalData(file: string, model: BaseModel, options: Loc
   }
   const config = model.llama!;
   if (data.kind !== 'text') throw dataError(file, 1, 'the llama model trains on texts (JSONL with a "text" field); this file holds a table');
-  const { loadTokenizer } = await import('../tokenizer.js');
+  const { encodeSequence, loadTokenizer } = await import('../tokenizer.js');
   const tokenizer = await loadTokenizer(model.dir);
   const seqLen = options.seqLen ?? Math.min(128, config.maxPositionEmbeddings - 1);
   const sequences: Int32Array[] = data.texts.map((text, i) => {
-    const ids = [...(tokenizer.bosId === undefined ? [] : [tokenizer.bosId]), ...tokenizer.encode(text), ...(tokenizer.eosId === undefined ? [] : [tokenizer.eosId])];
+    const ids = encodeSequence(tokenizer, text);
     if (ids.length < 2) throw dataError(file, data.lines[i]!, 'the text has fewer than 2 tokens; next-token training needs at least 2');
-    return Int32Array.from(ids);
+    return ids;
   });
   const { tokenSource } = await import('../data/batches.js');
   return { file, examples: sequences.length, source: tokenSource(sequences, seqLen, tokenizer.padId ?? tokenizer.eosId ?? 0) };

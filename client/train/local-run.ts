@@ -96,7 +96,7 @@ async function prepare(o: LocalRunOptions, type: string, data: DataSet): Promise
   }
   if (type === 'llama') {
     if (data.kind !== 'text') throw new FedloraError('FL_ERR_DATA', `${data.source}: a llama model trains on texts (JSONL {"text": ...}), got a table`);
-    const [{ loadLlamaCheckpoint }, { LlamaLoraModel }, { loadTokenizer }, { tokenSource }] = await Promise.all([
+    const [{ loadLlamaCheckpoint }, { LlamaLoraModel }, { encodeSequence, loadTokenizer }, { tokenSource }] = await Promise.all([
       import('../checkpoint.js'), import('../models/llama-lora.js'), import('../tokenizer.js'), import('../data/batches.js'),
     ]);
     const tokenizer = await loadTokenizer(o.modelDir);
@@ -104,10 +104,7 @@ async function prepare(o: LocalRunOptions, type: string, data: DataSet): Promise
     const model = LlamaLoraModel.attach(base, { ...lora, targetModules: o.targetModules ?? ['q_proj', 'v_proj'] }, sha256 === undefined ? {} : { sha256 });
     const seqLen = o.seqLen ?? 128;
     const pad = tokenizer.padId ?? tokenizer.eosId ?? 0;
-    const encode = (t: string): Int32Array => Int32Array.from([
-      ...(tokenizer.bosId === undefined ? [] : [tokenizer.bosId]), ...tokenizer.encode(t), ...(tokenizer.eosId === undefined ? [] : [tokenizer.eosId]),
-    ]);
-    return { model, makeSource: (d) => tokenSource((d as TextCorpus).texts.map(encode), seqLen, pad) };
+    return { model, makeSource: (d) => tokenSource((d as TextCorpus).texts.map((t) => encodeSequence(tokenizer, t)), seqLen, pad) };
   }
   throw new FedloraError('FL_ERR_MODEL_CONFIG', `${join(o.modelDir, 'config.json')}: model_type '${type}' is not one fedlora trains (${MLP_MODEL_TYPE}, llama)`);
 }

@@ -33,6 +33,15 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
     },
   },
+  // WebGPU in Node has no synchronous tensor read (client/backends/sync-reads.ts): read with await.
+  {
+    rules: {
+      'no-restricted-properties': ['error',
+        ...[['dataSync', 'data'], ['arraySync', 'array'], ['bufferSync', 'buffer']].map(([property, instead]) => ({
+          property, message: `synchronous tensor reads throw on webgpu in Node: use 'await t.${instead}()'`,
+        }))],
+    },
+  },
   boundary(['shared/**'], ['privacy', 'aggregation', 'coordinator', 'client', 'simulations'], [...TFJS, ...SQLITE],
     'shared/ is the bottom layer: it imports nothing of the project (DESIGN.md, "Folders").'),
   boundary(['privacy/**'], ['aggregation', 'coordinator', 'client', 'simulations'], [...TFJS, ...SQLITE],

@@ -24,6 +24,7 @@ import { MlpClassifier } from '../client/models/mlp.js';
 import { MLP_MODEL_TYPE, mlpTensorShapes, type MlpConfig } from '../client/models/mlp-config.js';
 import { clippedGradientSum, type DpClipMode } from '../client/train/dp-sgd.js';
 import { machineLine } from './machine.js';
+import { seededNormalValues } from '../client/lora/seeded-draws.js';
 
 const N = 2048;
 const D = 768;
@@ -43,10 +44,7 @@ function gelu(x: tf.Tensor): tf.Tensor {
 }
 
 function randn(shape: number[], std: number, seed: number): Float32Array {
-  const t = tf.randomNormal(shape, 0, std, 'float32', seed);
-  const v = t.dataSync() as Float32Array;
-  t.dispose();
-  return v;
+  return seededNormalValues(shape.reduce((a, b) => a * b, 1), 0, std, seed);
 }
 
 /** Shared pieces: input, target, per-layer W, A, B (same values for both formulations). */

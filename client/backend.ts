@@ -9,12 +9,15 @@ import * as tf from '@tensorflow/tfjs';
 import { FedloraError } from '../shared/errors.js';
 import { cpuBackend } from './backends/cpu.js';
 import { runSelfTest } from './backends/self-test.js';
+import { forbidSyncReadsIfAsked } from './backends/sync-reads.js';
 import { tensorflowBackend } from './backends/tensorflow.js';
 import { BACKEND_NAMES, type BackendCandidate, type BackendInfo, type BackendName, type LoadedBackend } from './backends/types.js';
 import { wasmBackend } from './backends/wasm.js';
 import { webgpuBackend } from './backends/webgpu.js';
 
 export { BACKEND_NAMES, type BackendInfo, type BackendName } from './backends/types.js';
+
+forbidSyncReadsIfAsked();
 
 /** The registry, in order of preference. */
 export const BACKENDS: readonly BackendCandidate[] = [tensorflowBackend, webgpuBackend(), wasmBackend, cpuBackend];

@@ -121,7 +121,7 @@ export async function trainRound(offer: Offer, base: BaseModel, data: LocalData,
       metrics.loss = ev.loss;
       if (ev.accuracy !== undefined) metrics.accuracy = ev.accuracy;
     }
-    const payload = encodeUpdate(model.extractUpdate(), plan, data.examples, metrics);
+    const payload = encodeUpdate(await model.extractUpdate(), plan, data.examples, metrics);
     return {
       payload,
       metrics,

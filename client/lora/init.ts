@@ -1,24 +1,21 @@
 /**
  * Seeded initialisation of LoRA factors.
  *
- * tf.randomUniform with a seed draws its numbers in JavaScript (tfjs-core's seedrandom "alea"),
- * whatever the backend, so the same seed gives the same A on every client and every backend:
- * FFA-LoRA needs A identical everywhere (PAPERS.md, "FFA-LoRA").
+ * The values are tfjs' seeded `tf.randomUniform` draws, computed in JavaScript (seeded-draws.ts)
+ * whatever the backend, so the same seed gives the same A on every client and every backend
+ * (FFA-LoRA needs A identical everywhere, docs/strategies.md), and no tensor is read back from
+ * the device to get them.
  */
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
+import { seededUniformValues } from './seeded-draws.js';
 
 /**
  * Row-major [rows, cols] values drawn from U(-bound, bound) with a seed.
  * @param seed an integer; the same seed gives the same values on every backend
  */
 export function seededUniform(rows: number, cols: number, bound: number, seed: number): Float32Array {
-  const t = tf.randomUniform([rows, cols], -bound, bound, 'float32', seed);
-  try {
-    return t.dataSync() as Float32Array;
-  } finally {
-    t.dispose();
-  }
+  return seededUniformValues(rows * cols, -bound, bound, seed);
 }
 
 /**

@@ -21,7 +21,9 @@
  * (`setFactors`, `getFactors`, `mergeStack`) always speaks PEFT's layout: A [r, n], B [m, r], R [r, r].
  *
  * Tensor ownership: the layer owns every tensor it stores and frees them in `dispose()`; values
- * passed in as Float32Array are copied; values returned are fresh Float32Array copies.
+ * passed in as Float32Array are copied; a frozen weight or bias passed in as a tensor is taken
+ * over (it stays on the device: no round trip through the CPU); values read out are fresh
+ * Float32Array copies, read asynchronously (WebGPU in Node has no synchronous read).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { AdapterVariant, ModuleFactors } from '../../shared/adapter.js';
@@ -48,13 +50,14 @@ export interface LoraDenseOptions {
   readonly alpha?: number;
   /**
    * The frozen W0, row-major. As a checkpoint stores nn.Linear.weight: [m, n] (`out-in`);
-   * or already transposed [n, m] (`in-out`).
+   * or already transposed [n, m] (`in-out`). A tensor (already on the device, e.g. a loaded
+   * base model's weight) is taken over by the layer, which frees it in `dispose()`.
    */
-  readonly weight: Float32Array;
+  readonly weight: Float32Array | tf.Tensor2D;
   /** @default 'out-in' (the Hugging Face / PyTorch layout) */
   readonly weightLayout?: WeightLayout;
-  /** The frozen bias [m]; none when absent. */
-  readonly bias?: Float32Array;
+  /** The frozen bias [m]; none when absent. A tensor is taken over, as `weight`. */
+  readonly bias?: Float32Array | tf.Tensor1D;
   /**
    * Seed of the initial factors: A ~ U(-1/sqrt(n), 1/sqrt(n)) (PEFT's Kaiming-uniform) from
    * `seed`; for `fedsb` B ~ U(-1/sqrt(r), 1/sqrt(r)) from `seed + 1`. B = 0 for `lora`/`ffa` and
@@ -105,8 +108,9 @@ export class LoraDense {
     if (!Number.isFinite(alpha) || alpha <= 0) {
       throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `${where}: alpha must be a positive number, got ${alpha}`);
     }
-    expectLength(where, 'weight', options.weight, m * n, options.weightLayout === 'in-out' ? [n, m] : [m, n]);
-    if (options.bias !== undefined) expectLength(where, 'bias', options.bias, m, [m]);
+    const inOut = options.weightLayout === 'in-out';
+    expectValues(where, 'weight', options.weight, inOut ? [n, m] : [m, n]);
+    if (options.bias !== undefined) expectValues(where, 'bias', options.bias, [m]);
 
     this.path = path;
     this.variant = variant;
@@ -116,8 +120,11 @@ export class LoraDense {
     this.alpha = alpha;
     this.scaling = alpha / r;
 
-    this.w0 = options.weightLayout === 'in-out' ? makeFrozenPairFromTransposed(options.weight, m, n) : makeFrozenPair(options.weight, m, n);
-    this.bias = options.bias === undefined ? null : tf.tensor1d(options.bias, 'float32');
+    const w = options.weight;
+    if (w instanceof Float32Array) this.w0 = inOut ? makeFrozenPairFromTransposed(w, m, n) : makeFrozenPair(w, m, n);
+    else this.w0 = inOut ? new LazyFrozenPair(tf.keep(tf.transpose(w)), w) : new LazyFrozenPair(w);
+    const bias = options.bias;
+    this.bias = bias === undefined ? null : bias instanceof Float32Array ? tf.tensor1d(bias, 'float32') : bias;
 
     const init = LoraDense.initialFactors(variant, n, m, r, options.seed ?? 0);
     this.aT = variant === 'lora' ? variableFrom(transposed(init.A, r, n)) : null;
@@ -207,27 +214,38 @@ export class LoraDense {
   }
 
   /**
-   * The factors in PEFT layout, as fresh arrays.
+   * The factors in PEFT layout, as fresh arrays, read asynchronously from the device.
    * @param which `trainable`: only the trained ones (lora: A, B; ffa: B; fedsb: R), what a client
    *   sends; `all`: every factor of the variant (fedsb adds A, B; ffa adds A). @default 'all'
    */
-  getFactors(which: 'all' | 'trainable' = 'all'): ModuleFactors {
+  async readFactors(which: 'all' | 'trainable' = 'all'): Promise<ModuleFactors> {
     this.assertLive();
     const { inFeatures: n, outFeatures: m, rank: r } = this;
     const wantAll = which === 'all';
+    // Start every read before awaiting any, so a GPU backend maps the buffers in one go.
+    const reads: { A?: Promise<Float32Array>; B?: Promise<Float32Array>; R?: Promise<Float32Array> } = {};
+    if (this.aT !== null) reads.A = readTransposed(this.aT, n, r);
+    else if (wantAll) reads.A = readValues(this.frozenA!.backward);
+    if (this.bT !== null) reads.B = readTransposed(this.bT, r, m);
+    else if (wantAll) reads.B = readValues(this.frozenB!.backward);
+    if (this.rT !== null) reads.R = readTransposed(this.rT, r, r);
     const out: { A?: Float32Array; B?: Float32Array; R?: Float32Array } = {};
-    if (this.aT !== null) out.A = readTransposed(this.aT, n, r);
-    else if (wantAll) out.A = (this.frozenA!.backward.dataSync() as Float32Array).slice();
-    if (this.bT !== null) out.B = readTransposed(this.bT, r, m);
-    else if (wantAll) out.B = (this.frozenB!.backward.dataSync() as Float32Array).slice();
-    if (this.rT !== null) out.R = readTransposed(this.rT, r, r);
-    return { ...out };
+    if (reads.A !== undefined) out.A = await reads.A;
+    if (reads.B !== undefined) out.B = await reads.B;
+    if (reads.R !== undefined) out.R = await reads.R;
+    return out;
   }
 
-  /** The frozen W0 [m, n] in the checkpoint layout, as a fresh array. */
-  getBaseWeight(): Float32Array {
+  /** The frozen W0 [m, n] in the checkpoint layout, as a fresh array read asynchronously. */
+  async readBaseWeight(): Promise<Float32Array> {
     this.assertLive();
-    return (this.w0.backward.dataSync() as Float32Array).slice();
+    return readValues(this.w0.backward);
+  }
+
+  /** The frozen W0 [m, n] as a new tensor on the device (the caller disposes it): no readback. */
+  baseWeightTensor(): tf.Tensor2D {
+    this.assertLive();
+    return this.w0.backward.clone();
   }
 
   /**
@@ -298,6 +316,18 @@ export class LoraDense {
   }
 }
 
+/** Checks a frozen value given as an array (length, finiteness) or as a tensor (shape). */
+function expectValues(where: string, name: string, values: Float32Array | tf.Tensor, shape: number[]): void {
+  if (values instanceof Float32Array) {
+    expectLength(where, name, values, shape.reduce((a, b) => a * b, 1), shape);
+    return;
+  }
+  if (!(values instanceof tf.Tensor) || values.dtype !== 'float32' || values.shape.join() !== shape.join()) {
+    const got = values instanceof tf.Tensor ? `a ${values.dtype} tensor [${values.shape.join(', ')}]` : typeof values;
+    throw new FedloraError('FL_ERR_SHAPE_MISMATCH', `${where}: ${name} must be a float32 [${shape.join(', ')}] Float32Array or tensor, got ${got}`);
+  }
+}
+
 /** Checks type, length and finiteness (a NaN in a factor or a stack would poison every later step). */
 function expectLength(
   where: string, name: string, values: Float32Array, expected: number, shape: number[],
@@ -325,14 +355,19 @@ function assignTransposed(v: tf.Variable, values: Float32Array, rows: number, co
   t.dispose();
 }
 
-/** Reads a variable stored [rows, cols] as its transpose [cols, rows]. */
-function readTransposed(v: tf.Variable, rows: number, cols: number): Float32Array {
+/** Reads a variable stored [rows, cols] as its transpose [cols, rows], asynchronously. */
+async function readTransposed(v: tf.Variable, rows: number, cols: number): Promise<Float32Array> {
   const t = tf.tidy(() => tf.transpose(tf.reshape(v, [rows, cols])));
   try {
-    return t.dataSync() as Float32Array;
+    return await t.data() as Float32Array;
   } finally {
     t.dispose();
   }
+}
+
+/** A fresh copy of a float32 tensor's values, read asynchronously. */
+async function readValues(t: tf.Tensor): Promise<Float32Array> {
+  return (await t.data() as Float32Array).slice();
 }
 
 function replacePair(old: LazyFrozenPair | null, values: Float32Array, rows: number, cols: number): LazyFrozenPair {

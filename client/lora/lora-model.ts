@@ -54,8 +54,11 @@ export interface LoraModel extends TrainableModel {
   modules(): ReadonlyMap<string, LoraDense>;
   /** The adapter layout of the modules (use `layoutOf`). */
   layout(): AdapterLayout;
-  /** The trainable factors as an adapter in PEFT names (use `extractUpdateOf`): what a client sends. */
-  extractUpdate(): Adapter;
+  /**
+   * The trainable factors as an adapter in PEFT names (use `extractUpdateOf`): what a client
+   * sends. Asynchronous: the values are read back from the device without a synchronous read.
+   */
+  extractUpdate(): Promise<Adapter>;
   /** Sets the factors a round's global state carries (use `loadGlobalInto`). */
   loadGlobal(adapter: Adapter): void;
   /** Frees every tensor of the model. */
@@ -84,10 +87,15 @@ export function layoutOf(
  * The trainable factors of every module (lora: A and B; ffa: B; fedsb: R), in PEFT layout.
  * @param layout the model's layout (from `layoutOf`), carried into the adapter
  */
-export function extractUpdateOf(modules: ReadonlyMap<string, LoraDense>, layout: AdapterLayout): Adapter {
-  const factors = new Map<string, ModuleFactors>();
-  for (const [path, m] of modules) factors.set(path, m.getFactors('trainable'));
-  return { layout, factors };
+export async function extractUpdateOf(modules: ReadonlyMap<string, LoraDense>, layout: AdapterLayout): Promise<Adapter> {
+  return { layout, factors: await readFactorsOf(modules, 'trainable') };
+}
+
+/** Every module's factors (`all` or only the `trainable` ones), read from the device in parallel. */
+export async function readFactorsOf(modules: ReadonlyMap<string, LoraDense>, which: 'all' | 'trainable'): Promise<Map<string, ModuleFactors>> {
+  const entries = [...modules];
+  const read = await Promise.all(entries.map(([, m]) => m.readFactors(which)));
+  return new Map(entries.map(([path], i) => [path, read[i]!]));
 }
 
 /**

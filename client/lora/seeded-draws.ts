@@ -11,18 +11,18 @@
 import seedrandom from 'seedrandom';
 import { FedloraError } from '../../shared/errors.js';
 
-function generator(seed: number, fn: string): () => number {
-  // tfjs treats a seed of 0 (normal) or none (uniform) as "draw from Math.random": refuse it here,
-  // since a caller of this file always wants the same values on every client.
-  if (!Number.isFinite(seed) || seed === 0) {
-    throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `${fn}: seed must be a finite non-zero number, got ${seed}`);
+function generator(seed: number, fn: string, zeroAllowed: boolean): () => number {
+  // tfjs' randomNormal treats a seed of 0 as "draw from Math.random" (randomUniform does not):
+  // refuse it here, since a caller of this file always wants the same values on every client.
+  if (!Number.isFinite(seed) || (seed === 0 && !zeroAllowed)) {
+    throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `${fn}: seed must be a finite${zeroAllowed ? '' : ' non-zero'} number, got ${seed}`);
   }
   return seedrandom.alea(seed.toString());
 }
 
 /** `count` values from U(min, max), as `tf.randomUniform([count], min, max, 'float32', seed)` draws them. */
 export function seededUniformValues(count: number, min: number, max: number, seed: number): Float32Array {
-  const random = generator(seed, 'seededUniformValues');
+  const random = generator(seed, 'seededUniformValues', true);
   const out = new Float32Array(count);
   const range = max - min;
   for (let i = 0; i < count; i++) out[i] = min + range * random();
@@ -31,7 +31,7 @@ export function seededUniformValues(count: number, min: number, max: number, see
 
 /** `count` values from N(mean, std^2), as `tf.randomNormal([count], mean, std, 'float32', seed)` draws them. */
 export function seededNormalValues(count: number, mean: number, std: number, seed: number): Float32Array {
-  const random = generator(seed, 'seededNormalValues');
+  const random = generator(seed, 'seededNormalValues', false);
   const out = new Float32Array(count);
   for (let i = 0; i < count; i += 2) {
     let v1: number, v2: number, s: number;

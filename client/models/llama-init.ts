@@ -4,7 +4,7 @@
  * N(0, initializer_range^2), RMSNorm weights 1). Pre-training starts here; tests also perturb
  * the norm weights so a forward pass that forgets them fails.
  */
-import * as tf from '@tensorflow/tfjs';
+import { seededNormalValues, seededUniformValues } from '../lora/seeded-draws.js';
 import type { LlamaConfig } from './llama-config.js';
 import { llamaTensorShapes } from './llama-names.js';
 
@@ -20,8 +20,8 @@ export interface LlamaInitOptions {
 
 /**
  * Seeded random weights, one Float32Array per Hugging Face tensor name ([out, in] for linears).
- * Each tensor draws from tfjs' seeded generator with seed `1009 seed + its index + 1`, so the result does
- * not depend on the backend (random ops run in tfjs-core's JS on every backend).
+ * Each tensor draws tfjs' seeded values (client/lora/seeded-draws.ts, plain JS: no device read) with
+ * seed `1009 seed + its index + 1`, so the result does not depend on the backend.
  */
 export function randomLlamaWeights(config: LlamaConfig, seed: number, options: LlamaInitOptions = {}): Map<string, Float32Array> {
   const std = options.std ?? 0.02;
@@ -32,12 +32,12 @@ export function randomLlamaWeights(config: LlamaConfig, seed: number, options: L
     // Never 0: tfjs treats a seed of 0 as 'no seed' and draws from Math.random (rand_util.js).
     const s = seed * 1009 + ++index;
     const isNorm = shape.length === 1;
-    const values = tf.tidy(() => {
-      if (!isNorm) return tf.randomNormal(shape, 0, std, 'float32', s).dataSync() as Float32Array;
-      if (jitter === 0) return new Float32Array(shape[0]!).fill(1);
-      return tf.add(1, tf.randomUniform(shape, -jitter, jitter, 'float32', s)).dataSync() as Float32Array;
-    });
-    out.set(name, Float32Array.from(values));
+    const count = shape.reduce((a, b) => a * b, 1);
+    let values: Float32Array;
+    if (!isNorm) values = seededNormalValues(count, 0, std, s);
+    else if (jitter === 0) values = new Float32Array(count).fill(1);
+    else values = seededUniformValues(count, -jitter, jitter, s).map((v) => 1 + v);
+    out.set(name, values);
   }
   return out;
 }

@@ -126,7 +126,7 @@ export class LoraLinear implements LlamaLinear {
 
   /** W0 only: the base weight, without the adapter (the adapter is exported on its own). */
   weightOutIn(): tf.Tensor2D {
-    return tf.tensor2d(this.dense.getBaseWeight(), [this.outFeatures, this.inFeatures]);
+    return this.dense.baseWeightTensor();
   }
 
   trainableVariables(): tf.Variable[] {

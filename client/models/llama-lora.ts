@@ -71,16 +71,18 @@ export class LlamaLoraModel implements LoraModel {
     const modules = new Map<string, LoraDense>();
     for (const path of paths) {
       const frozen = base.linear(path);
+      // The weight stays on the device: the LoRA layer takes over this copy (no CPU round trip).
       const w = frozen.weightOutIn();
       let dense: LoraDense;
       try {
         dense = new LoraDense({
           path, variant: options.variant, inFeatures: frozen.inFeatures, outFeatures: frozen.outFeatures, rank: options.rank,
           ...(options.alpha !== undefined ? { alpha: options.alpha } : {}),
-          weight: w.dataSync() as Float32Array, seed: moduleSeed(options.seed ?? 0, path),
+          weight: w, seed: moduleSeed(options.seed ?? 0, path),
         });
-      } finally {
+      } catch (e) {
         w.dispose();
+        throw e;
       }
       base.replaceLinear(path, new LoraLinear(dense)).dispose();
       modules.set(path, dense);
@@ -99,7 +101,7 @@ export class LlamaLoraModel implements LoraModel {
     });
   }
 
-  extractUpdate(): Adapter {
+  extractUpdate(): Promise<Adapter> {
     return extractUpdateOf(this.loraModules, this.layout());
   }
 

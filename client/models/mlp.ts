@@ -101,7 +101,7 @@ export class MlpClassifier implements LoraModel {
     return layoutOf(this.loraModules, this.baseModelSha256 === undefined ? {} : { baseModelSha256: this.baseModelSha256 });
   }
 
-  extractUpdate(): Adapter {
+  extractUpdate(): Promise<Adapter> {
     return extractUpdateOf(this.loraModules, this.layout());
   }
 

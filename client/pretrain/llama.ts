@@ -236,15 +236,17 @@ export async function pretrainLlama(options: PretrainLlamaOptions): Promise<Pret
         batch.set(train.subarray(start, start + window), b * window);
       }
       const stepLr = learningRateAt(step, schedule);
-      const lossValue = tf.tidy(() => {
+      const lossTensor = tf.tidy(() => {
         const ids = tf.tensor2d(batch, [batchSize, window], 'int32');
         const { value, grads } = tf.variableGrads(() => model.loss(ids), variables);
         const clipped = clipByGlobalNorm(variables.map((v) => grads[v.name]!), 1);
         const byVar = new Map(variables.map((v, i) => [v, clipped[i]!]));
         decayed.applyGradients(matrices, matrices.map((v) => byVar.get(v)!), stepLr);
         plain.applyGradients(vectors, vectors.map((v) => byVar.get(v)!), stepLr);
-        return value.dataSync()[0]!;
+        return value;
       });
+      const lossValue = (await lossTensor.data())[0]!;
+      lossTensor.dispose();
       const p = { step: step + 1, loss: lossValue, lr: stepLr, ms: performance.now() - t0 };
       losses.push(p);
       options.onStep?.(p);

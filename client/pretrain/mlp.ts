@@ -70,15 +70,22 @@ export class DenseMlp implements TrainableModel {
     return tf.tidy(() => tf.mean(this.lossPerExample(batch)) as tf.Scalar);
   }
 
-  /** The checkpoint tensors (weights back in nn.Linear's [out, in] layout). */
-  weights(): Map<string, Float32Array> {
+  /** The checkpoint tensors (weights back in nn.Linear's [out, in] layout), read asynchronously. */
+  async weights(): Promise<Map<string, Float32Array>> {
+    const read = async (t: tf.Tensor, dispose = false): Promise<Float32Array> => {
+      try {
+        return (await t.data() as Float32Array).slice();
+      } finally {
+        if (dispose) t.dispose();
+      }
+    };
     const out = new Map<string, Float32Array>([
-      ['input_norm.mean', this.mean.dataSync() as Float32Array],
-      ['input_norm.std', (this.invStd.dataSync() as Float32Array).map((v) => 1 / v)],
+      ['input_norm.mean', await read(this.mean)],
+      ['input_norm.std', (await read(this.invStd)).map((v) => 1 / v)],
     ]);
     for (const l of this.layers) {
-      out.set(`${l.path}.weight`, tf.tidy(() => tf.transpose(l.wT)).dataSync() as Float32Array);
-      out.set(`${l.path}.bias`, (l.b.dataSync() as Float32Array).slice());
+      out.set(`${l.path}.weight`, await read(tf.transpose(l.wT), true));
+      out.set(`${l.path}.bias`, await read(l.b));
     }
     return out;
   }
@@ -125,5 +132,5 @@ export async function pretrainMlp(table: ClassificationTable, options: PretrainM
 
 /** Saves a pre-trained DenseMlp as a checkpoint folder. @returns the SHA-256 of model.safetensors */
 export async function saveDenseMlp(model: DenseMlp, dir: string): Promise<string> {
-  return writeMlpCheckpoint(dir, model.config, model.weights());
+  return writeMlpCheckpoint(dir, model.config, await model.weights());
 }

@@ -6,14 +6,14 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Adapter, AdapterVariant, ModuleFactors } from '../../shared/adapter.js';
+import type { Adapter, AdapterVariant } from '../../shared/adapter.js';
 import { FedloraError } from '../../shared/errors.js';
 import { writePeftAdapterDir } from '../../shared/peft.js';
 import { tableSource, type ExampleSource } from '../data/batches.js';
 import { loadData } from '../data/load.js';
 import { trainTestSplit } from '../data/split.js';
 import { indicesWithLabels, subset, type ClassificationTable, type DataSet, type TextCorpus } from '../data/table.js';
-import type { LoraModel } from '../lora/lora-model.js';
+import { readFactorsOf, type LoraModel } from '../lora/lora-model.js';
 import { MLP_MODEL_TYPE } from '../models/mlp-config.js';
 import { MlpClassifier } from '../models/mlp.js';
 import { evaluate, type Evaluation } from './evaluate.js';
@@ -110,10 +110,8 @@ async function prepare(o: LocalRunOptions, type: string, data: DataSet): Promise
 }
 
 /** Every factor of every module (frozen ones included): what a PEFT export needs. */
-export function fullAdapter(model: LoraModel): Adapter {
-  const factors = new Map<string, ModuleFactors>();
-  for (const [path, m] of model.modules()) factors.set(path, m.getFactors('all'));
-  return { layout: model.layout(), factors };
+export async function fullAdapter(model: LoraModel): Promise<Adapter> {
+  return { layout: model.layout(), factors: await readFactorsOf(model.modules(), 'all') };
 }
 
 export async function runLocalTraining(o: LocalRunOptions): Promise<LocalRunResult> {
@@ -131,7 +129,7 @@ export async function runLocalTraining(o: LocalRunOptions): Promise<LocalRunResu
     const result = await train(model, trainSource, o);
     const after = testSource === undefined ? undefined : await evaluate(model, testSource);
     if (o.outDir !== undefined) {
-      await writePeftAdapterDir(o.outDir, fullAdapter(model), { taskType: type === 'llama' ? 'CAUSAL_LM' : null });
+      await writePeftAdapterDir(o.outDir, await fullAdapter(model), { taskType: type === 'llama' ? 'CAUSAL_LM' : null });
     }
     return {
       modelType: type, baseModelSha256: model.layout().baseModelSha256, trainExamples: split.train.length, testExamples: split.test.length,

@@ -67,7 +67,7 @@ describe('startModel', () => {
     try {
       for (const m of SHAPES) {
         const layer = model.modules().get(m.path)!;
-        const merged = layer.getBaseWeight();
+        const merged = await layer.readBaseWeight();
         const W0 = checkpoint.weights.get(`${m.path}.weight`)!;
         const { A, B } = state.factors.get(m.path)!;
         let worst = 0;
@@ -80,7 +80,7 @@ describe('startModel', () => {
         }
         // float32 storage of values ~0.5: rounding ~3e-8 per value; 1e-6 leaves room for the matmul's float32 sum of 3 terms.
         expect(worst).toBeLessThan(1e-6);
-        const fresh = layer.getFactors('all');
+        const fresh = await layer.readFactors('all');
         expect(fresh.A).toEqual(kaimingUniformA(2, m.inFeatures, moduleSeed(41, m.path)));
         expect([...fresh.B!].every((v) => v === 0)).toBe(true);
       }
@@ -93,7 +93,7 @@ describe('startModel', () => {
     const o = offer('lora', 'fresh', null);
     const model = await startModel(o, base, null);
     try {
-      expect(model.modules().get('head')!.getBaseWeight()).toEqual(checkpoint.weights.get('head.weight'));
+      expect(await model.modules().get('head')!.readBaseWeight()).toEqual(checkpoint.weights.get('head.weight'));
     } finally {
       model.dispose();
     }
@@ -107,7 +107,7 @@ describe('startModel', () => {
     const o = offer('fedsb', 'global', state);
     const model = await startModel(o, base, decodeOfferedState(o.state));
     try {
-      for (const m of SHAPES) expect(model.modules().get(m.path)!.getFactors('all')).toEqual(state.factors.get(m.path));
+      for (const m of SHAPES) expect(await model.modules().get(m.path)!.readFactors('all')).toEqual(state.factors.get(m.path));
     } finally {
       model.dispose();
     }

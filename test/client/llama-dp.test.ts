@@ -7,6 +7,7 @@ import { LlamaLoraModel } from '../../client/models/llama-lora.js';
 import { LlamaModel } from '../../client/models/llama.js';
 import { clippedGradientSum } from '../../client/train/dp-sgd.js';
 import { tinyConfigJson } from './llama-tiny-config.js';
+import { seededNormalValues } from '../../client/lora/seeded-draws.js';
 
 /**
  * DP-SGD on the llama: the ghost clipping of client/train/dp-sgd.ts reads each example's rows of
@@ -27,8 +28,8 @@ describe('DP-SGD clipped sums on the llama (cpu)', () => {
       // Non-zero B (and R) so every factor gets a gradient.
       for (const m of model.modules().values()) {
         m.setFactors({
-          ...(variant === 'fedsb' ? { R: tf.tidy(() => tf.randomNormal([m.rank, m.rank], 0, 0.5, 'float32', 11).dataSync() as Float32Array) }
-            : { B: tf.tidy(() => tf.randomNormal([m.outFeatures, m.rank], 0, 0.5, 'float32', 12).dataSync() as Float32Array) }),
+          ...(variant === 'fedsb' ? { R: seededNormalValues(m.rank * m.rank, 0, 0.5, 11) }
+            : { B: seededNormalValues(m.outFeatures * m.rank, 0, 0.5, 12) }),
         });
       }
       const seqs = [[1, 4, 9, 16, 25, 36, 2], [3, 1, 4, 1, 5], [2, 7, 1, 8, 2, 8, 1, 8, 2], [6, 6]].map((s) => Int32Array.from(s));

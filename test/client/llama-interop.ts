@@ -19,6 +19,8 @@ import { loadLlamaCheckpoint } from '../../client/checkpoint.js';
 import { parseLlamaConfig } from '../../client/models/llama-config.js';
 import { randomLlamaWeights } from '../../client/models/llama-init.js';
 import { LlamaLoraModel } from '../../client/models/llama-lora.js';
+import { readFactorsOf } from '../../client/lora/lora-model.js';
+import { seededNormalValues } from '../../client/lora/seeded-draws.js';
 import { LlamaModel } from '../../client/models/llama.js';
 import { byteTokenizerJson } from '../../client/tokenizer-bytes.js';
 import type { AdapterVariant, ModuleFactors } from '../../shared/adapter.js';
@@ -47,7 +49,7 @@ const adapters: Array<{ name: string; variant: AdapterVariant; targets: string[]
 
 const record: Record<string, unknown> = {};
 let seed = 1000;
-const random = (shape: number[], std: number): Float32Array => tf.tidy(() => tf.randomNormal(shape, 0, std, 'float32', seed++).dataSync() as Float32Array);
+const random = (shape: number[], std: number): Float32Array => seededNormalValues(shape.reduce((a, b) => a * b, 1), 0, std, seed++);
 
 for (const c of cases) {
   const config = parseLlamaConfig(c.config);
@@ -78,7 +80,7 @@ for (const c of cases) {
     model.loadGlobal({ layout: model.layout(), factors });
     const adapterDir = join(dir, `adapter-${a.name}`);
     // Export every factor (FFA's frozen A, Fed-SB's A and B too): PEFT needs lora_A and lora_B.
-    const full = new Map([...model.modules()].map(([p, m]) => [p, m.getFactors('all')]));
+    const full = await readFactorsOf(model.modules(), 'all');
     await writePeftAdapterDir(adapterDir, { layout: model.layout(), factors: full });
     (entry['adapters'] as Record<string, unknown>)[a.name] = await logits(model);
     model.dispose();

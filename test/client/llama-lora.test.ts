@@ -10,6 +10,7 @@ import { peftTensorNames } from '../../shared/adapter.js';
 import { isFedloraError } from '../../shared/errors.js';
 import { naiveLlamaLogits } from './llama-naive.js';
 import { tinyConfigJson } from './llama-tiny-config.js';
+import { seededNormalValues } from '../../client/lora/seeded-draws.js';
 
 const config = parseLlamaConfig(tinyConfigJson);
 
@@ -74,12 +75,12 @@ describe('llama with LoRA (cpu)', () => {
     const weights = randomLlamaWeights(config, 2, { std: 0.3, normJitter: 0.3 });
     const model = LlamaLoraModel.attach(await base(weights), { targetModules: ['q_proj', 'v_proj', 'down_proj'], variant: 'lora', rank: 3, alpha: 6 });
     const merged = new Map(weights);
-    const update = model.extractUpdate();
+    const update = await model.extractUpdate();
     const factors = new Map<string, { A: Float32Array; B: Float32Array }>();
     let seed = 100;
     for (const m of model.layout().modules) {
-      const A = tf.tidy(() => tf.randomNormal([m.rank, m.inFeatures], 0, 0.3, 'float32', seed++).dataSync() as Float32Array);
-      const B = tf.tidy(() => tf.randomNormal([m.outFeatures, m.rank], 0, 0.3, 'float32', seed++).dataSync() as Float32Array);
+      const A = seededNormalValues(m.rank * m.inFeatures, 0, 0.3, seed++);
+      const B = seededNormalValues(m.outFeatures * m.rank, 0, 0.3, seed++);
       factors.set(m.path, { A, B });
       const name = `${m.path}.weight`;
       merged.set(name, mergeInto(weights.get(name)!, B, A, m.outFeatures, m.inFeatures, m.rank, m.alpha / m.rank));
@@ -92,7 +93,7 @@ describe('llama with LoRA (cpu)', () => {
     // Same float32 error budget as the base model test (llama.test.ts), plus one rank-3 product per layer.
     expect(maxAbsDiff(got, want)).toBeLessThan(1e-4 * scale);
     // The update carries PEFT-layout factors under the module paths.
-    const out = model.extractUpdate();
+    const out = await model.extractUpdate();
     expect(out.factors.get('model.layers.1.mlp.down_proj')!.B).toEqual(factors.get('model.layers.1.mlp.down_proj')!.B);
     expect(peftTensorNames('model.layers.1.mlp.down_proj').A).toBe('base_model.model.model.layers.1.mlp.down_proj.lora_A.weight');
     model.dispose();
@@ -104,13 +105,14 @@ describe('llama with LoRA (cpu)', () => {
     for (const naive of [false, true]) {
       const model = LlamaLoraModel.attach(await LlamaModel.build(config, (n) => weights.get(n)!, { naiveMatmuls: naive }),
         { targetModules: 'all-linear', variant: 'lora', rank: 2, seed: 3 });
-      for (const m of model.modules().values()) m.setFactors({ B: tf.tidy(() => tf.randomNormal([m.outFeatures, m.rank], 0, 0.1, 'float32', 8).dataSync() as Float32Array) });
+      for (const m of model.modules().values()) m.setFactors({ B: seededNormalValues(m.outFeatures * m.rank, 0, 0.1, 8) });
       const inputs = tf.tensor2d([[1, 2, 3, 4, 5, 6]], [1, 6], 'int32');
       const targets = tf.tensor2d([[2, 3, 4, 5, 6, 7]], [1, 6], 'int32');
       const vars = model.trainableVariables();
       const { grads } = tf.variableGrads(() => model.loss({ inputs, targets }), vars);
-      results.push({ logits: model.forward(inputs).dataSync() as Float32Array, grads: vars.map((v) => grads[v.name]!.dataSync() as Float32Array) });
-      tf.dispose([inputs, targets, ...Object.values(grads)]);
+      const logits = model.forward(inputs);
+      results.push({ logits: await logits.data() as Float32Array, grads: await Promise.all(vars.map(async (v) => await grads[v.name]!.data() as Float32Array)) });
+      tf.dispose([inputs, targets, logits, ...Object.values(grads)]);
       model.dispose();
     }
     // The same products in another order: float32 rounding only.
@@ -152,16 +154,16 @@ describe.each(['cpu', 'wasm'])('training LoRA on a tiny text (%s)', (backend) =>
     const targets = tf.tensor2d([ids.slice(1, 33)], [1, 32], 'int32');
     const optimizer = tf.train.adam(0.05);
     const vars = model.trainableVariables();
-    const step = (): number => {
+    const step = async (): Promise<number> => {
       const loss = optimizer.minimize(() => model.loss({ inputs, targets }), true, vars)!;
-      const v = loss.dataSync()[0]!;
+      const v = (await loss.data())[0]!;
       loss.dispose();
       return v;
     };
-    const first = step(); // also creates Adam's slots
+    const first = await step(); // also creates Adam's slots
     const tensorsAfterFirst = tf.memory().numTensors;
     let last = first;
-    for (let i = 0; i < 25; i++) last = step();
+    for (let i = 0; i < 25; i++) last = await step();
     expect(tf.memory().numTensors).toBe(tensorsAfterFirst);
     // Random init gives ~ln(259) = 5.56 nats; a rank-4 adapter on q/v memorises 32 bytes well below it.
     expect(first).toBeGreaterThan(5);

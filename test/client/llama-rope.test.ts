@@ -39,11 +39,13 @@ describe('rotary embeddings (Hugging Face rotate_half convention)', () => {
     const q = [0.3, -1.2, 0.5, 2, -0.7, 0.1, 1.4, -0.4];
     const k = [1.1, 0.2, -0.9, 0.6, 0.3, -1.5, 0.8, 0.05];
     const rows = (v: number[]): number[][] => Array.from({ length: 12 }, () => v);
-    const [rq, rk] = tf.tidy(() => {
+    const [tq, tk] = tf.tidy(() => {
       const c = tf.tensor2d(cos, [12, d / 2]);
       const s = tf.tensor2d(sin, [12, d / 2]);
-      return [applyRope(tf.tensor2d(rows(q)), c, s).arraySync() as number[][], applyRope(tf.tensor2d(rows(k)), c, s).arraySync() as number[][]];
+      return [applyRope(tf.tensor2d(rows(q)), c, s), applyRope(tf.tensor2d(rows(k)), c, s)];
     });
+    const [rq, rk] = [await tq!.array() as number[][], await tk!.array() as number[][]];
+    tf.dispose([tq!, tk!]);
     const dot = (a: number[], b: number[]): number => a.reduce((acc, v, i) => acc + v * b[i]!, 0);
     for (let p = 0; p < 12; p++) {
       for (let i = 0; i < d / 2; i++) {

@@ -132,11 +132,12 @@ describe('llama semantics (cpu)', () => {
     const config = parseLlamaConfig(tinyConfigJson);
     const model = await build(config, randomLlamaWeights(config, 5, { std: 0.3 }));
     const short = [3, 9, 27, 4];
-    const [l1, l2] = tf.tidy(() => {
-      const alone = model.loss(tf.tensor2d([short], [1, 4], 'int32'));
-      const padded = model.loss(tf.tensor2d([[...short, 0, 0]], [1, 6], 'int32'), tf.tensor2d([[1, 1, 1, 1, 0, 0]], [1, 6]));
-      return [alone.dataSync()[0]!, padded.dataSync()[0]!];
-    });
+    const [alone, padded] = tf.tidy(() => [
+      model.loss(tf.tensor2d([short], [1, 4], 'int32')),
+      model.loss(tf.tensor2d([[...short, 0, 0]], [1, 6], 'int32'), tf.tensor2d([[1, 1, 1, 1, 0, 0]], [1, 6])),
+    ]);
+    const [l1, l2] = [(await alone!.data())[0]!, (await padded!.data())[0]!];
+    tf.dispose([alone!, padded!]);
     expect(Math.abs(l1 - l2)).toBeLessThan(1e-6);
     model.dispose();
   });

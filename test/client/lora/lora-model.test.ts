@@ -18,7 +18,7 @@ function twoModules(variant: 'lora' | 'ffa' | 'fedsb', seed: number): Map<string
 }
 
 describe('LoraModel helpers', () => {
-  it('layoutOf lists every module with shape, rank and alpha', () => {
+  it('layoutOf lists every module with shape, rank and alpha', async () => {
     const mods = twoModules('lora', 0);
     const layout = layoutOf(mods, { baseModelSha256: 'ab' });
     expect(layout).toEqual({
@@ -34,25 +34,25 @@ describe('LoraModel helpers', () => {
   });
 
   for (const variant of ['lora', 'ffa', 'fedsb'] as const) {
-    it(`${variant}: extractUpdate -> loadGlobal into another model round-trips the trainable factors`, () => {
+    it(`${variant}: extractUpdate -> loadGlobal into another model round-trips the trainable factors`, async () => {
       const a = twoModules(variant, 0);
       const b = twoModules(variant, 100);
       // make a's trainable factors non-trivial
       for (const m of a.values()) {
-        const f = m.getFactors('trainable');
+        const f = (await m.readFactors('trainable'));
         m.setFactors(Object.fromEntries(Object.entries(f).map(([k, v], i) => [k, testValues(v.length, 7 + i)])));
       }
-      const update = extractUpdateOf(a, layoutOf(a));
+      const update = await extractUpdateOf(a, layoutOf(a));
       const want = { lora: ['A', 'B'], ffa: ['B'], fedsb: ['R'] }[variant];
       for (const f of update.factors.values()) expect(Object.keys(f).sort()).toEqual(want);
       loadGlobalInto(b, update);
-      for (const [path, m] of b) expect(m.getFactors('trainable')).toEqual(a.get(path)!.getFactors('trainable'));
+      for (const [path, m] of b) expect(await m.readFactors('trainable')).toEqual(await a.get(path)!.readFactors('trainable'));
       expect(trainableVariablesOf(b)).toHaveLength(want.length * 2);
       for (const m of [...a.values(), ...b.values()]) m.dispose();
     });
   }
 
-  it('refuses an adapter for another module, variant or rank', () => {
+  it('refuses an adapter for another module, variant or rank', async () => {
     const mods = twoModules('lora', 0);
     const layout = layoutOf(mods);
     expect(() => loadGlobalInto(mods, { layout, factors: new Map([['layers.9', {}]]) })).toThrow(/FL_ERR_ADAPTER_LAYOUT.*'layers\.9'/);

@@ -43,7 +43,7 @@ describe('mlp checkpoint', () => {
       expect(model.layout().modules.map((m) => m.path)).toEqual(['layers.0', 'head']);
       const x = tf.tensor2d(testValues(6 * 5, 2), [6, 5]);
       const [a, b] = [model.forward(x), dense.forward(x)];
-      expect(maxAbsDiff(a.dataSync(), b.dataSync())).toBeLessThan(1e-5);
+      expect(maxAbsDiff(await a.data(), await b.data())).toBeLessThan(1e-5);
       tf.dispose([x, a, b]);
       model.dispose();
     }

@@ -24,7 +24,7 @@ beforeAll(async () => {
 });
 
 /** dL/dW for every layer with W a tf variable (the naive way), L = summed cross-entropy. */
-function referenceGradients(idx: number[]): Map<string, Float32Array> {
+async function referenceGradients(idx: number[]): Promise<Map<string, Float32Array>> {
   const layers = mlpDenseLayers(config).map((l) => ({
     path: l.path,
     W: tf.variable(tf.tensor2d(weights.get(`${l.path}.weight`)!, [l.outFeatures, l.inFeatures])),
@@ -40,7 +40,7 @@ function referenceGradients(idx: number[]): Map<string, Float32Array> {
     const logp = tf.logSoftmax(h);
     return tf.neg(tf.sum(tf.mul(tf.oneHot(tf.cast(batch.targets, 'int32') as tf.Tensor1D, 10), logp))) as tf.Scalar;
   }, layers.map((l) => l.W));
-  const out = new Map(layers.map((l) => [l.path, grads[l.W.name]!.dataSync() as Float32Array]));
+  const out = new Map(await Promise.all(layers.map(async (l) => [l.path, await grads[l.W.name]!.data() as Float32Array] as const)));
   tf.dispose([value, ...Object.values(grads), ...layers.flatMap((l) => [l.W, l.b]), batch.inputs, batch.targets]);
   return out;
 }
@@ -60,7 +60,7 @@ describe('gradient w.r.t. the frozen base weights (Fed-SB initialisation)', () =
     const before = tf.memory().numTensors;
     const got = await baseWeightGradients(model, tableSource(digits.highTrain), idx, { chunk: 16 });
     expect(tf.memory().numTensors).toBe(before);
-    const want = referenceGradients(idx);
+    const want = await referenceGradients(idx);
     expect([...got.gradients.keys()]).toEqual(['layers.0', 'layers.1', 'head']);
     // float32 sums over 40 examples in a different order: relative error ~1e-7
     for (const [path, g] of got.gradients) expect(relErr(g, want.get(path)!)).toBeLessThan(1e-5);

@@ -33,7 +33,7 @@ function smallMlp(variant: 'lora' | 'ffa' | 'fedsb'): MlpClassifier {
   const model = MlpClassifier.fromCheckpoint({ config, weights }, { variant, rank: 3, alpha: 6, seed: 4 });
   // non-zero trainable factors, so every factor has a gradient
   for (const m of model.modules().values()) {
-    const f = m.getFactors('all');
+    const f = LoraDense.initialFactors(m.variant, m.inFeatures, m.outFeatures, m.rank, 0); // the keys and lengths of every factor
     m.setFactors(Object.fromEntries(Object.entries(f).map(([name, v], i) => [name, testValues(v.length, 300 + i).map((x) => x * 0.4)])));
   }
   return model;
@@ -119,7 +119,7 @@ class SequenceLora implements LoraModel {
   }
   modules(): ReadonlyMap<string, LoraDense> { return new Map([['proj', this.layer]]); }
   layout(): AdapterLayout { return layoutOf(this.modules()); }
-  extractUpdate(): Adapter { return extractUpdateOf(this.modules(), this.layout()); }
+  extractUpdate(): Promise<Adapter> { return extractUpdateOf(this.modules(), this.layout()); }
   loadGlobal(adapter: Adapter): void { loadGlobalInto(this.modules(), adapter); }
   trainableVariables(): tf.Variable[] { return trainableVariablesOf(this.modules()); }
   forward(inputs: tf.Tensor): tf.Tensor { return this.layer.forward(inputs); }
@@ -167,10 +167,10 @@ describe('DP-SGD on a model without LoRA modules', () => {
     const config: MlpConfig = { model_type: MLP_MODEL_TYPE, input_size: 64, hidden_sizes: [8], num_labels: 10, hidden_act: 'relu' };
     const dense = new DenseMlp(config, { mean: new Float32Array(64).fill(4), std: new Float32Array(64).fill(8) }, 1);
     const src = tableSource(digits.highTrain);
-    const before = Float32Array.from(dense.trainableVariables()[0]!.dataSync());
+    const before = Float32Array.from(await dense.trainableVariables()[0]!.data());
     const r = await train(dense, src, { maxSteps: 2, batchSize: 16, dp: { noiseMultiplier: 1, clipNorm: 1, mode: 'microbatch', randomSource: seededTestSource(5) } });
     expect(r.dp!.steps).toBe(2);
-    expect([...dense.trainableVariables()[0]!.dataSync()]).not.toEqual([...before]);
+    expect([...await dense.trainableVariables()[0]!.data()]).not.toEqual([...before]);
     await expect(clippedGradientSum(dense, src, [0, 1], 1, 'ghost')).rejects.toThrow(/FL_ERR_TRAINING: ghost clipping needs a model with LoRA modules; use the microbatch mode/);
     dense.dispose();
   });
@@ -186,7 +186,7 @@ describe('DP-SGD training', () => {
         dp: { noiseMultiplier: 1.1, clipNorm: 0.5, randomSource: seededTestSource(seed) },
         onProgress: () => counts.push(tf.memory().numTensors),
       });
-      const factors = Float32Array.from([...model.modules().values()].flatMap((m) => [...m.getFactors('trainable').B!]));
+      const factors = Float32Array.from((await Promise.all([...model.modules().values()].map((m) => m.readFactors('trainable')))).flatMap((f) => [...f.B!]));
       model.dispose();
       return { factors, result, counts };
     };

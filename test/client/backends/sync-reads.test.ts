@@ -1,3 +1,4 @@
+/* eslint-disable no-restricted-properties -- this file checks that the synchronous reads are refused */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';

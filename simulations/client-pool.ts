@@ -5,20 +5,14 @@
  * (a summary from each, or an error).
  */
 import { Worker } from 'node:worker_threads';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { AgentSummary } from '../client/agent/summary.js';
 import { ERROR_CODES, FedloraError, type ErrorCode } from '../shared/errors.js';
 import type { BaselineOutcome, WorkerBaseline, WorkerClient, WorkerCommitted, WorkerJob, WorkerMessage, WorkerSetup } from './worker-protocol.js';
+import { workerEntryUrl } from '../shared/worker-entry.js';
 
 /** Under tsx or vitest the sources are TypeScript, which a Node 20 worker cannot load by itself: register tsx first (as coordinator/engine/update-opener.ts does). */
 function workerUrl(): URL {
-  const entry = new URL('./agent-worker.ts', import.meta.url);
-  const tsxDir = dirname(createRequire(import.meta.url).resolve('tsx/package.json'));
-  const api = pathToFileURL(join(tsxDir, 'dist/esm/api/index.mjs')).href;
-  const code = `import { register } from ${JSON.stringify(api)}; register(); await import(${JSON.stringify(entry.href)});`;
-  return new URL(`data:text/javascript,${encodeURIComponent(code)}`);
+  return workerEntryUrl(new URL('./agent-worker.ts', import.meta.url));
 }
 
 export interface JobResult {

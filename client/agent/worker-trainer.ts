@@ -5,9 +5,6 @@
  * client after socket.io's ping interval + timeout (25 s + 30 s) of training. The worker loads the
  * backend, the model and the data once; sealing stays on the agent's thread (keys never leave it).
  */
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { ERROR_CODES, FedloraError, type ErrorCode } from '../../shared/errors.js';
 import type { Offer } from '../../shared/protocol/events.js';
@@ -15,6 +12,7 @@ import type { BackendName } from '../backends/types.js';
 import type { ClientDpSettings } from './client-dp.js';
 import { RoundAborted, type RoundTrainer, type TrainHooks, type TrainedRound } from './round-handler.js';
 import type { TrainingWorkerMessage, TrainingWorkerSetup } from './training-worker.js';
+import { workerEntryUrl } from '../../shared/worker-entry.js';
 
 /**
  * The worker entry's URL. Under tsx or vitest the sources are TypeScript, which a Node 20 worker
@@ -22,11 +20,7 @@ import type { TrainingWorkerMessage, TrainingWorkerSetup } from './training-work
  * coordinator/engine/update-opener.ts does.
  */
 function workerUrl(): URL {
-  const entry = new URL('./training-worker.ts', import.meta.url);
-  const tsxDir = dirname(createRequire(import.meta.url).resolve('tsx/package.json'));
-  const api = pathToFileURL(join(tsxDir, 'dist/esm/api/index.mjs')).href;
-  const code = `import { register } from ${JSON.stringify(api)}; register(); await import(${JSON.stringify(entry.href)});`;
-  return new URL(`data:text/javascript,${encodeURIComponent(code)}`);
+  return workerEntryUrl(new URL('./training-worker.ts', import.meta.url));
 }
 
 interface Pending {

@@ -8,9 +8,6 @@
  * runner records the nonce atomically after the opener returns (DESIGN.md: "receive in parallel").
  */
 import { Worker } from 'node:worker_threads';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { ModuleFactors } from '../../shared/adapter.js';
 import { ERROR_CODES, FedloraError, type ErrorCode } from '../../shared/errors.js';
 import type { Plan } from '../../shared/protocol/events.js';
@@ -18,6 +15,7 @@ import type { ClientUpdate } from '../../aggregation/strategy.js';
 import { openUpdate, type ExpectedBinding } from '../../privacy/envelope.js';
 import type { NonceStore } from '../../privacy/nonces.js';
 import { decodeUpdate } from './update-decoder.js';
+import { workerEntryUrl } from '../../shared/worker-entry.js';
 
 export interface OpenRequest {
   readonly envelope: Uint8Array;
@@ -78,11 +76,7 @@ export type WorkerReply =
  * Node 20 cannot load by itself: the entry then registers tsx's loader first (a data: URL module).
  */
 function workerUrl(): URL {
-  const entry = new URL('./open-worker.ts', import.meta.url);
-  const tsxDir = dirname(createRequire(import.meta.url).resolve('tsx/package.json'));
-  const api = pathToFileURL(join(tsxDir, 'dist/esm/api/index.mjs')).href;
-  const code = `import { register } from ${JSON.stringify(api)}; register(); await import(${JSON.stringify(entry.href)});`;
-  return new URL(`data:text/javascript,${encodeURIComponent(code)}`);
+  return workerEntryUrl(new URL('./open-worker.ts', import.meta.url));
 }
 
 interface Pending {

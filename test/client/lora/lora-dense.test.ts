@@ -239,7 +239,7 @@ describe('LoraDense factors', () => {
     expect(all.A).toEqual(A);
     expect(all.B).toEqual(B);
     expect(all.R).toEqual(R);
-    (await expect(Object.keys(layer.readFactors('trainable')))).toEqual(['R']);
+    expect(Object.keys(await layer.readFactors('trainable'))).toEqual(['R']);
     layer.dispose();
     const ffa = layerWith('ffa').layer;
     expect(Object.keys(await ffa.readFactors('trainable'))).toEqual(['B']);

@@ -1,0 +1,47 @@
+"""The table of tools/gpu/run.sh's results, for docs/verification.md: one row per check.
+
+    python3 tools/gpu/table.py OUT_DIR
+"""
+import json
+import os
+import sys
+
+out = sys.argv[1]
+
+
+def load(name):
+    path = os.path.join(out, name)
+    return json.load(open(path)) if os.path.exists(path) else None
+
+
+rows = []
+gpu = open(os.path.join(out, "gpu.txt")).read().strip().replace("\n", "; ") if os.path.exists(os.path.join(out, "gpu.txt")) else "?"
+backend = load("backend.json")
+if backend is not None:
+    st = backend.get("selfTest", {})
+    rows.append(("`fedlora backend --backend webgpu`", st.get("ok", False), f"{backend.get('name')} on {backend.get('device')}; self-test max error {st.get('maxError')}"))
+verify = load("verify.json")
+if verify is not None:
+    for r in verify["rows"]:
+        rows.append((r["check"], r["ok"], f"{r['detail']} ({r['seconds']} s)"))
+peft = load("peft.json")
+if peft is not None:
+    rows.append((peft["check"], peft["ok"], peft["detail"]))
+families = load("families.json")
+if families is not None:
+    for r in families.get("rows", []):
+        rows.append((f"logits vs transformers: {r.get('family')} ({r.get('name', r.get('shape', ''))})", r.get("ok", r.get("pass", False)), f"max relative error {r.get('maxRelativeError', r.get('relativeError'))}"))
+sizes = load("sizes.json")
+if sizes is not None:
+    for r in sizes["rows"]:
+        name = os.path.basename(r["model"])
+        detail = r.get("error") or (f"{r.get('shape')}: load {r.get('loadSeconds')} s, {r.get('msPerStepMedian')} ms/step at {r.get('batch')} x {r.get('seqLen')} tokens = "
+                                    f"{r.get('tokensPerSecond')} tokens/s, loss {r.get('lossFirst')} -> {r.get('lossLast')}, GPU memory {r.get('gpuMemoryMiB')} MiB, "
+                                    f"tfjs bytes {r.get('bytesOnBackendPeak')}")
+        rows.append((f"LoRA training at full size: {name}", r.get("ok", False), detail))
+
+print(f"GPU: {gpu}\n")
+print("| check | result | detail |")
+print("| --- | --- | --- |")
+for check, ok, detail in rows:
+    print(f"| {check} | {'pass' if ok else 'FAIL'} | {detail} |")

@@ -67,6 +67,7 @@ PY
 verify() {
   say "verify: fedlora train x6, coordinator + 2 agents, export, logits vs PEFT (webgpu)"
   smollm
+  rm -rf "$W/verify"
   node --import tsx tools/gpu/verify.ts --backend webgpu --model "$W/models/smollm-135m" --out "$W/verify" --steps 6 --seq-len 64
   echo "verify exit $?"
   cp "$W/verify/verify.json" "$OUT/verify.json" 2>/dev/null

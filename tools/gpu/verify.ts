@@ -80,7 +80,11 @@ const [{ byteTokenizerJson }] = await Promise.all([import('../../client/tokenize
 let modelDir: string;
 if (opts.model !== undefined) {
   modelDir = resolve(opts.model);
-  if (!existsSync(join(modelDir, 'tokenizer.json'))) await writeFile(join(modelDir, 'tokenizer.json'), JSON.stringify(byteTokenizerJson()));
+  if (!existsSync(join(modelDir, 'tokenizer.json'))) {
+    const { tokenizer, config } = byteTokenizerJson();
+    await writeFile(join(modelDir, 'tokenizer.json'), JSON.stringify(tokenizer));
+    await writeFile(join(modelDir, 'tokenizer_config.json'), JSON.stringify(config));
+  }
 } else {
   modelDir = join(out, 'model');
   const [{ parseLlamaConfig }, { randomLlamaWeights }, { LlamaModel }, { saveLlamaCheckpoint }, tf] = await Promise.all([

@@ -1,12 +1,14 @@
 /**
- * Loading a Hugging Face Llama checkpoint from a local folder into the tfjs `llama` model:
+ * Loading a Hugging Face decoder checkpoint (Llama, Mistral, Qwen2: client/models/llama-config.ts)
+ * from a local folder into the tfjs `llama` model, as transformers' `save_pretrained` writes it:
  * `config.json` plus `model.safetensors` (or shards listed in `model.safetensors.index.json`),
  * F32, F16 or BF16. Every tensor name, shape and dtype is checked against the config from the
  * headers alone, before any data is read; then tensors are read one at a time (a positioned read
  * of its bytes, widened to float32, copied into tfjs, dropped), so a 135M or 1.1B checkpoint is
  * never in memory twice.
  *
- * The base model's identity is the SHA-256 of its weights file (DESIGN.md), streamed.
+ * The base model's identity is the SHA-256 of its weights file (DESIGN.md), streamed; for a
+ * sharded folder, of the shards' bytes concatenated in file-name order (see checkpointSha256).
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -98,7 +100,10 @@ export async function sha256File(path: string): Promise<string> {
 
 /**
  * The base model identity of a folder: SHA-256 of `model.safetensors`; for a sharded checkpoint,
- * of the shard files' bytes concatenated in file-name order (one stream over all of them).
+ * of the shard files' bytes concatenated in file-name order (one stream over all of them;
+ * transformers names them `model-00001-of-0000N.safetensors`, so that is shard order). The index
+ * file is not hashed: its weight_map is checked against the shards' own headers on load, so two
+ * folders with the same shards load the same weights whatever the index's formatting or metadata.
  */
 export async function checkpointSha256(dir: string): Promise<string> {
   const { files } = await weightFiles(dir);

@@ -1,6 +1,7 @@
 /**
- * The Hugging Face tensor names and shapes of a `LlamaForCausalLM` checkpoint, and the module
- * paths LoRA attaches to. Shapes are as stored by PyTorch: a linear weight is [out, in].
+ * The Hugging Face tensor names and shapes of a `LlamaForCausalLM` checkpoint (and of Mistral's
+ * and Qwen2's, which share the names), and the module paths LoRA attaches to. Shapes are as stored
+ * by PyTorch: a linear weight is [out, in], its bias (where the family has one) [out].
  */
 import type { LlamaConfig } from './llama-config.js';
 
@@ -35,6 +36,23 @@ export function llamaLinearShape(c: LlamaConfig, name: LlamaLinearName): [number
   }
 }
 
+/** Whether the config's family puts a bias on this linear module (`<path>.bias`). */
+export function llamaLinearHasBias(c: LlamaConfig, name: LlamaLinearName): boolean {
+  switch (name) {
+    case 'q_proj':
+    case 'k_proj':
+    case 'v_proj': return c.qkvBias;
+    case 'o_proj': return c.oBias;
+    case 'gate_proj':
+    case 'up_proj':
+    case 'down_proj': return c.mlpBias;
+    default: {
+      const never: never = name;
+      throw new Error(`unknown module ${String(never)}`);
+    }
+  }
+}
+
 export const EMBED_TOKENS = 'model.embed_tokens.weight';
 export const FINAL_NORM = 'model.norm.weight';
 export const LM_HEAD = 'lm_head.weight';
@@ -47,7 +65,11 @@ export function llamaTensorShapes(c: LlamaConfig): Map<string, number[]> {
   shapes.set(EMBED_TOKENS, [c.vocabSize, c.hiddenSize]);
   for (let i = 0; i < c.numLayers; i++) {
     shapes.set(inputNormName(i), [c.hiddenSize]);
-    for (const name of LLAMA_LINEAR_MODULES) shapes.set(`${llamaModulePath(i, name)}.weight`, llamaLinearShape(c, name));
+    for (const name of LLAMA_LINEAR_MODULES) {
+      const shape = llamaLinearShape(c, name);
+      shapes.set(`${llamaModulePath(i, name)}.weight`, shape);
+      if (llamaLinearHasBias(c, name)) shapes.set(`${llamaModulePath(i, name)}.bias`, [shape[0]]);
+    }
     shapes.set(postAttentionNormName(i), [c.hiddenSize]);
   }
   shapes.set(FINAL_NORM, [c.hiddenSize]);

@@ -6,6 +6,39 @@
  * Which is, per half: out1 = x1 c - x2 s, out2 = x2 c + x1 s.
  */
 import * as tf from '@tensorflow/tfjs';
+import type { Llama3RopeScaling } from './llama-config.js';
+
+/**
+ * The rotary inverse frequencies inv_freq[i] = theta^(-2i/d), i < d/2, in float64, rescaled
+ * for Llama 3 when `scaling` is given (transformers' `_compute_llama3_parameters`; Meta's
+ * `apply_scaling` in llama3's reference code): with wavelength w = 2 pi / inv_freq and
+ * L = original_max_position_embeddings,
+ *   w > L / low_freq_factor:   inv_freq / factor              (long wavelengths: interpolated)
+ *   w < L / high_freq_factor:  inv_freq                       (short wavelengths: kept)
+ *   otherwise:                 (1 - s) inv_freq / factor + s inv_freq,
+ *                              s = (L / w - low_freq_factor) / (high_freq_factor - low_freq_factor).
+ * Both scalings leave the attention scale at 1.
+ */
+export function ropeInverseFrequencies(headDim: number, theta: number, scaling?: Llama3RopeScaling): Float64Array {
+  const half = headDim / 2;
+  const inv = new Float64Array(half);
+  for (let i = 0; i < half; i++) inv[i] = Math.pow(theta, (-2 * i) / headDim);
+  if (scaling === undefined) return inv;
+  const { factor, lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings: L } = scaling;
+  const lowFreqWavelen = L / lowFreqFactor;
+  const highFreqWavelen = L / highFreqFactor;
+  for (let i = 0; i < half; i++) {
+    const f = inv[i]!;
+    const wavelen = (2 * Math.PI) / f;
+    if (wavelen > lowFreqWavelen) {
+      inv[i] = f / factor;
+    } else if (wavelen >= highFreqWavelen) {
+      const s = (L / wavelen - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
+      inv[i] = ((1 - s) * f) / factor + s * f;
+    }
+  }
+  return inv;
+}
 
 /**
  * cos and sin of the rotary angles, [positions, headDim / 2] row-major, computed in float64 and
@@ -14,14 +47,16 @@ import * as tf from '@tensorflow/tfjs';
  * @param headDim the head dimension d (even)
  * @param theta rope_theta
  * @param positions number of positions 0..positions-1
+ * @param scaling Llama 3's frequency rescaling (see {@link ropeInverseFrequencies})
  */
-export function ropeTables(headDim: number, theta: number, positions: number): { cos: Float32Array; sin: Float32Array } {
+export function ropeTables(headDim: number, theta: number, positions: number, scaling?: Llama3RopeScaling): { cos: Float32Array; sin: Float32Array } {
   const half = headDim / 2;
+  const inv = ropeInverseFrequencies(headDim, theta, scaling);
   const cos = new Float32Array(positions * half);
   const sin = new Float32Array(positions * half);
   for (let p = 0; p < positions; p++) {
     for (let i = 0; i < half; i++) {
-      const angle = p * Math.pow(theta, (-2 * i) / headDim);
+      const angle = p * inv[i]!;
       cos[p * half + i] = Math.cos(angle);
       sin[p * half + i] = Math.sin(angle);
     }

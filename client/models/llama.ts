@@ -7,7 +7,9 @@
  *   logits = lm_head(RMSNorm(h_L))  (lm_head = E^T when tie_word_embeddings)
  * with RMSNorm(x) = w * x / sqrt(mean(x^2) + eps) (Zhang & Sennrich, 2019), causal grouped-query
  * attention (Ainslie et al., 2023: query head j reads key/value head floor(j / (H / H_kv)), as
- * transformers' `repeat_kv`) and SwiGLU (Shazeer, 2020).
+ * transformers' `repeat_kv`) and SwiGLU (Shazeer, 2020). The same code serves Mistral (sliding-window
+ * attention) and Qwen2 (biases on q/k/v): a linear module with a bias computes x W^T + b, the bias
+ * kept beside the (possibly LoRA-wrapped) linear layer, as PEFT's base layer keeps it.
  *
  * Tensor ownership: the model owns its weights and its cached masks and rotary tables; every
  * method that returns a tensor hands it to the caller, and intermediate tensors are freed by
@@ -18,7 +20,7 @@ import { FedloraError } from '../../shared/errors.js';
 import type { LlamaConfig } from './llama-config.js';
 import { FrozenLinear, TrainableLinear, type LlamaLinear } from './llama-linear.js';
 import {
-  EMBED_TOKENS, FINAL_NORM, LLAMA_LINEAR_MODULES, LM_HEAD, inputNormName, llamaLinearShape, llamaModulePath, postAttentionNormName,
+  EMBED_TOKENS, FINAL_NORM, LLAMA_LINEAR_MODULES, LM_HEAD, inputNormName, llamaLinearHasBias, llamaLinearShape, llamaModulePath, postAttentionNormName,
   type LlamaLinearName,
 } from './llama-names.js';
 import { batchedMatmul, matmulPlainGrad } from './llama-matmul.js';
@@ -46,6 +48,8 @@ interface LlamaLayer {
   readonly inputNorm: tf.Tensor1D;
   readonly postAttentionNorm: tf.Tensor1D;
   readonly linears: Map<LlamaLinearName, LlamaLinear>;
+  /** Bias vectors [out] of the modules that have one (Qwen2's q/k/v; Llama's attention_bias / mlp_bias). */
+  readonly biases: Map<LlamaLinearName, tf.Tensor1D>;
 }
 
 /** Additive causal mask value: large enough that exp() underflows to 0, finite so 0 * mask stays 0. */
@@ -102,8 +106,8 @@ export class LlamaModel {
     const naive = options.naiveMatmuls === true;
     const variables: tf.Variable[] = [];
     const created: Array<{ dispose(): void }> = [];
-    const vector = async (name: string): Promise<tf.Tensor1D> => {
-      const t = tf.tensor1d(await source(name, [config.hiddenSize]));
+    const vector = async (name: string, size = config.hiddenSize): Promise<tf.Tensor1D> => {
+      const t = tf.tensor1d(await source(name, [size]));
       if (!trainable) return t;
       const v = tf.variable(t, true);
       t.dispose();
@@ -130,15 +134,22 @@ export class LlamaModel {
         const inputNorm = await vector(inputNormName(i));
         created.push(inputNorm);
         const linears = new Map<LlamaLinearName, LlamaLinear>();
+        const biases = new Map<LlamaLinearName, tf.Tensor1D>();
         for (const name of LLAMA_LINEAR_MODULES) {
           const path = llamaModulePath(i, name);
-          const l = await linear(path, llamaLinearShape(config, name));
+          const shape = llamaLinearShape(config, name);
+          const l = await linear(path, shape);
           created.push(l);
           linears.set(name, l);
+          if (llamaLinearHasBias(config, name)) {
+            const b = await vector(`${path}.bias`, shape[0]);
+            created.push(b);
+            biases.set(name, b);
+          }
         }
         const postAttentionNorm = await vector(postAttentionNormName(i));
         created.push(postAttentionNorm);
-        layers.push({ inputNorm, postAttentionNorm, linears });
+        layers.push({ inputNorm, postAttentionNorm, linears, biases });
       }
       const finalNorm = await vector(FINAL_NORM);
       created.push(finalNorm);
@@ -223,10 +234,9 @@ export class LlamaModel {
       for (const layer of this.layers) {
         h = tf.add(h, this.attention(layer, this.rmsNorm(h, layer.inputNorm), B, T, cos, sin, mask));
         const n2 = this.rmsNorm(h, layer.postAttentionNorm);
-        const lin = layer.linears;
-        const gate = lin.get('gate_proj')!.apply(n2);
+        const gate = this.project(layer, 'gate_proj', n2);
         const silu = tf.mul(gate, tf.sigmoid(gate));
-        h = tf.add(h, lin.get('down_proj')!.apply(tf.mul(silu, lin.get('up_proj')!.apply(n2))));
+        h = tf.add(h, this.project(layer, 'down_proj', tf.mul(silu, this.project(layer, 'up_proj', n2))));
       }
       return this.rmsNorm(h, this.finalNorm) as tf.Tensor3D;
     });
@@ -294,6 +304,8 @@ export class LlamaModel {
         } finally {
           w.dispose();
         }
+        const b = layer.biases.get(name);
+        if (b !== undefined) await visit(`${llamaModulePath(i, name)}.bias`, b);
       }
       await visit(postAttentionNormName(i), layer.postAttentionNorm);
     }
@@ -315,6 +327,7 @@ export class LlamaModel {
       layer.inputNorm.dispose();
       layer.postAttentionNorm.dispose();
       for (const l of layer.linears.values()) l.dispose();
+      for (const b of layer.biases.values()) b.dispose();
     }
     this.finalNorm.dispose();
     this.lmHead.dispose();
@@ -350,7 +363,7 @@ export class LlamaModel {
   private ropeFor(T: number): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
     if (this.rope === null || this.rope.positions < T) {
       const positions = Math.min(this.config.maxPositionEmbeddings, Math.max(256, 2 ** Math.ceil(Math.log2(T))));
-      const { cos, sin } = ropeTables(this.config.headDim, this.config.ropeTheta, positions);
+      const { cos, sin } = ropeTables(this.config.headDim, this.config.ropeTheta, positions, this.config.ropeScaling);
       const half = this.config.headDim / 2;
       if (this.rope !== null) tf.dispose([this.rope.cos, this.rope.sin]);
       this.rope = { cos: tf.keep(tf.tensor2d(cos, [positions, half])), sin: tf.keep(tf.tensor2d(sin, [positions, half])), positions };
@@ -358,12 +371,17 @@ export class LlamaModel {
     return this.rope;
   }
 
-  /** [T, T] additive mask: 0 where key position <= query position, MASKED above the diagonal. Cached per T. */
+  /**
+   * [T, T] additive mask: 0 where the query may read the key, MASKED elsewhere: above the diagonal,
+   * and with a sliding window W (Mistral) also where q - k >= W (transformers'
+   * `sliding_window_overlay`: kv_idx > q_idx - W). Cached per T.
+   */
   private causalMask(T: number): tf.Tensor2D {
     let m = this.masks.get(T);
     if (m === undefined) {
+      const window = this.config.slidingWindow ?? Infinity;
       const values = new Float32Array(T * T);
-      for (let q = 0; q < T; q++) for (let k = q + 1; k < T; k++) values[q * T + k] = MASKED;
+      for (let q = 0; q < T; q++) for (let k = 0; k < T; k++) if (k > q || q - k >= window) values[q * T + k] = MASKED;
       m = tf.keep(tf.tensor2d(values, [T, T]));
       this.masks.set(T, m);
     }
@@ -379,10 +397,9 @@ export class LlamaModel {
     const { numHeads: H, numKvHeads: Hkv, headDim: d } = this.config;
     const rep = H / Hkv;
     const heads = (t: tf.Tensor, n: number): tf.Tensor => tf.transpose(tf.reshape(t, [B, T, n, d]), [0, 2, 1, 3]);
-    const lin = layer.linears;
-    const q = applyRope(heads(lin.get('q_proj')!.apply(x), H), cos, sin);
-    const k = applyRope(heads(lin.get('k_proj')!.apply(x), Hkv), cos, sin);
-    const v = heads(lin.get('v_proj')!.apply(x), Hkv);
+    const q = applyRope(heads(this.project(layer, 'q_proj', x), H), cos, sin);
+    const k = applyRope(heads(this.project(layer, 'k_proj', x), Hkv), cos, sin);
+    const v = heads(this.project(layer, 'v_proj', x), Hkv);
     // [B * Hkv, rep * T, d] @ [B * Hkv, d, T]: keys transposed explicitly so the matmul is plain (llama-matmul.ts).
     const qGrouped = tf.reshape(q, [B * Hkv, rep * T, d]) as tf.Tensor3D;
     const k3 = tf.reshape(k, [B * Hkv, T, d]) as tf.Tensor3D;
@@ -393,6 +410,13 @@ export class LlamaModel {
     const probs = tf.reshape(tf.softmax(masked, -1), [B * Hkv, rep * T, T]) as tf.Tensor3D;
     const context = tf.reshape(this.naiveMatmuls ? tf.matMul(probs, v3) : batchedMatmul(probs, v3), [B, H, T, d]);
     const merged = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [B, T, H * d]);
-    return lin.get('o_proj')!.apply(merged);
+    return this.project(layer, 'o_proj', merged);
+  }
+
+  /** A linear module of a layer: x W^T (+ b where the family has a bias there). */
+  private project(layer: LlamaLayer, name: LlamaLinearName, x: tf.Tensor): tf.Tensor {
+    const y = layer.linears.get(name)!.apply(x);
+    const b = layer.biases.get(name);
+    return b === undefined ? y : tf.add(y, b);
   }
 }

@@ -162,8 +162,8 @@ describe('refusing a bad checkpoint with a coded error naming the tensor', () =>
   });
 
   it('a config.json with an option the model does not implement, naming the key', async () => {
-    const dir = await folder(weights, {}, { ...tinyConfigJson, rope_scaling: { rope_type: 'llama3', factor: 8 } });
-    await expectRefusal(dir, 'FL_ERR_MODEL_CONFIG', /'rope_scaling' has rope type 'llama3'/);
+    const dir = await folder(weights, {}, { ...tinyConfigJson, rope_scaling: { rope_type: 'yarn', factor: 8 } });
+    await expectRefusal(dir, 'FL_ERR_MODEL_CONFIG', /'rope_scaling' has rope type 'yarn'/);
   });
 
   it('a sharded checkpoint whose index disagrees with its shards, or names a path outside the folder', async () => {

@@ -13,7 +13,8 @@
  * The noise on the average has std z C / n.
  *
  * Adaptive clipping (Andrew et al. 2021), as an option: each client contributes the bit
- * b_k = [||Delta_k|| <= C]; b = (sum_k b_k + N(0, sigma_b^2)) / n; next C = C exp(-eta_C (b - gamma)).
+ * b_k = [||Delta_k|| <= C]; b = (sum_k (b_k - 1/2) + N(0, sigma_b^2)) / n + 1/2 (centred: sensitivity
+ * 1/2); next C = C exp(-eta_C (b - gamma)).
  * Defaults C0 = 0.1, gamma = 0.5, eta_C = 0.2, sigma_b = n / 20; the update's noise multiplier is
  * then z_Delta = (z^-2 - (2 sigma_b)^-2)^(-1/2), so the round as a whole keeps multiplier z. The next
  * C travels in GlobalState.dpClipNorm.
@@ -156,14 +157,16 @@ export class DpFedAvgStrategy implements Strategy {
 
   /**
    * For sums of updates the clients clipped themselves (client-side clipping, e.g. under secure
-   * aggregation): adds N(0, (z C)^2) to the sum, then the inner step. The clients must have clipped
-   * to the same C, or the guarantee does not hold.
+   * aggregation): adds N(0, (z C)^2) to the sum, then the inner step. C is this round's clip norm:
+   * with adaptive clipping the adapted one in `state.dpClipNorm` (what {@link begin} clips to), not
+   * C0. The clients must have clipped to the same C, or the guarantee does not hold.
    */
   aggregateSummedDeltas(state: GlobalState, sums: readonly SummedDelta[], count: number): RoundResult {
     const n = this.options.sampledClients ?? count;
+    const clipNorm = this.options.adaptive ? (state.dpClipNorm ?? this.clipNorm) : this.clipNorm;
     const noisy = sums.map((s) => {
       const data = Float64Array.from(s.data);
-      addGaussianNoise(data, this.z * this.clipNorm, this.random);
+      addGaussianNoise(data, this.z * clipNorm, this.random);
       return { ...s, data };
     });
     return this.inner.aggregateSummedDeltas(state, noisy, n);
@@ -231,7 +234,8 @@ class DpFedAvgRound implements RoundAggregation {
     let unclippedFraction: number | undefined;
     let nextClipNorm: number | undefined;
     if (adaptive) {
-      unclippedFraction = countNoiseStd > 0 ? noisyUnclippedFraction(this.unclipped, n, countNoiseStd, this.random) : this.unclipped / n;
+      // centred bits (sensitivity 1/2), which the z_Delta above assumes
+      unclippedFraction = noisyUnclippedFraction(this.unclipped, this.count, n, countNoiseStd, this.random);
       nextClipNorm = nextClipNormAfter(this.clipNorm, unclippedFraction, {
         ...(adaptive.targetUnclippedQuantile !== undefined && { targetUnclippedQuantile: adaptive.targetUnclippedQuantile }),
         ...(adaptive.learningRate !== undefined && { clipLearningRate: adaptive.learningRate }),

@@ -4,14 +4,18 @@
  *
  * Instead of a fixed clip norm C, the server tracks the gamma-quantile of the clients' update
  * norms. Each round, every sampled client reports one bit b_i = 1[||Delta_i|| <= C] (with its
- * clipped update); the server forms the noisy fraction
- *   b~ = (sum_i b_i + N(0, sigma_b^2)) / m                        (m: expected clients per round)
+ * clipped update); the server sums the CENTRED bits b_i - 1/2 and forms the noisy fraction
+ *   b~ = (sum_i (b_i - 1/2) + N(0, sigma_b^2)) / m + 1/2          (m: expected clients per round)
  * and updates geometrically
  *   C <- C * exp(-eta_C (b~ - gamma)).
  * The bit count is itself released, so it is noised and charged: Theorem 1 / Sec. 3.1 show that
  * noising the updates with z_Delta and the count with sigma_b is as private as one Gaussian
  * mechanism with multiplier z, where z^-2 = z_Delta^-2 + (2 sigma_b)^-2. The accountant therefore
  * charges z, and the updates get the slightly larger z_Delta ({@link updateNoiseMultiplier}).
+ * That identity needs each client's term in the count to have sensitivity 1/2 under add/remove
+ * adjacency, hence the centring (as TF Privacy's quantile estimator): a raw 0/1 bit has
+ * sensitivity 1, and the round would really spend (z_Delta^-2 + sigma_b^-2)^(-1/2), e.g. 0.756
+ * instead of z = 1 at m = 20 (issue 11).
  */
 import { privacyArgumentError, requireNonNegative, requirePositive } from './argument-checks.js';
 import { gaussianSample } from './gaussian.js';
@@ -50,17 +54,30 @@ export function unclippedBit(norm: number, clipNorm: number): 0 | 1 {
 }
 
 /**
- * b~ = (unclippedCount + N(0, sigma_b^2)) / m. May fall outside [0, 1]: the update uses it as is.
+ * The released statistic: sum_i (b_i - 1/2) + N(0, sigma_b^2). Adding or removing one client moves
+ * the centred sum by exactly 1/2, the sensitivity {@link effectiveNoiseMultiplier} assumes.
  * @param unclippedCount sum of the clients' bits
+ * @param reportedClients the clients whose bits are in the count (>= unclippedCount)
+ */
+export function noisyCentredCount(unclippedCount: number, reportedClients: number, countNoiseStd: number, source: RandomSource = cryptoRandomSource()): number {
+  requireNonNegative(unclippedCount, 'unclippedCount');
+  if (!(Number.isInteger(reportedClients) && reportedClients >= unclippedCount)) privacyArgumentError('reportedClients', `an integer >= unclippedCount (${unclippedCount})`, reportedClients);
+  requireNonNegative(countNoiseStd, 'countNoiseStd');
+  return unclippedCount - reportedClients / 2 + gaussianSample(countNoiseStd, source);
+}
+
+/**
+ * b~ = (sum_i (b_i - 1/2) + N(0, sigma_b^2)) / m + 1/2, from the centred bits
+ * ({@link noisyCentredCount}). May fall outside [0, 1]: the update uses it as is.
+ * @param unclippedCount sum of the clients' bits
+ * @param reportedClients the clients whose bits are in the count
  * @param expectedClients m, > 0 (the expected, not the actual, number: as for the update average)
  * @param countNoiseStd sigma_b >= 0
  * @param source @default the node:crypto CSPRNG
  */
-export function noisyUnclippedFraction(unclippedCount: number, expectedClients: number, countNoiseStd: number, source: RandomSource = cryptoRandomSource()): number {
-  requireNonNegative(unclippedCount, 'unclippedCount');
+export function noisyUnclippedFraction(unclippedCount: number, reportedClients: number, expectedClients: number, countNoiseStd: number, source: RandomSource = cryptoRandomSource()): number {
   requirePositive(expectedClients, 'expectedClients');
-  requireNonNegative(countNoiseStd, 'countNoiseStd');
-  return (unclippedCount + gaussianSample(countNoiseStd, source)) / expectedClients;
+  return noisyCentredCount(unclippedCount, reportedClients, countNoiseStd, source) / expectedClients + 0.5;
 }
 
 function resolved(options: AdaptiveClippingOptions): { gamma: number; eta: number } {
@@ -102,8 +119,10 @@ export function updateNoiseMultiplier(noiseMultiplier: number, countNoiseStd: nu
 }
 
 /**
- * The multiplier z one round spends when updates carry z_Delta and the count sigma_b:
- * z = (z_Delta^-2 + (2 sigma_b)^-2)^(-1/2). The inverse of {@link updateNoiseMultiplier}.
+ * The multiplier z one round spends when updates carry z_Delta (sensitivity C) and the centred
+ * count sigma_b (sensitivity 1/2): z = (z_Delta^-2 + (2 sigma_b)^-2)^(-1/2), since the RDP of the
+ * two Gaussian releases adds: alpha / (2 z_Delta^2) + alpha (1/2)^2 / (2 sigma_b^2).
+ * The inverse of {@link updateNoiseMultiplier}.
  */
 export function effectiveNoiseMultiplier(updateMultiplier: number, countNoiseStd: number): number {
   requirePositive(updateMultiplier, 'updateMultiplier');
@@ -127,6 +146,6 @@ export function adaptiveClipRound(
   let unclippedCount = 0;
   for (let i = 0; i < norms.length; i++) unclippedCount += unclippedBit(norms[i]!, clipNorm);
   const sigmaB = options.countNoiseStd ?? defaultCountNoiseStd(options.expectedClients);
-  const noisyFraction = noisyUnclippedFraction(unclippedCount, options.expectedClients, sigmaB, options.source);
+  const noisyFraction = noisyUnclippedFraction(unclippedCount, norms.length, options.expectedClients, sigmaB, options.source);
   return { nextClipNorm: nextClipNorm(clipNorm, noisyFraction, options), unclippedCount, noisyFraction };
 }

@@ -746,7 +746,10 @@ export class JobRunner {
         });
         return;
       }
-      const aggregated = this.strategy.aggregateSummedDeltas(this.state!, summedDeltasFromTensors(result.sum, tensors), survivors.length);
+      const sa = this.spec.secureAggregation;
+      // distributed DP: a fixed denominator (as DP-FedAvg), never the survivors, whose number moves with one client's presence
+      const divisor = sa.dp !== undefined ? this.spec.clientsPerRound : survivors.length;
+      const aggregated = this.strategy.aggregateSummedDeltas(this.state!, summedDeltasFromTensors(result.sum, tensors), divisor);
       const metrics: Record<string, number> = {
         clients: survivors.length,
         secure_aggregation: 1,
@@ -756,14 +759,13 @@ export class JobRunner {
         // on the average: |avg - true avg| per coordinate, for inputs inside the clipping range
         secagg_error_bound: result.errorBound / survivors.length,
       };
-      const sa = this.spec.secureAggregation;
       let ledger: LedgerState | null = null;
       if (sa.dp !== undefined) {
         const n = a.offers.size;
         const zEff = effectiveNoiseMultiplier(sa.dp.noiseMultiplier, n, honestClients(sa.dp.honestFraction, n), survivors.length);
         metrics.dp_clip_norm = sa.clipNorm!;
         metrics.secagg_noise_multiplier = zEff;
-        metrics.dp_noise_std = (zEff * sa.clipNorm!) / survivors.length;
+        metrics.dp_noise_std = (zEff * sa.clipNorm!) / divisor;
         ledger = this.dpSpend(`job ${this.jobId} round ${a.round} (secure, distributed DP)`, true, this.secureMechanism(zEff, n));
       }
       this.log.info({ round: a.round, survivors: survivors.length, dropped, badShares: result.badShares }, 'secure sum unmasked');

@@ -6,11 +6,15 @@
  * share N(0, (z C)^2 / h) before masking, where h is the number of clients assumed honest.
  *
  * Honest-client assumption: at least h of the n sampled clients add their share faithfully
- * (dishonest ones may add none). Of the s clients in the sum, at least s - (n - h) are then honest,
- * so the sum carries Gaussian noise of variance at least (s - (n - h)) (z C)^2 / h, i.e. noise
- * multiplier z_eff = z sqrt((s - (n - h)) / h) with respect to the sensitivity C of one user's
- * clipped update. With h = n and no dropouts, z_eff = z: the same mechanism as DP-FedAvg. The
- * accountant books z_eff, never z: dropouts and dishonest clients cost privacy.
+ * (dishonest ones may add none), the protected client among them. Under add/remove adjacency the
+ * protected client's own share leaves the sum together with its update, so only the OTHER clients'
+ * shares protect it: of the s - 1 others in the sum at least s - 1 - (n - h) are honest, and the
+ * sum carries Gaussian noise of variance at least (s - 1 - (n - h)) (z C)^2 / h whether or not the
+ * client took part, i.e. noise multiplier z_eff = z sqrt((s - 1 - (n - h)) / h) with respect to the
+ * sensitivity C of one user's clipped update. With h = n = s = 10, z_eff = sqrt(0.9) z = 0.949 z.
+ * The accountant books z_eff, never z: dropouts, dishonest clients and the client's own share cost
+ * privacy. The coordinator divides the noisy sum by a fixed denominator (clients per round), never
+ * by the survivors, whose number moves with the protected client's presence.
  */
 import { FedloraError } from '../../shared/errors.js';
 import { requireNonNegative, requirePositive } from '../argument-checks.js';
@@ -37,15 +41,17 @@ export function addNoiseShare(update: Float32Array | Float64Array, noiseMultipli
 }
 
 /**
- * The noise multiplier the sum is guaranteed to carry: z sqrt(max(0, s - (n - h)) / h).
+ * The noise multiplier the sum is guaranteed to carry against one protected client in it, from the
+ * other clients' shares only: z sqrt(max(0, s - 1 - (n - h)) / h).
  * @param sampledClients n; @param minHonestClients h <= n; @param survivors s, the clients in the sum
  */
 export function effectiveNoiseMultiplier(noiseMultiplier: number, sampledClients: number, minHonestClients: number, survivors: number): number {
   if (!(Number.isInteger(sampledClients) && Number.isInteger(minHonestClients) && Number.isInteger(survivors) && minHonestClients >= 1 && minHonestClients <= sampledClients && survivors >= 0 && survivors <= sampledClients)) {
     throw new FedloraError('FL_ERR_PRIVACY_ARGUMENT', `need integers 1 <= minHonestClients (${minHonestClients}) <= sampledClients (${sampledClients}) and 0 <= survivors (${survivors}) <= sampledClients`);
   }
-  const honestInSum = Math.max(0, survivors - (sampledClients - minHonestClients));
-  return noiseMultiplier * Math.sqrt(honestInSum / minHonestClients);
+  // the protected client (one of the s) is excluded: its share goes when it goes
+  const honestOthers = Math.max(0, survivors - 1 - (sampledClients - minHonestClients));
+  return noiseMultiplier * Math.sqrt(honestOthers / minHonestClients);
 }
 
 /**

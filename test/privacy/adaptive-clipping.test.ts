@@ -10,6 +10,8 @@ import {
   updateNoiseMultiplier,
 } from '../../privacy/adaptive-clipping.js';
 import { seededTestSource, uniform53 } from '../../privacy/random.js';
+import { epsilonOfSampledGaussian } from '../../privacy/accountant.js';
+import { mechanismReference, referenceOrders } from './mechanism-reference.js';
 
 describe('adaptive clipping (Andrew et al. 2021)', () => {
   it('has the paper defaults: C0 = 0.1, gamma = 0.5, eta_C = 0.2, sigma_b = m / 20', () => {
@@ -28,9 +30,10 @@ describe('adaptive clipping (Andrew et al. 2021)', () => {
 
   it('bits count norms <= C as unclipped; the fraction is over the expected clients', () => {
     expect([unclippedBit(0.1, 0.1), unclippedBit(0.1000001, 0.1), unclippedBit(0, 0.1)]).toEqual([1, 0, 1]);
-    expect(noisyUnclippedFraction(3, 4, 0)).toBe(0.75);
+    expect(noisyUnclippedFraction(3, 4, 4, 0)).toBe(0.75);
+    // centred: (2 - 3/2) / 4 + 1/2 = 0.625 (the expected-count estimate of 2/3)
     const r = adaptiveClipRound([0.05, 0.2, 0.1], 0.1, { expectedClients: 4, countNoiseStd: 0 });
-    expect(r).toEqual({ unclippedCount: 2, noisyFraction: 0.5, nextClipNorm: 0.1 });
+    expect(r).toEqual({ unclippedCount: 2, noisyFraction: 0.625, nextClipNorm: 0.1 * Math.exp(-0.2 * 0.125) });
   });
 
   it('update noise multiplier: z_Delta = (z^-2 - (2 sigma_b)^-2)^-1/2, and back', () => {
@@ -69,6 +72,62 @@ describe('adaptive clipping (Andrew et al. 2021)', () => {
     expect(() => nextClipNorm(1, Number.NaN)).toThrow(/noisyFraction must be finite, got NaN/);
     expect(() => nextClipNorm(1, 0.5, { targetUnclippedQuantile: 1.5 })).toThrow(/targetUnclippedQuantile must be in \[0, 1\], got 1.5/);
     expect(() => nextClipNorm(1, 0.5, { clipLearningRate: 0 })).toThrow(/clipLearningRate must be a finite number > 0/);
-    expect(() => noisyUnclippedFraction(1, 0, 1)).toThrow(/expectedClients must be a finite number > 0/);
+    expect(() => noisyUnclippedFraction(1, 1, 0, 1)).toThrow(/expectedClients must be a finite number > 0/);
+    expect(() => noisyUnclippedFraction(3, 2, 4, 1)).toThrow(/reportedClients must be an integer >= unclippedCount/);
+  });
+});
+
+describe('adaptive clipping: the multiplier a round really spends (issue 11)', () => {
+  /** m * b~ for these bits and a fresh copy of one seeded noise source, so two calls share the draw. */
+  const released = (count: number, reported: number, m: number, sb: number, seed: string) => m * noisyUnclippedFraction(count, reported, m, sb, seededTestSource(seed)) - m / 2;
+
+  /** The largest change of the released count when one client (bit 0 or 1) is added, same noise draw. */
+  function measuredCountSensitivity(): number {
+    const bits = seededTestSource('bits');
+    let worst = 0;
+    for (let trial = 0; trial < 40; trial++) {
+      const reported = 5 + Math.floor(uniform53(bits) * 30);
+      let count = 0;
+      for (let i = 0; i < reported; i++) count += uniform53(bits) < 0.5 ? 1 : 0;
+      for (const bit of [0, 1]) {
+        const without = released(count, reported, 20, 1, `draw${trial}`);
+        const withIt = released(count + bit, reported + 1, 20, 1, `draw${trial}`);
+        worst = Math.max(worst, Math.abs(withIt - without));
+      }
+    }
+    return worst;
+  }
+
+  it('adding or removing one client moves the released count by 1/2 (centred bits), not 1', () => {
+    expect(measuredCountSensitivity()).toBeCloseTo(0.5, 12);
+  });
+
+  it('n = 20, z = 1: the booked z equals the combined multiplier of both releases, against mpmath', () => {
+    const z = 1;
+    const sb = defaultCountNoiseStd(20);
+    const zDelta = updateNoiseMultiplier(z, sb);
+    const sensitivity = measuredCountSensitivity();
+    const booked = effectiveNoiseMultiplier(zDelta, sb);
+    const [real, rawBits] = mechanismReference({
+      gaussians: [
+        { releases: [{ sensitivity: 1, std: zDelta }, { sensitivity, std: sb }] },
+        // what the 0/1 bits released before centring: sensitivity 1
+        { releases: [{ sensitivity: 1, std: zDelta }, { sensitivity: 1, std: sb }] },
+      ],
+    }).gaussians as [number, number];
+    expect(booked).toBeLessThanOrEqual(real * (1 + 1e-12));
+    expect(Math.abs(booked - real)).toBeLessThan(1e-12);
+    expect(rawBits).toBeCloseTo(0.756, 3);
+    // 100 rounds at q = 0.1, delta 1e-5: the ledger's epsilon for the booked z against mpmath at the real one
+    const ours = epsilonOfSampledGaussian(0.1, booked, 100, 1e-5);
+    const ref = mechanismReference({
+      epsilon: [
+        { events: [{ q: 0.1, sigma: real, steps: 100 }], delta: 1e-5, orders: referenceOrders(ours.order) },
+        { events: [{ q: 0.1, sigma: rawBits, steps: 100 }], delta: 1e-5, orders: referenceOrders(epsilonOfSampledGaussian(0.1, rawBits, 100, 1e-5).order) },
+      ],
+    }).epsilon;
+    expect(Math.abs(ours.epsilon - ref[0]!.epsilon) / ref[0]!.epsilon).toBeLessThan(1e-9);
+    expect(ours.epsilon).toBeCloseTo(7.9, 1);
+    expect(ref[1]!.epsilon).toBeCloseTo(13.9, 1);
   });
 });

@@ -2,18 +2,20 @@
  * `fedlora client join`: run the client agent (client/agent/agent.ts) until the job ends.
  *
  *   fedlora client join --coordinator URL --token T --data FILE --model DIR [--backend B] [--state DIR]
- *                       [--job ID] [--label COL] [--target-modules a,b] [--seq-len N]
+ *                       [--job ID] [--label COL] [--seq-len N] [--connect-timeout S]
  *                       [--coordinator-fingerprint F] [--quiet]
  *
- * The model and the data are loaded and checked before connecting, so a data file with errors is
- * refused (file and line named) before any training or any contact with the coordinator.
- * TensorFlow.js, socket.io-client and the models load inside the action.
+ * The job (its id, target modules, model hash, variant and rank) comes from the coordinator, which
+ * knows it from the enrolment token; `--job` is only a check. The model and the data are loaded
+ * and checked before connecting, so a data file with errors is refused (file and line named)
+ * before any training or any contact with the coordinator. TensorFlow.js, socket.io-client and the
+ * models load inside the action.
  */
 import type { Command } from 'commander';
 import { FedloraError } from '../shared/errors.js';
 
-/** PEFT's default target_modules for Llama models. */
-export const LLAMA_DEFAULT_TARGETS: readonly string[] = ['q_proj', 'v_proj'];
+/** Seconds without reaching the coordinator before `client join` gives up. */
+export const DEFAULT_CONNECT_TIMEOUT_S = 120;
 
 interface JoinFlags {
   coordinator: string;
@@ -24,8 +26,8 @@ interface JoinFlags {
   state: string;
   job?: string;
   label?: string;
-  targetModules?: string;
   seqLen?: string;
+  connectTimeout?: string;
   coordinatorFingerprint?: string;
   quiet?: boolean;
 }
@@ -41,7 +43,7 @@ export async function join(flags: JoinFlags, out: NodeJS.WriteStream = process.s
   const { coordinatorOrigin, jobIdFromUrl } = await import('./agent/connection.js');
   coordinatorOrigin(flags.coordinator); // validates the URL before anything is loaded
   const seqLen = flags.seqLen === undefined ? undefined : positiveInt(flags.seqLen, 'seq-len');
-  const targetModules = flags.targetModules?.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const connectTimeoutS = flags.connectTimeout === undefined ? DEFAULT_CONNECT_TIMEOUT_S : positiveInt(flags.connectTimeout, 'connect-timeout');
   const { parseBackendName } = await import('./backend.js');
   const backendName = flags.backend === undefined ? undefined : parseBackendName(flags.backend);
   const quiet = flags.quiet === true;
@@ -59,17 +61,14 @@ export async function join(flags: JoinFlags, out: NodeJS.WriteStream = process.s
   // Credentials first (cheap): a first join without a token fails before anything heavy loads.
   const state = StateFolder.open(flags.state);
   if (state.createdKeys) progress.info(`created the client keys in ${flags.state} (fingerprint ${state.fingerprint})`);
+  // The coordinator knows the job from the token; --job (or a URL ending in /jobs/ID) is a check.
   const jobId = flags.job ?? jobIdFromUrl(flags.coordinator) ?? state.enrolment(flags.coordinator, undefined)?.jobId;
-  if (jobId === undefined) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', 'no job id: pass --job ID (or a coordinator URL ending in /jobs/ID) on the first join', { option: 'job' });
   if (flags.token === undefined && state.enrolment(flags.coordinator, jobId) === null) {
-    throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `the state folder ${flags.state} holds no enrolment for job '${jobId}': pass the enrolment token (--token)`, { option: 'token' });
+    const which = jobId === undefined ? '' : ` for job '${jobId}'`;
+    throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `the state folder ${flags.state} holds no enrolment${which}: pass the enrolment token (--token)`, { option: 'token' });
   }
   const model = await loadBaseModel(flags.model);
   progress.info(`model: ${model.kind} from ${flags.model}, sha256 ${model.sha256}`);
-  // The hello lists the modules matching the job's targetModules, which the client is not told
-  // before it (docs/client-agent.md): a llama assumes PEFT's default for Llama unless told.
-  const targets = targetModules ?? (model.kind === 'llama' ? LLAMA_DEFAULT_TARGETS : undefined);
-  if (targetModules === undefined && targets !== undefined) progress.info(`target modules: ${targets.join(', ')} (PEFT's default for Llama; pass --target-modules to match the job)`);
   // The data is checked before the backend starts and before any connection.
   const data = await loadLocalData(flags.data, model, { ...(flags.label !== undefined && { label: flags.label }), ...(seqLen !== undefined && { seqLen }) });
   progress.info(`data: ${data.examples} examples from ${flags.data}`);
@@ -87,13 +86,13 @@ export async function join(flags: JoinFlags, out: NodeJS.WriteStream = process.s
   progress.info(`backend: ${backend.name} on ${backend.device}; self-test ${backend.selfTest.ok ? 'ok' : 'failed'} (max relative error ${backend.selfTest.maxError.toExponential(2)})`);
   const agent = new ClientAgent({
     coordinatorUrl: flags.coordinator,
-    jobId,
+    ...(jobId !== undefined && { jobId }),
     ...(flags.token !== undefined && { token: flags.token }),
     state,
     model,
     data,
     backend: backendForHello(backend),
-    ...(targets !== undefined && { targetModules: targets }),
+    connectTimeoutMs: connectTimeoutS * 1000,
     ...(flags.coordinatorFingerprint !== undefined && { coordinatorFingerprint: flags.coordinatorFingerprint }),
     progress,
     trainer,
@@ -117,16 +116,16 @@ export function registerClientCommands(program: Command): void {
   client
     .command('join')
     .description('Join a federation job and train every round it offers, until the job ends')
-    .requiredOption('--coordinator <url>', 'the coordinator URL, e.g. http://127.0.0.1:8080 (a URL ending in /jobs/ID also names the job)')
+    .requiredOption('--coordinator <url>', 'the coordinator URL, e.g. http://127.0.0.1:8080 (a URL ending in /jobs/ID also checks the job)')
     .option('--token <token>', 'one-use enrolment token (first join only)')
     .requiredOption('--data <file>', 'local training data: .csv(.gz) for mlp, .jsonl(.gz) with "text" for llama')
     .requiredOption('--model <dir>', 'base model folder (config.json + model.safetensors)')
     .option('--backend <name>', 'tensorflow, webgpu, wasm or cpu (default: the first that works)')
     .option('--state <dir>', 'state folder: keys (mode 0600), pinned coordinator key, enrolment', './fedlora-client')
-    .option('--job <id>', 'job id (remembered in the state folder after the first join)')
+    .option('--job <id>', "check that the token is for this job (the coordinator knows the job from the token)")
     .option('--label <column>', 'label column or field of the data file')
-    .option('--target-modules <list>', "the job's targetModules, comma-separated (llama; default q_proj,v_proj; the mlp adapts every layer)")
     .option('--seq-len <n>', 'llama: tokens per training example (default 128)')
+    .option('--connect-timeout <seconds>', `give up when the coordinator cannot be reached for this long, at the start or after losing it (default ${DEFAULT_CONNECT_TIMEOUT_S})`)
     .option('--coordinator-fingerprint <hex>', 'pin this coordinator key fingerprint instead of trusting on first use')
     .option('--quiet', 'no progress bars, one line per event')
     .action(async (flags: JoinFlags) => {

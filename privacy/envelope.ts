@@ -35,6 +35,7 @@ import nacl from 'tweetnacl';
 import { z } from 'zod';
 import { FedloraError } from '../shared/errors.js';
 import { IdSchema, base64Bytes, fromBase64, toBase64 } from '../shared/protocol/encoding.js';
+import { canonicalJson } from '../shared/protocol/canonical-json.js';
 import { signEd25519, verifyEd25519 } from './ed25519.js';
 import { BOX_ZERO_BYTES, ZERO_BYTES, cryptoBox, cryptoBoxOpen } from './box.js';
 import type { NonceStore } from './nonces.js';
@@ -376,4 +377,74 @@ export async function openUpdate(
   const { header } = checked;
   const inner = decryptBoxed(boxedCiphertext(checked.parts), fromBase64(header.nonce), fromBase64(header.ephemeralPublicKey), coordinatorBoxSecretKey);
   return finishOpening(checked, inner, nonceStore);
+}
+
+// ---------------------------------------------------------------- signed offers
+
+/** The parts of an offer the coordinator signs (shared/protocol/events.ts `OfferSchema`). */
+export interface OfferSigned {
+  readonly jobId: string;
+  readonly round: number;
+  readonly attempt: number;
+  readonly deadline: number;
+  readonly maxUpdateBytes: number;
+  /** The offered global state (safetensors bytes). */
+  readonly state: Uint8Array;
+  /** The plan as a JSON value (as built, or as received before any parsing). */
+  readonly plan: unknown;
+  readonly secureAggregation?: unknown;
+}
+
+const sha256Hex = (bytes: Uint8Array | string): string => createHash('sha256').update(bytes).digest('hex');
+
+/**
+ * The bytes a coordinator signs for an offer: UTF-8 of
+ * `"fedlora-offer-v1\n" + jobId + "\n" + round + "\n" + attempt + "\n" + deadline + "\n" +
+ * maxUpdateBytes + "\n" + sha256(state) + "\n" + sha256(canonicalJson(plan)) + "\n" +
+ * sha256(canonicalJson(secureAggregation ?? null))` (hex digests).
+ * @param stateSha256 the state's SHA-256 when already known (a coordinator hashes each state once
+ *   for all the clients it offers it to); @default computed
+ */
+export function offerMessage(offer: OfferSigned, stateSha256: string = sha256Hex(offer.state)): Uint8Array {
+  const lines = [
+    'fedlora-offer-v1',
+    offer.jobId,
+    String(offer.round),
+    String(offer.attempt),
+    String(offer.deadline),
+    String(offer.maxUpdateBytes),
+    stateSha256,
+    sha256Hex(canonicalJson(offer.plan)),
+    sha256Hex(canonicalJson(offer.secureAggregation ?? null)),
+  ];
+  return new TextEncoder().encode(lines.join('\n'));
+}
+
+/** The SHA-256 (hex) of an offer's state, for `offerMessage`. */
+export function offerStateSha256(state: Uint8Array): string {
+  return sha256Hex(state);
+}
+
+/** Signs an offer with the coordinator's Ed25519 secret key; the base64 signature. */
+export function signOffer(offer: OfferSigned, coordinatorSignSecretKey: Uint8Array, stateSha256?: string): string {
+  return toBase64(signEd25519(offerMessage(offer, stateSha256), coordinatorSignSecretKey));
+}
+
+/**
+ * Checks an offer's signature with the pinned coordinator key.
+ * @throws FL_ERR_OFFER_SIGNATURE when it is missing or does not verify (the offer was changed on
+ *   the way, or signed by another key)
+ */
+export function verifyOffer(offer: OfferSigned, signature: string | undefined, coordinatorSignPublicKey: Uint8Array): void {
+  const what = `the offer for job '${offer.jobId}' round ${offer.round} attempt ${offer.attempt}`;
+  if (signature === undefined) throw new FedloraError('FL_ERR_OFFER_SIGNATURE', `${what} is not signed: refused (is this a fedlora coordinator of protocol version 1 with signed offers?)`);
+  let message: Uint8Array;
+  try {
+    message = offerMessage(offer);
+  } catch (e) {
+    throw new FedloraError('FL_ERR_OFFER_SIGNATURE', `${what} cannot be checked: ${(e as Error).message}`);
+  }
+  if (!verifyEd25519(message, fromBase64(signature), coordinatorSignPublicKey)) {
+    throw new FedloraError('FL_ERR_OFFER_SIGNATURE', `${what} does not verify with the pinned coordinator key: its state, plan or settings were changed on the way (or it was signed by another key); refused without training. Use an https:// coordinator URL or check the network path`);
+  }
 }

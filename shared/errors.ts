@@ -33,10 +33,13 @@ export const ERROR_CODES = {
   FL_ERR_ENVELOPE_REPLAY: 'An update envelope reuses a nonce',
   FL_ERR_KEY_CHANGED: 'The coordinator key differs from the pinned fingerprint',
   FL_ERR_KEY_FILE: 'A key file is missing, malformed or has unsafe permissions',
+  FL_ERR_OFFER_SIGNATURE: 'An offer is unsigned, or its signature does not verify with the pinned coordinator key',
   FL_ERR_SECAGG_CONFIG: 'A secure aggregation setting is out of range',
   FL_ERR_SECAGG_PROTOCOL: 'A secure aggregation message does not fit the protocol step',
   FL_ERR_SECAGG_DROPOUTS: 'Too many clients dropped out for secure aggregation to recover the sum',
   FL_ERR_SECAGG_BAD_SHARE: 'A secure aggregation key, share or commitment is inconsistent',
+  FL_ERR_SECAGG_IDENTITY: "A secure aggregation peer's keys are not signed by its enrolled (pinned) signing key",
+  FL_ERR_SECAGG_INCONSISTENT: 'The coordinator showed secure aggregation clients different survivor sets (consistency check failed)',
   // --- client/
   FL_ERR_BACKEND: 'No usable TensorFlow.js backend, or the requested one failed its self-test',
   FL_ERR_MODEL_CONFIG: 'A model config.json is missing or invalid',
@@ -61,6 +64,7 @@ export const ERROR_CODES = {
   FL_ERR_UPDATE_DTYPE: 'An update tensor is not F32',
   FL_ERR_UPDATE_NOT_FINITE: 'An update tensor holds NaN or Infinity',
   FL_ERR_UPDATE_METADATA: 'An update lacks a valid example count or metrics',
+  FL_ERR_ADDRESS_IN_USE: 'The address (host and port) the coordinator should listen on is already in use',
   FL_ERR_INTERNAL: 'An unexpected failure inside the coordinator (a bug: please report it)',
 } as const;
 

@@ -38,7 +38,8 @@ import { describeIssues } from '../../shared/protocol/validate.js';
 import type { BaseModel } from './base-model.js';
 import { clientEpsilon, clientEpsilonWithRelease, type ClientDpSettings } from './client-dp.js';
 import { backoffDelay, coordinatorOrigin, openSocket, type AgentSocket, type ReconnectOptions } from './connection.js';
-import { answerChallenge, buildHello } from './handshake.js';
+import { answerChallenge, buildHello, checkJobInfo, describeJob } from './handshake.js';
+import { verifyOffer } from '../../privacy/envelope.js';
 import type { LocalData } from './local-data.js';
 import { quietProgress, type AgentProgress } from './progress.js';
 import { inProcessTrainer, RoundAborted, sealRound, type RoundTrainer } from './round-handler.js';
@@ -49,7 +50,11 @@ import type { AgentSummary, RefusedUpdate } from './summary.js';
 export interface AgentOptions {
   /** The coordinator's URL (its origin is used). */
   readonly coordinatorUrl: string;
-  /** The job to join; @default the one the state folder recorded */
+  /**
+   * The job to join, as a check: the coordinator knows the job from the enrolment token (or the
+   * client id) and says which it is in the challenge; a different one is refused (FL_ERR_ENROLMENT).
+   * @default the one the state folder recorded, else whatever job the token belongs to
+   */
   readonly jobId?: string;
   /** The one-use enrolment token; needed only before the first successful join. */
   readonly token?: string;
@@ -58,14 +63,14 @@ export interface AgentOptions {
   readonly data: LocalData;
   /** The training backend as the hello reports it (handshake.ts `backendForHello`). */
   readonly backend: BackendInfo;
-  /**
-   * The job's targetModules, to pick which of the model's modules the hello reports.
-   * @default every module the model can adapt (the mlp: all its dense layers)
-   */
-  readonly targetModules?: readonly string[];
   /** Pin this fingerprint instead of trusting on first use. @default undefined */
   readonly coordinatorFingerprint?: string;
   readonly reconnect?: ReconnectOptions;
+  /**
+   * ms without a connection (at the start, or after losing one) before giving up with
+   * FL_ERR_CONNECTION. @default Infinity (the CLI's --connect-timeout defaults to 120 s)
+   */
+  readonly connectTimeoutMs?: number;
   /** ms to wait for an update's ack before treating it as lost. @default 120000 */
   readonly ackTimeoutMs?: number;
   /** @default quietProgress() */
@@ -104,11 +109,15 @@ export class ClientAgent {
   private readonly progress: AgentProgress;
   private readonly trainer: RoundTrainer;
   private readonly origin: string;
-  private jobId: string;
+  /** Known once the coordinator said which job (challenge), or from the options / state folder. */
+  private jobId: string | null;
   private clientId: string | null;
   private socket: AgentSocket | null = null;
   private ready = false;
   private coordinatorBoxPublicKey: Uint8Array | null = null;
+  /** The pinned coordinator key every offer must be signed with. */
+  private coordinatorSignPublicKey: Uint8Array | null = null;
+  private connectTimer: NodeJS.Timeout | undefined;
   private work: RoundWork | null = null;
   private trainingChain: Promise<void> = Promise.resolve();
   private done = false;
@@ -137,14 +146,11 @@ export class ClientAgent {
     this.trainer = options.trainer ?? inProcessTrainer(options.model, options.data);
     this.origin = coordinatorOrigin(options.coordinatorUrl);
     const record = options.state.enrolment(this.origin, options.jobId);
-    const jobId = options.jobId ?? record?.jobId;
-    if (jobId === undefined) {
-      throw new FedloraError('FL_ERR_INVALID_ARGUMENT', 'no job id: pass --job ID (or a coordinator URL ending in /jobs/ID) on the first join', { option: 'job' });
-    }
-    this.jobId = jobId;
+    this.jobId = options.jobId ?? record?.jobId ?? null;
     this.clientId = record?.clientId ?? null;
     if (this.clientId === null && options.token === undefined) {
-      throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `the state folder ${options.state.dir} holds no enrolment for job '${jobId}': pass the enrolment token (--token)`, { option: 'token' });
+      const which = this.jobId === null ? '' : ` for job '${this.jobId}'`;
+      throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `the state folder ${options.state.dir} holds no enrolment${which}: pass the enrolment token (--token)`, { option: 'token' });
     }
   }
 
@@ -178,6 +184,7 @@ export class ClientAgent {
   private connect(): void {
     const socket = openSocket(this.origin, this.options.reconnect);
     this.socket = socket;
+    this.armConnectTimer();
     socket.on('connect', () => this.onConnect());
     socket.on('disconnect', (reason) => this.onDisconnect(reason));
     socket.on('connect_error', (e) => {
@@ -194,22 +201,36 @@ export class ClientAgent {
     socket.on('secagg', (raw) => this.guard(() => this.onSecAgg(raw)));
   }
 
+  /** Gives up after connectTimeoutMs without a connection (a down or unreachable coordinator). */
+  private armConnectTimer(): void {
+    const ms = this.options.connectTimeoutMs;
+    if (ms === undefined || !Number.isFinite(ms) || this.connectTimer !== undefined) return;
+    this.connectTimer = setTimeout(() => {
+      this.connectTimer = undefined;
+      if (this.socket?.connected !== true) {
+        this.fail(new FedloraError('FL_ERR_CONNECTION', `could not reach the coordinator at ${this.origin} for ${(ms / 1000).toFixed(ms % 1000 === 0 ? 0 : 1)} s: gave up (is it running, and is the URL right? --connect-timeout sets the wait)`));
+      }
+    }, ms);
+  }
+
   private onConnect(): void {
     if (this.done) return;
+    if (this.connectTimer !== undefined) clearTimeout(this.connectTimer);
+    this.connectTimer = undefined;
     this.connections++;
     this.serverDisconnects = 0;
     this.progress.info(`${this.connections === 1 ? 'connected to' : 'reconnected to'} ${this.origin}`);
     const { model } = this.options;
-    const targets = this.options.targetModules;
-    const modules = targets === undefined ? model.adaptable : model.adaptable.filter((m) => targets.some((t) => m.path === t || m.path.endsWith(`.${t}`)));
+    // Every adaptable module: the coordinator applies the job's targetModules (the job spec is the truth).
     const credential = this.clientId !== null ? { clientId: this.clientId } : { enrolmentToken: this.options.token! };
-    this.socket!.emit('hello', buildHello({ jobId: this.jobId, credential, state: this.options.state, backend: this.options.backend, sha256: model.sha256, modules }));
+    this.socket!.emit('hello', buildHello({ ...(this.jobId !== null && { jobId: this.jobId }), credential, state: this.options.state, backend: this.options.backend, sha256: model.sha256, modules: model.adaptable }));
   }
 
   private onDisconnect(reason: string): void {
     this.ready = false;
     if (this.done) return;
     this.progress.info(`disconnected from ${this.origin} (${reason})`);
+    this.armConnectTimer();
     // A secure round's keys and shares live in this connection's exchange: a client that drops
     // out is out of that round's sum (the others recover it), and takes part again in the next.
     const work = this.work;
@@ -247,6 +268,10 @@ export class ClientAgent {
 
   private onChallenge(raw: unknown): void {
     const challenge = this.parse(ChallengeSchema, raw, 'challenge');
+    const { model } = this.options;
+    checkJobInfo(challenge.job, { ...(this.jobId !== null && { jobId: this.jobId }), sha256: model.sha256, kind: model.kind, adaptable: model.adaptable });
+    if (this.jobId === null || this.connections === 1) this.progress.info(describeJob(challenge.job));
+    this.jobId = challenge.job.id;
     const answer = answerChallenge({
       challenge,
       jobId: this.jobId,
@@ -256,6 +281,7 @@ export class ClientAgent {
     });
     if (answer.pin === 'first-use') this.progress.info(`pinned the coordinator key ${challenge.coordinator.fingerprint} (first contact)`);
     this.coordinatorBoxPublicKey = answer.coordinatorBoxPublicKey;
+    this.coordinatorSignPublicKey = answer.coordinatorSignPublicKey;
     this.socket!.emit('auth', answer.auth);
   }
 
@@ -293,6 +319,9 @@ export class ClientAgent {
   private onOffer(raw: unknown): void {
     const offer = this.parse(OfferSchema, raw, 'offer');
     if (offer.jobId !== this.jobId) return;
+    // Signed with the pinned coordinator key over job, round, attempt, state, plan and settings
+    // (the plan as received, before parsing added defaults): a changed offer is never trained on.
+    verifyOffer({ ...offer, plan: (raw as { plan?: unknown }).plan, secureAggregation: (raw as { secureAggregation?: unknown }).secureAggregation }, offer.signature, this.coordinatorSignPublicKey!);
     const key = workKey(offer);
     const current = this.work;
     if (current !== null && current.key === key) {
@@ -319,6 +348,10 @@ export class ClientAgent {
           this.updatesAccepted++;
           this.progress.info(`round ${offer.round}: masked update accepted`);
         },
+      }, {
+        identity: { signSecretKey: this.options.state.keys.sign.secretKey },
+        // neighbours' enrolled signing keys, pinned on first sight per coordinator and job
+        trust: pinnedPeerTrust(join(this.options.state.dir, PEER_PINS_FILE), `${this.origin} ${this.jobId}`, (peer, fingerprint) => this.progress.info(`secure aggregation: pinned peer ${peer}'s signing key ${fingerprint.slice(0, 16)}...`)),
       });
       // keys first, training meanwhile: the key exchange does not wait for the slowest trainer
       work.secure.start();
@@ -419,7 +452,7 @@ export class ClientAgent {
   }
 
   /** Emits one secure aggregation step with an ack (a callback ack, as for updates). */
-  private sendSecAgg(offer: Offer, step: 'advertise' | 'share_keys' | 'masked_input' | 'unmask', message: unknown): Promise<SecAggAck> {
+  private sendSecAgg(offer: Offer, step: 'advertise' | 'share_keys' | 'masked_input' | 'consistency' | 'unmask', message: unknown): Promise<SecAggAck> {
     const socket = this.socket;
     if (socket === null || this.done) return Promise.reject(new FedloraError('FL_ERR_CONNECTION', 'not connected'));
     return new Promise((resolve, reject) => {
@@ -453,7 +486,7 @@ export class ClientAgent {
 
   private summary(status: AgentSummary['status'], reason: string | undefined): AgentSummary {
     return {
-      jobId: this.jobId,
+      jobId: this.jobId ?? '',
       clientId: this.clientId ?? '',
       status,
       ...(reason !== undefined && { reason }),
@@ -489,6 +522,7 @@ export class ClientAgent {
     this.done = true;
     this.ready = false;
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    if (this.connectTimer !== undefined) clearTimeout(this.connectTimer);
     this.work?.abort.abort('the agent is stopping');
     this.work?.secure?.abandon();
     this.progress.stop();

@@ -321,6 +321,17 @@ export class Store {
   }
 
   /**
+   * The job an enrolment token was made for, without spending it (a hello names no job: the
+   * coordinator knows it from the token). Used or expired tokens are reported as such by
+   * `enrolClient`, which spends them.
+   * @returns null when no job has this token
+   */
+  enrolmentTokenJob(token: string): { jobId: string; tokenIndex: number } | null {
+    const row = this.db.prepare('SELECT job_id, token_index FROM enrolment_tokens WHERE token_hash = ?').get(hashToken(token)) as { job_id: string; token_index: number } | undefined;
+    return row === undefined ? null : { jobId: row.job_id, tokenIndex: row.token_index };
+  }
+
+  /**
    * Spends a token and enrols a client with its public key, in one transaction.
    * @throws FL_ERR_ENROLMENT when the token is unknown, for another job, used or expired, or the key is already enrolled
    */

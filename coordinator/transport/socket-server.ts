@@ -18,12 +18,15 @@ import {
   type ClientToServerEvents,
   type SecAggAck,
   type Hello,
+  type JobInfo,
+  type OfferInput,
   type ServerToClientEvents,
   type UpdateAck,
 } from '../../shared/protocol/events.js';
 import { authMessage } from '../../shared/protocol/auth.js';
 import { fromBase64 } from '../../shared/protocol/encoding.js';
-import { clientRank, type ModuleShape } from '../../shared/protocol/job-spec.js';
+import { clientRank, type ModuleShape, type StrategyName } from '../../shared/protocol/job-spec.js';
+import { offerStateSha256, signOffer } from '../../privacy/envelope.js';
 import { describeIssues, fieldPath } from '../../shared/protocol/validate.js';
 import { verifyEd25519 } from '../../privacy/ed25519.js';
 import { publicKeyMessage, type KeyPairs } from '../../privacy/keys.js';
@@ -59,6 +62,39 @@ function messageOf(e: FedloraError): string {
   return e.message.startsWith(`${e.code}: `) ? e.message.slice(e.code.length + 2) : e.message;
 }
 
+/** The adapter variant a strategy trains (shared/adapter.ts). */
+function variantOf(strategy: StrategyName): JobInfo['variant'] {
+  switch (strategy) {
+    case 'fedavg':
+    case 'flora':
+      return 'lora';
+    case 'ffa':
+      return 'ffa';
+    case 'fedsb':
+      return 'fedsb';
+    default: {
+      const never: never = strategy;
+      throw new FedloraError('FL_ERR_UNKNOWN_STRATEGY', `no variant for strategy '${String(never)}'`);
+    }
+  }
+}
+
+/**
+ * The client's modules the job's targetModules name (PEFT matching: the path, or its end after a
+ * dot).
+ * @throws FL_ERR_BASE_MODEL_MISMATCH when a target names none of the client's modules: the job is
+ *   never narrowed to what a client happens to have
+ */
+export function selectTargetModules(targets: readonly string[], modules: readonly ModuleShape[]): ModuleShape[] {
+  const matches = (t: string, m: ModuleShape): boolean => m.path === t || m.path.endsWith(`.${t}`);
+  const missing = targets.filter((t) => !modules.some((m) => matches(t, m)));
+  if (missing.length > 0) {
+    const known = modules.length === 0 ? 'it lists none' : `it has ${[...new Set(modules.map((m) => m.path.split('.').at(-1)))].slice(0, 16).join(', ')}`;
+    throw new FedloraError('FL_ERR_BASE_MODEL_MISMATCH', `model.modules: the job's targetModules ${missing.map((t) => `'${t}'`).join(', ')} match no module of the client's model (${known}); the job adapts ${targets.join(', ')}`, { field: 'model.modules' });
+  }
+  return modules.filter((m) => targets.some((t) => matches(t, m)));
+}
+
 function sameLayout(a: readonly ModuleShape[], b: readonly ModuleShape[]): string | null {
   const byPath = new Map(b.map((m) => [m.path, m]));
   if (a.length !== b.length) return `the job adapts ${a.length} modules, the client reports ${b.length}`;
@@ -75,11 +111,22 @@ export function attachSocketServer(http: HttpServer, deps: SocketDeps, options: 
   // serveClient: the dashboard page loads socket.io's browser client from this server (same origin, CSP 'self').
   const io: FlServer = new Server(http, { path: SOCKET_PATH, serveClient: true, maxHttpBufferSize: options.maxMessageBytes, pingTimeout: 30_000 });
   const coordinatorKey = publicKeyMessage(deps.keys);
-  io.of(SOCKET_NAMESPACE).on('connection', (socket: FlSocket) => handleConnection(socket, deps, options, coordinatorKey));
+  // A state is encoded once per attempt and offered to every selected client: hash it once.
+  const stateHashes = new WeakMap<object, string>();
+  const signedOffer = (offer: OfferInput): OfferInput => {
+    const state = offer.state instanceof Uint8Array ? offer.state : new Uint8Array(offer.state as ArrayBuffer);
+    let hash = stateHashes.get(offer.state as object);
+    if (hash === undefined) {
+      hash = offerStateSha256(state);
+      stateHashes.set(offer.state as object, hash);
+    }
+    return { ...offer, signature: signOffer({ ...offer, state }, deps.keys.sign.secretKey, hash) };
+  };
+  io.of(SOCKET_NAMESPACE).on('connection', (socket: FlSocket) => handleConnection(socket, deps, options, coordinatorKey, signedOffer));
   return io;
 }
 
-function handleConnection(socket: FlSocket, deps: SocketDeps, options: SocketOptions, coordinatorKey: ReturnType<typeof publicKeyMessage>): void {
+function handleConnection(socket: FlSocket, deps: SocketDeps, options: SocketOptions, coordinatorKey: ReturnType<typeof publicKeyMessage>, signedOffer: (offer: OfferInput) => OfferInput): void {
   const log = deps.logger.child({ socket: socket.id });
   let phase: 'hello' | 'challenged' | 'ready' = 'hello';
   let hello: Hello | null = null;
@@ -104,33 +151,55 @@ function handleConnection(socket: FlSocket, deps: SocketDeps, options: SocketOpt
         throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `hello: ${describeIssues(parsed.error).join('; ')}`, { field: first === undefined ? '(root)' : fieldPath(first.path) });
       }
       const h = parsed.data;
-      hello = h;
-      const job = deps.store.getJob(h.jobId);
-      if (job === null) throw new FedloraError('FL_ERR_NOT_FOUND', `no job '${h.jobId}'`, { field: 'jobId' });
+      // The job comes from the credential; the hello's jobId, when given, is only a check.
+      let jobId: string;
+      let tokenIndex: number;
+      if (h.clientId !== undefined) {
+        const client = deps.store.getClient(h.clientId);
+        if (client === null || (h.jobId !== undefined && client.jobId !== h.jobId)) {
+          throw new FedloraError('FL_ERR_UNAUTHORIZED', `no client '${h.clientId}'${h.jobId === undefined ? '' : ` in job '${h.jobId}'`}; enrol with a token`);
+        }
+        if (client.signPublicKey !== h.signPublicKey) throw new FedloraError('FL_ERR_UNAUTHORIZED', `client '${h.clientId}' enrolled with another public key`);
+        jobId = client.jobId;
+        tokenIndex = client.tokenIndex;
+      } else {
+        const owner = deps.store.enrolmentTokenJob(h.enrolmentToken!);
+        if (owner === null) throw new FedloraError('FL_ERR_ENROLMENT', 'unknown enrolment token; ask the job owner for one (POST /api/jobs/:id/enrolments)', { field: 'enrolmentToken' });
+        if (h.jobId !== undefined && owner.jobId !== h.jobId) throw new FedloraError('FL_ERR_ENROLMENT', `enrolment token is not one of job '${h.jobId}'`, { field: 'jobId' });
+        jobId = owner.jobId;
+        tokenIndex = owner.tokenIndex;
+      }
+      const job = deps.store.getJob(jobId);
+      if (job === null) throw new FedloraError('FL_ERR_NOT_FOUND', `no job '${jobId}'`, { field: 'jobId' });
       if (job.status === 'completed' || job.status === 'failed') {
-        throw new FedloraError('FL_ERR_JOB_FAILED', `job '${h.jobId}' has ended (${job.status}${job.reason === null ? '' : `: ${job.reason}`})`);
+        throw new FedloraError('FL_ERR_JOB_FAILED', `job '${jobId}' has ended (${job.status}${job.reason === null ? '' : `: ${job.reason}`})`);
       }
       if (h.model.sha256 !== job.spec.model.sha256) {
         throw new FedloraError('FL_ERR_BASE_MODEL_MISMATCH', `base model SHA-256 ${h.model.sha256} differs from the job's ${job.spec.model.sha256}: load the job's base model`, { field: 'model.sha256' });
       }
-      const layout = deps.engine.runner(h.jobId)?.knownLayout ?? job.layout;
+      // The job spec is the truth: its targetModules pick the modules from the client's list, every
+      // target must name at least one of them, and a job that learns its layout learns exactly those.
+      const modules = selectTargetModules(job.spec.model.targetModules, h.model.modules);
+      const layout = deps.engine.runner(jobId)?.knownLayout ?? job.layout;
       if (layout !== null) {
-        const problem = sameLayout(layout, h.model.modules);
+        const problem = sameLayout(layout, modules);
         if (problem !== null) throw new FedloraError('FL_ERR_BASE_MODEL_MISMATCH', `model.modules: ${problem}`, { field: 'model.modules' });
-      } else {
-        if (h.model.modules.length === 0) throw new FedloraError('FL_ERR_BASE_MODEL_MISMATCH', 'model.modules: the job learns its modules from its first client, and this hello lists none', { field: 'model.modules' });
-        const targets = job.spec.model.targetModules;
-        const stray = h.model.modules.find((m) => !targets.some((t) => m.path === t || m.path.endsWith(`.${t}`)));
-        if (stray !== undefined) throw new FedloraError('FL_ERR_BASE_MODEL_MISMATCH', `model.modules: '${stray.path}' matches none of the job's targetModules (${targets.join(', ')})`, { field: 'model.modules' });
       }
-      if (h.clientId !== undefined) {
-        const client = deps.store.getClient(h.clientId);
-        if (client === null || client.jobId !== h.jobId) throw new FedloraError('FL_ERR_UNAUTHORIZED', `no client '${h.clientId}' in job '${h.jobId}'; enrol with a token`);
-        if (client.signPublicKey !== h.signPublicKey) throw new FedloraError('FL_ERR_UNAUTHORIZED', `client '${h.clientId}' enrolled with another public key`);
-      }
+      hello = { ...h, jobId, model: { ...h.model, modules } };
       nonce = randomBytes(32).toString('base64');
       phase = 'challenged';
-      socket.emit('challenge', { nonce, coordinator: coordinatorKey });
+      const rank = clientRank(job.spec, tokenIndex);
+      const { spec } = job;
+      const jobInfo: JobInfo = {
+        id: jobId,
+        strategy: spec.strategy,
+        variant: variantOf(spec.strategy),
+        rank,
+        rounds: spec.rounds,
+        model: { sha256: spec.model.sha256, targetModules: [...spec.model.targetModules], ...(spec.model.kind !== undefined && { kind: spec.model.kind }), ...(spec.model.name !== undefined && { name: spec.model.name }) },
+        modules,
+      };
+      socket.emit('challenge', { nonce, coordinator: coordinatorKey, job: jobInfo });
     } catch (e) {
       refuseAndClose(isFedloraError(e) ? e : new FedloraError('FL_ERR_INTERNAL', 'unexpected error in hello'));
       if (!isFedloraError(e)) log.error({ err: e }, 'unexpected error in hello');
@@ -142,7 +211,7 @@ function handleConnection(socket: FlSocket, deps: SocketDeps, options: SocketOpt
       if (phase !== 'challenged' || hello === null) throw new FedloraError('FL_ERR_ROUND_STATE', 'auth before hello, or twice');
       const parsed = AuthSchema.safeParse(raw);
       if (!parsed.success) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `auth: ${describeIssues(parsed.error).join('; ')}`, { field: 'signature' });
-      const h = hello;
+      const h = hello as Hello & { jobId: string };
       if (!verifyEd25519(authMessage(h.jobId, nonce, h.signPublicKey), fromBase64(parsed.data.signature), fromBase64(h.signPublicKey))) {
         throw new FedloraError('FL_ERR_UNAUTHORIZED', 'the challenge signature does not verify with the hello public key');
       }
@@ -165,7 +234,11 @@ function handleConnection(socket: FlSocket, deps: SocketDeps, options: SocketOpt
         tokenIndex: client.tokenIndex,
         signPublicKey: signKey,
         backend: `${backend.name} (${backend.device})`,
-        emit: (event, ...args) => socket.emit(event, ...args),
+        emit: (event, ...args) => {
+          // Every offer is signed with the coordinator's pinned key (the client refuses it otherwise).
+          if (event === 'offer') args[0] = signedOffer(args[0] as OfferInput);
+          socket.emit(event, ...args);
+        },
         close: () => socket.disconnect(true),
       };
       runner.ensureStarted(h.model.modules);

@@ -51,13 +51,16 @@ export type BackendInfo = z.infer<typeof BackendInfoSchema>;
 /**
  * First message after connecting. A new client presents its one-use enrolment token and the
  * Ed25519 public key it will sign with; a returning one its client id (the key must match the
- * enrolled one). Exactly one of `enrolmentToken` and `clientId`.
+ * enrolled one). Exactly one of `enrolmentToken` and `clientId`. The coordinator knows the job
+ * from either, so `jobId` is only a check (refused when it names another job).
  */
 export const HelloSchema = z
   .strictObject({
     protocolVersion: z.literal(PROTOCOL_VERSION),
-    jobId: IdSchema,
-    enrolmentToken: z.string().min(16).max(256).optional(),
+    /** The job the client means to join; @default the token's (or the client's) job */
+    jobId: IdSchema.optional(),
+    /** Any length is looked up: a wrong token is FL_ERR_ENROLMENT whatever its length. */
+    enrolmentToken: z.string().min(1).max(256).optional(),
     clientId: IdSchema.optional(),
     /** Ed25519 public key, base64 (32 bytes). */
     signPublicKey: SignPublicKeySchema,
@@ -67,7 +70,10 @@ export const HelloSchema = z
     model: z.strictObject({
       /** SHA-256 (hex) of the client's base-model weights file; must equal the job's. */
       sha256: z.string().regex(/^[0-9a-fA-F]{64}$/).transform((s) => s.toLowerCase()),
-      /** The client's modules that match the job's targetModules, with their shapes. */
+      /**
+       * The client's adaptable modules with their shapes (all of them: the coordinator picks those
+       * the job's targetModules name, and refuses a model that lacks one).
+       */
       modules: z.array(ModuleShapeSchema).max(4096).default([]),
     }),
     /** Free text such as `fedlora-client/0.1.0 node/20.20.2 linux`. @default undefined */
@@ -117,10 +123,35 @@ export const CoordinatorKeySchema = z.strictObject({
 });
 export type CoordinatorKey = z.infer<typeof CoordinatorKeySchema>;
 
+/**
+ * What a client must know of the job it joins, from the coordinator (never from flags): the job
+ * spec is the truth.
+ */
+export const JobInfoSchema = z.strictObject({
+  id: IdSchema,
+  strategy: StrategyNameSchema,
+  /** The adapter variant the strategy trains: `lora` (fedavg, flora), `ffa`, `fedsb`. */
+  variant: z.enum(['lora', 'ffa', 'fedsb']),
+  /** This client's LoRA rank. */
+  rank: z.int().min(1),
+  rounds: z.int().min(1),
+  model: z.strictObject({
+    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    targetModules: z.array(z.string()),
+    kind: z.enum(['mlp', 'llama']).optional(),
+    name: z.string().optional(),
+  }),
+  /** The client's modules the job adapts (its targetModules applied to the hello's modules). */
+  modules: z.array(ModuleShapeSchema),
+});
+export type JobInfo = z.infer<typeof JobInfoSchema>;
+
 export const ChallengeSchema = z.strictObject({
   /** 32 random bytes, base64, to sign within the auth message. */
   nonce: z.string().min(40).max(48),
   coordinator: CoordinatorKeySchema,
+  /** The job the hello's token (or client id) belongs to. */
+  job: JobInfoSchema,
 });
 export type Challenge = z.infer<typeof ChallengeSchema>;
 
@@ -223,6 +254,13 @@ export const OfferSchema = z.strictObject({
       noise: z.strictObject({ noiseMultiplier: z.number().positive(), minHonestClients: z.int().min(1) }).optional(),
     })
     .optional(),
+  /**
+   * The coordinator's Ed25519 signature (its pinned key) of the offer: job, round, attempt,
+   * deadline, maxUpdateBytes and the SHA-256 of the state, the plan and the secure settings
+   * (privacy/envelope.ts `offerMessage`). A client refuses an offer without a valid one
+   * (FL_ERR_OFFER_SIGNATURE). Optional in the schema only so that its absence gets that code.
+   */
+  signature: SignatureSchema.optional(),
 });
 export type Offer = z.infer<typeof OfferSchema>;
 export type OfferSecureAggregation = NonNullable<Offer['secureAggregation']>;
@@ -268,11 +306,12 @@ export type Refusal = z.infer<typeof RefusalSchema>;
 
 /**
  * The client's secure aggregation messages, one event with the step named: `advertise` (its two
- * public keys), `share_keys` (sealed shares for its neighbours), `masked_input` (its masked
- * vector), `unmask` (the shares it reveals). `message` is privacy/secagg/wire.ts's JSON of the
- * step's message, validated there; the ack says whether the coordinator took it.
+ * public keys, signed with its enrolled key), `share_keys` (sealed shares for its neighbours),
+ * `masked_input` (its masked vector), `consistency` (its signature of the survivor view),
+ * `unmask` (the shares it reveals). `message` is privacy/secagg/wire.ts's JSON of the step's
+ * message, validated there; the ack says whether the coordinator took it.
  */
-export const SECAGG_CLIENT_STEPS = ['advertise', 'share_keys', 'masked_input', 'unmask'] as const;
+export const SECAGG_CLIENT_STEPS = ['advertise', 'share_keys', 'masked_input', 'consistency', 'unmask'] as const;
 export const SecAggClientMessageSchema = z.strictObject({
   jobId: IdSchema,
   round: z.int().min(0),
@@ -286,11 +325,12 @@ export const SecAggAckSchema = z.discriminatedUnion('ok', [z.strictObject({ ok: 
 export type SecAggAck = z.infer<typeof SecAggAckSchema>;
 
 /**
- * The coordinator's secure aggregation messages: `keys` (the live neighbours' public keys),
- * `shares` (the sealed shares addressed to this client), `unmask_request` (who is in the sum and
- * who dropped).
+ * The coordinator's secure aggregation messages: `keys` (the live neighbours' public keys, with
+ * their enrolled signing keys and signatures), `shares` (the sealed shares addressed to this
+ * client), `survivors` (who is in the sum and who dropped, to sign), `unmask_request` (the same
+ * view with the neighbours' signatures of it).
  */
-export const SECAGG_SERVER_STEPS = ['keys', 'shares', 'unmask_request'] as const;
+export const SECAGG_SERVER_STEPS = ['keys', 'shares', 'survivors', 'unmask_request'] as const;
 export const SecAggServerMessageSchema = z.strictObject({
   jobId: IdSchema,
   round: z.int().min(0),

@@ -53,7 +53,7 @@ describe('a llama job with client-side DP', () => {
         training: { epochs: 1, batchSize: 3, lr: 0.01 },
         privacy: { client: { targetEpsilon: 8, clip: 1 }, budget: { epsilon: 8, delta: 1e-5 } },
       });
-      const clients = await Promise.all(files.map(async (f) => makeAgent(api.url, jobId, await api.token(jobId), modelDir, f, { targetModules: ['q_proj', 'v_proj'] })));
+      const clients = await Promise.all(files.map(async (f) => makeAgent(api.url, jobId, await api.token(jobId), modelDir, f)));
       expect(clients[0]!.model.kind).toBe('llama');
       const summaries = await Promise.all(clients.map((c) => c.agent.run()));
       const job = await api.job(jobId);

@@ -33,6 +33,11 @@ export async function configFromFlags(flags: StartFlags): Promise<Record<string,
   if (flags.port !== undefined) config.port = parsePort(flags.port);
   if (flags.adminToken !== undefined) config.adminToken = flags.adminToken;
   if (flags.logLevel !== undefined) config.logLevel = flags.logLevel;
+  const engine = config.engine as Record<string, unknown> | undefined;
+  if (engine?.seededSelection !== undefined && engine.seededSelection !== false) {
+    // a seeded draw is recomputable by anyone with the seed: reproducible simulations only
+    throw new FedloraError('FL_ERR_INVALID_CONFIG', 'engine.seededSelection is for `fedlora sim --reproducible-selection` only: a real coordinator selects clients with a secret CSPRNG draw', { field: 'engine.seededSelection' });
+  }
   return config;
 }
 
@@ -46,7 +51,10 @@ async function start(flags: StartFlags): Promise<void> {
   out.write(`fedlora coordinator listening on ${coordinator.url}\n`);
   out.write(`key fingerprint: ${coordinator.printableFingerprint}\n`);
   out.write(`database: ${coordinator.config.db}\n`);
-  if (coordinator.adminTokenGenerated) out.write(`admin token (generated; shown once, pass --admin-token or FEDLORA_ADMIN_TOKEN to keep one): ${coordinator.adminToken}\n`);
+  const { adminTokenFile } = await import('./startup.js');
+  const tokenFile = adminTokenFile(coordinator.config.db);
+  if (coordinator.adminTokenGenerated) out.write(`admin token (generated, kept in ${tokenFile ?? 'memory'} for later starts): ${coordinator.adminToken}\n`);
+  else if (config.adminToken === undefined && (process.env.FEDLORA_ADMIN_TOKEN ?? '') === '') out.write(`admin token (kept from an earlier start, in ${tokenFile}): ${coordinator.adminToken}\n`);
   await new Promise<void>((resolve) => {
     let stopping = false;
     const shutdown = (signal: NodeJS.Signals): void => {

@@ -5,7 +5,6 @@
  */
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
 import type { DestinationStream } from 'pino';
 import type { Server as IoServer } from 'socket.io';
@@ -18,6 +17,7 @@ import { Engine } from './engine/engine.js';
 import { InlineOpener, WorkerPoolOpener, type UpdateOpener } from './engine/update-opener.js';
 import { attachSocketServer, type FlServer } from './transport/socket-server.js';
 import { DashboardFeed } from './dashboard/feed.js';
+import { addressInUse, adminTokenFile, checkAddressFree, resolveAdminToken } from './startup.js';
 import { parseCoordinatorConfig, type CoordinatorConfig, type CoordinatorConfigInput } from './config.js';
 
 export interface StartOptions {
@@ -51,8 +51,11 @@ export class Coordinator {
     const config = parseCoordinatorConfig(input);
     const logger = createLogger(config.logLevel, options.logDestination);
     const envToken = process.env.FEDLORA_ADMIN_TOKEN;
-    const adminTokenGenerated = config.adminToken === undefined && (envToken === undefined || envToken === '');
-    const adminToken = config.adminToken ?? (adminTokenGenerated ? randomBytes(24).toString('base64url') : parseCoordinatorConfig({ adminToken: envToken }, 'FEDLORA_ADMIN_TOKEN').adminToken!);
+    const given = config.adminToken ?? (envToken === undefined || envToken === '' ? undefined : parseCoordinatorConfig({ adminToken: envToken }, 'FEDLORA_ADMIN_TOKEN').adminToken!);
+    // Nothing is created (database, keys, token file) when the address is taken.
+    await checkAddressFree(config.host, config.port);
+    const { token: adminToken, source: adminTokenSource } = resolveAdminToken(given, adminTokenFile(config.db));
+    const adminTokenGenerated = adminTokenSource === 'generated';
     const store = Store.open(config.db);
     let opener: UpdateOpener | undefined;
     try {
@@ -64,7 +67,7 @@ export class Coordinator {
       opener = workers === 0 ? new InlineOpener(keys.box.secretKey) : new WorkerPoolOpener(workers, keys.box.secretKey);
       await opener.ready;
       const hooks: { feed?: DashboardFeed } = {};
-      const engine = new Engine({ store, keys, metrics, logger, opener, startGraceMs: config.engine.startGraceMs, onChange: (jobId) => hooks.feed?.jobChanged(jobId) });
+      const engine = new Engine({ store, keys, metrics, logger, opener, startGraceMs: config.engine.startGraceMs, seededSelection: config.engine.seededSelection, onChange: (jobId) => hooks.feed?.jobChanged(jobId) });
       const printable = publicKeyMessage(keys).fingerprint;
       const app = createHttpApp({ store, metrics, logger, adminToken, fingerprint: printable, onJobCreated: (id) => engine.runner(id), isConnected: (jobId, clientId) => engine.runner(jobId)?.isConnected(clientId) ?? false, dashboardSnapshot: () => hooks.feed?.snapshot() ?? { jobs: [] } }, config.http);
       const http = createServer(app);
@@ -72,7 +75,7 @@ export class Coordinator {
       const dashboard = new DashboardFeed(io as unknown as IoServer, { store, engine: () => engine, adminToken, logger });
       hooks.feed = dashboard;
       await new Promise<void>((resolve, reject) => {
-        http.once('error', reject);
+        http.once('error', (e: NodeJS.ErrnoException) => reject(e.code === 'EADDRINUSE' ? addressInUse(config.host, config.port) : e));
         http.listen(config.port, config.host, () => {
           http.off('error', reject);
           resolve();

@@ -9,7 +9,7 @@
  * difference: tokenizer.json implementations match the special tokens' text (`<|bos|>`, ...) in
  * the input and give their ids, while this class always encodes text as bytes.
  */
-import type { TextTokenizer } from './tokenizer.js';
+import type { TextTokenizer } from './tokenizer-types.js';
 
 export const BYTE_VOCAB_SIZE = 259;
 export const BYTE_BOS_ID = 256;

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { FedloraError } from '../shared/errors.js';
-import type { TextTokenizer } from './tokenizer.js';
+import type { TextTokenizer } from './tokenizer-types.js';
 
 async function readJson(file: string, required: boolean): Promise<Record<string, unknown> | undefined> {
   let text: string;

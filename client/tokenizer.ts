@@ -10,19 +10,9 @@
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FedloraError } from '../shared/errors.js';
+import type { TextTokenizer } from './tokenizer-types.js';
 
-export interface TextTokenizer {
-  readonly kind: 'bytes' | 'tokenizer.json';
-  /** One more than the largest id the tokenizer can produce (special tokens included). */
-  readonly vocabSize: number;
-  readonly bosId: number | undefined;
-  readonly eosId: number | undefined;
-  readonly padId: number | undefined;
-  /** Token ids of a text, without any special token added (callers add BOS/EOS themselves). */
-  encode(text: string): number[];
-  /** The text of token ids; special tokens are skipped. */
-  decode(ids: readonly number[]): string;
-}
+export type { TextTokenizer } from './tokenizer-types.js';
 
 /** A training sequence: BOS + the text's tokens + EOS (each where the tokenizer has it). */
 export function encodeSequence(tokenizer: TextTokenizer, text: string): Int32Array {
@@ -39,7 +29,10 @@ export async function loadTokenizer(dir: string): Promise<TextTokenizer> {
   try {
     await access(file);
   } catch {
-    throw new FedloraError('FL_ERR_MODEL_CONFIG', `${file}: missing; a model folder needs the tokenizer.json of its checkpoint`, { file });
+    throw new FedloraError('FL_ERR_MODEL_CONFIG',
+      `${file}: missing; text data needs the tokenizer of the checkpoint: copy its tokenizer.json (and tokenizer_config.json) into ${dir} `
+      + '(e.g. `huggingface-cli download <repo> tokenizer.json tokenizer_config.json --local-dir <model dir>`), '
+      + 'or give the data pre-tokenised as JSONL rows {"input_ids": [...]} (no tokenizer needed)', { file });
   }
   const { loadHfTokenizer } = await import('./tokenizer-hf.js');
   return loadHfTokenizer(dir);

@@ -47,15 +47,11 @@ export async function loadLocalData(file: string, model: BaseModel, options: Loc
     return { file, examples: data.labels.length, source: tableSource(data) };
   }
   const config = model.llama!;
-  if (data.kind !== 'text') throw dataError(file, 1, 'the llama model trains on texts (JSONL with a "text" field); this file holds a table');
-  const { encodeSequence, loadTokenizer } = await import('../tokenizer.js');
-  const tokenizer = await loadTokenizer(model.dir);
+  if (data.kind === 'classification') throw dataError(file, 1, 'the llama model trains on texts (JSONL with a "text" field, or pre-tokenised "input_ids"); this file holds a table');
+  const { sequenceEncoder } = await import('../data/sequences.js');
+  const encoder = await sequenceEncoder(data, model.dir, config);
   const seqLen = options.seqLen ?? Math.min(128, config.maxPositionEmbeddings - 1);
-  const sequences: Int32Array[] = data.texts.map((text, i) => {
-    const ids = encodeSequence(tokenizer, text);
-    if (ids.length < 2) throw dataError(file, data.lines[i]!, 'the text has fewer than 2 tokens; next-token training needs at least 2');
-    return ids;
-  });
+  const sequences = encoder.encode(data);
   const { tokenSource } = await import('../data/batches.js');
-  return { file, examples: sequences.length, source: tokenSource(sequences, seqLen, tokenizer.padId ?? tokenizer.eosId ?? 0) };
+  return { file, examples: sequences.length, source: tokenSource(sequences, seqLen, encoder.padId) };
 }

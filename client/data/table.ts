@@ -24,10 +24,34 @@ export interface TextCorpus {
   readonly lines: Int32Array;
 }
 
-export type DataSet = ClassificationTable | TextCorpus;
+/**
+ * Pre-tokenised sequences for language modelling (JSONL rows `{"input_ids": [...]}`): used as
+ * they are, no tokenizer and no BOS/EOS added. Ids are checked against the model's vocabulary
+ * when a model is known (client/data/sequences.ts).
+ */
+export interface TokenCorpus {
+  readonly kind: 'tokens';
+  readonly source: string;
+  /** Each row's ids, every one a non-negative integer. */
+  readonly sequences: readonly Int32Array[];
+  readonly lines: Int32Array;
+}
+
+export type DataSet = ClassificationTable | TextCorpus | TokenCorpus;
+
+/** Data a causal language model trains on: texts, or pre-tokenised rows. */
+export type LanguageData = TextCorpus | TokenCorpus;
 
 export function rowCount(data: DataSet): number {
-  return data.kind === 'classification' ? data.labels.length : data.texts.length;
+  switch (data.kind) {
+    case 'classification': return data.labels.length;
+    case 'text': return data.texts.length;
+    case 'tokens': return data.sequences.length;
+    default: {
+      const never: never = data;
+      throw new Error(`unknown data kind ${String(never)}`);
+    }
+  }
 }
 
 /** The rows at `indices` (in that order) as a new data set. */
@@ -43,6 +67,9 @@ export function subset<T extends DataSet>(data: T, indices: ArrayLike<number>): 
       labels[i] = data.labels[r]!;
     }
     return { ...data, features, labels, lines } as T;
+  }
+  if (data.kind === 'tokens') {
+    return { ...data, sequences: Array.from({ length: indices.length }, (_, i) => data.sequences[indices[i]!]!), lines } as T;
   }
   const texts = Array.from({ length: indices.length }, (_, i) => data.texts[indices[i]!]!);
   const labels = data.labels === undefined ? undefined : Int32Array.from({ length: indices.length }, (_, i) => data.labels![indices[i]!]!);

@@ -12,8 +12,9 @@ import { writePeftAdapterDir } from '../../shared/peft.js';
 import { tableSource, type ExampleSource } from '../data/batches.js';
 import { loadData } from '../data/load.js';
 import { trainTestSplit } from '../data/split.js';
-import { indicesWithLabels, subset, type ClassificationTable, type DataSet, type TextCorpus } from '../data/table.js';
+import { indicesWithLabels, rowCount, subset, type ClassificationTable, type DataSet, type LanguageData } from '../data/table.js';
 import { readFactorsOf, type LoraModel } from '../lora/lora-model.js';
+import { DECODER_FAMILIES } from '../models/llama-config.js';
 import { MLP_MODEL_TYPE } from '../models/mlp-config.js';
 import { MlpClassifier } from '../models/mlp.js';
 import { evaluate, type Evaluation } from './evaluate.js';
@@ -94,19 +95,18 @@ async function prepare(o: LocalRunOptions, type: string, data: DataSet): Promise
     checkTableFitsMlp(data, model.config.input_size, model.config.num_labels);
     return { model, makeSource: (d) => tableSource(d as ClassificationTable) };
   }
-  if (type === 'llama') {
-    if (data.kind !== 'text') throw new FedloraError('FL_ERR_DATA', `${data.source}: a llama model trains on texts (JSONL {"text": ...}), got a table`);
-    const [{ loadLlamaCheckpoint }, { LlamaLoraModel }, { encodeSequence, loadTokenizer }, { tokenSource }] = await Promise.all([
-      import('../checkpoint.js'), import('../models/llama-lora.js'), import('../tokenizer.js'), import('../data/batches.js'),
+  if ((DECODER_FAMILIES as readonly string[]).includes(type)) {
+    if (data.kind === 'classification') throw new FedloraError('FL_ERR_DATA', `${data.source}: a ${type} model trains on texts (JSONL {"text": ...} or {"input_ids": [...]}), got a table`);
+    const [{ loadLlamaCheckpoint, readLlamaConfig }, { LlamaLoraModel }, { sequenceEncoder }, { tokenSource }] = await Promise.all([
+      import('../checkpoint.js'), import('../models/llama-lora.js'), import('../data/sequences.js'), import('../data/batches.js'),
     ]);
-    const tokenizer = await loadTokenizer(o.modelDir);
+    const encoder = await sequenceEncoder(data, o.modelDir, await readLlamaConfig(o.modelDir));
     const { model: base, sha256 } = await loadLlamaCheckpoint(o.modelDir);
     const model = LlamaLoraModel.attach(base, { ...lora, targetModules: o.targetModules ?? ['q_proj', 'v_proj'] }, sha256 === undefined ? {} : { sha256 });
     const seqLen = o.seqLen ?? 128;
-    const pad = tokenizer.padId ?? tokenizer.eosId ?? 0;
-    return { model, makeSource: (d) => tokenSource((d as TextCorpus).texts.map((t) => encodeSequence(tokenizer, t)), seqLen, pad) };
+    return { model, makeSource: (d) => tokenSource(encoder.encode(d as LanguageData), seqLen, encoder.padId) };
   }
-  throw new FedloraError('FL_ERR_MODEL_CONFIG', `${join(o.modelDir, 'config.json')}: model_type '${type}' is not one fedlora trains (${MLP_MODEL_TYPE}, llama)`);
+  throw new FedloraError('FL_ERR_MODEL_CONFIG', `${join(o.modelDir, 'config.json')}: model_type '${type}' is not one fedlora trains (${[MLP_MODEL_TYPE, ...DECODER_FAMILIES].join(', ')})`);
 }
 
 /** Every factor of every module (frozen ones included): what a PEFT export needs. */
@@ -118,7 +118,7 @@ export async function runLocalTraining(o: LocalRunOptions): Promise<LocalRunResu
   const type = await modelType(o.modelDir);
   const loaded = await loadData(o.dataPath, { ...(o.label === undefined ? {} : { label: o.label }), ...(o.header === undefined ? {} : { header: o.header }) });
   const data = o.labels === undefined || loaded.kind !== 'classification' ? loaded : subset(loaded, indicesWithLabels(loaded.labels, new Set(o.labels)));
-  const rows = data.kind === 'classification' ? data.labels.length : data.texts.length;
+  const rows = rowCount(data);
   const split = trainTestSplit(rows, o.testFraction ?? 0.2, o.seed ?? 0);
   if (split.train.length === 0) throw new FedloraError('FL_ERR_DATA', `${o.dataPath}: no rows left to train on after holding out the test part`);
   const { model, makeSource } = await prepare(o, type, data);
@@ -129,7 +129,7 @@ export async function runLocalTraining(o: LocalRunOptions): Promise<LocalRunResu
     const result = await train(model, trainSource, o);
     const after = testSource === undefined ? undefined : await evaluate(model, testSource);
     if (o.outDir !== undefined) {
-      await writePeftAdapterDir(o.outDir, await fullAdapter(model), { taskType: type === 'llama' ? 'CAUSAL_LM' : null });
+      await writePeftAdapterDir(o.outDir, await fullAdapter(model), { taskType: type === MLP_MODEL_TYPE ? null : 'CAUSAL_LM' });
     }
     return {
       modelType: type, baseModelSha256: model.layout().baseModelSha256, trainExamples: split.train.length, testExamples: split.test.length,

@@ -193,7 +193,7 @@ describe('LoRA on a Qwen2 checkpoint (cpu)', () => {
     for (const m of model.modules().values()) {
       const B = seededNormalValues(m.outFeatures * m.rank, 0, 0.3, seed++);
       m.setFactors({ B });
-      const { A } = await m.readFactors();
+      const A = (await m.readFactors()).A!;
       const name = `${m.path}.weight`;
       const w = weights.get(name)!;
       const out = new Float32Array(w.length);
@@ -211,5 +211,30 @@ describe('LoRA on a Qwen2 checkpoint (cpu)', () => {
     const scale = Math.max(...want.map(Math.abs));
     expect(maxAbsDiff(got, want)).toBeLessThan(1e-4 * scale);
     model.dispose();
+  });
+});
+
+describe('fedlora train on a Qwen2 folder with pre-tokenised data (cpu)', () => {
+  beforeAll(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  it('needs no tokenizer.json, trains q/v LoRA and writes a CAUSAL_LM adapter', async () => {
+    const { runLocalTraining } = await import('../../client/train/local-run.js');
+    const { readFile, writeFile } = await import('node:fs/promises');
+    const config = parseLlamaConfig(qwen2Json);
+    const dir = join(root, 'qwen2-train');
+    await writeCheckpoint(dir, qwen2Json, weightsFor(config, 5, 'F32'), llamaTensorShapes(config));
+    const data = join(root, 'ids.jsonl');
+    await writeFile(data, Array.from({ length: 10 }, (_, i) => JSON.stringify({ input_ids: [1 + i, 2 * i + 3, 40 - i, 7, 9 + i] })).join('\n'));
+    const out = join(root, 'qwen2-adapter');
+    const res = await runLocalTraining({ modelDir: dir, dataPath: data, epochs: 1, batchSize: 4, seqLen: 4, rank: 2, lr: 1e-2, outDir: out });
+    expect(res).toMatchObject({ modelType: 'qwen2', trainExamples: 8, testExamples: 2 });
+    expect(Number.isFinite(res.after!.loss) && Number.isFinite(res.before!.loss)).toBe(true); // evaluated on the 2 held-out rows
+    const adapterConfig = JSON.parse(await readFile(join(out, 'adapter_config.json'), 'utf8')) as { task_type: string; target_modules: string[] };
+    expect(adapterConfig.task_type).toBe('CAUSAL_LM');
+    // An id beyond the model's vocabulary is refused with the line.
+    await writeFile(data, '{"input_ids":[1,2,3]}\n{"input_ids":[1,41]}\n{"input_ids":[4,5]}\n{"input_ids":[6,7]}\n{"input_ids":[8,9]}\n');
+    await expect(runLocalTraining({ modelDir: dir, dataPath: data, epochs: 1, outDir: out })).rejects.toThrow(/ids\.jsonl:2 field 'input_ids\[1\]': token id 41 is not below the model's vocab_size 41/);
   });
 });

@@ -109,9 +109,22 @@ describe('tokenizer.json (a tiny BPE written here)', () => {
 
   it('refuses a folder without tokenizer.json, bad JSON, or a model the library cannot build', async () => {
     const empty = await mkdtemp(join(dir, 'empty-'));
-    await expect(loadTokenizer(empty)).rejects.toSatisfy((e) => isFedloraError(e, 'FL_ERR_MODEL_CONFIG') && /tokenizer\.json: missing/.test((e as Error).message));
+    await expect(loadTokenizer(empty)).rejects.toSatisfy((e) => isFedloraError(e, 'FL_ERR_MODEL_CONFIG')
+      && /tokenizer\.json: missing; text data needs the tokenizer of the checkpoint.*huggingface-cli download.*"input_ids"/.test((e as Error).message));
     await writeFile(join(empty, 'tokenizer.json'), '{"model": ');
     await expect(loadTokenizer(empty)).rejects.toSatisfy((e) => isFedloraError(e, 'FL_ERR_MODEL_CONFIG') && /not valid JSON/.test((e as Error).message));
     expect(() => new HfTokenizer({ ...tinyBpe, model: { type: 'NoSuchModel' } }, {})).toThrow(/FL_ERR_MODEL_CONFIG/);
+  });
+});
+
+describe('the tokenizer modules', () => {
+  it('form no import cycle: the interface has its own file, the implementations import only it', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const imports = async (file: string): Promise<string[]> =>
+      [...(await readFile(join('client', file), 'utf8')).matchAll(/(?:from|import\()\s*'\.\/(tokenizer[\w-]*)\.js'/g)].map((m) => m[1]!);
+    expect(await imports('tokenizer-hf.ts')).toEqual(['tokenizer-types']);
+    expect(await imports('tokenizer-bytes.ts')).toEqual(['tokenizer-types']);
+    expect(await imports('tokenizer-types.ts')).toEqual([]);
+    expect(await imports('tokenizer.ts')).toEqual(expect.arrayContaining(['tokenizer-types', 'tokenizer-hf']));
   });
 });

@@ -34,4 +34,20 @@ describe('JSONL loader', () => {
     expect(() => parseJsonl('{"features":[1,2],"label":0}\n{"features":[1],"label":0}\n', 'f.jsonl')).toThrow(/f\.jsonl:2 field 'features': has 1 values, line 1 has 2/);
     expect(() => parseJsonl('', 'e.jsonl')).toThrow(/e\.jsonl:1: the file has no records/);
   });
+
+  it('reads pre-tokenised rows (input_ids) as they are, and names the line and element of a bad id', () => {
+    const d = parseJsonl('{"input_ids":[1,520,33,2]}\n{"input_ids":[7,0]}\n', 't.jsonl');
+    if (d.kind !== 'tokens') throw new Error('expected pre-tokenised rows');
+    expect(d.sequences.map((s) => [...s])).toEqual([[1, 520, 33, 2], [7, 0]]);
+    expect([...d.lines]).toEqual([1, 2]);
+    expect(() => parseJsonl('{"input_ids":[1,2]}\n{"input_ids":[3,-1]}\n', 't.jsonl')).toThrow("FL_ERR_DATA: t.jsonl:2 field 'input_ids[1]': -1 is not a token id (an integer >= 0)");
+    expect(() => parseJsonl('{"input_ids":[1,2.5]}\n', 't.jsonl')).toThrow(/t\.jsonl:1 field 'input_ids\[1\]': 2\.5 is not a token id/);
+    expect(() => parseJsonl('{"input_ids":[1,"2"]}\n', 't.jsonl')).toThrow(/t\.jsonl:1 field 'input_ids\[1\]': "2" is not a token id/);
+    expect(() => parseJsonl('{"input_ids":[]}\n', 't.jsonl')).toThrow(/t\.jsonl:1 field 'input_ids': must be a non-empty array of token ids/);
+    expect(() => parseJsonl('{"input_ids":"1 2"}\n', 't.jsonl')).toThrow(/t\.jsonl:1 field 'input_ids': must be a non-empty array/);
+    expect(() => parseJsonl('{"input_ids":[1,2]}\n{"text":"b"}\n', 't.jsonl')).toThrow(/t\.jsonl:2 field 'input_ids': missing \(line 1 is pre-tokenised/);
+    expect(() => parseJsonl('{"text":"a"}\n{"input_ids":[1,2]}\n', 't.jsonl')).toThrow(/t\.jsonl:2 field 'input_ids': line 1 has 'text'/);
+    expect(() => parseJsonl('{"text":"a","input_ids":[1,2]}\n', 't.jsonl')).toThrow(/t\.jsonl:1: has both 'text' and 'input_ids'/);
+    expect(() => parseJsonl('{"input_ids":[1,2],"label":3}\n', 't.jsonl')).toThrow(/t\.jsonl:1 field 'label': pre-tokenised rows are for language modelling/);
+  });
 });

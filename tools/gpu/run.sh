@@ -3,7 +3,7 @@
 # (docs/verification.md). Build the carry here with `bash tools/gpu/pack.sh`, carry `.gpu`, and run
 # from the repository root there:
 #
-#   bash tools/gpu/run.sh [stage ...]      stages: setup backend verify families sizes (default: all)
+#   bash tools/gpu/run.sh [stage ...]      stages: setup backend verify families sizes step (default: all but step)
 #
 # Results go to $OUT (default out/gpu): one JSON per stage and table.md, the table for
 # docs/verification.md. python3 there must have torch, transformers and peft (they write the
@@ -93,6 +93,14 @@ sizes() {
   smollm
   node --import tsx tools/gpu/size-check.ts --backend webgpu --model "$W/models/smollm-135m" "$W/sizes/qwen2.5-0.5b" "$W/sizes/llama-3.2-1b" --json "$OUT/sizes.json"
   echo "sizes exit $?"
+}
+
+# Issue 13's measurement: our LoRA step against PyTorch + PEFT on the same folder, same GPU, same run.
+step() {
+  say "step: LoRA step, ours (webgpu) vs PyTorch + PEFT (CUDA)"
+  smollm
+  node --import tsx bench/run.ts gpu-step
+  echo "step exit $?"
 }
 
 for s in $STAGES; do "$s"; done

@@ -1,0 +1,120 @@
+/**
+ * Our LoRA training step on a checkpoint folder (issue 13): LoRA r 16 / alpha 32 on q_proj and
+ * v_proj, `model.loss` + `tf.variableGrads` + AdamW, batch x seq random token ids. Reports the
+ * median ms per step (the loss read back every step, and every --read-every steps), the forward
+ * pass alone, and a profile of one step: kernels dispatched by name (count and, where the backend
+ * has timestamp queries, GPU ms), tensors and bytes allocated.
+ *
+ *   node --import tsx tools/gpu/lora-step.ts --backend webgpu --model DIR --batch 4 --seq 256 --json OUT.json
+ */
+import { writeFile } from 'node:fs/promises';
+import { Command } from 'commander';
+import * as tf from '@tensorflow/tfjs';
+import { chooseBackend, shutdownBackend } from '../../client/backend.js';
+import { loadLlamaCheckpoint } from '../../client/checkpoint.js';
+import { LlamaLoraModel } from '../../client/models/llama-lora.js';
+import { AdamW } from '../../client/train/adamw.js';
+
+const opts = new Command()
+  .requiredOption('--backend <name>', 'backend to force')
+  .requiredOption('--model <dir>', 'checkpoint folder')
+  .option('--batch <n>', 'sequences per step', '4')
+  .option('--seq <n>', 'tokens per sequence', '256')
+  .option('--steps <n>', 'timed steps', '10')
+  .option('--warm <n>', 'untimed steps first', '3')
+  .option('--read-every <n>', 'read the loss back every n steps in the second timing', '10')
+  .option('--json <file>', 'write the result here')
+  .parse()
+  .opts<{ backend: string; model: string; batch: string; seq: string; steps: string; warm: string; readEvery: string; json?: string }>();
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const info = await chooseBackend({ backend: opts.backend as 'webgpu' });
+const [B, T, steps, warm, readEvery] = [Number(opts.batch), Number(opts.seq), Number(opts.steps), Number(opts.warm), Number(opts.readEvery)];
+const { model: base, config } = await loadLlamaCheckpoint(opts.model, { hash: false });
+const model = LlamaLoraModel.attach(base, { targetModules: ['q_proj', 'v_proj'], variant: 'lora', rank: 16, alpha: 32, seed: 1 });
+const vars = model.trainableVariables();
+const optimizer = new AdamW({ weightDecay: 0.01 });
+let s = 7;
+const ids = Int32Array.from({ length: B * (T + 1) }, () => (s = (s * 1103515245 + 12345) % 2147483648) % config.vocabSize);
+const all = tf.tensor2d(ids, [B, T + 1], 'int32');
+const inputs = tf.keep(tf.slice(all, [0, 0], [B, T]));
+const targets = tf.keep(tf.slice(all, [0, 1], [B, T]));
+all.dispose();
+
+/** One optimizer step; returns the loss tensor (the caller reads or frees it). */
+function step(): tf.Scalar {
+  return tf.tidy(() => {
+    const { value, grads } = tf.variableGrads(() => model.loss({ inputs, targets }), vars);
+    optimizer.applyGradients(vars, vars.map((v) => grads[v.name]!), 1e-4);
+    return value;
+  });
+}
+
+async function timed(every: number): Promise<{ msPerStep: number; lastLoss: number }> {
+  const times: number[] = [];
+  let lastLoss = NaN;
+  const pending: tf.Scalar[] = [];
+  let t0 = performance.now();
+  for (let i = 0; i < steps; i++) {
+    pending.push(step());
+    if ((i + 1) % every === 0 || i === steps - 1) {
+      lastLoss = (await pending.at(-1)!.data())[0]!;
+      tf.dispose(pending.splice(0));
+      const now = performance.now();
+      const n = every === 1 ? 1 : (i % every) + 1;
+      for (let k = 0; k < n; k++) times.push((now - t0) / n);
+      t0 = now;
+    }
+  }
+  return { msPerStep: Number(median(times).toFixed(1)), lastLoss };
+}
+
+for (let i = 0; i < warm; i++) {
+  const l = step();
+  await l.data();
+  l.dispose();
+}
+const everyStep = await timed(1);
+const batched = await timed(readEvery);
+const fwdTimes: number[] = [];
+for (let i = 0; i < steps; i++) {
+  const t0 = performance.now();
+  const logits = tf.tidy(() => model.forward(inputs));
+  await logits.data();
+  logits.dispose();
+  fwdTimes.push(performance.now() - t0);
+}
+// One profiled step: kernels by name; kernelTimeMs is a GPU timestamp where the backend has them.
+const profile = await tf.profile(() => step());
+const byKernel = new Map<string, { count: number; ms: number }>();
+for (const k of profile.kernels) {
+  const ms = Number(await k.kernelTimeMs);
+  const e = byKernel.get(k.name) ?? { count: 0, ms: 0 };
+  e.count += 1;
+  e.ms += Number.isFinite(ms) ? ms : 0;
+  byKernel.set(k.name, e);
+}
+const kernels = [...byKernel].map(([name, e]) => ({ name, count: e.count, ms: Number(e.ms.toFixed(2)) })).sort((a, b) => b.ms - a.ms || b.count - a.count);
+const result = {
+  backend: `${info.name} on ${info.device}`,
+  model: opts.model,
+  shape: `hidden ${config.hiddenSize}, ${config.numLayers} layers, ${config.numHeads}/${config.numKvHeads} heads, vocab ${config.vocabSize}`,
+  batch: B, seq: T,
+  msPerStepReadEveryStep: everyStep.msPerStep,
+  msPerStepReadEvery: { every: readEvery, ms: batched.msPerStep },
+  forwardMs: Number(median(fwdTimes).toFixed(1)),
+  loss: batched.lastLoss,
+  profile: {
+    kernelsPerStep: profile.kernels.length,
+    gpuMsPerStep: Number(kernels.reduce((a, k) => a + k.ms, 0).toFixed(1)),
+    newTensors: profile.newTensors, newBytes: profile.newBytes, peakBytes: profile.peakBytes,
+    top: kernels.slice(0, 25),
+  },
+  memory: tf.memory(),
+};
+process.stdout.write(`${JSON.stringify({ ...result, profile: { ...result.profile, top: result.profile.top.slice(0, 12) } })}\n`);
+if (opts.json !== undefined) await writeFile(opts.json, `${JSON.stringify(result, null, 1)}\n`);
+tf.dispose([inputs, targets]);
+optimizer.dispose();
+model.dispose();
+await shutdownBackend();

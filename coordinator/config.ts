@@ -54,6 +54,12 @@ export const CoordinatorConfigSchema = z.strictObject({
        * @default max(1, min(4, CPUs - 1))
        */
       openWorkers: z.int().min(0).max(64).optional(),
+      /**
+       * Select each round's clients from the job seed instead of the secret CSPRNG draw, so a run
+       * can be repeated. Such a draw is no secret subsample: user-level DP then books q = 1.
+       * Only `fedlora sim` sets it; `fedlora coordinator start` refuses it. @default false
+       */
+      seededSelection: z.boolean().default(false),
     })
     .prefault({}),
 });

@@ -130,7 +130,21 @@ function getAccount(state: LedgerState, kind: AccountKind, id: string): Account 
 }
 
 /**
- * User-level DP-FedAvg rounds at the coordinator: q = clientsPerRound / totalClients, one step a round.
+ * User-level rounds at the coordinator whose clients were drawn with sampling rate q (the booked
+ * rate of privacy/client-sampling.ts: offered / connected for a secret Poisson draw, else 1).
+ * @param rounds @default 1
+ */
+export function sampledUserRounds(p: { samplingRate: number; noiseMultiplier: number; rounds?: number }): Mechanism {
+  const m = { q: p.samplingRate, sigma: p.noiseMultiplier, steps: p.rounds ?? 1 };
+  checkMechanism(m, 'sampledUserRounds');
+  return m;
+}
+
+/**
+ * User-level DP-FedAvg rounds at the coordinator: q = clientsPerRound / totalClients, one step a
+ * round. Only right when clientsPerRound clients are drawn secretly and independently of each
+ * other from all totalClients; the coordinator books {@link sampledUserRounds} with the rate of
+ * its actual draw.
  * @param rounds @default 1
  */
 export function userLevelRounds(p: { clientsPerRound: number; totalClients: number; noiseMultiplier: number; rounds?: number }): Mechanism {

@@ -62,7 +62,7 @@ export function parseLabelSet(value: string): Set<number> {
 
 interface RawOptions {
   preset?: string;
-  data?: string; label?: string; clients?: number; rounds?: number; strategy?: string; seed?: number; out?: string; json?: boolean;
+  data?: string; label?: string; clients?: number; rounds?: number; strategy?: string; seed?: number; reproducibleSelection?: boolean; out?: string; json?: boolean;
   partition?: string; alpha?: number; clientsPerRound?: number; rank?: string; ranks?: number[]; loraAlpha?: number;
   epochs?: number; batchSize?: number; lr?: string; dpEpsilon?: number; dpClip?: number; delta?: number; userDpNoise?: number; userDpClip?: number; secureAggregation?: boolean; secureClip?: number; secureDpNoise?: number;
   dropout?: number; testFraction?: number; publicFraction?: number; publicLabels?: string; hidden?: string; pretrainEpochs?: number; workers?: number;
@@ -141,6 +141,7 @@ export function simOptions(raw: RawOptions, log: (line: string) => void): SimOpt
     rounds: o.rounds ?? 10,
     strategies: parseStrategies(o.strategy ?? 'fedavg'),
     seed: o.seed ?? 0,
+    ...(o.reproducibleSelection === true && { reproducibleSelection: true }),
     out: o.out ?? 'out/sim',
     partitioner: parsePartitioner(o.partition ?? 'dirichlet', o.alpha),
     ...(o.clientsPerRound !== undefined && { clientsPerRound: o.clientsPerRound }),
@@ -223,6 +224,7 @@ export function register(program: Command): void {
     .option('--rounds <n>', 'rounds per job (default 10)', int('rounds', 1))
     .option('--strategy <name>', `fedavg, flora, ffa, fedsb, a comma list, or all (default fedavg)`)
     .option('--seed <n>', 'seed of the split, partition, base model and jobs (default 0)', int('seed', 0))
+    .option('--reproducible-selection', 'select each round\'s clients from --seed, so a run repeats; no secret subsample, so user-level DP books q = 1 (simulations only)')
     .option('--out <dir>', 'report folder (default out/sim)')
     .option('--json', 'print report.json to stdout at the end')
     .option('--partition <kind>', 'iid, category (one label per client), or dirichlet[:alpha] (default dirichlet)')

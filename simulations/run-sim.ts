@@ -68,6 +68,8 @@ export interface SimOptions {
   /** Worker threads for the clients. @default 2 */
   readonly workers: number;
   readonly roundDeadlineSeconds: number;
+  /** Select clients from the seed (repeatable runs) instead of the secret draw; user-level DP then books q = 1. @default false */
+  readonly reproducibleSelection?: boolean;
   readonly backend: BackendName;
   /** A line of progress (the terminal). */
   readonly log: (line: string) => void;
@@ -278,7 +280,7 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
     adminToken: ADMIN_TOKEN,
     logLevel: 'silent',
     http: { rateLimit: 1_000_000 },
-    engine: { startGraceMs: 2000, openWorkers: 0 },
+    engine: { startGraceMs: 2000, openWorkers: 0, seededSelection: o.reproducibleSelection === true },
   });
   const api = http(coordinator.url);
   const k = o.clientsPerRound ?? o.clients;

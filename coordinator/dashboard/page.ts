@@ -69,6 +69,7 @@ export const DASHBOARD_JS = `(function () {
       var p = j.privacy; var priv = el('div', 'privacy: epsilon ' + (p.epsilon === null ? 'n/a' : p.epsilon.toPrecision(4)) + (p.budgetEpsilon === null ? '' : ' of ' + p.budgetEpsilon) + (p.delta === null ? '' : ' at delta ' + p.delta) + ' ');
       if (p.epsilon !== null && p.budgetEpsilon !== null) { var bar = el('span', undefined, 'bar'); var fill = el('span'); fill.style.width = Math.min(100, 100 * p.epsilon / p.budgetEpsilon).toFixed(1) + '%'; bar.appendChild(fill); priv.appendChild(bar); }
       box.appendChild(priv);
+      if (p.booked && p.booked.length) box.appendChild(el('div', 'booked: ' + p.booked.map(function (b) { return b.rounds + ' round' + (b.rounds === 1 ? '' : 's') + ' at q ' + b.q.toPrecision(4) + ', noise multiplier ' + b.noiseMultiplier.toPrecision(4); }).join('; ') + (p.sampling ? '. Last round: ' + p.sampling : ''), 'privacy-booked'));
       box.appendChild(table(['client', 'backend', 'device', 'self-test', 'connected'], j.clientList.map(function (c) { return [c.id, c.backend.name, c.backend.device, c.backend.selfTest.passed ? 'passed' : 'FAILED', c.connected ? 'yes' : 'no']; })));
       var refused = Object.keys(j.refusedByReason);
       box.appendChild(refused.length ? table(['refused updates', 'count'], refused.map(function (k) { return [k, j.refusedByReason[k]]; })) : el('div', 'no refused updates'));

@@ -19,10 +19,11 @@ import { factorShape } from '../../aggregation/validate-update.js';
 import { ENVELOPE_OVERHEAD, MAX_HEADER_BYTES } from '../../privacy/envelope.js';
 import { MemoryNonceStore, type NonceKey, type NonceStore } from '../../privacy/nonces.js';
 import type { KeyPairs } from '../../privacy/keys.js';
-import { accountKey, canSpend, createLedger, gaussianReleases, openAccount, parseLedger, serializeLedger, spend, userLevelRounds, type LedgerState, type Mechanism } from '../../privacy/ledger.js';
+import { accountKey, canSpend, createLedger, gaussianReleases, openAccount, parseLedger, sampledUserRounds, serializeLedger, spend, type LedgerState, type Mechanism } from '../../privacy/ledger.js';
+import { clientSampling, drawClients, drawFixedSize, type ClientSampling } from '../../privacy/client-sampling.js';
 import { FedSbGradientSum } from '../../aggregation/fedsb-init.js';
 import { gradientsFromSum, summedDeltasFromTensors } from '../../aggregation/secure-sum.js';
-import { effectiveNoiseMultiplier, secAggConfig, secureRoundMechanism, type SecAggConfig, type SecAggResult } from '../../privacy/secagg/index.js';
+import { effectiveNoiseMultiplier, secAggConfig, type SecAggConfig, type SecAggResult } from '../../privacy/secagg/index.js';
 import { SecureRound, type SecureStep } from './secure-round.js';
 import { FEDSB_GRADIENT_SUFFIX } from './update-decoder.js';
 import type { Store, UpdateRecord } from '../store/store.js';
@@ -45,6 +46,8 @@ export interface RunnerDeps {
   readonly onChange?: (jobId: string) => void;
   /** ms to wait with minClients (but fewer than the over-selected count) connected before starting a round. */
   readonly startGraceMs: number;
+  /** Seeded (reproducible) selection instead of the secret draw: `fedlora sim` only; books q = 1. @default false */
+  readonly seededSelection?: boolean;
 }
 
 interface Offered {
@@ -76,6 +79,8 @@ interface Attempt {
   /** Encoded once per attempt: every selected client gets the same global state bytes. */
   readonly stateBytes: Uint8Array;
   readonly refusalsByClient: Map<string, number>;
+  /** How the offered clients were drawn, and the q user-level DP books for the round. */
+  readonly sampling: ClientSampling;
   /** The secure aggregation round, when the job has it on (the offers then carry `secureOffer`). */
   secure: SecureRound | null;
   secureOffer: OfferSecureAggregation | null;
@@ -211,6 +216,11 @@ export class JobRunner {
     }
   }
 
+  /** Whether the ledger books user-level rounds: DP-FedAvg at the coordinator, or distributed DP under secure aggregation. */
+  private get userLevelDp(): boolean {
+    return this.spec.privacy.user !== undefined || (this.spec.secureAggregation.enabled && this.spec.secureAggregation.dp !== undefined);
+  }
+
   /** Whether the job's initial state is Fed-SB's gradient init (made in an init phase before round 0). */
   private get gradientInit(): boolean {
     return this.spec.strategy === 'fedsb' && this.spec.fedsb?.init === 'gradient';
@@ -250,14 +260,15 @@ export class JobRunner {
     return text === null ? createLedger() : parseLedger(text);
   }
 
-  /** The ledger after this round's user-level spend, or null without coordinator-side DP. */
-  private userDpSpend(label: string, commit: boolean): LedgerState | null {
+  /**
+   * The ledger after this round's user-level spend, or null without coordinator-side DP. q is the
+   * rate of the round's actual draw (privacy/client-sampling.ts): offered / connected for the
+   * secret Poisson draw, 1 when it was no subsample; any offered client can end in the aggregate.
+   */
+  private userDpSpend(label: string, commit: boolean, sampling: ClientSampling): LedgerState | null {
     const dp = this.spec.privacy.user;
     if (dp === undefined) return null;
-    // q = k / N (McMahan et al. 2018): k clients sampled per round out of the N enrolled.
-    const k = this.spec.clientsPerRound;
-    const total = Math.max(this.deps.store.clientsOfJob(this.jobId).length, k);
-    return this.dpSpend(label, commit, userLevelRounds({ clientsPerRound: k, totalClients: total, noiseMultiplier: dp.noiseMultiplier }));
+    return this.dpSpend(`${label} [${sampling.note}]`, commit, sampledUserRounds({ samplingRate: sampling.q, noiseMultiplier: dp.noiseMultiplier }));
   }
 
   /**
@@ -295,12 +306,19 @@ export class JobRunner {
     const round = this.round;
     const startedAt = Date.now();
     const init = this.state === null;
+    const want = offeredPerRound(this.spec);
+    // the population the draw runs over, and the rate the ledger books for it
+    const sampling = clientSampling(Math.max(1, this.links.size), want, this.deps.seededSelection === true);
     try {
       if (init) this.initReleaseLedger([], false);
-      else this.userDpSpend(`job ${this.jobId} round ${round}`, false);
+      else this.userDpSpend(`job ${this.jobId} round ${round}`, false, sampling);
       const secureDp = this.spec.secureAggregation.enabled ? this.spec.secureAggregation.dp : undefined;
-      // checked at the configured multiplier; dropouts can only make the booked one smaller
-      if (!init && secureDp !== undefined) this.dpSpend(`job ${this.jobId} round ${round}`, false, this.secureMechanism(secureDp.noiseMultiplier, offeredPerRound(this.spec)));
+      if (!init && secureDp !== undefined) {
+        // checked at the best case (every expected client in the sum); dropouts only lower the booked multiplier
+        const n = Math.min(want, this.links.size);
+        const best = effectiveNoiseMultiplier(secureDp.noiseMultiplier, n, honestClients(secureDp.honestFraction, n), n);
+        if (best > 0) this.dpSpend(`job ${this.jobId} round ${round}`, false, this.secureMechanism(best, sampling));
+      }
     } catch (e) {
       if (isFedloraError(e, 'FL_ERR_BUDGET_EXCEEDED')) {
         this.fail(`privacy budget exhausted before round ${round}: ${e.message}`);
@@ -309,10 +327,12 @@ export class JobRunner {
       throw e;
     }
     const attempt = this.deps.store.beginAttempt(this.jobId, startedAt);
-    const want = offeredPerRound(this.spec);
-    // Selection runs over the clients' token keys, not their random ids, so the same seed picks the same clients in any connection order.
+    // Seeded selection runs over the clients' token keys, not their random ids, so the same seed picks the same clients in any connection order.
     const byKey = new Map([...this.links.values()].map((l) => [clientKey(l.tokenIndex), l.clientId]));
-    const selected = selectClients([...byKey.keys()], want, this.spec.seed, round, attempt).map((key) => byKey.get(key)!);
+    const keys = [...byKey.keys()].sort();
+    // user-level DP needs the independent (Poisson) draw its accountant assumes; other jobs draw a fixed number, secretly too
+    const drawn = sampling.kind === 'seeded' ? selectClients(keys, want, this.spec.seed, round, attempt) : this.userLevelDp ? drawClients(keys, sampling) : drawFixedSize(keys, want);
+    const selected = drawn.map((key) => byKey.get(key)!);
     const infos: ClientInfo[] = selected.map((id) => {
       const link = this.links.get(id)!;
       return this.spec.ranks === undefined ? { id } : { id, rank: clientRank(this.spec, link.tokenIndex) };
@@ -348,6 +368,7 @@ export class JobRunner {
       maxUpdateBytes,
       stateBytes,
       refusalsByClient: new Map(),
+      sampling,
       secure: null,
       secureOffer: null,
       examples: 0,
@@ -355,6 +376,13 @@ export class JobRunner {
       timer: undefined,
       closed: false,
     };
+    if (selected.length < this.spec.minClients) {
+      // a Poisson draw can come out short; none of them was told, so the attempt just ends
+      this.current = current;
+      offers.clear();
+      this.belowMinimum(current, `round ${round} attempt ${attempt} drew ${selected.length} of ${sampling.population} connected clients (${sampling.note}), below the minimum of ${this.spec.minClients}`);
+      return;
+    }
     if (this.spec.secureAggregation.enabled) this.startSecureRound(current);
     this.current = current;
     current.timer = setTimeout(() => this.onDeadline(current), Math.max(0, deadline - Date.now()));
@@ -471,6 +499,9 @@ export class JobRunner {
         throw new FedloraError('FL_ERR_ENVELOPE_REPLAY', `envelope nonce ${decoded.nonce} of client '${link.clientId}' was already used in job '${this.jobId}'`);
       }
       if (offered.status === 'accepted') throw new FedloraError('FL_ERR_ROUND_STATE', `client '${link.clientId}' already has an accepted update in round ${a.round}`);
+      // Quorum reached while this one was being opened: the round closes on the next tick with
+      // exactly clientsPerRound updates (DP-FedAvg divides by that number).
+      if (a.aggregation.count >= this.spec.clientsPerRound) throw new FedloraError('FL_ERR_ROUND_STATE', `round ${a.round} attempt ${a.attempt} already has its ${this.spec.clientsPerRound} updates (quorum reached while this one was being opened)`);
       a.aggregation.add(decoded.update);
       a.accepted.push({ key: offered.key, ...(this.spec.deterministicAggregation && { update: decoded.update }), examples: decoded.update.numExamples, metrics: decoded.metrics });
       offered.status = 'accepted';
@@ -577,7 +608,7 @@ export class JobRunner {
       for (const u of inKeyOrder(a.accepted)) for (const [k, v] of Object.entries(u.metrics)) metricSums.set(k, (metricSums.get(k) ?? 0) + v * u.examples);
       for (const [k, sum] of metricSums) metrics[k] = sum / a.examples;
       if (result.report.noise !== undefined) metrics.aggregation_noise = result.report.noise.overall;
-      const ledger = this.userDpSpend(`job ${this.jobId} round ${a.round}`, true);
+      const ledger = this.userDpSpend(`job ${this.jobId} round ${a.round}`, true, a.sampling);
       const dpReport = (result.report as { dp?: { clipNorm: number; clippedUpdates: number; noiseStdOnAverage: number } }).dp;
       if (dpReport !== undefined) {
         metrics.dp_clip_norm = dpReport.clipNorm;
@@ -674,7 +705,7 @@ export class JobRunner {
         this.log.debug({ round: a.round, attempt: a.attempt, step, live }, 'secure step closed');
         this.changed();
       },
-    });
+    }, new Map(clients.map((id) => [id, Buffer.from(this.deps.store.getClient(id)!.signPublicKey, 'base64')])));
   }
 
   private secureConfig(a: Attempt, clients: string[], vectorLength: number): SecAggConfig {
@@ -766,7 +797,7 @@ export class JobRunner {
         metrics.dp_clip_norm = sa.clipNorm!;
         metrics.secagg_noise_multiplier = zEff;
         metrics.dp_noise_std = (zEff * sa.clipNorm!) / divisor;
-        ledger = this.dpSpend(`job ${this.jobId} round ${a.round} (secure, distributed DP)`, true, this.secureMechanism(zEff, n));
+        ledger = this.dpSpend(`job ${this.jobId} round ${a.round} (secure, distributed DP) [${a.sampling.note}]`, true, this.secureMechanism(zEff, a.sampling));
       }
       this.log.info({ round: a.round, survivors: survivors.length, dropped, badShares: result.badShares }, 'secure sum unmasked');
       this.commit(a, 'quorum', survivors, aggregated, metrics, ledger);
@@ -776,10 +807,9 @@ export class JobRunner {
     }
   }
 
-  /** Distributed DP's mechanism: q = offered / enrolled clients, sigma = the effective multiplier. */
-  private secureMechanism(effectiveMultiplier: number, offered: number) {
-    const total = Math.max(this.deps.store.clientsOfJob(this.jobId).length, offered);
-    return secureRoundMechanism(effectiveMultiplier, offered, total);
+  /** Distributed DP's mechanism: q of the round's draw, sigma = the effective multiplier. */
+  private secureMechanism(effectiveMultiplier: number, sampling: ClientSampling): Mechanism {
+    return sampledUserRounds({ samplingRate: sampling.q, noiseMultiplier: effectiveMultiplier });
   }
 
   /** Commits the init phase's state as the job's initial global state (round 0), with its ledger. */

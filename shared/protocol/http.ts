@@ -59,6 +59,13 @@ export const PrivacyViewSchema = z.strictObject({
   budgetEpsilon: z.number().nullable(),
   /** Rounds accounted. */
   rounds: z.int(),
+  /**
+   * What the job's account booked, in order (consecutive equal mechanisms merged): the sampling
+   * rate q of the rounds' client draw and the noise multiplier actually charged.
+   */
+  booked: z.array(z.strictObject({ q: z.number(), noiseMultiplier: z.number(), rounds: z.int() })).default([]),
+  /** Why the last booked round has its q (e.g. "q = 1: ... no subsample"); null before any. */
+  sampling: z.string().nullable().default(null),
 });
 export type PrivacyView = z.infer<typeof PrivacyViewSchema>;
 

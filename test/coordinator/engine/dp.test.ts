@@ -32,15 +32,15 @@ async function playRound(cs: TestClient[]): Promise<void> {
 }
 
 describe('round engine with user-level DP-FedAvg (aggregation/dp-fedavg.ts) and the ledger', () => {
-  it('clips and noises the aggregate, and reports the epsilon the accountant gives for q = k / N', async () => {
-    h = await startHarness();
+  it('clips and noises the aggregate; a seeded (reproducible) selection books q = 1 and the view says so', async () => {
+    h = await startHarness({ engine: { seededSelection: true } });
     const { jobId, cs } = await setup({ user: { noiseMultiplier: 1.2, clip: 0.05 }, budget: { epsilon: 100, delta: 1e-5 } }, 2);
     const initial = decodeGlobalState(h.coordinator.store.latestState(jobId)!);
     for (let round = 0; round < 2; round++) {
       await playRound(cs);
       const result = await cs[0]!.next('round_result');
-      // k = 2 sampled of N = 3 enrolled, one step per round (McMahan et al. 2018).
-      const reference = epsilonOfSampledGaussian(2 / 3, 1.2, round + 1, 1e-5).epsilon;
+      // a seeded draw is no secret subsample: q = 1, one step per round (issue 11)
+      const reference = epsilonOfSampledGaussian(1, 1.2, round + 1, 1e-5).epsilon;
       expect(result.epsilonSpent).toBeCloseTo(reference, 9);
       expect(result.metrics.dp_clip_norm).toBe(0.05);
       expect(result.metrics.dp_clipped_updates).toBe(2);
@@ -58,14 +58,15 @@ describe('round engine with user-level DP-FedAvg (aggregation/dp-fedavg.ts) and 
     expect(Math.sqrt(sq)).toBeGreaterThan(0);
     expect(Math.sqrt(sq)).toBeLessThan(1);
     const view = JobViewSchema.parse((await h.api('GET', `/api/jobs/${jobId}`)).json);
-    expect(view.privacy.epsilon).toBeCloseTo(epsilonOfSampledGaussian(2 / 3, 1.2, 2, 1e-5).epsilon, 9);
-    expect(view.privacy).toMatchObject({ delta: 1e-5, budgetEpsilon: 100, rounds: 2 });
+    expect(view.privacy.epsilon).toBeCloseTo(epsilonOfSampledGaussian(1, 1.2, 2, 1e-5).epsilon, 9);
+    expect(view.privacy).toMatchObject({ delta: 1e-5, budgetEpsilon: 100, rounds: 2, booked: [{ q: 1, noiseMultiplier: 1.2, rounds: 2 }] });
+    expect(view.privacy.sampling).toMatch(/^q = 1: a seeded \(reproducible\) selection/);
   });
 
   it('stops the job before a round that would exceed the budget', async () => {
-    h = await startHarness();
-    const e1 = epsilonOfSampledGaussian(2 / 3, 1.5, 1, 1e-5).epsilon;
-    const e2 = epsilonOfSampledGaussian(2 / 3, 1.5, 2, 1e-5).epsilon;
+    h = await startHarness({ engine: { seededSelection: true } });
+    const e1 = epsilonOfSampledGaussian(1, 1.5, 1, 1e-5).epsilon;
+    const e2 = epsilonOfSampledGaussian(1, 1.5, 2, 1e-5).epsilon;
     const { jobId, cs } = await setup({ user: { noiseMultiplier: 1.5 }, budget: { epsilon: (e1 + e2) / 2 } }, 3);
     await playRound(cs);
     const end = await cs[0]!.next('job_end');

@@ -14,7 +14,12 @@ export async function buildProgram(): Promise<Command> {
     .description('Federated LoRA fine-tuning: coordinator, client agent, aggregation, privacy, simulation')
     .version('0.1.0')
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+    .option('--verbose', 'show backend noise (TensorFlow.js and Dawn warnings, each backend passed over); by default one line says which backend was chosen')
+    .hook('preAction', (command) => {
+      // Read by client/backend.ts and client/backends/webgpu.ts, here and in worker threads.
+      if (command.opts<{ verbose?: boolean }>().verbose === true) process.env.FEDLORA_VERBOSE = '1';
+    });
   const registrations: Array<Promise<{ register: (program: Command) => void }>> = [
     import('../aggregation/cli.js'),
     import('../privacy/cli.js'),

@@ -19,14 +19,29 @@ export { BACKEND_NAMES, type BackendInfo, type BackendName } from './backends/ty
 
 forbidSyncReadsIfAsked();
 
+/**
+ * Whether backend noise is shown: set by the CLI's `--verbose` (FEDLORA_VERBOSE=1, inherited by
+ * worker threads and child processes).
+ */
+export function backendVerbose(): boolean {
+  return process.env.FEDLORA_VERBOSE === '1';
+}
+
+// TensorFlow.js' console warnings ("looks like you are running TensorFlow.js in Node.js ... install
+// our node backend") only when verbose: PROD silences tfjs' warn() and nothing else
+// (tfjs-core's flags.ts); the backend chosen is said in one line by the caller.
+if (!backendVerbose()) tf.env().set('PROD', true);
+
 /** The registry, in order of preference. */
 export const BACKENDS: readonly BackendCandidate[] = [tensorflowBackend, webgpuBackend(), wasmBackend, cpuBackend];
 
 export interface ChooseBackendOptions {
   /** Force this backend (the CLI's `--backend`); fails instead of falling back. */
   readonly backend?: BackendName;
-  /** Called with a line for each backend passed over and for the one chosen. */
+  /** Called with a line for the backend chosen and (see logPassedOver) for each one passed over. */
   readonly log?: (line: string) => void;
+  /** Also log the backends passed over, and why. @default true (the CLI passes `backendVerbose()`) */
+  readonly logPassedOver?: boolean;
   /** The candidates, in order. @default BACKENDS */
   readonly candidates?: readonly BackendCandidate[];
 }
@@ -66,7 +81,7 @@ export async function chooseBackend(options: ChooseBackendOptions = {}): Promise
     if (options.backend !== undefined) {
       throw new FedloraError('FL_ERR_BACKEND', `backend '${candidate.name}' was requested but is not usable: ${reason}`, { backend: candidate.name });
     }
-    log(`backend: ${candidate.name} not used: ${reason}`);
+    if (options.logPassedOver !== false) log(`backend: ${candidate.name} not used: ${reason}`);
   }
   throw new FedloraError('FL_ERR_BACKEND', `no usable backend: ${skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')}`);
 }

@@ -67,8 +67,9 @@ function parseHidden(value: string): number[] {
 }
 
 async function useBackend(name: string | undefined): Promise<string> {
-  const { chooseBackend, parseBackendName } = await import('./backend.js');
-  const info = await chooseBackend({ ...(name === undefined ? {} : { backend: parseBackendName(name) }), log: (l) => process.stderr.write(`${l}\n`) });
+  const { backendVerbose, chooseBackend, parseBackendName } = await import('./backend.js');
+  // One line for the backend chosen; the ones passed over with --verbose.
+  const info = await chooseBackend({ ...(name === undefined ? {} : { backend: parseBackendName(name) }), log: (l) => process.stderr.write(`${l}\n`), logPassedOver: backendVerbose() });
   return `${info.name} (${info.device})`;
 }
 

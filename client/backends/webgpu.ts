@@ -28,6 +28,26 @@ interface DawnModule { create(options: string[]): Gpu; globals: object }
 let released = false;
 
 /**
+ * Whether Dawn finds an adapter, asked in a child process whose stderr (Dawn's native warnings) is
+ * kept from the user's terminal.
+ * @throws when it finds none, with Dawn's own words
+ */
+async function probeAdapter(dawnOptions: readonly string[]): Promise<void> {
+  const { spawn } = await import('node:child_process');
+  const { createRequire } = await import('node:module');
+  const { pathToFileURL } = await import('node:url');
+  const entry = pathToFileURL(createRequire(import.meta.url).resolve('webgpu')).href;
+  const script = `const d = await import(${JSON.stringify(entry)}); const a = await d.create(${JSON.stringify(dawnOptions)}).requestAdapter({ powerPreference: 'high-performance' }); process.exit(a === null ? 3 : 0);`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  if (code === 0) return;
+  const said = stderr.split('\n').find((l) => /warning|error/i.test(l))?.trim();
+  throw new Error(`Dawn found no WebGPU adapter (no GPU, or a Vulkan driver Dawn rejects)${said === undefined ? '' : `: ${said.slice(0, 200)}`}; --verbose shows Dawn's messages`);
+}
+
+/**
  * @param dawnOptions Dawn toggles for `create()`, e.g. `backend=vulkan`. @default [] (Dawn's
  *   default: Vulkan on Linux)
  */
@@ -44,6 +64,10 @@ export function webgpuBackend(dawnOptions: readonly string[] = []): BackendCandi
       } catch (e) {
         throw new Error(`the optional package 'webgpu' (Dawn) is not installed or does not load: ${message(e)}`, { cause: e });
       }
+      // Dawn's native code writes warnings straight to stderr (a Vulkan loader that is missing, with
+      // a path on the machine it was built on): unless verbose, ask a child process first whether
+      // there is an adapter at all, and start Dawn here only when there is.
+      if (process.env.FEDLORA_VERBOSE !== '1') await probeAdapter(dawnOptions);
       Object.assign(globalThis, dawn.globals);
       const gpu = dawn.create([...dawnOptions]);
       const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });

@@ -177,7 +177,12 @@ function resolveSlidingWindow(raw: RawConfig, family: DecoderFamily, source: str
   }
   if (family !== 'mistral') return undefined;
   // MistralConfig's default is 4096; an explicit null turns it off.
-  return raw.sliding_window === undefined ? 4096 : raw.sliding_window ?? undefined;
+  const window = raw.sliding_window === undefined ? 4096 : raw.sliding_window ?? undefined;
+  // The window applies to every layer: per-layer kinds must all say so.
+  const kind = window === undefined ? 'full_attention' : 'sliding_attention';
+  const other = kinds.findIndex((k) => k !== kind);
+  if (other >= 0) throw configError(source, `layer_types.${other}`, `is '${kinds[other]}'; with sliding_window ${window ?? 'null'} every layer is '${kind}'`);
+  return window;
 }
 
 function positiveNumber(params: Record<string, unknown>, key: string, where: string, source: string): number {

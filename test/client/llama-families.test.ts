@@ -130,6 +130,8 @@ describe('family config.json fields', () => {
     expect(refusal({ ...base, rope_parameters: { rope_type: 'default', rope_theta: 1e4, partial_rotary_factor: 0.5 } })).toMatch(/'rope_parameters\.partial_rotary_factor' is 0\.5/);
     expect(refusal({ ...qwen2Json, layer_types: ['full_attention', 'sliding_attention'] })).toMatch(/'layer_types\.1' is 'sliding_attention'/);
     expect(refusal({ ...mistralJson, sliding_window: 0 })).toMatch(/'sliding_window'/);
+    expect(refusal({ ...mistralJson, layer_types: ['sliding_attention', 'full_attention'] })).toMatch(/'layer_types\.1' is 'full_attention'; with sliding_window 4 every layer is 'sliding_attention'/);
+    expect(parseLlamaConfig({ ...mistralJson, layer_types: ['sliding_attention', 'sliding_attention'] }).slidingWindow).toBe(4);
   });
 });
 

@@ -8,7 +8,7 @@
  * evaluated and meets the target: calibration errs on the side of MORE noise, by less than
  * `relativeTolerance * sigma`, and never returns a sigma that misses the target.
  */
-import { epsilonOfSampledGaussian, type AccountingOptions } from './accountant.js';
+import { epsilonOfEvents, type AccountingOptions, type SampledGaussianEvent } from './accountant.js';
 import { requireOpenUnit, requirePositive, requireRate, privacyArgumentError } from './argument-checks.js';
 
 export interface CalibrationRequest extends AccountingOptions {
@@ -25,6 +25,12 @@ export interface CalibrationRequest extends AccountingOptions {
    * @default 1e-9
    */
   relativeTolerance?: number;
+  /**
+   * Releases already made or planned at a fixed sigma (e.g. Fed-SB's noisy init gradient, q = 1),
+   * composed with the calibrated steps: the target covers them all.
+   * @default none
+   */
+  fixedEvents?: readonly SampledGaussianEvent[];
 }
 
 export interface CalibrationResult {
@@ -61,7 +67,7 @@ export function smallestSigma(request: CalibrationRequest): CalibrationResult {
   let evaluations = 0;
   const at = (sigma: number) => {
     evaluations++;
-    return epsilonOfSampledGaussian(q, sigma, steps, delta, request);
+    return epsilonOfEvents([...(request.fixedEvents ?? []), { q, sigma, steps }], delta, request);
   };
 
   // Bracket: grow hi until it meets the target, shrink lo until it misses.

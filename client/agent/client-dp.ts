@@ -4,6 +4,10 @@
  * the smallest noise multiplier whose epsilon over the whole job stays within it, from the RDP
  * accountant of the sampled Gaussian mechanism (privacy/calibration.ts).
  *
+ * When the plan names the job's Fed-SB init release (clientDp.initReleaseNoiseMultiplier), the
+ * calibration composes it with the DP-SGD steps, so the reported epsilon stays within the target
+ * whether or not the client made that release.
+ *
  * The horizon counts every round of the job, as if this client took part in all of them: a
  * client is not told in advance which rounds it will be selected for, and assuming all is the
  * conservative bound (the epsilon it actually spends, over the rounds it trained, is reported in
@@ -52,7 +56,10 @@ export function clientDpSettings(plan: Plan, examples: number): ClientDpSettings
   if (dp.targetEpsilon === undefined) {
     throw new FedloraError('FL_ERR_PRIVACY_ARGUMENT', 'the plan asks for client DP with neither clientDp.noiseMultiplier nor clientDp.targetEpsilon', { field: 'clientDp' });
   }
-  const { sigma } = smallestSigma({ q, steps: stepsPerRound * dp.rounds, delta, epsilon: dp.targetEpsilon });
+  // the target covers the Fed-SB init release too (it is booked on the same client account)
+  const release = dp.initReleaseNoiseMultiplier;
+  const fixedEvents = release === undefined ? [] : [{ q: 1, sigma: release, steps: 1 }];
+  const { sigma } = smallestSigma({ q, steps: stepsPerRound * dp.rounds, delta, epsilon: dp.targetEpsilon, fixedEvents });
   return { noiseMultiplier: sigma, clipNorm: dp.clip, samplingRate: q, stepsPerRound, delta, calibrated: true };
 }
 

@@ -414,6 +414,7 @@ export class JobRunner {
           ...(dp.targetEpsilon !== undefined && { targetEpsilon: dp.targetEpsilon }),
           delta: this.spec.privacy.budget?.delta ?? 1e-5,
           rounds: this.spec.rounds,
+          ...(this.gradientInit && this.spec.fedsb?.noiseMultiplier !== undefined && { initReleaseNoiseMultiplier: this.spec.fedsb.noiseMultiplier }),
         },
       }),
       seed: clientSeed(this.spec.seed, round, key),

@@ -204,6 +204,11 @@ export const PlanSchema = z.strictObject({
       delta: z.number().optional(),
       /** Rounds in the whole job: the calibration horizon for targetEpsilon. */
       rounds: z.int().min(1),
+      /**
+       * The job's Fed-SB gradient-init release (a plain Gaussian, q = 1) a client may have made:
+       * targetEpsilon is calibrated over it and the DP-SGD rounds together.
+       */
+      initReleaseNoiseMultiplier: z.number().positive().optional(),
     })
     .optional(),
   /** Seed for this client's local randomness this round (batches, fresh LoRA init). */

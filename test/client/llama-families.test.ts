@@ -175,6 +175,27 @@ describe.each(['cpu', 'wasm'])('family checkpoints on the %s backend against the
   });
 });
 
+describe('saving a family model (cpu)', () => {
+  it('writes a Qwen2 model with its biases that loads back to the same logits (pre-training path: biases are variables)', async () => {
+    await tf.setBackend('cpu');
+    const { saveLlamaCheckpoint } = await import('../../client/checkpoint-save.js');
+    const { LlamaModel } = await import('../../client/models/llama.js');
+    const { readFile } = await import('node:fs/promises');
+    const config = parseLlamaConfig(qwen2Json);
+    const weights = weightsFor(config, 12, 'F32');
+    const model = await LlamaModel.build(config, (n) => weights.get(n)!, { trainable: true });
+    expect(model.trainableVariables()).toHaveLength(1 + 2 * (2 + 7 + 3) + 1); // embedding; per layer 2 norms, 7 linears, 3 biases; final norm
+    const dir = join(root, 'qwen2-saved');
+    await saveLlamaCheckpoint(model, dir);
+    const want = await logitsOf((ids) => model.logits(ids));
+    model.dispose();
+    expect(JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'))).toMatchObject({ architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2' });
+    const { model: loaded } = await loadLlamaCheckpoint(dir, { hash: false });
+    expect(await logitsOf((ids) => loaded.logits(ids))).toEqual(want);
+    loaded.dispose();
+  });
+});
+
 describe('LoRA on a Qwen2 checkpoint (cpu)', () => {
   beforeAll(async () => {
     await tf.setBackend('cpu');

@@ -260,4 +260,23 @@ describe('fedlora train on a Qwen2 folder with pre-tokenised data (cpu)', () => 
     await writeFile(data, '{"input_ids":[1,2,3]}\n{"input_ids":[1,41]}\n{"input_ids":[4,5]}\n{"input_ids":[6,7]}\n{"input_ids":[8,9]}\n');
     await expect(runLocalTraining({ modelDir: dir, dataPath: data, epochs: 1, outDir: out })).rejects.toThrow(/ids\.jsonl:2 field 'input_ids\[1\]': token id 41 is not below the model's vocab_size 41/);
   });
+
+  it("the agent's local data: input_ids rows load for a folder without tokenizer.json, texts are refused saying how to proceed", async () => {
+    const { loadBaseModel } = await import('../../client/agent/base-model.js');
+    const { loadLocalData } = await import('../../client/agent/local-data.js');
+    const { writeFile } = await import('node:fs/promises');
+    const config = parseLlamaConfig(qwen2Json);
+    const dir = join(root, 'qwen2-agent');
+    await writeCheckpoint(dir, qwen2Json, weightsFor(config, 6, 'F32'), llamaTensorShapes(config));
+    const model = await loadBaseModel(dir);
+    expect(model.kind).toBe('llama');
+    expect(model.llama?.modelType).toBe('qwen2');
+    const ids = join(root, 'agent-ids.jsonl');
+    await writeFile(ids, '{"input_ids":[1,2,3]}\n{"input_ids":[4,5]}\n{"input_ids":[6,7,8,9]}\n');
+    const local = await loadLocalData(ids, model, { seqLen: 4 });
+    expect(local.examples).toBe(3);
+    const texts = join(root, 'agent-texts.jsonl');
+    await writeFile(texts, '{"text":"hello"}\n');
+    await expect(loadLocalData(texts, model)).rejects.toThrow(/FL_ERR_MODEL_CONFIG: .*tokenizer\.json: missing; .*pre-tokenised as JSONL rows \{"input_ids"/);
+  });
 });

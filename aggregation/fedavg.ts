@@ -84,8 +84,16 @@ export class FedAvgStrategy implements Strategy {
   /**
    * Every client trains A and B from the global adapter. A client that asks for a smaller rank
    * trains the first r rows of A and columns of B (its zero-padded contribution is what HetLoRA sums).
+   * A client asking for MORE than the global rank is refused, never trained silently at the
+   * global rank: give the job the largest rank (HetLoRA pads the others).
+   * @throws FL_ERR_AGGREGATION_INPUT naming the client and both ranks
    */
   plan(state: GlobalState, clients: readonly ClientInfo[]): ClientPlan[] {
+    const top = Math.max(...state.spec.modules.map((m) => m.rank));
+    const over = clients.find((c) => c.rank !== undefined && c.rank > top);
+    if (over !== undefined) {
+      throw new FedloraError('FL_ERR_AGGREGATION_INPUT', `fedavg: client '${over.id}' asks for rank ${over.rank}, above the job's rank ${top}; fedavg cannot train it at that rank: set the job's rank to the largest of its ranks (smaller ones are zero-padded) or use flora`, { client: over.id, rank: over.rank, jobRank: top });
+    }
     return clients.map((c) => ({
       clientId: c.id,
       modules: state.spec.modules.map((m) => (c.rank !== undefined && c.rank < m.rank ? { ...m, rank: c.rank, alpha: scaling(m) * c.rank } : m)),

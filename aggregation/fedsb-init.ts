@@ -8,6 +8,14 @@ import { FedloraError } from '../shared/errors.js';
 import type { ClientUpdate, JobSpec, RoundAggregation, RoundResult } from './strategy.js';
 import { fedsbInitFromGradient } from './fedsb.js';
 
+/**
+ * eta of LoRA-SB's init, G' = -eta sign(G): the learning rate of the FIRST step of training, as the
+ * reference takes it from its schedule: lr / warmupSteps under a linear warmup, else lr.
+ */
+export function fedsbInitStep(training: { readonly lr: number; readonly warmupSteps: number }): number {
+  return training.warmupSteps > 0 ? training.lr / training.warmupSteps : training.lr;
+}
+
 /** Sums the clients' gradients of the init phase; finish() gives the initial global state. */
 export class FedSbGradientSum implements RoundAggregation {
   private readonly sums = new Map<string, Float64Array>();
@@ -18,7 +26,7 @@ export class FedSbGradientSum implements RoundAggregation {
   /**
    * @param spec the strategy spec (modules with rank and alpha) of the job
    * @param seed the job's seed (the SVD's randomized fallback)
-   * @param eta the step of the approximated full fine-tuning update (the job's learning rate)
+   * @param eta the step of the approximated full fine-tuning update ({@link fedsbInitStep})
    */
   constructor(
     private readonly spec: JobSpec,

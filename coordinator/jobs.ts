@@ -64,6 +64,11 @@ export function createJob(store: Store, body: unknown, now = Date.now()): JobRec
   const spec = parseOrThrow(JobSpecSchema, body, 'job spec');
   createStrategy(spec.strategy);
   jobStrategy(spec); // refuses DP parameters the wrapper does not take, naming them
+  const above = spec.strategy === 'fedavg' ? spec.ranks?.find((r) => r > spec.rank) : undefined;
+  if (above !== undefined) {
+    // fedavg's plan refuses such a client; say so at creation rather than at the first round
+    throw new FedloraError('FL_ERR_INVALID_CONFIG', `job spec: ranks: fedavg cannot train a client at rank ${above}, above the job's rank ${spec.rank}; set rank to ${Math.max(...spec.ranks!)} (smaller ranks are zero-padded) or use flora`, { field: 'ranks' });
+  }
   if (spec.model.modules !== undefined) {
     const unmatched = spec.model.modules.filter((m) => !spec.model.targetModules.some((t) => m.path === t || m.path.endsWith(`.${t}`)));
     if (unmatched.length > 0) {

@@ -309,7 +309,8 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
         // without simulated dropout a round below its minimum means a client failed: end the job at the deadline instead of retrying
         belowMinimum: o.dropout > 0 ? { policy: 'retry', retries: 3 } : { policy: 'fail', retries: 0 },
         model: { sha256: baseModel.sha256, targetModules: [...task.modules], kind: baseModel.kind },
-        rank,
+        // fedavg trains no client above the job's rank (it refuses them): the global rank is the largest, smaller ones zero-pad
+        rank: heterogeneous && strategy === 'fedavg' ? Math.max(rank, ...o.ranks!) : rank,
         ...(heterogeneous && { ranks: [...o.ranks!] }),
         ...(o.alpha !== undefined && { alpha: o.alpha }),
         training: { epochs: o.epochs, batchSize: o.batchSize, lr },

@@ -21,7 +21,7 @@ import { MemoryNonceStore, type NonceKey, type NonceStore } from '../../privacy/
 import type { KeyPairs } from '../../privacy/keys.js';
 import { accountKey, canSpend, createLedger, gaussianReleases, openAccount, parseLedger, sampledUserRounds, serializeLedger, spend, type LedgerState, type Mechanism } from '../../privacy/ledger.js';
 import { clientSampling, drawClients, drawFixedSize, type ClientSampling } from '../../privacy/client-sampling.js';
-import { FedSbGradientSum } from '../../aggregation/fedsb-init.js';
+import { FedSbGradientSum, fedsbInitStep } from '../../aggregation/fedsb-init.js';
 import { gradientsFromSum, summedDeltasFromTensors } from '../../aggregation/secure-sum.js';
 import { effectiveNoiseMultiplier, secAggConfig, type SecAggConfig, type SecAggResult } from '../../privacy/secagg/index.js';
 import { SecureRound, type SecureStep } from './secure-round.js';
@@ -360,8 +360,8 @@ export class JobRunner {
       startedAt,
       deadline,
       offers,
-      // LoRA-SB: G' = -eta sign(G), eta the job's learning rate
-      aggregation: this.state === null ? new FedSbGradientSum(strategySpec!, String(this.spec.seed), this.spec.training.lr) : this.strategy.begin(this.state),
+      // LoRA-SB: G' = -eta sign(G), eta the first step's learning rate (lr / warmupSteps under warmup)
+      aggregation: this.state === null ? new FedSbGradientSum(strategySpec!, String(this.spec.seed), fedsbInitStep(this.spec.training)) : this.strategy.begin(this.state),
       accepted: [],
       records: [],
       nonces: [],
@@ -771,7 +771,7 @@ export class JobRunner {
       if (a.phase === 'fedsb-init') {
         this.finishInit(a, survivors, () => {
           const spec = strategySpecOf(this.spec, this.layout!);
-          const sum = new FedSbGradientSum(spec, String(this.spec.seed), this.spec.training.lr);
+          const sum = new FedSbGradientSum(spec, String(this.spec.seed), fedsbInitStep(this.spec.training));
           // the plan's gradient tensors follow the spec's modules (initPlan), as gradientsFromSum reads them
           sum.addSum(gradientsFromSum(spec.modules, result.sum), 'the secure sum', survivors.length);
           return sum.finish();
@@ -840,7 +840,7 @@ export class JobRunner {
     if (!this.spec.deterministicAggregation) return a.aggregation.finish();
     const sorted = inKeyOrder(a.accepted);
     if (sorted.every((u, i) => u === a.accepted[i])) return a.aggregation.finish();
-    const fresh = a.phase === 'fedsb-init' ? new FedSbGradientSum(strategySpecOf(this.spec, this.layout!), String(this.spec.seed), this.spec.training.lr) : this.strategy.begin(this.state!);
+    const fresh = a.phase === 'fedsb-init' ? new FedSbGradientSum(strategySpecOf(this.spec, this.layout!), String(this.spec.seed), fedsbInitStep(this.spec.training)) : this.strategy.begin(this.state!);
     for (const u of sorted) fresh.add(u.update!);
     return fresh.finish();
   }

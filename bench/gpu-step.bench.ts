@@ -40,7 +40,7 @@ export async function run(): Promise<void> {
     return;
   }
   const work = process.env.GPU_WORK ?? '/tmp/fedlora-gpu';
-  const models = (process.env.GPU_STEP_MODELS ?? `${work}/models/smollm-135m,${work}/sizes/qwen2.5-0.5b`).split(',').filter((m) => existsSync(join(m, 'config.json')));
+  const models = (process.env.GPU_STEP_MODELS ?? `${work}/models/smollm-135m,${work}/sizes/qwen2.5-0.5b-full`).split(',').filter((m) => existsSync(join(m, 'config.json')));
   const cases = models.flatMap((m) => (basename(m).startsWith('smollm') ? [[m, 256], [m, 1024]] : [[m, 256]]) as Array<[string, number]>);
   console.log('| model | batch x seq | PyTorch fp32 ms | PyTorch bf16 ms | ours ms (loss read every step) | ours ms (read every 10) | ours / PyTorch fp32 | our kernels per step | forward: ours / PyTorch ms |');
   console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');

@@ -78,20 +78,19 @@ verify() {
 }
 
 families() {
-  say "families: transformers-written checkpoints, logits vs ours (webgpu)"
-  if [ ! -f tools/gpu/make_checkpoints.py ]; then echo "tools/gpu/make_checkpoints.py missing"; return 1; fi
-  python3 tools/gpu/make_checkpoints.py --out "$W/families" --logits-only && \
-    node --import tsx tools/gpu/check-families.ts --backend webgpu --dir "$W/families" --json "$OUT/families.json"
+  say "families: transformers-written checkpoints (2 layers; F32 single file, BF16 sharded), logits vs transformers (webgpu)"
+  python3 tools/gpu/make_checkpoints.py --out "$W/families" --variants 2layer
+  python3 tools/gpu/make_checkpoints.py --out "$W/families-bf16" --variants 2layer --dtype bfloat16 --max-shard-size 200MB --families qwen2.5-0.5b,llama-3.2-1b
+  node --import tsx tools/gpu/check-families.ts --backend webgpu --dir "$W/families" --json "$OUT/families.json"
+  node --import tsx tools/gpu/check-families.ts --backend webgpu --dir "$W/families-bf16" --json "$OUT/families-bf16.json"
   echo "families exit $?"
 }
 
 sizes() {
-  say "sizes: Qwen2.5-0.5B and Llama-3.2-1B shapes, full depth: load, LoRA training, memory (webgpu)"
-  if [ -f tools/gpu/make_checkpoints.py ]; then
-    python3 tools/gpu/make_checkpoints.py --out "$W/sizes" --full --only qwen2.5-0.5b,llama-3.2-1b
-  fi
+  say "sizes: Qwen2.5-0.5B and Llama-3.2-1B shapes at full depth: load, LoRA training, memory (webgpu)"
+  [ -f "$W/sizes/llama-3.2-1b-full/config.json" ] || python3 tools/gpu/make_checkpoints.py --out "$W/sizes" --variants full --families qwen2.5-0.5b,llama-3.2-1b
   smollm
-  node --import tsx tools/gpu/size-check.ts --backend webgpu --model "$W/models/smollm-135m" "$W/sizes/qwen2.5-0.5b" "$W/sizes/llama-3.2-1b" --json "$OUT/sizes.json"
+  node --import tsx tools/gpu/size-check.ts --backend webgpu --model "$W/models/smollm-135m" "$W/sizes/qwen2.5-0.5b-full" "$W/sizes/llama-3.2-1b-full" --json "$OUT/sizes.json"
   echo "sizes exit $?"
 }
 

@@ -27,10 +27,13 @@ if verify is not None:
 peft = load("peft.json")
 if peft is not None:
     rows.append((peft["check"], peft["ok"], peft["detail"]))
-families = load("families.json")
-if families is not None:
+for name in ("families.json", "families-bf16.json"):
+    families = load(name)
+    if families is None:
+        continue
     for r in families.get("rows", []):
-        rows.append((f"logits vs transformers: {r.get('family')} ({r.get('name', r.get('shape', ''))})", r.get("ok", r.get("pass", False)), f"max relative error {r.get('maxRelativeError', r.get('relativeError'))}"))
+        detail = r.get("error") or f"max abs(ours - transformers) / max abs(logit) = {r.get('maxRelError'):.2e} (tolerance {families.get('tolerance')})"
+        rows.append((f"logits vs transformers: {r.get('folder')} ({r.get('modelType')}, {r.get('dtype', '')})", r.get("pass", False), detail))
 sizes = load("sizes.json")
 if sizes is not None:
     for r in sizes["rows"]:

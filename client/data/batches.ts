@@ -12,21 +12,42 @@ export interface ExampleSource {
   readonly size: number;
   /** The tensors of the examples at `indices`, in that order. */
   batch(indices: ArrayLike<number>): Batch;
+  /**
+   * The examples as plain typed arrays, from which `sourceFromSpec` rebuilds an equal source in
+   * another thread (data-parallel training, client/train/train-worker-pool.ts). Absent for a
+   * source that cannot be rebuilt that way.
+   */
+  readonly spec?: SourceSpec;
+}
+
+/** What a source is made of: enough to rebuild it in a worker thread (structured-clonable). */
+export type SourceSpec =
+  | { readonly kind: 'table'; readonly features: Float32Array; readonly labels: Int32Array; readonly featureCount: number }
+  | { readonly kind: 'tokens'; readonly sequences: readonly Int32Array[]; readonly seqLen: number; readonly padId: number };
+
+/** The source a spec describes (the same examples, the same batches). */
+export function sourceFromSpec(spec: SourceSpec): ExampleSource {
+  if (spec.kind === 'tokens') return tokenSource(spec.sequences, spec.seqLen, spec.padId);
+  return featureSource(spec.features, spec.labels, spec.featureCount);
 }
 
 /** Features [N, d] float32 and labels [N] int32 from a table. */
 export function tableSource(table: ClassificationTable): ExampleSource {
-  const d = table.featureNames.length;
+  return featureSource(table.features, table.labels, table.featureNames.length);
+}
+
+function featureSource(features: Float32Array, labels: Int32Array, d: number): ExampleSource {
   return {
-    size: table.labels.length,
+    size: labels.length,
+    spec: { kind: 'table', features, labels, featureCount: d },
     batch(indices) {
       const n = indices.length;
       const x = new Float32Array(n * d);
       const y = new Int32Array(n);
       for (let i = 0; i < n; i++) {
         const r = indices[i]!;
-        x.set(table.features.subarray(r * d, (r + 1) * d), i * d);
-        y[i] = table.labels[r]!;
+        x.set(features.subarray(r * d, (r + 1) * d), i * d);
+        y[i] = labels[r]!;
       }
       return { inputs: tf.tensor2d(x, [n, d]), targets: tf.tensor1d(y, 'int32') };
     },
@@ -47,6 +68,7 @@ export function tokenSource(sequences: readonly Int32Array[], seqLen: number, pa
   });
   return {
     size: sequences.length,
+    spec: { kind: 'tokens', sequences, seqLen, padId },
     batch(indices) {
       const n = indices.length;
       const inputs = new Int32Array(n * seqLen).fill(padId);

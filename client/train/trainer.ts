@@ -19,6 +19,7 @@ import type { TrainableModel } from '../lora/lora-model.js';
 import { AdamW, type AdamWOptions } from './adamw.js';
 import { clippedGradientSum, clipSpecFor, type DpClip, type DpClipMode } from './dp-sgd.js';
 import { checkSchedule, learningRateAt, type ScheduleKind } from './schedule.js';
+import type { ParallelGradients } from './train-worker-pool.js';
 
 export interface DpSgdOptions {
   /** sigma: the noise standard deviation is sigma * clipNorm. */
@@ -57,6 +58,13 @@ export interface TrainOptions extends AdamWOptions {
   readonly dp?: DpSgdOptions;
   /** Called after every optimizer step. */
   readonly onProgress?: (p: TrainProgress) => void;
+  /**
+   * Data-parallel gradients: a TrainWorkerPool (train-worker-pool.ts) begun for this model and
+   * source. Each micro-batch (DP: each sampled batch) is split across its threads and the
+   * gradients summed once; the optimizer step and DP noise stay on this thread.
+   * @default none: this thread alone
+   */
+  readonly parallel?: ParallelGradients;
 }
 
 export interface TrainProgress {
@@ -141,6 +149,20 @@ async function trainPlain(
       let sum: tf.Tensor[] | null = null;
       let lossSum = 0;
       for (const idx of micro) {
+        if (o.parallel !== undefined) {
+          const { grads, loss } = await o.parallel.meanGradient(model, source, idx);
+          const w = idx.length / stepExamples;
+          const weighted = grads.map((g) => tf.mul(g, w));
+          tf.dispose(grads);
+          if (sum === null) sum = weighted;
+          else {
+            const prev: tf.Tensor[] = sum;
+            sum = prev.map((s, i) => tf.add(s, weighted[i]!));
+            tf.dispose([...prev, ...weighted]);
+          }
+          lossSum += loss * idx.length;
+          continue;
+        }
         const batch = source.batch(idx);
         try {
           const { value, grads } = tf.variableGrads(() => model.loss(batch), vars);
@@ -162,6 +184,7 @@ async function trainPlain(
       }
       const stepLr = learningRateAt(step, schedule);
       optimizer.applyGradients(vars, sum!, stepLr);
+      o.parallel?.parametersChanged();
       tf.dispose(sum!);
       step += 1;
       examples += stepExamples;
@@ -195,7 +218,10 @@ async function trainDp(
     const sample = o.dp.randomSource === undefined ? poissonSample(n, q) : poissonSample(n, q, o.dp.randomSource);
     const clipped = sample.length === 0
       ? { sums: vars.map((v) => new Float64Array(v.size)), lossSum: 0, unclipped: 0 }
-      : await clippedGradientSum(model, source, sample, o.dp.clipNorm, o.dp.mode ?? 'ghost', o.batchSize);
+      : o.parallel !== undefined
+        ? await o.parallel.clippedSum(model, source, sample, o.dp.clipNorm, o.dp.mode ?? 'ghost', o.batchSize)
+        : await clippedGradientSum(model, source, sample, o.dp.clipNorm, o.dp.mode ?? 'ghost', o.batchSize);
+    // the noise is added here, once, to the sum of every thread's clipped gradients
     const noisy = privatizeClippedSum(clipped.sums, {
       sensitivity, noiseMultiplier: o.dp.noiseMultiplier, expectedBatchSize,
       ...(o.dp.randomSource === undefined ? {} : { source: o.dp.randomSource }),
@@ -203,6 +229,7 @@ async function trainDp(
     const grads = vars.map((v, i) => tf.tensor(noisy[i]!, v.shape));
     const stepLr = learningRateAt(step, schedule);
     optimizer.applyGradients(vars, grads, stepLr);
+    o.parallel?.parametersChanged();
     tf.dispose(grads);
     examples += sample.length;
     unclipped += clipped.unclipped;

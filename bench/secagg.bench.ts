@@ -19,10 +19,9 @@
  * full simulation everywhere (hours on one core). SECAGG_BENCH_ONLY=Fed-SB (or FFA) runs one size.
  */
 import { performance } from 'node:perf_hooks';
-import { SecAggClient } from '../privacy/secagg/client.js';
+import { inProcessParties } from '../privacy/secagg/in-process.js';
 import { secAggConfig, type SecAggConfig } from '../privacy/secagg/config.js';
 import { applyMask } from '../privacy/secagg/mask-expansion.js';
-import { SecAggServer } from '../privacy/secagg/server.js';
 import { seededTestSource } from '../privacy/random.js';
 import { machineLine } from './machine.js';
 
@@ -77,17 +76,18 @@ function fullRound(config: SecAggConfig, vector: Float32Array, dropped: Readonly
     return out;
   };
   const random = seededTestSource('bench-rounding');
-  const server = new SecAggServer(config);
-  const clients = config.clients.map((id) => time('c', () => new SecAggClient(config, id, random)));
+  const parties = time('c', () => inProcessParties(config, random));
+  const server = parties.server;
+  const clients = [...parties.clients.values()];
   for (const c of clients) {
     const m = time('c', () => c.advertiseKeys());
-    sent += 64;
+    sent += 128;
     time('s', () => server.receiveAdvertise(m));
   }
   const keys = time('s', () => server.closeAdvertise());
   for (const c of clients) {
     const b = keys.get(c.id)!;
-    received += b.neighbours.length * 64;
+    received += b.neighbours.length * 192;
     const m = time('c', () => c.shareKeys(b));
     sent += 32 + m.shares.reduce((s, x) => s + x.sealed.length + 64, 0);
     time('s', () => server.receiveShareKeys(m));
@@ -101,10 +101,19 @@ function fullRound(config: SecAggConfig, vector: Float32Array, dropped: Readonly
     sent += m.masked.byteLength;
     time('s', () => server.receiveMaskedInput(m));
   }
-  const request = time('s', () => server.closeMaskedInput());
+  const view = time('s', () => server.closeMaskedInput());
   for (const c of clients) {
     if (dropped.has(c.id)) continue;
-    received += 4 * (request.survivors.length + request.dropped.length) * 8; // ids, ~8 bytes each
+    received += (view.survivors.length + view.dropped.length) * 8; // ids, ~8 bytes each
+    const m = time('c', () => c.consistencyCheck(view));
+    sent += 64;
+    time('s', () => server.receiveViewSignature(m));
+  }
+  const requests = time('s', () => server.closeConsistency());
+  for (const c of clients) {
+    if (dropped.has(c.id)) continue;
+    const request = requests.get(c.id)!;
+    received += (request.survivors.length + request.dropped.length) * 8 + request.signatures.length * 72;
     const m = time('c', () => c.unmask(request));
     sent += (m.selfSeedShares.length + m.secretKeyShares.length) * 33;
     time('s', () => server.receiveUnmask(m));
@@ -129,8 +138,9 @@ function composedRound(config: SecAggConfig, vector: Float32Array, droppedCount:
   // Full-size masking by a real client: run one small round's first steps at full size for 3 clients.
   const L = config.vectorLength;
   const random = seededTestSource('bench-rounding');
-  const server = new SecAggServer(config);
-  const clients = config.clients.map((id) => new SecAggClient(config, id, random));
+  const parties = inProcessParties(config, random);
+  const server = parties.server;
+  const clients = [...parties.clients.values()];
   clients.forEach((c) => server.receiveAdvertise(c.advertiseKeys()));
   const keys = server.closeAdvertise();
   clients.forEach((c) => server.receiveShareKeys(c.shareKeys(keys.get(c.id)!)));

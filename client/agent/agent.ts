@@ -43,7 +43,9 @@ import { verifyOffer } from '../../privacy/envelope.js';
 import type { LocalData } from './local-data.js';
 import { quietProgress, type AgentProgress } from './progress.js';
 import { inProcessTrainer, RoundAborted, sealRound, type RoundTrainer } from './round-handler.js';
-import { AgentSecureRound } from './secure-round.js';
+import { AgentSecureRound, PEER_PINS_FILE } from './secure-round.js';
+import { pinnedPeerTrust } from '../../privacy/secagg/peer-pins.js';
+import { join } from 'node:path';
 import type { StateFolder } from './state-folder.js';
 import type { AgentSummary, RefusedUpdate } from './summary.js';
 

@@ -4,7 +4,10 @@
  *
  * Order: the public keys go out as soon as the offer arrives, the sealed shares as soon as the
  * neighbours' keys do; the masked vector only once both the training has finished and the shares
- * addressed to this client have arrived; the unmasking answer on request. The vector is the delta
+ * addressed to this client have arrived; its signature of the survivor view when the coordinator
+ * sends it (the consistency check), and the unmasking answer on request. The keys and the view
+ * are signed with the client's enrolled Ed25519 key; neighbours' keys are accepted only under the
+ * signing keys the agent pinned for them (privacy/secagg/peer-pins.ts). The vector is the delta
  * of each planned update tensor from the offered state (the tensor itself where the state has
  * none, as for Fed-SB's init gradients), flattened in the plan's order, clipped to L2 norm C and,
  * with distributed DP, noised with this client's share before masking.
@@ -19,14 +22,19 @@ import {
   addNoiseShare,
   decodeKeysBroadcast,
   decodeSharesDelivery,
+  decodeSurvivorView,
   decodeUnmaskRequest,
   encodeMaskedInputBinary,
   encodeMessage,
   secAggConfig,
+  type SecAggAuth,
   type SharesDelivery,
 } from '../../privacy/secagg/index.js';
 
-type ClientStep = 'advertise' | 'share_keys' | 'masked_input' | 'unmask';
+/** The file in the agent's state folder that pins secure aggregation peers' signing keys. */
+export const PEER_PINS_FILE = 'peer-pins.json';
+
+type ClientStep = 'advertise' | 'share_keys' | 'masked_input' | 'consistency' | 'unmask';
 
 export interface SecureRoundIo {
   /** Emits one step's message; resolves with the coordinator's ack. */
@@ -83,9 +91,10 @@ export class AgentSecureRound {
     private readonly offer: Offer & { secureAggregation: OfferSecureAggregation },
     clientId: string,
     private readonly io: SecureRoundIo,
+    auth: SecAggAuth,
   ) {
     // the offer's settings are SecAggSettings plus the client-side clip and noise
-    this.client = new SecAggClient(secAggConfig(offer.secureAggregation), clientId);
+    this.client = new SecAggClient(secAggConfig(offer.secureAggregation), clientId, auth);
   }
 
   /** Step 0: advertise this round's two public keys. */
@@ -103,6 +112,9 @@ export class AgentSecureRound {
       case 'shares':
         this.delivery = decodeSharesDelivery(m.message);
         this.maybeMask();
+        break;
+      case 'survivors':
+        this.step('consistency', () => encodeMessage(this.client.consistencyCheck(decodeSurvivorView(m.message))));
         break;
       case 'unmask_request':
         this.step('unmask', () => encodeMessage(this.client.unmask(decodeUnmaskRequest(m.message))));

@@ -706,7 +706,7 @@ export class JobRunner {
         this.log.debug({ round: a.round, attempt: a.attempt, step, live }, 'secure step closed');
         this.changed();
       },
-    }, new Map(clients.map((id) => [id, Buffer.from(this.deps.store.getClient(id)!.signPublicKey, 'base64')])));
+    }, new Map(clients.map((id) => [id, new Uint8Array(Buffer.from(this.deps.store.getClient(id)!.signPublicKey, 'base64'))])));
   }
 
   private secureConfig(a: Attempt, clients: string[], vectorLength: number): SecAggConfig {
@@ -786,7 +786,8 @@ export class JobRunner {
         clients: survivors.length,
         secure_aggregation: 1,
         secagg_dropped: dropped,
-        secagg_unmask_dropped: result.dropped.unmasking.length,
+        // gone after their masked vector: before signing the survivor view or before revealing shares
+        secagg_unmask_dropped: result.dropped.consistency.length + result.dropped.unmasking.length,
         secagg_bad_shares: result.badShares.length,
         // on the average: |avg - true avg| per coordinate, for inputs inside the clipping range
         secagg_error_bound: result.errorBound / survivors.length,

@@ -1,6 +1,8 @@
 /**
  * One securely aggregated round attempt on the coordinator: drives privacy/secagg's SecAggServer
- * through its four steps over the clients' `secagg` events (docs/protocol.md, "Secure rounds").
+ * through its five steps over the clients' `secagg` events (docs/protocol.md, "Secure rounds"):
+ * keys, shares, masked inputs, the consistency check (each survivor signs the survivor view) and
+ * unmasking. Clients sign their keys and views with their enrolled Ed25519 keys (`signingKeys`).
  *
  * Each step closes as soon as every client still expected in it has answered or disconnected
  * (the runner tells `clientGone`; the offered clients were all connected when the round began),
@@ -19,16 +21,17 @@ import {
   decodeMaskedInput,
   decodeShareKeys,
   decodeUnmaskResponse,
+  decodeViewSignature,
   encodeMessage,
   type SecAggConfig,
   type SecAggResult,
 } from '../../privacy/secagg/index.js';
 
-export type SecureStep = 'advertise' | 'share_keys' | 'masked_input' | 'unmask' | 'done';
+export type SecureStep = 'advertise' | 'share_keys' | 'masked_input' | 'consistency' | 'unmask' | 'done';
 
 export interface SecureRoundHooks {
   /** Sends a coordinator message of `step` to one client. */
-  readonly send: (clientId: string, step: 'keys' | 'shares' | 'unmask_request', message: unknown) => void;
+  readonly send: (clientId: string, step: 'keys' | 'shares' | 'survivors' | 'unmask_request', message: unknown) => void;
   readonly onResult: (result: SecAggResult) => void;
   readonly onFailure: (error: FedloraError) => void;
   /** Told after each step closes (logs, dashboard). */
@@ -52,14 +55,16 @@ export class SecureRound {
 
   /**
    * @param quorum masked inputs at which the masked-input step closes without waiting for the rest
+   * @param signingKeys each offered client's enrolled Ed25519 public key, relayed to its neighbours
    */
   constructor(
     readonly config: SecAggConfig,
     private readonly stepTimeoutMs: number,
     private readonly quorum: number,
     private readonly hooks: SecureRoundHooks,
+    signingKeys: ReadonlyMap<string, Uint8Array>,
   ) {
-    this.server = new SecAggServer(config);
+    this.server = new SecAggServer(config, signingKeys);
     this.expected = new Set(config.clients);
     this.arm(stepTimeoutMs);
   }
@@ -90,6 +95,9 @@ export class SecureRound {
       case 'masked_input':
         this.server.receiveMaskedInput(decodeMaskedInput(m.message));
         this.masked.add(clientId);
+        break;
+      case 'consistency':
+        this.server.receiveViewSignature(decodeViewSignature(m.message));
         break;
       case 'unmask':
         this.server.receiveUnmask(decodeUnmaskResponse(m.message));
@@ -159,9 +167,15 @@ export class SecureRound {
           break;
         }
         case 'masked_input': {
-          const request = this.server.closeMaskedInput();
-          this.next('unmask', request.survivors, this.stepTimeoutMs);
-          for (const id of request.survivors) this.hooks.send(id, 'unmask_request', encodeMessage(request));
+          const view = this.server.closeMaskedInput();
+          this.next('consistency', view.survivors, this.stepTimeoutMs);
+          for (const id of view.survivors) this.hooks.send(id, 'survivors', encodeMessage(view));
+          break;
+        }
+        case 'consistency': {
+          const requests = this.server.closeConsistency();
+          this.next('unmask', requests.keys(), this.stepTimeoutMs);
+          for (const [id, request] of requests) this.hooks.send(id, 'unmask_request', encodeMessage(request));
           break;
         }
         case 'unmask': {

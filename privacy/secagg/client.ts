@@ -9,22 +9,40 @@
  *   answers one unmasking request only;
  * - it unmasks only when it is listed as a survivor and at least `minSurvivors` clients are;
  * - it refuses keys or shares from clients outside its neighbourhood, and shares it cannot open.
+ *
+ * And against an active coordinator (Bonawitz et al. 2017, Sec. 6; identity.ts):
+ * - it signs its advertised keys with its enrolled Ed25519 key and accepts a neighbour's keys only
+ *   with a valid signature under a signing key its PeerTrust accepts (FL_ERR_SECAGG_IDENTITY);
+ * - it signs the one survivor view it is shown (consistency check) and unmasks only for that same
+ *   view, with valid signatures of it from at least t of its neighbours; a different view or a bad
+ *   signature aborts the round (FL_ERR_SECAGG_INCONSISTENT).
  */
 import nacl from 'tweetnacl';
 import { randomBytes } from 'node:crypto';
 import { FedloraError } from '../../shared/errors.js';
 import type { RandomSource } from '../random.js';
+import { advertiseDigest, sameView, signDigest, verifyDigest, viewDigest, type PeerTrust, type SecAggIdentity } from './identity.js';
 import type { SecAggConfig } from './config.js';
 import { bigIntToBytes, bytesToBigInt, FIELD_BYTES } from './field.js';
 import { AgreementKeyPair } from './key-agreement.js';
 import { applyMask } from './mask-expansion.js';
-import type { AdvertiseKeys, KeysBroadcast, MaskedInput, PeerKeys, ShareKeys, SharesDelivery, UnmaskRequest, UnmaskResponse } from './messages.js';
+import type { AdvertiseKeys, KeysBroadcast, MaskedInput, PeerKeys, ShareKeys, SharesDelivery, SurvivorView, UnmaskRequest, UnmaskResponse, ViewSignature } from './messages.js';
 import { neighbourhood } from './neighbourhood.js';
 import { pairMaskKey, pairSign, selfMaskKey, selfSeedCommitment, shareCommitment, shareSealingKey } from './derivations.js';
 import { quantise } from './quantize.js';
 import { splitSecret } from './shamir.js';
 
-type Step = 'advertise' | 'share' | 'mask' | 'unmask' | 'done';
+type Step = 'advertise' | 'share' | 'mask' | 'consistency' | 'unmask' | 'done';
+
+/** How a client authenticates itself and its peers (identity.ts). */
+export interface SecAggAuth {
+  readonly identity: SecAggIdentity;
+  readonly trust: PeerTrust;
+}
+
+function inconsistent(client: string, message: string, details: Record<string, unknown> = {}): never {
+  throw new FedloraError('FL_ERR_SECAGG_INCONSISTENT', `secure aggregation (${client}): ${message}; not unmasking`, { client, ...details });
+}
 
 function protocolError(client: string, message: string): never {
   throw new FedloraError('FL_ERR_SECAGG_PROTOCOL', `secure aggregation (${client}): ${message}`, { client });
@@ -39,6 +57,8 @@ export class SecAggClient {
   /** Neighbours whose shares this client holds, with the two shares. */
   private held = new Map<string, { selfSeed: Uint8Array; secretKey: Uint8Array }>();
   private selfSeed: Uint8Array | null = null;
+  /** The view this client signed in the consistency check (the only one it will unmask for). */
+  private signedView: SurvivorView | null = null;
   /** X25519(c_u, c_v) per neighbour, agreed once for sealing (round 1) and opening (round 2). */
   private readonly sealingSecrets = new Map<string, Uint8Array>();
   /** Coordinates clipped to the range by the last quantisation. */
@@ -47,11 +67,13 @@ export class SecAggClient {
   /**
    * @param config the round's settings (config.ts), the same for every party
    * @param id this client's id, one of config.clients
+   * @param auth this client's enrolled signing key and how it trusts its peers' keys
    * @param random uniform bits for the stochastic rounding; @default the node:crypto CSPRNG
    */
   constructor(
     private readonly config: SecAggConfig,
     readonly id: string,
+    private readonly auth: SecAggAuth,
     private readonly random?: RandomSource,
   ) {
     if (!config.clients.includes(id)) throw new FedloraError('FL_ERR_SECAGG_CONFIG', `secure aggregation: client '${id}' is not in the round's client list`, { field: 'clients' });
@@ -79,7 +101,9 @@ export class SecAggClient {
   advertiseKeys(): AdvertiseKeys {
     this.expect('advertise', 'advertiseKeys');
     this.step = 'share';
-    return { from: this.id, cPublicKey: this.cKeys.publicKey, sPublicKey: this.sKeys.publicKey };
+    const c = this.cKeys.publicKey;
+    const s = this.sKeys.publicKey;
+    return { from: this.id, cPublicKey: c, sPublicKey: s, signature: signDigest(advertiseDigest(this.config.context, this.id, c, s), this.auth.identity) };
   }
 
   /** Round 1: shares b_u and s_u^SK among the live neighbours, sealed for each. */
@@ -89,6 +113,11 @@ export class SecAggClient {
     for (const p of broadcast.neighbours) {
       if (!this.neighbours.has(p.id)) protocolError(this.id, `keys of '${p.id}', which is not a neighbour`);
       if (this.peers.has(p.id)) protocolError(this.id, `keys of '${p.id}' twice`);
+      // the relayed signing key must be the peer's enrolled one, and it must have signed these keys
+      this.auth.trust(p.id, p.signPublicKey);
+      if (!verifyDigest(advertiseDigest(this.config.context, p.id, p.cPublicKey, p.sPublicKey), p.signature, p.signPublicKey)) {
+        throw new FedloraError('FL_ERR_SECAGG_IDENTITY', `secure aggregation (${this.id}): the keys relayed for '${p.id}' are not signed by its enrolled key (substituted on the way?)`, { client: p.id });
+      }
       for (const k of [p.cPublicKey, p.sPublicKey]) {
         const hex = Buffer.from(k).toString('hex');
         if (seenKeys.has(hex)) throw new FedloraError('FL_ERR_SECAGG_BAD_SHARE', `secure aggregation (${this.id}): '${p.id}' reuses a public key`, { client: p.id });
@@ -160,30 +189,77 @@ export class SecAggClient {
       const agreed = this.sKeys.agree(this.peers.get(v)!.sPublicKey, v);
       applyMask(quantised, pairMaskKey(this.config.context, this.id, v, agreed), pairSign(this.id, v));
     }
-    this.step = 'unmask';
+    this.step = 'consistency';
     return { from: this.id, masked: quantised };
   }
 
-  /** Round 3: reveals, per neighbour it holds shares of, the share of b_v (survivor) or of s_v^SK (dropped). */
-  unmask(request: UnmaskRequest): UnmaskResponse {
-    this.expect('unmask', 'the unmasking request');
-    const survivors = new Set(request.survivors);
-    const dropped = new Set(request.dropped);
+  /** The rules a view must meet before this client signs (and later unmasks for) it. */
+  private checkView(view: SurvivorView): void {
+    const survivors = new Set(view.survivors);
+    const dropped = new Set(view.dropped);
+    if (survivors.size !== view.survivors.length || dropped.size !== view.dropped.length) protocolError(this.id, 'the survivor view lists a client twice');
     for (const d of dropped) if (survivors.has(d)) protocolError(this.id, `'${d}' is listed both as a survivor and as dropped: revealing both of its secrets would expose its update`);
     if (!survivors.has(this.id)) protocolError(this.id, 'the unmasking request does not list this client as a survivor');
     if (survivors.size < this.config.minSurvivors) {
       throw new FedloraError('FL_ERR_SECAGG_DROPOUTS', `secure aggregation (${this.id}): ${survivors.size} survivors, fewer than minSurvivors ${this.config.minSurvivors}; refusing to unmask a sum of so few clients`, { client: this.id });
     }
+  }
+
+  /**
+   * Round 3, the consistency check: signs the one survivor view this client is shown. It signs
+   * once; the unmasking request must carry the same view.
+   */
+  consistencyCheck(view: SurvivorView): ViewSignature {
+    this.expect('consistency', 'the survivor view');
+    this.checkView(view);
+    this.signedView = { survivors: [...view.survivors], dropped: [...view.dropped] };
+    this.step = 'unmask';
+    return { from: this.id, signature: signDigest(viewDigest(this.config.context, view), this.auth.identity) };
+  }
+
+  /**
+   * Round 4: reveals, per neighbour it holds shares of, the share of b_v (survivor) or of s_v^SK
+   * (dropped); only for the view it signed, and only when at least t of its neighbours signed that
+   * same view (every signature shown must verify).
+   * @throws FL_ERR_SECAGG_INCONSISTENT when the coordinator shows another view or a signature that
+   *   does not verify (it lied about the survivors to some client)
+   */
+  unmask(request: UnmaskRequest): UnmaskResponse {
+    this.expect('unmask', 'the unmasking request');
+    // whatever happens next, this client answers no other request of this round
     this.step = 'done';
+    try {
+      return this.reveal(request);
+    } finally {
+      this.held = new Map();
+      this.peers = new Map();
+      this.sealingSecrets.clear();
+    }
+  }
+
+  private reveal(request: UnmaskRequest): UnmaskResponse {
+    const view = this.signedView!;
+    if (!sameView(view, request)) inconsistent(this.id, `the unmasking request lists ${request.survivors.length} survivors and ${request.dropped.length} dropped, not the ${view.survivors.length} and ${view.dropped.length} this client signed`);
+    const digest = viewDigest(this.config.context, view);
+    const signers = new Set<string>();
+    for (const s of request.signatures) {
+      const peer = this.peers.get(s.from);
+      if (peer === undefined || !view.survivors.includes(s.from)) protocolError(this.id, `a view signature from '${s.from}', which is not a surviving neighbour`);
+      if (signers.has(s.from)) protocolError(this.id, `two view signatures from '${s.from}'`);
+      if (!verifyDigest(digest, s.signature, peer.signPublicKey)) inconsistent(this.id, `'${s.from}' did not sign this survivor view (the coordinator showed it another one)`, { signer: s.from });
+      signers.add(s.from);
+    }
+    if (signers.size < this.config.threshold) {
+      inconsistent(this.id, `${signers.size} neighbours signed the survivor view, fewer than the threshold ${this.config.threshold}`);
+    }
+    const survivors = new Set(view.survivors);
+    const dropped = new Set(view.dropped);
     const selfSeedShares = [];
     const secretKeyShares = [];
     for (const [v, s] of this.held) {
       if (survivors.has(v)) selfSeedShares.push({ of: v, y: s.selfSeed });
       else if (dropped.has(v)) secretKeyShares.push({ of: v, y: s.secretKey });
     }
-    this.held = new Map(); // forget: a second request gets nothing
-    this.peers = new Map();
-    this.sealingSecrets.clear();
     return { from: this.id, selfSeedShares, secretKeyShares };
   }
 }

@@ -1,8 +1,10 @@
 /** The public surface of secure aggregation (docs/secure-aggregation.md). */
 export { secAggConfig, type SecAggConfig, type SecAggSettings } from './config.js';
-export { SecAggClient } from './client.js';
+export { SecAggClient, type SecAggAuth } from './client.js';
+export { advertiseDigest, viewDigest, rosterTrust, type PeerTrust, type SecAggIdentity } from './identity.js';
+export { pinnedPeerTrust, signKeyFingerprint } from './peer-pins.js';
 export { SecAggServer, type SecAggResult, type BadShare } from './server.js';
-export { runInProcess, type DropoutSchedule, type Adversary, type InProcessRound } from './in-process.js';
+export { runInProcess, inProcessParties, type DropoutSchedule, type Adversary, type InProcessRound } from './in-process.js';
 export type * from './messages.js';
 export * from './wire.js';
 export { quantise, dequantiseSum, quantisationErrorBound, maxSummands, DEFAULT_CLIP_RANGE, DEFAULT_QUANT_RANGE, type QuantisationParams } from './quantize.js';

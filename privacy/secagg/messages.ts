@@ -9,20 +9,31 @@
  *                  that neighbour, with a hash commitment of each share; a commitment of b_u
  *   SharesDelivery coordinator -> client: the sealed shares addressed to it
  * 2 MaskedInput    client: y_u = q(x_u) + PRG(b_u) + sum_v +-PRG(s_uv) mod 2^32
- *   UnmaskRequest  coordinator -> client: who sent a masked input (survivors) and who did not (dropped)
- * 3 UnmaskResponse client: for each neighbour, its share of b_v (survivor) or of s_v^SK (dropped)
+ *   SurvivorView   coordinator -> client: who sent a masked input (survivors) and who did not (dropped)
+ * 3 ViewSignature  client: its Ed25519 signature of the view (the consistency check of Bonawitz et
+ *                  al. 2017's active-security variant)
+ *   UnmaskRequest  coordinator -> client: the view again, with its neighbours' signatures of it
+ * 4 UnmaskResponse client: for each neighbour, its share of b_v (survivor) or of s_v^SK (dropped)
+ *
+ * Advertised keys and views are signed with the client's enrolled Ed25519 identity (identity.ts).
  */
 
 export interface AdvertiseKeys {
   readonly from: string;
   readonly cPublicKey: Uint8Array;
   readonly sPublicKey: Uint8Array;
+  /** Ed25519 signature of identity.ts `advertiseDigest(context, from, c, s)` with the enrolled key. */
+  readonly signature: Uint8Array;
 }
 
 export interface PeerKeys {
   readonly id: string;
   readonly cPublicKey: Uint8Array;
   readonly sPublicKey: Uint8Array;
+  /** The peer's enrolled Ed25519 public key, as the coordinator relays it (checked by the client's PeerTrust). */
+  readonly signPublicKey: Uint8Array;
+  /** The peer's signature of its advertised keys. */
+  readonly signature: Uint8Array;
 }
 
 export interface KeysBroadcast {
@@ -59,9 +70,21 @@ export interface MaskedInput {
   readonly masked: Uint32Array;
 }
 
-export interface UnmaskRequest {
+/** Who is in the sum (sent a masked input) and who shared keys but sent none. */
+export interface SurvivorView {
   readonly survivors: readonly string[];
   readonly dropped: readonly string[];
+}
+
+/** A survivor's signature of the view it was shown (identity.ts `viewDigest`). */
+export interface ViewSignature {
+  readonly from: string;
+  readonly signature: Uint8Array;
+}
+
+export interface UnmaskRequest extends SurvivorView {
+  /** The signatures of this view by the recipient's neighbours that signed it. */
+  readonly signatures: readonly ViewSignature[];
 }
 
 export interface RevealedShare {

@@ -17,19 +17,27 @@
  * is left out and reported (`badShares`); the round fails with FL_ERR_SECAGG_BAD_SHARE only when
  * fewer than t good shares remain. So a malicious client's bad share is detected and has no effect
  * on the sum; it can at most make a secret unrecoverable, which fails the round cleanly.
+ *
+ * Authentication (identity.ts): the coordinator holds each client's enrolled Ed25519 key, refuses
+ * advertised keys that are not signed with it (FL_ERR_SECAGG_IDENTITY), relays the key and the
+ * signature with the advertised keys, and runs the consistency check between the masked inputs
+ * and the unmasking: each survivor signs the survivor view, and each one is asked to unmask with
+ * its neighbours' signatures of that view. An honest coordinator checks every signature too, so a
+ * client's bad signature is refused at once instead of aborting its neighbours.
  */
 import { FedloraError } from '../../shared/errors.js';
 import type { SecAggConfig } from './config.js';
+import { advertiseDigest, verifyDigest, viewDigest } from './identity.js';
 import { AgreementKeyPair, publicKeyOf } from './key-agreement.js';
 import { applyMask } from './mask-expansion.js';
-import type { AdvertiseKeys, DeliveredShare, KeysBroadcast, MaskedInput, ShareKeys, SharesDelivery, UnmaskRequest, UnmaskResponse } from './messages.js';
+import type { AdvertiseKeys, DeliveredShare, KeysBroadcast, MaskedInput, ShareKeys, SharesDelivery, SurvivorView, UnmaskRequest, UnmaskResponse, ViewSignature } from './messages.js';
 import { neighbourhood } from './neighbourhood.js';
 import { equalBytes, pairMaskKey, pairSign, selfMaskKey, selfSeedCommitment, shareCommitment } from './derivations.js';
 import { dequantiseSum, quantisationErrorBound } from './quantize.js';
 import { reconstructSecret, type Share } from './shamir.js';
 import { FIELD_BYTES, bytesToBigInt, FIELD_PRIME } from './field.js';
 
-type Step = 'advertise' | 'share' | 'mask' | 'unmask' | 'done';
+type Step = 'advertise' | 'share' | 'mask' | 'consistency' | 'unmask' | 'done';
 
 export interface BadShare {
   /** Whose secret the share was of. */
@@ -45,7 +53,7 @@ export interface SecAggResult {
   /** Clients whose vectors are in the sum. */
   readonly survivors: readonly string[];
   /** Clients that did not answer, per step. */
-  readonly dropped: { readonly advertise: readonly string[]; readonly shareKeys: readonly string[]; readonly maskedInput: readonly string[]; readonly unmasking: readonly string[] };
+  readonly dropped: { readonly advertise: readonly string[]; readonly shareKeys: readonly string[]; readonly maskedInput: readonly string[]; readonly consistency: readonly string[]; readonly unmasking: readonly string[] };
   readonly badShares: readonly BadShare[];
   /** |sum - true sum| per coordinate is below this (quantize.ts), for inputs inside the clipping range. */
   readonly errorBound: number;
@@ -64,12 +72,23 @@ export class SecAggServer {
   private readonly masked = new Set<string>();
   private readonly sum: Uint32Array;
   private readonly responses = new Map<string, UnmaskResponse>();
-  private readonly dropped = { advertise: [] as string[], shareKeys: [] as string[], maskedInput: [] as string[], unmasking: [] as string[] };
-  private request: UnmaskRequest | null = null;
+  private readonly dropped = { advertise: [] as string[], shareKeys: [] as string[], maskedInput: [] as string[], consistency: [] as string[], unmasking: [] as string[] };
+  private request: SurvivorView | null = null;
+  private readonly viewSignatures = new Map<string, Uint8Array>();
+  /** Survivors that signed the view: the ones asked to unmask. */
+  private signers = new Set<string>();
   /** Each client's Shamir point (index + 1), and the round's clients as a set. */
   private readonly points: Map<string, number>;
 
-  constructor(private readonly config: SecAggConfig) {
+  /**
+   * @param signingKeys every client's enrolled Ed25519 public key (32 bytes), by id
+   */
+  constructor(
+    private readonly config: SecAggConfig,
+    private readonly signingKeys: ReadonlyMap<string, Uint8Array>,
+  ) {
+    const missing = config.clients.filter((c) => signingKeys.get(c)?.length !== 32);
+    if (missing.length > 0) throw new FedloraError('FL_ERR_SECAGG_CONFIG', `secure aggregation: no enrolled 32-byte signing key for ${missing.map((c) => `'${c}'`).join(', ')}`, { field: 'signingKeys' });
     this.graph = neighbourhood(config.clients, config.degree, config.graphSeed);
     this.sum = new Uint32Array(config.vectorLength);
     this.points = new Map(config.clients.map((c, i) => [c, i + 1]));
@@ -89,6 +108,9 @@ export class SecAggServer {
     this.expect('advertise', 'public keys', msg.from);
     this.checkSender(msg.from, this.keys, this.points, 'public keys');
     if (msg.cPublicKey.length !== 32 || msg.sPublicKey.length !== 32) protocolError(`public keys of '${msg.from}' must have 32 bytes`, msg.from);
+    if (!verifyDigest(advertiseDigest(this.config.context, msg.from, msg.cPublicKey, msg.sPublicKey), msg.signature, this.signingKeys.get(msg.from)!)) {
+      throw new FedloraError('FL_ERR_SECAGG_IDENTITY', `secure aggregation: the keys advertised by '${msg.from}' are not signed with its enrolled signing key`, { client: msg.from });
+    }
     this.keys.set(msg.from, msg);
   }
 
@@ -126,7 +148,7 @@ export class SecAggServer {
     for (const u of this.live) {
       const neighbours = [...this.graph.get(u)!].filter((v) => this.live.has(v)).map((v) => {
         const k = this.keys.get(v)!;
-        return { id: v, cPublicKey: k.cPublicKey, sPublicKey: k.sPublicKey };
+        return { id: v, cPublicKey: k.cPublicKey, sPublicKey: k.sPublicKey, signPublicKey: this.signingKeys.get(v)!, signature: k.signature };
       });
       out.set(u, { neighbours });
     }
@@ -178,12 +200,27 @@ export class SecAggServer {
     return [...this.graph.get(u)!].filter((v) => this.live.has(v));
   }
 
+  /** Fails the round when some live client's secret has fewer than t holders left in `holders`. */
+  private requireHolders(holders: ReadonlySet<string>, dropped: readonly string[]): void {
+    for (const u of this.live) {
+      const left = this.maskNeighbours(u).filter((v) => holders.has(v)).length;
+      if (left < this.config.threshold) {
+        throw new FedloraError(
+          'FL_ERR_SECAGG_DROPOUTS',
+          `secure aggregation: only ${left} of the neighbours holding shares of '${u}' are left, fewer than the threshold ${this.config.threshold}; its mask cannot be removed`,
+          { client: u, dropped },
+        );
+      }
+    }
+  }
+
   /**
-   * Ends step 2: who is in the sum and whose pair masks must be removed.
+   * Ends step 2: the survivor view (who is in the sum, whose pair masks must be removed), sent to
+   * every survivor for the consistency check.
    * @throws FL_ERR_SECAGG_DROPOUTS when a secret can no longer be rebuilt (fewer than t of a
    *   client's neighbours left), before any share is revealed
    */
-  closeMaskedInput(): UnmaskRequest {
+  closeMaskedInput(): SurvivorView {
     this.expect('mask', 'closeMaskedInput');
     const survivors = [...this.live].filter((c) => this.masked.has(c));
     const dropped = [...this.live].filter((c) => !this.masked.has(c));
@@ -191,25 +228,47 @@ export class SecAggServer {
     if (survivors.length < this.config.minSurvivors) {
       throw new FedloraError('FL_ERR_SECAGG_DROPOUTS', `secure aggregation: ${survivors.length} masked inputs, fewer than minSurvivors ${this.config.minSurvivors}`, { dropped });
     }
-    for (const u of this.live) {
-      const holders = this.maskNeighbours(u).filter((v) => this.masked.has(v)).length;
-      if (holders < this.config.threshold) {
-        throw new FedloraError(
-          'FL_ERR_SECAGG_DROPOUTS',
-          `secure aggregation: only ${holders} of the neighbours holding shares of '${u}' are left, fewer than the threshold ${this.config.threshold}; its mask cannot be removed`,
-          { client: u, dropped },
-        );
-      }
-    }
-    this.step = 'unmask';
+    this.requireHolders(this.masked, dropped);
+    this.step = 'consistency';
     this.request = { survivors, dropped };
     return this.request;
   }
 
-  /** Step 3: a survivor's revealed shares. */
+  /** Step 3: a survivor's signature of the view (checked here too, so a bad one is refused at once). */
+  receiveViewSignature(msg: ViewSignature): void {
+    this.expect('consistency', 'a view signature', msg.from);
+    this.checkSender(msg.from, this.viewSignatures, new Set(this.request!.survivors), 'view signature');
+    if (!verifyDigest(viewDigest(this.config.context, this.request!), msg.signature, this.signingKeys.get(msg.from)!)) {
+      throw new FedloraError('FL_ERR_SECAGG_INCONSISTENT', `secure aggregation: '${msg.from}' signed another survivor view than the one it was sent`, { client: msg.from });
+    }
+    this.viewSignatures.set(msg.from, msg.signature);
+  }
+
+  /**
+   * Ends step 3: per survivor that signed, the unmasking request with the signatures of its
+   * neighbours. @throws FL_ERR_SECAGG_DROPOUTS when too few signed to rebuild every secret
+   */
+  closeConsistency(): Map<string, UnmaskRequest> {
+    this.expect('consistency', 'closeConsistency');
+    const view = this.request!;
+    this.signers = new Set(view.survivors.filter((c) => this.viewSignatures.has(c)));
+    this.dropped.consistency = view.survivors.filter((c) => !this.signers.has(c));
+    this.requireHolders(this.signers, [...view.dropped, ...this.dropped.consistency]);
+    this.step = 'unmask';
+    const out = new Map<string, UnmaskRequest>();
+    for (const u of this.signers) {
+      const signatures = this.maskNeighbours(u)
+        .filter((v) => this.signers.has(v))
+        .map((v) => ({ from: v, signature: this.viewSignatures.get(v)! }));
+      out.set(u, { survivors: view.survivors, dropped: view.dropped, signatures });
+    }
+    return out;
+  }
+
+  /** Step 4: a survivor's revealed shares. */
   receiveUnmask(msg: UnmaskResponse): void {
     this.expect('unmask', 'an unmasking response', msg.from);
-    this.checkSender(msg.from, this.responses, new Set(this.request!.survivors), 'unmasking response');
+    this.checkSender(msg.from, this.responses, this.signers, 'unmasking response');
     this.responses.set(msg.from, msg);
   }
 
@@ -285,7 +344,7 @@ export class SecAggServer {
     this.expect('unmask', 'finish');
     this.step = 'done';
     const { survivors, dropped } = this.request!;
-    this.dropped.unmasking = survivors.filter((s) => !this.responses.has(s));
+    this.dropped.unmasking = [...this.signers].filter((s) => !this.responses.has(s));
     const badShares: BadShare[] = [];
     const ctx = this.config.context;
     for (const u of survivors) applyMask(this.sum, selfMaskKey(ctx, u, this.rebuild(u, 'self-seed', badShares)), -1);

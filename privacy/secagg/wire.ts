@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import { FedloraError } from '../../shared/errors.js';
-import type { AdvertiseKeys, KeysBroadcast, MaskedInput, ShareKeys, SharesDelivery, UnmaskRequest, UnmaskResponse } from './messages.js';
+import type { AdvertiseKeys, KeysBroadcast, MaskedInput, ShareKeys, SharesDelivery, SurvivorView, UnmaskRequest, UnmaskResponse, ViewSignature } from './messages.js';
 
 const b64 = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
 const id = z.string().min(1).max(256);
@@ -18,8 +18,8 @@ const bytes = (length?: number) =>
     .transform((s) => new Uint8Array(Buffer.from(s, 'base64')))
     .refine((b) => length === undefined || b.length === length, `${length} bytes`);
 
-const AdvertiseKeysSchema = z.strictObject({ from: id, cPublicKey: bytes(32), sPublicKey: bytes(32) });
-const KeysBroadcastSchema = z.strictObject({ neighbours: z.array(z.strictObject({ id, cPublicKey: bytes(32), sPublicKey: bytes(32) })) });
+const AdvertiseKeysSchema = z.strictObject({ from: id, cPublicKey: bytes(32), sPublicKey: bytes(32), signature: bytes(64) });
+const KeysBroadcastSchema = z.strictObject({ neighbours: z.array(z.strictObject({ id, cPublicKey: bytes(32), sPublicKey: bytes(32), signPublicKey: bytes(32), signature: bytes(64) })) });
 const ShareKeysSchema = z.strictObject({
   from: id,
   selfSeedCommitment: bytes(32),
@@ -34,7 +34,9 @@ const MaskedInputSchema = z.strictObject({
     return words;
   }),
 });
-const UnmaskRequestSchema = z.strictObject({ survivors: z.array(id), dropped: z.array(id) });
+const SurvivorViewSchema = z.strictObject({ survivors: z.array(id), dropped: z.array(id) });
+const ViewSignatureSchema = z.strictObject({ from: id, signature: bytes(64) });
+const UnmaskRequestSchema = z.strictObject({ survivors: z.array(id), dropped: z.array(id), signatures: z.array(ViewSignatureSchema) });
 const revealed = z.array(z.strictObject({ of: id, y: bytes(33) }));
 const UnmaskResponseSchema = z.strictObject({ from: id, selfSeedShares: revealed, secretKeyShares: revealed });
 
@@ -54,6 +56,8 @@ export const decodeKeysBroadcast = decoder<KeysBroadcast>(KeysBroadcastSchema, '
 export const decodeShareKeys = decoder<ShareKeys>(ShareKeysSchema, 'ShareKeys');
 export const decodeSharesDelivery = decoder<SharesDelivery>(SharesDeliverySchema, 'SharesDelivery');
 export const decodeMaskedInput = decoder<MaskedInput>(MaskedInputSchema, 'MaskedInput');
+export const decodeSurvivorView = decoder<SurvivorView>(SurvivorViewSchema, 'SurvivorView');
+export const decodeViewSignature = decoder<ViewSignature>(ViewSignatureSchema, 'ViewSignature');
 export const decodeUnmaskRequest = decoder<UnmaskRequest>(UnmaskRequestSchema, 'UnmaskRequest');
 export const decodeUnmaskResponse = decoder<UnmaskResponse>(UnmaskResponseSchema, 'UnmaskResponse');
 
@@ -64,7 +68,7 @@ export function encodeMaskedInputBinary(message: MaskedInput): { from: string; m
 }
 
 /** Any message as JSON: every Uint8Array / Uint32Array becomes base64 (words little-endian). */
-export function encodeMessage(message: AdvertiseKeys | KeysBroadcast | ShareKeys | SharesDelivery | MaskedInput | UnmaskRequest | UnmaskResponse): unknown {
+export function encodeMessage(message: AdvertiseKeys | KeysBroadcast | ShareKeys | SharesDelivery | MaskedInput | SurvivorView | ViewSignature | UnmaskRequest | UnmaskResponse): unknown {
   return JSON.parse(
     JSON.stringify(message, (_key, value: unknown) => {
       if (value instanceof Uint8Array) return b64(value);

@@ -19,7 +19,7 @@ export const LiveJobSchema = JobViewSchema.extend({
       selected: z.array(z.string()),
       accepted: z.int(),
       /** The secure aggregation step the attempt is at, or null for a plain round. */
-      secureStep: z.enum(['advertise', 'share_keys', 'masked_input', 'unmask', 'done']).nullable(),
+      secureStep: z.enum(['advertise', 'share_keys', 'masked_input', 'consistency', 'unmask', 'done']).nullable(),
     })
     .nullable(),
   /** Refused updates of the job so far, by reason code (recorded ones). */

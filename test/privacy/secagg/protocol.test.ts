@@ -4,10 +4,10 @@
  * bad shares, and the client's own safety rules.
  */
 import { describe, it, expect } from 'vitest';
-import { SecAggClient } from '../../../privacy/secagg/client.js';
+import type { SecAggClient } from '../../../privacy/secagg/client.js';
 import { secAggConfig, type SecAggSettings } from '../../../privacy/secagg/config.js';
-import { runInProcess, type DropoutSchedule } from '../../../privacy/secagg/in-process.js';
-import { SecAggServer } from '../../../privacy/secagg/server.js';
+import { inProcessParties, runInProcess, type DropoutSchedule } from '../../../privacy/secagg/in-process.js';
+import type { SecAggServer } from '../../../privacy/secagg/server.js';
 import { neighbourhood } from '../../../privacy/secagg/neighbourhood.js';
 import { seededTestSource } from '../../../privacy/random.js';
 import { isFedloraError, type ErrorCode } from '../../../shared/errors.js';
@@ -153,8 +153,8 @@ describe('secure aggregation: malicious clients', () => {
   });
 
   it('a sealed share altered in transit is refused by its recipient, naming the sender', () => {
-    const server = new SecAggServer(config);
-    const clients = config.clients.map((id) => new SecAggClient(config, id));
+    const { server, clients: parties } = inProcessParties(config);
+    const clients = [...parties.values()];
     clients.forEach((c) => server.receiveAdvertise(c.advertiseKeys()));
     const keys = server.closeAdvertise();
     clients.forEach((c) => server.receiveShareKeys(c.shareKeys(keys.get(c.id)!)));
@@ -169,8 +169,8 @@ describe('secure aggregation: a client protects itself from a curious coordinato
   const values = inputs(config.clients, config.vectorLength, true);
 
   function toUnmasking(): { clients: SecAggClient[]; server: SecAggServer } {
-    const server = new SecAggServer(config);
-    const clients = config.clients.map((id) => new SecAggClient(config, id));
+    const { server, clients: parties } = inProcessParties(config);
+    const clients = [...parties.values()];
     clients.forEach((c) => server.receiveAdvertise(c.advertiseKeys()));
     const keys = server.closeAdvertise();
     clients.forEach((c) => server.receiveShareKeys(c.shareKeys(keys.get(c.id)!)));
@@ -181,26 +181,27 @@ describe('secure aggregation: a client protects itself from a curious coordinato
 
   it('refuses to reveal both secrets of a client listed as survivor and dropped', () => {
     const { clients } = toUnmasking();
-    expectCode(() => clients[0]!.unmask({ survivors: config.clients, dropped: ['client-01'] }), 'FL_ERR_SECAGG_PROTOCOL', /both as a survivor and as dropped/);
+    expectCode(() => clients[0]!.consistencyCheck({ survivors: config.clients, dropped: ['client-01'] }), 'FL_ERR_SECAGG_PROTOCOL', /both as a survivor and as dropped/);
   });
 
   it('answers one unmasking request only: a second one (sets swapped) reveals nothing', () => {
     const { clients, server } = toUnmasking();
-    const request = server.closeMaskedInput();
-    const first = clients[0]!.unmask(request);
+    const view = server.closeMaskedInput();
+    clients.forEach((c) => server.receiveViewSignature(c.consistencyCheck(view)));
+    const first = clients[0]!.unmask(server.closeConsistency().get('client-00')!);
     expect(first.selfSeedShares.length).toBe(5);
-    expectCode(() => clients[0]!.unmask({ survivors: ['client-00', 'client-02', 'client-03', 'client-04'], dropped: ['client-01'] }), 'FL_ERR_SECAGG_PROTOCOL', /step 'done'/);
+    expectCode(() => clients[0]!.unmask({ survivors: ['client-00', 'client-02', 'client-03', 'client-04'], dropped: ['client-01'], signatures: [] }), 'FL_ERR_SECAGG_PROTOCOL', /step 'done'/);
   });
 
   it('refuses to unmask a sum of fewer than minSurvivors clients', () => {
     const { clients } = toUnmasking();
     expect(config.minSurvivors).toBe(3); // n = 6: k = 5, t = 3
-    expectCode(() => clients[0]!.unmask({ survivors: ['client-00', 'client-01'], dropped: [] }), 'FL_ERR_SECAGG_DROPOUTS', /fewer than minSurvivors 3/);
+    expectCode(() => clients[0]!.consistencyCheck({ survivors: ['client-00', 'client-01'], dropped: [] }), 'FL_ERR_SECAGG_DROPOUTS', /fewer than minSurvivors 3/);
   });
 
   it('the coordinator refuses messages out of step, twice, or from strangers', () => {
-    const server = new SecAggServer(config);
-    const c = new SecAggClient(config, 'client-00');
+    const { server, clients } = inProcessParties(config);
+    const c = clients.get('client-00')!;
     const msg = c.advertiseKeys();
     server.receiveAdvertise(msg);
     expectCode(() => server.receiveAdvertise(msg), 'FL_ERR_SECAGG_PROTOCOL', /twice/);

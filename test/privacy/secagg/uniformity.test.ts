@@ -5,9 +5,8 @@
  * against the uniform distribution with a chi-square test.
  */
 import { describe, it, expect } from 'vitest';
-import { SecAggClient } from '../../../privacy/secagg/client.js';
 import { secAggConfig } from '../../../privacy/secagg/config.js';
-import { SecAggServer } from '../../../privacy/secagg/server.js';
+import { inProcessParties } from '../../../privacy/secagg/in-process.js';
 
 /**
  * The chi-square statistic of 256 bucket counts against the uniform distribution (255 degrees of freedom).
@@ -39,8 +38,8 @@ describe("the coordinator's view of one masked update", () => {
   const config = secAggConfig({ context: 'job/round-1', clients: ['a', 'b', 'c', 'd', 'e'], vectorLength: L, graphSeed: 'g' });
 
   function maskedInputs(value: number): Map<string, Uint32Array> {
-    const server = new SecAggServer(config);
-    const clients = config.clients.map((id) => new SecAggClient(config, id));
+    const { server, clients: parties } = inProcessParties(config);
+    const clients = [...parties.values()];
     clients.forEach((c) => server.receiveAdvertise(c.advertiseKeys()));
     const keys = server.closeAdvertise();
     clients.forEach((c) => server.receiveShareKeys(c.shareKeys(keys.get(c.id)!)));

@@ -1,13 +1,14 @@
 import { describe, it, expect } from 'vitest';
-import { SecAggClient } from '../../../privacy/secagg/client.js';
 import { secAggConfig } from '../../../privacy/secagg/config.js';
-import { SecAggServer } from '../../../privacy/secagg/server.js';
+import { inProcessParties } from '../../../privacy/secagg/in-process.js';
 import {
   decodeAdvertiseKeys,
   decodeKeysBroadcast,
   decodeMaskedInput,
   decodeShareKeys,
   decodeSharesDelivery,
+  decodeSurvivorView,
+  decodeViewSignature,
   decodeUnmaskRequest,
   decodeUnmaskResponse,
   encodeMaskedInputBinary,
@@ -23,16 +24,18 @@ describe('secure aggregation messages on the wire', () => {
     const clients = ['a', 'b', 'c', 'd', 'e', 'f'];
     const config = secAggConfig({ context: 'job/round-2', clients, vectorLength: 33, graphSeed: 's' });
     const values = new Map(clients.map((c, k) => [c, Float64Array.from({ length: 33 }, (_, i) => ((k * 33 + i) % 17) / 64 - 0.125)]));
-    const server = new SecAggServer(config);
-    const parties = clients.map((id) => new SecAggClient(config, id));
+    const { server, clients: byId } = inProcessParties(config);
+    const parties = [...byId.values()];
     parties.forEach((p) => server.receiveAdvertise(decodeAdvertiseKeys(wire(p.advertiseKeys()))));
     const keys = server.closeAdvertise();
     parties.forEach((p) => server.receiveShareKeys(decodeShareKeys(wire(p.shareKeys(decodeKeysBroadcast(wire(keys.get(p.id)!)))))));
     const deliveries = server.closeShareKeys();
     parties.slice(1).forEach((p) => server.receiveMaskedInput(decodeMaskedInput(wire(p.maskedInput(decodeSharesDelivery(wire(deliveries.get(p.id)!)), values.get(p.id)!)))));
-    const request = decodeUnmaskRequest(wire(server.closeMaskedInput()));
-    expect(request.dropped).toEqual(['a']);
-    parties.slice(1).forEach((p) => server.receiveUnmask(decodeUnmaskResponse(wire(p.unmask(request)))));
+    const view = decodeSurvivorView(wire(server.closeMaskedInput()));
+    expect(view.dropped).toEqual(['a']);
+    parties.slice(1).forEach((p) => server.receiveViewSignature(decodeViewSignature(wire(p.consistencyCheck(view)))));
+    const requests = server.closeConsistency();
+    parties.slice(1).forEach((p) => server.receiveUnmask(decodeUnmaskResponse(wire(p.unmask(decodeUnmaskRequest(wire(requests.get(p.id)!)))))));
     const { sum } = server.finish();
     const expected = new Float64Array(33);
     for (const c of clients.slice(1)) values.get(c)!.forEach((v, i) => (expected[i]! += v));

@@ -120,8 +120,13 @@ def write_one(args, family, variant, config, dtype):
             p.copy_(torch.rand(p.shape, generator=gen) + 0.5)
         elif name.endswith(".bias"):
             p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
-    # The values fedlora will see: rounded to the saved dtype, widened back to float32.
+    # The values fedlora will see: rounded to the saved dtype, widened back to float32. Buffers are
+    # not saved weights (the rotary inv_freq): keep them in float32, or the reference would use
+    # bf16-rounded rotary frequencies that no loader sees (a 1e-3 logits error at BF16).
+    buffers = {name: b.clone() for name, b in model.named_buffers()}
     model = model.to(dtype).to(torch.float32).eval()
+    for name, b in model.named_buffers():
+        b.copy_(buffers[name])
     ids = torch.randint(0, config.vocab_size, (1, args.seq_len), generator=gen)
     logits = model.to(args.device)(ids.to(args.device)).logits.float().cpu().contiguous()
     model.to("cpu").to(dtype).save_pretrained(folder, max_shard_size=args.max_shard_size)

@@ -30,6 +30,7 @@ interface JoinFlags {
   connectTimeout?: string;
   coordinatorFingerprint?: string;
   quiet?: boolean;
+  threads?: string;
 }
 
 function positiveInt(raw: string, option: string): number {
@@ -43,6 +44,7 @@ export async function join(flags: JoinFlags, out: NodeJS.WriteStream = process.s
   const { coordinatorOrigin, jobIdFromUrl } = await import('./agent/connection.js');
   coordinatorOrigin(flags.coordinator); // validates the URL before anything is loaded
   const seqLen = flags.seqLen === undefined ? undefined : positiveInt(flags.seqLen, 'seq-len');
+  const threads = flags.threads === undefined ? (await import('node:os')).availableParallelism() : positiveInt(flags.threads, 'threads');
   const connectTimeoutS = flags.connectTimeout === undefined ? DEFAULT_CONNECT_TIMEOUT_S : positiveInt(flags.connectTimeout, 'connect-timeout');
   const { parseBackendName } = await import('./backend.js');
   const backendName = flags.backend === undefined ? undefined : parseBackendName(flags.backend);
@@ -81,9 +83,10 @@ export async function join(flags: JoinFlags, out: NodeJS.WriteStream = process.s
     ...(backendName !== undefined && { backend: backendName }),
     ...(flags.label !== undefined && { label: flags.label }),
     ...(seqLen !== undefined && { seqLen }),
+    threads,
   });
   const backend = trainer.backend;
-  progress.info(`backend: ${backend.name} on ${backend.device}; self-test ${backend.selfTest.ok ? 'ok' : 'failed'} (max relative error ${backend.selfTest.maxError.toExponential(2)})`);
+  progress.info(`backend: ${backend.name} on ${backend.device}; self-test ${backend.selfTest.ok ? 'ok' : 'failed'} (max relative error ${backend.selfTest.maxError.toExponential(2)}); ${trainer.threads} training thread${trainer.threads === 1 ? '' : 's'}`);
   const agent = new ClientAgent({
     coordinatorUrl: flags.coordinator,
     ...(jobId !== undefined && { jobId }),
@@ -128,6 +131,7 @@ export function registerClientCommands(program: Command): void {
     .option('--connect-timeout <seconds>', `give up when the coordinator cannot be reached for this long, at the start or after losing it (default ${DEFAULT_CONNECT_TIMEOUT_S})`)
     .option('--coordinator-fingerprint <hex>', 'pin this coordinator key fingerprint instead of trusting on first use')
     .option('--quiet', 'no progress bars, one line per event')
+    .option('--threads <n>', "threads that train data-parallel, each with its own backend and model copy; 1: one thread (default: the machine's cores)")
     .action(async (flags: JoinFlags) => {
       process.exitCode = await join(flags);
     });

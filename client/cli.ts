@@ -227,10 +227,11 @@ export function register(program: Command): void {
     .option('--dp-mode <m>', 'ghost (per-example norms without per-example gradients) or microbatch', 'ghost')
     .option('--dp-delta <d>', 'delta for the epsilon reported after DP-SGD', number('--dp-delta', (v) => v > 0 && v < 1, 'in (0, 1)'), 1e-5)
     .option('--backend <name>', 'force a backend')
+    .option('--threads <n>', 'threads that train data-parallel, each with its own backend and model copy; 1: this thread alone (default: the machine\'s cores)', positiveInt('--threads'))
     .action(async (opts: {
       model: string; data: string; out?: string; label?: string; header: boolean | 'auto'; labels?: string; variant: string; rank: number; alpha?: number; targetModules: string; seqLen: number;
       epochs: number; maxSteps?: number; batchSize: number; gradAccum: number; lr: number; schedule: string; warmup: number; weightDecay: number;
-      testFraction: number; seed: number; dpSigma?: number; dpClip?: number | Partial<Record<'A' | 'B' | 'R', number>>; dpMode: string; dpDelta: number; backend?: string;
+      testFraction: number; seed: number; dpSigma?: number; dpClip?: number | Partial<Record<'A' | 'B' | 'R', number>>; dpMode: string; dpDelta: number; backend?: string; threads?: number;
     }) => {
       if (!['lora', 'ffa', 'fedsb'].includes(opts.variant)) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--variant must be lora, ffa or fedsb, got '${opts.variant}'`);
       if (!['constant', 'cosine', 'linear'].includes(opts.schedule)) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--schedule must be constant, cosine or linear, got '${opts.schedule}'`);
@@ -251,6 +252,7 @@ export function register(program: Command): void {
           targetModules: targets, seqLen: opts.seqLen, epochs: opts.epochs, ...(opts.maxSteps === undefined ? {} : { maxSteps: opts.maxSteps }),
           batchSize: opts.batchSize, gradAccumulation: opts.gradAccum, lr: opts.lr, schedule: opts.schedule as 'constant', warmupSteps: opts.warmup,
           weightDecay: opts.weightDecay, testFraction: opts.testFraction, seed: opts.seed, ...(opts.out === undefined ? {} : { outDir: opts.out }),
+          threads: opts.threads ?? (await import('node:os')).availableParallelism(),
           ...(opts.dpSigma === undefined ? {} : { dp: { noiseMultiplier: opts.dpSigma, clipNorm: opts.dpClip!, mode: opts.dpMode as 'ghost' } }),
           onProgress: (p) => {
             const payload = { loss: Number.isFinite(p.loss) ? p.loss.toFixed(4) : '-', eps: p.examplesPerSecond.toFixed(0) };

@@ -13,6 +13,7 @@ import type { KeyPairs } from '../../privacy/keys.js';
 import { moduleSeed } from '../lora/init.js';
 import type { LoraModel } from '../lora/lora-model.js';
 import type { TrainProgress } from '../train/trainer.js';
+import type { TrainWorkerPool } from '../train/train-worker-pool.js';
 import type { BaseModel } from './base-model.js';
 import { clientDpSettings, type ClientDpSettings } from './client-dp.js';
 import type { LocalData } from './local-data.js';
@@ -70,9 +71,11 @@ export class RoundAborted extends Error {
 
 /**
  * Trains one round and returns the update payload (not yet sealed).
+ * @param parallel data-parallel worker threads holding the same base model and data (the
+ *   training worker's `--threads`); each builds the round's model from the offer. @default none
  * @throws RoundAborted when `hooks.signal` fires; FedloraError for a plan the model cannot follow
  */
-export async function trainRound(offer: Offer, base: BaseModel, data: LocalData, hooks: TrainHooks = {}): Promise<TrainedRound> {
+export async function trainRound(offer: Offer, base: BaseModel, data: LocalData, hooks: TrainHooks = {}, parallel?: TrainWorkerPool): Promise<TrainedRound> {
   const plan = offer.plan;
   const checkAbort = (): void => {
     if (hooks.signal?.aborted === true) throw new RoundAborted(String(hooks.signal.reason ?? 'aborted'));
@@ -88,6 +91,7 @@ export async function trainRound(offer: Offer, base: BaseModel, data: LocalData,
   checkAbort();
   const model = await startModel(offer, base, state);
   try {
+    await parallel?.begin({ kind: 'offer', offer }, model);
     checkAbort();
     const t = plan.training;
     const { train } = await import('../train/trainer.js');
@@ -106,6 +110,7 @@ export async function trainRound(offer: Offer, base: BaseModel, data: LocalData,
       weightDecay: t.weightDecay,
       seed: plan.seed,
       ...(dp !== null && { dp: { noiseMultiplier: dp.noiseMultiplier, clipNorm: dp.clipNorm, samplingRate: dp.samplingRate } }),
+      ...(parallel !== undefined && { parallel }),
       onProgress: (p) => {
         hooks.onStep?.(p);
         checkAbort();
@@ -131,6 +136,7 @@ export async function trainRound(offer: Offer, base: BaseModel, data: LocalData,
       ...(dp !== null && { dp: { settings: dp, steps: result.dp?.steps ?? result.steps } }),
     };
   } finally {
+    await parallel?.end().catch(() => undefined);
     model.dispose();
   }
 }

@@ -16,12 +16,14 @@ export interface TrainingWorkerSetup {
   readonly label?: string;
   readonly seqLen?: number;
   readonly backend?: BackendName;
+  /** Threads that train data-parallel (client/train/train-worker-pool.ts): this one and threads - 1 more. @default 1 */
+  readonly threads?: number;
   /** Int32Array(1) over a SharedArrayBuffer: non-zero aborts the round in training. */
   readonly abortFlag: SharedArrayBuffer;
 }
 
 export type TrainingWorkerMessage =
-  | { type: 'ready'; backend: { name: string; device: string; selfTest: { ok: boolean; maxError: number; reason?: string } } }
+  | { type: 'ready'; threads: number; backend: { name: string; device: string; selfTest: { ok: boolean; maxError: number; reason?: string } } }
   | { type: 'start'; id: number; totalSteps: number }
   | { type: 'step'; id: number; progress: TrainProgress }
   | { type: 'done'; id: number; payload: Uint8Array; metrics: Record<string, number>; examples: number; steps: number; seconds: number; dp?: unknown; initRelease?: { noiseMultiplier: number; clipNorm: number } }
@@ -43,6 +45,8 @@ async function main(): Promise<void> {
   const info = await chooseBackend(setup.backend === undefined ? {} : { backend: setup.backend });
   const model = await loadBaseModel(setup.modelDir);
   const data = await loadLocalData(setup.dataFile, model, { ...(setup.label !== undefined && { label: setup.label }), ...(setup.seqLen !== undefined && { seqLen: setup.seqLen }) });
+  const threads = Math.min(setup.threads ?? 1, data.examples);
+  const pool = threads < 2 ? undefined : await (await import('../train/train-worker-pool.js')).TrainWorkerPool.start({ threads, base: { kind: 'dir', modelDir: setup.modelDir }, source: data.source });
 
   parentPort!.on('message', (m: { type: 'train'; id: number; offer: Offer }) => {
     if (m.type !== 'train') return;
@@ -63,7 +67,7 @@ async function main(): Promise<void> {
             check();
             post({ type: 'step', id: m.id, progress });
           },
-        });
+        }, pool);
         // Copied, not transferred: the payload may be a view into a pooled buffer this thread reuses.
         post({ type: 'done', id: m.id, payload: trained.payload, metrics: { ...trained.metrics }, examples: trained.examples, steps: trained.steps, seconds: trained.seconds, ...(trained.dp !== undefined && { dp: trained.dp }), ...(trained.initRelease !== undefined && { initRelease: trained.initRelease }) });
       } catch (e) {
@@ -72,7 +76,7 @@ async function main(): Promise<void> {
       }
     })();
   });
-  post({ type: 'ready', backend: { name: info.name, device: info.device, selfTest: { ok: info.selfTest.ok, maxError: info.selfTest.maxError, ...(info.selfTest.reason !== undefined && { reason: info.selfTest.reason }) } } });
+  post({ type: 'ready', threads: pool?.threads ?? 1, backend: { name: info.name, device: info.device, selfTest: { ok: info.selfTest.ok, maxError: info.selfTest.maxError, ...(info.selfTest.reason !== undefined && { reason: info.selfTest.reason }) } } });
 }
 
 main().catch((e: unknown) => {

@@ -37,6 +37,9 @@ export class WorkerTrainer implements RoundTrainer {
   /** The worker's backend, as chooseBackend reported it there (name, device, self-test). */
   backend: { name: string; device: string; selfTest: { ok: boolean; maxError: number; reason?: string } } = { name: 'unknown', device: '', selfTest: { ok: false, maxError: NaN } };
 
+  /** Threads the worker trains with (data-parallel, client/train/train-worker-pool.ts). */
+  threads = 1;
+
   private constructor(
     private readonly worker: Worker,
     /** Int32Array(1) the worker reads at every step: non-zero aborts the round in training. */
@@ -47,7 +50,7 @@ export class WorkerTrainer implements RoundTrainer {
    * Starts the worker and waits until it has loaded the backend, the model and the data.
    * @throws the worker's FedloraError (a bad model folder or data file) when it cannot start
    */
-  static async start(options: { modelDir: string; dataFile: string; label?: string; seqLen?: number; backend?: BackendName }): Promise<WorkerTrainer> {
+  static async start(options: { modelDir: string; dataFile: string; label?: string; seqLen?: number; backend?: BackendName; threads?: number }): Promise<WorkerTrainer> {
     const abortFlag = new SharedArrayBuffer(4);
     const setup: TrainingWorkerSetup = { ...options, abortFlag };
     const worker = new Worker(workerUrl(), { workerData: setup });
@@ -57,6 +60,7 @@ export class WorkerTrainer implements RoundTrainer {
       worker.on('message', (m: TrainingWorkerMessage) => {
         if (m.type === 'ready') {
           trainer.backend = m.backend;
+          trainer.threads = m.threads;
           resolve();
         }
         else if (m.type === 'fatal') reject(asError('Error', m.code, m.message));

@@ -19,8 +19,9 @@ import { MLP_MODEL_TYPE } from '../models/mlp-config.js';
 import { MlpClassifier } from '../models/mlp.js';
 import { evaluate, type Evaluation } from './evaluate.js';
 import { train, type TrainOptions, type TrainResult } from './trainer.js';
+import { parseThreads, TrainWorkerPool } from './train-worker-pool.js';
 
-export interface LocalRunOptions extends Omit<TrainOptions, 'onProgress'> {
+export interface LocalRunOptions extends Omit<TrainOptions, 'onProgress' | 'parallel'> {
   /** Base model folder (config.json + model.safetensors). */
   readonly modelDir: string;
   /** Data file (.csv / .jsonl, optionally .gz). */
@@ -45,6 +46,12 @@ export interface LocalRunOptions extends Omit<TrainOptions, 'onProgress'> {
   readonly testFraction?: number;
   /** Where to write the PEFT adapter; none when absent. */
   readonly outDir?: string;
+  /**
+   * Threads that train data-parallel (train-worker-pool.ts): threads - 1 worker threads, each with
+   * its own backend and copy of the model, share every batch with this one. The CLI's default is
+   * the machine's cores. @default 1 (this thread alone)
+   */
+  readonly threads?: number;
   readonly onProgress?: TrainOptions['onProgress'];
 }
 
@@ -114,6 +121,19 @@ export async function fullAdapter(model: LoraModel): Promise<Adapter> {
   return { layout: model.layout(), factors: await readFactorsOf(model.modules(), 'all') };
 }
 
+/** `train` with threads - 1 worker threads building the same model from the same folder. */
+async function trainParallel(model: LoraModel, source: ExampleSource, o: LocalRunOptions, threads: number): Promise<TrainResult> {
+  const layout = model.layout();
+  const first = layout.modules[0]!;
+  const pool = await TrainWorkerPool.start({ threads, base: { kind: 'dir', modelDir: o.modelDir }, source });
+  try {
+    await pool.begin({ kind: 'build', lora: { variant: layout.variant, rank: first.rank, alpha: first.alpha, modules: [...model.modules().keys()], seed: o.seed ?? 0 } }, model);
+    return await train(model, source, { ...o, parallel: pool });
+  } finally {
+    await pool.close();
+  }
+}
+
 export async function runLocalTraining(o: LocalRunOptions): Promise<LocalRunResult> {
   const type = await modelType(o.modelDir);
   const loaded = await loadData(o.dataPath, { ...(o.label === undefined ? {} : { label: o.label }), ...(o.header === undefined ? {} : { header: o.header }) });
@@ -126,7 +146,8 @@ export async function runLocalTraining(o: LocalRunOptions): Promise<LocalRunResu
     const trainSource = makeSource(subset(data, split.train));
     const testSource = split.test.length > 0 ? makeSource(subset(data, split.test)) : undefined;
     const before = testSource === undefined ? undefined : await evaluate(model, testSource);
-    const result = await train(model, trainSource, o);
+    const threads = Math.min(parseThreads(o.threads ?? 1), split.train.length);
+    const result = threads < 2 ? await train(model, trainSource, o) : await trainParallel(model, trainSource, o, threads);
     const after = testSource === undefined ? undefined : await evaluate(model, testSource);
     if (o.outDir !== undefined) {
       await writePeftAdapterDir(o.outDir, await fullAdapter(model), { taskType: type === MLP_MODEL_TYPE ? null : 'CAUSAL_LM' });

@@ -26,8 +26,10 @@ import type { Adapter, AdapterVariant } from '../shared/adapter.js';
 import { FedloraError } from '../shared/errors.js';
 import { requireNonNegative, requirePositive } from '../privacy/argument-checks.js';
 import { nextClipNorm as nextClipNormAfter, noisyUnclippedFraction, updateNoiseMultiplier } from '../privacy/adaptive-clipping.js';
-import { clipL2 } from '../privacy/clipping.js';
+import { clipFactor, l2Distance } from '../privacy/clipping.js';
 import { addGaussianNoise } from '../privacy/gaussian.js';
+import { releaseStagedSums, stagedSums, type StagedSum } from './running-sum.js';
+import { allFinite, refuseNonFinite } from './validate-update.js';
 import { cryptoRandomSource, type RandomSource } from '../privacy/random.js';
 import type {
   AggregationReport,
@@ -175,7 +177,10 @@ export class DpFedAvgStrategy implements Strategy {
 
 class DpFedAvgRound implements RoundAggregation {
   private readonly global: TrainableVector[];
-  private readonly sums: SummedDelta[];
+  /** sum_k s_k x_k per trainable tensor (s_k the client's clip factor), added by the SIMD kernel. */
+  private readonly sums: StagedSum[];
+  /** sum_k s_k: finish subtracts (sum_k s_k) g once, giving sum_k s_k (x_k - g). */
+  private totalScale = 0;
   private unclipped = 0;
   private clipped = 0;
   count = 0;
@@ -190,7 +195,7 @@ class DpFedAvgRound implements RoundAggregation {
     private readonly random: RandomSource,
   ) {
     this.global = inner.trainableVectors(state.adapter!);
-    this.sums = this.global.map((g) => ({ path: g.path, factor: g.factor, data: new Float64Array(g.data.length) }));
+    this.sums = stagedSums(this.global.map((g) => g.data.length));
   }
 
   add(update: ClientUpdate): void {
@@ -198,7 +203,7 @@ class DpFedAvgRound implements RoundAggregation {
     this.inner.checkUpdate(this.state, update);
     const vectors = this.inner.trainableVectors(update.adapter);
     const byKey = new Map(vectors.map((v) => [`${v.path}\0${v.factor}`, v]));
-    const deltas = this.global.map((g) => {
+    const mine = this.global.map((g) => {
       const v = byKey.get(`${g.path}\0${g.factor}`);
       if (v === undefined || v.data.length !== g.data.length) {
         throw new FedloraError(
@@ -207,15 +212,21 @@ class DpFedAvgRound implements RoundAggregation {
           { source: update.source, tensor: g.tensorName },
         );
       }
-      const d = new Float32Array(g.data.length);
-      for (let i = 0; i < d.length; i++) d[i] = v.data[i]! - g.data[i]!;
-      return d;
+      return v.data;
     });
-    const { clipped, norm } = clipL2(deltas, this.clipNorm);
-    clipped.forEach((c, i) => {
-      const sum = this.sums[i]!.data;
-      for (let j = 0; j < c.length; j++) sum[j]! += c[j]!;
+    // Delta_k = x_k - g clipped to C: its norm in one pass, then s_k x_k staged into the sums (one
+    // SIMD pass that also checks x_k is finite); no copy of Delta_k is made.
+    const norm = l2Distance(mine, this.global.map((g) => g.data));
+    if (!Number.isFinite(norm)) {
+      const bad = mine.findIndex((x) => !allFinite(x));
+      refuseNonFinite(update.source, this.global[bad]!.path, this.global[bad]!.factor);
+    }
+    const scale = clipFactor(norm, this.clipNorm);
+    mine.forEach((x, i) => {
+      if (!this.sums[i]!.stage(x, scale)) refuseNonFinite(update.source, this.global[i]!.path, this.global[i]!.factor);
     });
+    for (const sum of this.sums) sum.commit();
+    this.totalScale += scale;
     if (norm <= this.clipNorm) this.unclipped++;
     else this.clipped++;
     this.count++;
@@ -229,8 +240,16 @@ class DpFedAvgRound implements RoundAggregation {
     const adaptive = this.options.adaptive;
     const countNoiseStd = adaptive ? (adaptive.countNoiseStd ?? n / 20) : 0;
     const zDelta = adaptive ? updateNoiseMultiplier(this.z, countNoiseStd) : this.z;
-    for (const s of this.sums) addGaussianNoise(s.data, zDelta * this.clipNorm, this.random);
-    const result = this.inner.aggregateSummedDeltas(this.state, this.sums, n);
+    const total = this.totalScale;
+    const sums: SummedDelta[] = this.global.map((g, i) => {
+      const data = this.sums[i]!.current;
+      const reference = g.data;
+      for (let j = 0; j < data.length; j++) data[j] -= total * reference[j]!;
+      addGaussianNoise(data, zDelta * this.clipNorm, this.random);
+      return { path: g.path, factor: g.factor, data };
+    });
+    const result = this.inner.aggregateSummedDeltas(this.state, sums, n);
+    releaseStagedSums(this.sums); // the inner strategy copied them into the new state
     let unclippedFraction: number | undefined;
     let nextClipNorm: number | undefined;
     if (adaptive) {

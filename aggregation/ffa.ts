@@ -14,7 +14,7 @@ import { scaling } from '../shared/adapter.js';
 import { FedloraError } from '../shared/errors.js';
 import { checkFrozenFactors } from './frozen-check.js';
 import { kaimingUniformA } from './kaiming.js';
-import { stagedSums, toFloat32, type StagedSum } from './running-sum.js';
+import { releaseStagedSums, stagedSums, toFloat32, type StagedSum } from './running-sum.js';
 import type { ClientInfo, ClientPlan, ClientUpdate, GlobalState, JobSpec, RoundAggregation, RoundResult, Strategy, SummedDelta, TrainableVector } from './strategy.js';
 import { applySummedDeltas, trainableVectorsOf } from './trainable-vectors.js';
 import { checkJobSpec, checkUpdate, refuseNonFinite, tensorName } from './validate-update.js';
@@ -75,6 +75,8 @@ class FfaRound implements RoundAggregation {
   /** Per module: the output scaling and the running sum of n_k (s_k / s) B_k. */
   private readonly sums = new Map<string, { scale: number; B: StagedSum }>();
   private totalExamples = 0;
+  /** Every module's sum, as stagedSums made them (released together once copied out). */
+  private allSums: StagedSum[] = [];
   count = 0;
   private finished = false;
 
@@ -89,6 +91,7 @@ class FfaRound implements RoundAggregation {
   private start(adapter: Adapter, source: string, copy: boolean): void {
     const factors = new Map<string, ModuleFactors>();
     const sums = stagedSums(adapter.layout.modules.map((m) => m.outFeatures * m.rank));
+    this.allSums = sums;
     for (const [i, m] of adapter.layout.modules.entries()) {
       const A = adapter.factors.get(m.path)?.A;
       if (A === undefined) {
@@ -131,6 +134,7 @@ class FfaRound implements RoundAggregation {
       const sum = this.sums.get(m.path)!;
       factors.set(m.path, { A: this.reference.factors.get(m.path)!.A, B: toFloat32(sum.B.current, 1 / this.totalExamples) });
     }
+    releaseStagedSums(this.allSums); // copied out above
     const aggregate: Adapter = { layout: { ...this.reference.layout, variant: 'ffa' }, factors };
     const state: GlobalState = this.state
       ? { ...this.state, round: this.state.round + 1, adapter: aggregate, lastRoundUpdate: null }

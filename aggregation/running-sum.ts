@@ -183,7 +183,8 @@ export function stagedSums(lengths: readonly number[]): StagedSum[] {
   const align = (bytes: number) => Math.ceil(bytes / 16) * 16;
   const scratchBytes = align(4 * Math.max(...lengths));
   const bytes = lengths.reduce((t, n) => t + 2 * align(8 * n), scratchBytes);
-  const memory = simdArena(bytes);
+  const pooled = takePooledArena(bytes);
+  const memory = pooled ?? simdArena(bytes);
   if (memory === null) return lengths.map(stagedZeros);
   let offset = 0;
   const sums = lengths.map((n) => {
@@ -192,5 +193,40 @@ export function stagedSums(lengths: readonly number[]): StagedSum[] {
     return { offsets, n };
   });
   const scratchOffset = offset; // one scratch for the update's tensor, shared: stage copies then adds at once
-  return sums.map(({ offsets, n }) => new SimdStagedSum({ buffer: memory.buffer, add: memory.add, scratch: new Float32Array(memory.buffer, scratchOffset, n), scratchOffset }, offsets, n));
+  const staged = sums.map(({ offsets, n }) => new SimdStagedSum({ buffer: memory.buffer, add: memory.add, scratch: new Float32Array(memory.buffer, scratchOffset, n), scratchOffset }, offsets, n));
+  // a reused memory holds the last round's numbers: the starting sums must be zero
+  if (pooled !== null) for (const sum of staged) sum.current.fill(0);
+  arenaOf.set(staged, memory);
+  return staged;
+}
+
+type Arena = { buffer: ArrayBuffer; add: SimdAdd };
+
+/** The wasm memory behind each list of sums stagedSums returned, for releaseStagedSums. */
+const arenaOf = new WeakMap<readonly StagedSum[], Arena>();
+/** Released memories, largest last; at most ARENA_POOL_SIZE are kept. */
+const arenaPool: Arena[] = [];
+const ARENA_POOL_SIZE = 2;
+
+function takePooledArena(bytes: number): Arena | null {
+  // the smallest released memory that is large enough
+  const i = arenaPool.findIndex((a) => a.buffer.byteLength >= bytes);
+  if (i < 0) return null;
+  return arenaPool.splice(i, 1)[0]!;
+}
+
+/**
+ * Hands the wasm memory of sums made by {@link stagedSums} back for the next round's sums: a fresh
+ * memory costs a page fault per 4 KiB on first touch, which on the dev machine's VM made a fresh
+ * 67 MB arena cost as much as 80 adds into a reused one (bench/aggregation.bench.ts). Call it only
+ * once nothing reads the sums (or views of `current`) any more, e.g. after copying them out in
+ * finish(); sums that are never released are simply garbage-collected.
+ */
+export function releaseStagedSums(sums: readonly StagedSum[]): void {
+  const arena = arenaOf.get(sums);
+  if (arena === undefined) return; // plain JS sums, or released already
+  arenaOf.delete(sums);
+  arenaPool.push(arena);
+  arenaPool.sort((a, b) => a.buffer.byteLength - b.buffer.byteLength);
+  if (arenaPool.length > ARENA_POOL_SIZE) arenaPool.shift(); // keep the largest
 }

@@ -1,6 +1,7 @@
 /**
  * `npm run bench noise`: the cost of the DP mechanisms on a 33 MB update (8.4 M float32 values,
- * a 7B model's q/v adapters at r = 16): Gaussian noise from the CSPRNG (privacy/gaussian.ts) and
+ * a 7B model's q/v adapters at r = 16): Gaussian noise (privacy/gaussian.ts: Ziggurat on the ChaCha20
+ * CSPRNG) and
  * flat L2 clipping (privacy/clipping.ts), against baselines measured in the same run:
  * - the same polar method fed by Math.random (insecure: the cost of the method without the CSPRNG);
  * - a plain copy of the vector (the floor of anything that writes it once).
@@ -58,8 +59,8 @@ export async function run(): Promise<void> {
   });
 
   const rate = (s: number) => `${(N / s / 1e6).toFixed(1)} M values/s (${((N * 4) / s / 1e6).toFixed(0)} MB/s)`;
-  console.log(`Gaussian noise, CSPRNG (node:crypto):   ${rate(noise)}, ${(noise * 1e3).toFixed(0)} ms per 33.5 MB update`);
-  console.log(`baseline: polar method on Math.random: ${rate(baseline)}; CSPRNG / Math.random speed ratio ${(baseline / noise).toFixed(2)}`);
+  console.log(`Gaussian noise, Ziggurat on ChaCha20:  ${rate(noise)}, ${(noise * 1e3).toFixed(0)} ms per 33.5 MB update`);
+  console.log(`baseline: polar method on Math.random: ${rate(baseline)}; ours / Math.random polar speed ratio ${(baseline / noise).toFixed(2)}`);
   console.log(`flat L2 clip (norm + scaled copy):      ${rate(clip)}, ${(clip * 1e3).toFixed(0)} ms`);
   console.log(`baseline: copy of the vector:           ${rate(copy)}; clip / copy speed ratio ${(copy / clip).toFixed(2)}`);
 }

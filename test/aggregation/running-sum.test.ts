@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { addScaled, addScaledColumns, addScaledInto, stagedZeros, toFloat32 } from '../../aggregation/running-sum.js';
+import { addScaled, addScaledColumns, addScaledInto, releaseStagedSums, SIMD_MIN_ELEMENTS, stagedSums, stagedZeros, toFloat32 } from '../../aggregation/running-sum.js';
 import { allFinite } from '../../aggregation/validate-update.js';
 
 describe('running sums', () => {
@@ -51,5 +51,28 @@ describe('running sums', () => {
     addScaledColumns(acc, 3, Float32Array.of(1, 2, 3, 4), 2, 2, 10);
     expect(Array.from(acc)).toEqual([10, 20, 0, 30, 40, 0]);
     expect(Array.from(toFloat32(Float64Array.of(1, 1 / 3), 3))).toEqual([3, Math.fround(1)]);
+  });
+
+  it('released SIMD sums lend their memory to the next round, which starts from zero', () => {
+    const lengths = [SIMD_MIN_ELEMENTS, 5];
+    const x = lengths.map((n) => Float32Array.from({ length: n }, (_, i) => (i % 7) - 3));
+    const first = stagedSums(lengths);
+    first.forEach((s, i) => {
+      expect(s.stage(x[i]!, 2)).toBe(true);
+      s.commit();
+    });
+    const firstBuffer = first[0]!.current.buffer;
+    releaseStagedSums(first);
+    const second = stagedSums(lengths);
+    expect(second[0]!.current.buffer).toBe(firstBuffer); // the same wasm memory, reused
+    for (const s of second) expect(s.current.every((v) => v === 0)).toBe(true);
+    second.forEach((s, i) => {
+      expect(s.stage(x[i]!, 3)).toBe(true);
+      s.commit();
+      expect(Array.from(s.current)).toEqual(Array.from(x[i]!, (v) => 3 * v));
+    });
+    // unreleased sums are never handed out twice
+    const third = stagedSums(lengths);
+    expect(third[0]!.current.buffer).not.toBe(second[0]!.current.buffer);
   });
 });

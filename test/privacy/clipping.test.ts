@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { clipL2, clipL2PerLayer, l2Norm, perLayerSensitivity } from '../../privacy/clipping.js';
+import { clipFactor, clipL2, clipL2PerLayer, l2Distance, l2Norm, perLayerSensitivity } from '../../privacy/clipping.js';
 import { isFedloraError } from '../../shared/errors.js';
 
 const f32 = (...xs: number[]) => new Float32Array(xs);
@@ -126,5 +126,36 @@ describe('clipL2PerLayer', () => {
 
   it('perLayerSensitivity is sqrt(sum c^2): [3, 4] -> 5', () => {
     expect(perLayerSensitivity([3, 4])).toBe(5);
+  });
+});
+
+describe('l2Distance and clipFactor (DP-FedAvg clips x - g without materialising it)', () => {
+  it('l2Distance is ||x - y|| over all vectors: [3, 0] - [0, 4] and [1] - [1] -> 5', () => {
+    expect(l2Distance([f32(3, 0), f32(1)], [f32(0, 4), f32(1)])).toBe(5);
+    expect(l2Distance([f32(3, 0, 2)], [f32(3, 0, 2)])).toBe(0);
+    expect(l2Distance([f32(1, Number.NaN)], [f32(0, 0)])).toBeNaN();
+    expect(codeOf(() => l2Distance([f32(1)], [f32(1, 2)]))).toMatch(/^FL_ERR_PRIVACY_ARGUMENT: y\[0\] must be 1 values like x\[0\]/);
+  });
+
+  it('clipFactor is 1 within the bound and just under C / norm above it', () => {
+    expect(clipFactor(0.5, 1)).toBe(1);
+    expect(clipFactor(1, 1)).toBe(1);
+    const s = clipFactor(4, 1);
+    expect(s).toBeLessThan(0.25);
+    expect(s).toBeGreaterThan(0.25 * (1 - 2 ** -27));
+    expect(codeOf(() => clipFactor(Number.POSITIVE_INFINITY, 1))).toMatch(/^FL_ERR_PRIVACY_ARGUMENT: norm must be a finite number >= 0/);
+  });
+
+  it('property: the float64 contribution s (x - y) never has a norm above C', () => {
+    fc.assert(
+      fc.property(fc.array(fc.float({ noNaN: true, noDefaultInfinity: true, min: -1e6, max: 1e6 }), { minLength: 1, maxLength: 64 }), fc.double({ min: 1e-6, max: 1e3, noNaN: true }), (xs, c) => {
+        const x = Float32Array.from(xs);
+        const y = Float32Array.from(xs, (v, i) => v * 0.5 + i);
+        const s = clipFactor(l2Distance([x], [y]), c);
+        let q = 0;
+        for (let i = 0; i < x.length; i++) q += (s * (x[i]! - y[i]!)) ** 2;
+        return Math.sqrt(q) <= c || s === 1;
+      }),
+    );
   });
 });

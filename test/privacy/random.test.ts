@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CryptoRandomSource, cryptoRandomSource, seededTestSource, type RandomSource } from '../../privacy/random.js';
+import { ChaCha20RandomSource, CryptoRandomSource, cryptoRandomSource, fillWords, seededTestSource, type RandomSource } from '../../privacy/random.js';
 
 /** Words from a source, across several of its internal refills (16,384 words each). */
 function draw(source: RandomSource, n: number): Uint32Array {
@@ -13,8 +13,22 @@ function draw(source: RandomSource, n: number): Uint32Array {
 
 describe.each([
   ['CryptoRandomSource', () => new CryptoRandomSource()],
+  ['ChaCha20RandomSource', () => new ChaCha20RandomSource()],
   ['seededTestSource', () => seededTestSource('bits')],
 ])('%s', (_name, make) => {
+  it('bulk fills are balanced too, and two fills differ (a fresh nonce per fill)', () => {
+    const source = make();
+    const a = new Uint32Array(40_000);
+    const b = new Uint32Array(40_000);
+    fillWords(source, a);
+    fillWords(source, b);
+    expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(false);
+    const ones = new Array<number>(32).fill(0);
+    for (const w of a) for (let bit = 0; bit < 32; bit++) ones[bit]! += (w >>> bit) & 1;
+    // Hoeffding per bit, t = 0.03 n: 2 exp(-72)
+    for (const c of ones) expect(Math.abs(c - a.length / 2)).toBeLessThan(0.03 * a.length);
+  });
+
   it('gives 32-bit unsigned integers with every bit position balanced, across refills', () => {
     const n = 50_000; // > 3 refills
     const words = draw(make(), n);
@@ -50,6 +64,26 @@ describe('sources', () => {
 
   it('two CSPRNG sources do not share a stream', () => {
     expect(draw(new CryptoRandomSource(), 8)).not.toEqual(draw(new CryptoRandomSource(), 8));
+    expect(draw(new ChaCha20RandomSource(), 8)).not.toEqual(draw(new ChaCha20RandomSource(), 8)); // a fresh key each
+  });
+
+  it('the seeded source gives the same stream in bulk as word by word, across refills', () => {
+    const bulk = new Uint32Array(40_000);
+    const source = seededTestSource('bulk');
+    source.nextUint32(); // start mid-block
+    fillWords(source, bulk.subarray(0, 5));
+    fillWords(source, bulk.subarray(5));
+    const words = draw(seededTestSource('bulk'), 40_001).subarray(1);
+    expect(bulk).toEqual(words);
+  });
+
+  it('the ChaCha20 stream is crypto_stream_chacha20: the known keystream for key 0, nonce 0', () => {
+    // keystream for an all-zero key and nonce (draft-agl-tls-chacha20poly1305, test vector 1)
+    const source = new ChaCha20RandomSource();
+    (source as unknown as { key: Uint8Array }).key.fill(0);
+    const out = new Uint32Array(8);
+    source.fillUint32(out);
+    expect(Buffer.from(out.buffer).toString('hex')).toBe('76b8e0ada0f13d90405d6ae55386bd28bdd219b8a08ded1aa836efcc8b770dc7');
   });
 });
 

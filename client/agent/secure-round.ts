@@ -27,6 +27,7 @@ import {
   encodeMaskedInputBinary,
   encodeMessage,
   secAggConfig,
+  signKeyFingerprint,
   type SecAggAuth,
   type SharesDelivery,
 } from '../../privacy/secagg/index.js';
@@ -80,6 +81,9 @@ export function secureVector(offer: Offer, payload: Uint8Array): { vector: Float
   return { vector, norm };
 }
 
+/** Clients whose fingerprint this process has printed. */
+const announced = new Set<string>();
+
 export class AgentSecureRound {
   private readonly client: SecAggClient;
   private delivery: SharesDelivery | null = null;
@@ -89,9 +93,9 @@ export class AgentSecureRound {
 
   constructor(
     private readonly offer: Offer & { secureAggregation: OfferSecureAggregation },
-    clientId: string,
+    private readonly clientId: string,
     private readonly io: SecureRoundIo,
-    auth: SecAggAuth,
+    private readonly auth: SecAggAuth,
   ) {
     // the offer's settings are SecAggSettings plus the client-side clip and noise
     this.client = new SecAggClient(secAggConfig(offer.secureAggregation), clientId, auth);
@@ -99,6 +103,11 @@ export class AgentSecureRound {
 
   /** Step 0: advertise this round's two public keys. */
   start(): void {
+    if (!announced.has(this.clientId)) {
+      announced.add(this.clientId);
+      // what other data owners compare, out of band, with the pins their agents log
+      this.io.info(`secure aggregation: this client's signing key fingerprint is ${signKeyFingerprint(this.auth.identity.signSecretKey.subarray(32, 64))}`);
+    }
     this.step('advertise', () => encodeMessage(this.client.advertiseKeys()));
   }
 

@@ -4,6 +4,7 @@
  *   fedlora pretrain mlp             pre-train the base mlp on a public part of a data set (digits 0-4 by default)
  *   fedlora pretrain llama           pre-train the small base llama on the WordNet glosses
  *   fedlora train                    fine-tune LoRA locally on a data file and write a PEFT adapter
+ *   fedlora eval                     accuracy / perplexity of a base model with and without a PEFT adapter
  * TensorFlow.js and the models are imported inside the actions only.
  */
 import type { Command } from 'commander';
@@ -33,6 +34,19 @@ export function parseLabelSet(value: string): Set<number> {
     for (let l = lo; l <= hi; l++) out.add(l);
   }
   return out;
+}
+
+/** A set of labels written compactly, runs as ranges: [0, 1, 2, 4] -> '0-2,4'. */
+export function formatLabelSet(labels: Iterable<number>): string {
+  const sorted = [...new Set(labels)].sort((a, b) => a - b);
+  const parts: string[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
+    parts.push(j === i ? String(sorted[i]) : `${sorted[i]}-${sorted[j]}`);
+    i = j + 1;
+  }
+  return parts.join(',');
 }
 
 /** `--header auto|yes|no` for CSV files. */
@@ -136,6 +150,9 @@ export function register(program: Command): void {
         const test = subset(data, split.test);
         const publicTrain = subset(train, indicesWithLabels(train.labels, keep));
         const publicTest = subset(test, indicesWithLabels(test.labels, keep));
+        // the labels actually trained on: --labels filters the file's, it does not add any
+        const present = [...new Set(publicTrain.labels)].sort((a, b) => a - b);
+        if (present.length === 0) throw new FedloraError('FL_ERR_DATA', `${opts.data}: no training example has one of the labels ${opts.labels} (the file has ${formatLabelSet(data.labels)}); pass --labels`, { option: 'labels' });
         const { model, result } = await pretrainMlp(publicTrain, {
           hiddenSizes: hidden, numLabels, hiddenAct: opts.act as 'relu', epochs: opts.epochs, batchSize: opts.batchSize, lr: opts.lr, seed: opts.seed,
         });
@@ -143,10 +160,10 @@ export function register(program: Command): void {
           const sha256 = await saveDenseMlp(model, opts.out);
           const ev = publicTest.labels.length > 0 ? await evaluate(model, tableSource(publicTest)) : undefined;
           const summary = {
-            out: opts.out, sha256, backend, labels: [...keep].sort((a, b) => a - b), trainExamples: publicTrain.labels.length, testExamples: publicTest.labels.length,
+            out: opts.out, sha256, backend, labels: present, numLabels, trainExamples: publicTrain.labels.length, testExamples: publicTest.labels.length,
             steps: result.steps, seconds: Number(result.seconds.toFixed(2)), finalLoss: result.losses.at(-1), heldOut: ev,
           };
-          process.stderr.write(`pre-trained mlp ${JSON.stringify(hidden)} on labels ${opts.labels}: held-out accuracy ${pct(ev?.accuracy)} (${publicTest.labels.length} examples); saved to ${opts.out}, sha256 ${sha256}\n`);
+          process.stderr.write(`pre-trained mlp ${JSON.stringify(hidden)} on labels ${formatLabelSet(present)} (${numLabels} classes in the head): held-out accuracy ${pct(ev?.accuracy)} (${publicTest.labels.length} examples); saved to ${opts.out}, sha256 ${sha256}\n`);
           process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
         } finally {
           model.dispose();
@@ -271,6 +288,32 @@ export function register(program: Command): void {
           process.stderr.write(`DP-SGD: ${d.steps} steps at sampling rate q = ${d.q.toFixed(5)}, noise multiplier ${d.noiseMultiplier}, clip ${JSON.stringify(d.clipNorm)}, sensitivity ${d.sensitivity.toFixed(4)}: (epsilon ${e.epsilon.toFixed(3)}, delta ${opts.dpDelta}) by the RDP accountant\n`);
         }
         process.stdout.write(`${JSON.stringify({ ...result, train: { ...result.train, losses: undefined, finalLoss: result.train.losses.at(-1) }, ...(privacy === undefined ? {} : { privacy }) }, null, 2)}\n`);
+      } finally {
+        await releaseBackend();
+      }
+    });
+  program
+    .command('eval')
+    .description('evaluate a base model and the base model with a PEFT adapter on a data file: accuracy (mlp) or perplexity (llama)')
+    .requiredOption('--model <dir>', 'base model folder (config.json + model.safetensors)')
+    .requiredOption('--adapter <dir>', 'PEFT adapter folder (adapter_config.json + adapter_model.safetensors), e.g. from fedlora export')
+    .requiredOption('--data <file>', 'data file: .csv or .jsonl, optionally .gz (docs/data.md)')
+    .option('--label <column>', 'label column or field')
+    .option('--header <when>', 'CSV: is the first line a header? auto (a line of numbers is data), yes or no', parseHeader, 'auto' as const)
+    .option('--labels <set>', 'classification: evaluate only on these labels, e.g. 5-9')
+    .option('--seq-len <n>', 'llama: tokens per evaluated sequence', positiveInt('--seq-len'), 128)
+    .option('--backend <name>', 'force a backend')
+    .action(async (opts: { model: string; adapter: string; data: string; label?: string; header: boolean | 'auto'; labels?: string; seqLen: number; backend?: string }) => {
+      const backend = await useBackend(opts.backend);
+      try {
+        const { evaluateAdapter } = await import('./eval.js');
+        const result = await evaluateAdapter({
+          modelDir: opts.model, adapterDir: opts.adapter, dataPath: opts.data, header: opts.header, seqLen: opts.seqLen,
+          ...(opts.label === undefined ? {} : { label: opts.label }), ...(opts.labels === undefined ? {} : { labels: parseLabelSet(opts.labels) }),
+        });
+        const ev = (e: typeof result.base): string => (e.accuracy !== undefined ? `accuracy ${pct(e.accuracy)}, loss ${e.loss.toFixed(4)}` : `perplexity ${e.perplexity!.toFixed(3)} (${e.tokens} tokens)`);
+        process.stderr.write(`backend ${backend}; ${result.base.examples} examples: base ${ev(result.base)}; base + adapter ${ev(result.adapted)}\n`);
+        process.stdout.write(`${JSON.stringify({ ...result, backend }, null, 2)}\n`);
       } finally {
         await releaseBackend();
       }

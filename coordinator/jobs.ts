@@ -197,10 +197,22 @@ export function adapterForExport(store: Store, jobId: string, rank?: number): Ex
   return { adapter: compressed.adapter, compressionError: compressed.relativeError };
 }
 
+/**
+ * PEFT's `task_type` for a job's adapter: `CAUSAL_LM` for a decoder (llama), null for the mlp
+ * classifier, which is a plain torch module and not a transformers task model (PEFT's `SEQ_CLS`
+ * would wrap a transformers sequence classifier and look for its classification head), as
+ * `fedlora train` writes it. The kind comes from the job spec, else from the module paths (a
+ * decoder's are `model.layers.N....`).
+ */
+export function exportTaskType(spec: JobSpec, adapter: Adapter): 'CAUSAL_LM' | null {
+  const kind = spec.model.kind ?? (adapter.layout.modules.every((m) => m.path.startsWith('model.layers.')) ? 'llama' : 'mlp');
+  return kind === 'llama' ? 'CAUSAL_LM' : null;
+}
+
 /** Writes the job's current adapter as a PEFT directory (adapter_config.json + adapter_model.safetensors). */
 export async function exportAdapterDir(store: Store, jobId: string, dir: string, rank?: number): Promise<ExportedAdapter> {
   const exported = adapterForExport(store, jobId, rank);
-  await writePeftAdapterDir(dir, exported.adapter);
+  await writePeftAdapterDir(dir, exported.adapter, { taskType: exportTaskType(store.requireJob(jobId).spec, exported.adapter) });
   return exported;
 }
 
@@ -209,7 +221,7 @@ export async function exportAdapterTar(store: Store, jobId: string, rank?: numbe
   const { adapter, compressionError } = adapterForExport(store, jobId, rank);
   const dir = await mkdtemp(join(tmpdir(), 'fedlora-export-'));
   try {
-    await writePeftAdapterDir(dir, adapter);
+    await writePeftAdapterDir(dir, adapter, { taskType: exportTaskType(store.requireJob(jobId).spec, adapter) });
     const mtime = Math.floor(Date.now() / 1000);
     const tar = writeUstar([
       { name: ADAPTER_CONFIG_FILE, data: new Uint8Array(await readFile(join(dir, ADAPTER_CONFIG_FILE))), mtime },

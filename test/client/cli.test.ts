@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -5,7 +6,7 @@ import { Command } from 'commander';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { readPeftAdapterDir } from '../../shared/peft.js';
 import { isFedloraError } from '../../shared/errors.js';
-import { parseDpClip, parseLabelSet, register } from '../../client/cli.js';
+import { formatLabelSet, parseDpClip, parseLabelSet, register } from '../../client/cli.js';
 
 /** Runs `fedlora <args>` with the client's commands; returns what it printed on stdout. */
 async function run(...args: string[]): Promise<string> {
@@ -50,6 +51,39 @@ describe('fedlora pretrain mlp / train', () => {
     const head = adapter.factors.get('head')!;
     expect(head.A!.length).toBe(4 * 16);
     expect(head.B!.some((v) => v !== 0)).toBe(true);
+
+    // fedlora eval: base and base + adapter on 5-9, against numpy in float64 reading the same files
+    const ev = JSON.parse(await run('eval', '--model', modelDir, '--adapter', adapterDir, '--data', 'simulations/data/digits.csv.gz', '--labels', '5-9', '--backend', 'wasm')) as {
+      task: string; adapter: { variant: string; rank: number }; base: { examples: number; accuracy: number; loss: number }; adapted: { examples: number; accuracy: number; loss: number };
+    };
+    expect(ev.task).toBe('classification');
+    expect(ev.adapter).toMatchObject({ variant: 'lora', rank: 4 });
+    const ref = JSON.parse(execFileSync('python3', ['test/client/eval_reference.py', modelDir, adapterDir, 'simulations/data/digits.csv.gz', '5,6,7,8,9'], { encoding: 'utf8' })) as {
+      examples: number; base: { accuracy: number; loss: number }; adapted: { accuracy: number; loss: number };
+    };
+    expect(ev.base.examples).toBe(ref.examples);
+    // float32 against float64: an argmax may flip on a near tie, the losses agree to ~1e-5
+    expect(Math.abs(ev.base.accuracy - ref.base.accuracy)).toBeLessThanOrEqual(1 / ref.examples);
+    expect(Math.abs(ev.adapted.accuracy - ref.adapted.accuracy)).toBeLessThanOrEqual(1 / ref.examples);
+    expect(ev.base.loss).toBeCloseTo(ref.base.loss, 3);
+    expect(ev.adapted.loss).toBeCloseTo(ref.adapted.loss, 3);
+    expect(ev.adapted.accuracy).toBeGreaterThan(ev.base.accuracy + 0.5);
+    // an adapter for another base model is refused
+    const otherBase = join(dir, 'other');
+    await run('pretrain', 'mlp', '--hidden', '16', '--epochs', '1', '--seed', '1', '--out', otherBase, '--backend', 'wasm');
+    expect(await codeOf(run('eval', '--model', otherBase, '--adapter', adapterDir, '--data', 'simulations/data/digits.csv.gz', '--backend', 'wasm'))).toBe('FL_ERR_BASE_MODEL_MISMATCH');
+  });
+
+  it('pretrain mlp reports the labels it trained on, not the --labels default', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fedlora-cli-labels-'));
+    const csv = join(dir, 'two.csv');
+    const rows = Array.from({ length: 40 }, (_, i) => [...Array.from({ length: 4 }, (_, j) => ((i * 7 + j * 3) % 11) + (i % 2) * 5), i % 2].join(','));
+    await writeFile(csv, rows.join('\n') + '\n');
+    const out = await run('pretrain', 'mlp', '--data', csv, '--hidden', '4', '--epochs', '1', '--out', join(dir, 'm'), '--backend', 'cpu');
+    const summary = JSON.parse(out) as { labels: number[]; numLabels: number };
+    expect(summary.labels).toEqual([0, 1]);
+    expect(summary.numLabels).toBe(2);
+    expect(await codeOf(run('pretrain', 'mlp', '--data', csv, '--labels', '5-9', '--hidden', '4', '--epochs', '1', '--out', join(dir, 'n'), '--backend', 'cpu'))).toBe('FL_ERR_DATA');
   });
 
   it('refuses bad arguments and data with coded errors', async () => {
@@ -91,6 +125,17 @@ describe('fedlora pretrain mlp / train', () => {
     const paths = adapter.layout.modules.map((m) => m.path);
     expect(paths.length).toBeGreaterThan(0);
     expect(paths.every((p) => /^model\.layers\.\d+\.self_attn\.(q_proj|v_proj)$/.test(p))).toBe(true);
+
+    // fedlora eval on the texts: perplexity of the base and with the adapter, over every text
+    const ev = JSON.parse(await run('eval', '--model', modelDir, '--adapter', join(dir, 'adapter'), '--data', join(dir, 'texts.jsonl'), '--seq-len', '8', '--backend', 'wasm')) as {
+      task: string; base: { examples: number; perplexity: number; loss: number; tokens: number }; adapted: { perplexity: number; loss: number; tokens: number };
+    };
+    expect(ev.task).toBe('causal-lm');
+    expect(ev.base.examples).toBe(10);
+    expect(ev.base.tokens).toBe(ev.adapted.tokens);
+    expect(ev.base.perplexity).toBeCloseTo(Math.exp(ev.base.loss), 10);
+    expect(ev.adapted.perplexity).not.toBe(ev.base.perplexity);
+    expect(Number.isFinite(ev.adapted.perplexity) && ev.adapted.perplexity > 1).toBe(true);
   });
 
   it('fedlora backend prints the chosen backend and its self-test', async () => {
@@ -105,6 +150,11 @@ describe('fedlora pretrain mlp / train', () => {
     expect(parseDpClip('A=0.5, B=1')).toEqual({ A: 0.5, B: 1 });
     expect(() => parseDpClip('0')).toThrow(/FL_ERR_PRIVACY_ARGUMENT: --dp-clip must be a positive number/);
     expect(() => parseDpClip('C=1')).toThrow(/--dp-clip must be/);
+  });
+
+  it('formats label sets compactly', () => {
+    expect(formatLabelSet([4, 0, 1, 2, 2, 7, 8])).toBe('0-2,4,7-8');
+    expect(formatLabelSet([3])).toBe('3');
   });
 
   it('parses label sets', () => {

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Command } from 'commander';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { register, configFromFlags } from '../../coordinator/cli.js';
@@ -42,6 +42,8 @@ describe('fedlora export', () => {
     const out = join(dir, 'adapter');
     await program().parseAsync(['node', 'fedlora', 'export', '--db', db, '--job', job.id, '--out', out]);
     const read = await readPeftAdapterDir(out);
+    // a decoder's adapter is a causal LM's for PEFT
+    expect(JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8')).task_type).toBe('CAUSAL_LM');
     // fedsb folds R into B on export (B' = B R); R0 = 0 in the random init, so B' = 0 and A is kept.
     const m = modules[0]!.path;
     expect([...read.factors.get(m)!.A!]).toEqual([...expected.factors.get(m)!.A!]);
@@ -53,6 +55,25 @@ describe('fedlora export', () => {
     await expect(program().parseAsync(['node', 'fedlora', 'export', '--db', db, '--job', job.id, '--out', out, '--rank', 'x'])).rejects.toSatisfy(
       (e) => isFedloraError(e, 'FL_ERR_INVALID_ARGUMENT') && /--rank/.test((e as Error).message),
     );
+  });
+
+  it("an mlp classifier's adapter has task_type null (a plain torch model, as fedlora train writes it), not CAUSAL_LM", async () => {
+    dir = mkdtempSync(join(tmpdir(), 'fedlora-export-'));
+    const db = join(dir, 'fedlora.db');
+    const store = Store.open(db);
+    const modules = [
+      { path: 'layers.0', outFeatures: 6, inFeatures: 64 },
+      { path: 'head', outFeatures: 10, inFeatures: 6 },
+    ];
+    const job = createJob(store, { ...minimalJob, model: { ...minimalJob.model, targetModules: ['layers.0', 'head'], modules } });
+    const keys = generateKeyPairs();
+    new JobRunner(job.id, { store, keys, opener: new InlineOpener(keys.box.secretKey), metrics: new CoordinatorMetrics({ defaultMetrics: false }), logger: createLogger('silent'), startGraceMs: 0 }).ensureStarted(modules);
+    store.close();
+    const out = join(dir, 'adapter');
+    await program().parseAsync(['node', 'fedlora', 'export', '--db', db, '--job', job.id, '--out', out]);
+    const config = JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8')) as { task_type: unknown; target_modules: unknown };
+    expect(config.task_type).toBeNull();
+    expect(config.target_modules).toEqual(expect.arrayContaining(['layers.0', 'head']));
   });
 
   it('refuses a database that does not exist and a job that does not', async () => {

@@ -24,11 +24,21 @@ const opts = new Command()
   .option('--warm <n>', 'untimed steps first', '3')
   .option('--read-every <n>', 'read the loss back every n steps in the second timing', '10')
   .option('--json <file>', 'write the result here')
+  .option('--flag <name=value...>', 'tfjs environment flags set after the backend, e.g. WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=200')
+  .option('--no-profile', 'skip the profiled step')
   .parse()
-  .opts<{ backend: string; model: string; batch: string; seq: string; steps: string; warm: string; readEvery: string; json?: string }>();
+  .opts<{ backend: string; model: string; batch: string; seq: string; steps: string; warm: string; readEvery: string; json?: string; flag?: string[]; profile: boolean }>();
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const info = await chooseBackend({ backend: opts.backend as 'webgpu' });
+for (const f of opts.flag ?? []) {
+  const [name, value] = f.split('=');
+  try {
+    tf.env().set(name!, Number.isNaN(Number(value)) ? value === 'true' : Number(value));
+  } catch (e) {
+    process.stderr.write(`flag ${name} not set on ${info.name}: ${e instanceof Error ? e.message : String(e)}\n`);
+  }
+}
 const [B, T, steps, warm, readEvery] = [Number(opts.batch), Number(opts.seq), Number(opts.steps), Number(opts.warm), Number(opts.readEvery)];
 const { model: base, config } = await loadLlamaCheckpoint(opts.model, { hash: false });
 const model = LlamaLoraModel.attach(base, { targetModules: ['q_proj', 'v_proj'], variant: 'lora', rank: 16, alpha: 32, seed: 1 });
@@ -85,7 +95,7 @@ for (let i = 0; i < steps; i++) {
   fwdTimes.push(performance.now() - t0);
 }
 // One profiled step: kernels by name; kernelTimeMs is a GPU timestamp where the backend has them.
-const profile = await tf.profile(() => step());
+const profile = opts.profile ? await tf.profile(() => step()) : { kernels: [], newTensors: 0, newBytes: 0, peakBytes: 0 };
 const byKernel = new Map<string, { count: number; ms: number }>();
 for (const k of profile.kernels) {
   const ms = Number(await k.kernelTimeMs);
@@ -97,6 +107,7 @@ for (const k of profile.kernels) {
 const kernels = [...byKernel].map(([name, e]) => ({ name, count: e.count, ms: Number(e.ms.toFixed(2)) })).sort((a, b) => b.ms - a.ms || b.count - a.count);
 const result = {
   backend: `${info.name} on ${info.device}`,
+  flags: opts.flag ?? [],
   model: opts.model,
   shape: `hidden ${config.hiddenSize}, ${config.numLayers} layers, ${config.numHeads}/${config.numKvHeads} heads, vocab ${config.vocabSize}`,
   batch: B, seq: T,

@@ -102,6 +102,16 @@ step() {
   echo "step exit $?"
 }
 
+# tfjs webgpu settings that change the dispatch overhead (submits per step), timed on one folder.
+flags() {
+  say "flags: the LoRA step under tfjs webgpu settings"
+  smollm
+  for f in 15 100 1000; do
+    node --import tsx tools/gpu/lora-step.ts --backend webgpu --model "$W/models/smollm-135m" --batch 4 --seq 256 --steps 6 --warm 2 --no-profile \
+      --flag WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=$f --json "$OUT/flags-submit-$f.json" | cut -c1-400
+  done
+}
+
 for s in $STAGES; do "$s"; done
 python3 tools/gpu/table.py "$OUT" > "$OUT/table.md" 2>/dev/null && cat "$OUT/table.md"
 say done

@@ -15,76 +15,24 @@
  * user-level DP noise and secure aggregation cannot apply (aggregateIsSum = false); use client-side
  * DP-SGD. Memory is O(sum of the round's updates) by definition of the stack.
  *
- * State: `lastRoundUpdate` = the round's stack (what clients merge next); `adapter` = the sum of all
- * stacks so far (null before round 1).
+ * State: `lastRoundUpdate` = the round's stack; `adapter` = the sum of all stacks so far (null
+ * before round 1), their concatenation in round order; `floraRanks` = the rank each round added
+ * to each module, so that the rounds a client lacks are a range of the accumulated factors.
+ *
+ * Downlink (issue 12): a client is offered only what it lacks ({@link floraOffer}): the stacks of
+ * the rounds after those it has merged (the round's stack for an up-to-date client), as a range of
+ * the accumulated adapter's rows and columns. Per module that costs c (m + n) r per missed round;
+ * the client keeps what it merged (client/agent/flora-merged.ts).
  */
+export { concatenateAdapters, stackParts };
 import type { Adapter, AdapterModule, ModuleFactors } from '../shared/adapter.js';
 import { scaling } from '../shared/adapter.js';
 import { FedloraError } from '../shared/errors.js';
+import { commonScale, concatenateAdapters, sliceStack, stackParts } from '../shared/lora-stack.js';
 import { truncateLowRank } from './low-rank.js';
 import type { ClientInfo, ClientPlan, ClientUpdate, GlobalState, JobSpec, RoundAggregation, RoundResult, Strategy, SummedDelta, TrainableVector } from './strategy.js';
 import { trainableVectorsOf } from './trainable-vectors.js';
 import { checkJobSpec, checkUpdate } from './validate-update.js';
-
-/** One low-rank term coef * B @ A to stack; A [rank, n], B [m, rank]. */
-interface StackPart {
-  readonly A: Float32Array;
-  readonly B: Float32Array;
-  readonly rank: number;
-  /** The term's full factor: the stacked adapter's s times its A rows' multiplier. */
-  readonly coef: number;
-}
-
-/**
- * Concatenates terms into one adapter module: A rows fround((coef_k / s) A_k), B columns B_k, so
- * s B_stack A_stack = sum_k coef_k B_k A_k.
- */
-export function stackParts(parts: readonly StackPart[], m: number, n: number, s: number): { A: Float32Array; B: Float32Array; rank: number } {
-  const rank = parts.reduce((t, p) => t + p.rank, 0);
-  const A = new Float32Array(rank * n);
-  const B = new Float32Array(m * rank);
-  let offset = 0;
-  for (const p of parts) {
-    const c = p.coef / s;
-    const base = offset * n;
-    for (let i = 0; i < p.rank * n; i++) A[base + i] = c * p.A[i]!;
-    for (let row = 0; row < m; row++) B.set(p.B.subarray(row * p.rank, (row + 1) * p.rank), row * rank + offset);
-    offset += p.rank;
-  }
-  return { A, B, rank };
-}
-
-/** The common scaling of terms, or 1 when they differ. */
-function commonScale(scales: readonly number[]): number {
-  return scales.every((v) => v === scales[0]) ? scales[0]! : 1;
-}
-
-/** The sum of two adapters with the same modules as one adapter: the concatenation of their factors. */
-export function concatenateAdapters(first: Adapter, second: Adapter): Adapter {
-  const modules: AdapterModule[] = [];
-  const factors = new Map<string, ModuleFactors>();
-  for (const m2 of second.layout.modules) {
-    const m1 = first.layout.modules.find((x) => x.path === m2.path);
-    const f1 = first.factors.get(m2.path);
-    const f2 = second.factors.get(m2.path)!;
-    if (m1 === undefined || f1?.A === undefined || f1.B === undefined || m1.outFeatures !== m2.outFeatures || m1.inFeatures !== m2.inFeatures) {
-      throw new FedloraError('FL_ERR_AGGREGATION_INPUT', `flora: module '${m2.path}' of the round does not match the accumulated adapter`);
-    }
-    const s = commonScale([scaling(m1), scaling(m2)]);
-    const stacked = stackParts(
-      [
-        { A: f1.A, B: f1.B, rank: m1.rank, coef: scaling(m1) },
-        { A: f2.A!, B: f2.B!, rank: m2.rank, coef: scaling(m2) },
-      ],
-      m2.outFeatures,
-      m2.inFeatures,
-      s,
-    );
-    modules.push({ ...m2, rank: stacked.rank, alpha: s * stacked.rank });
-    factors.set(m2.path, { A: stacked.A, B: stacked.B });
-  }
-  return { layout: { ...second.layout, modules }, factors };
-}
 
 export interface CompressedAdapter {
   /** Rank-k factors with alpha = k (s = 1). */
@@ -221,9 +169,52 @@ class FloraRound implements RoundAggregation {
     const spec = this.state?.spec;
     const stack: Adapter = { layout: { variant: 'lora', modules, baseModelName: spec?.baseModelName, baseModelSha256: spec?.baseModelSha256 }, factors };
     const accumulated = this.state?.adapter ? concatenateAdapters(this.state.adapter, stack) : stack;
+    const floraRanks: Record<string, number[]> = {};
+    for (const m of modules) floraRanks[m.path] = [...(this.state?.floraRanks?.[m.path] ?? []), m.rank];
     const state: GlobalState = this.state
-      ? { ...this.state, round: this.state.round + 1, adapter: accumulated, lastRoundUpdate: stack }
-      : { strategy: 'flora', round: 1, seed: '', spec: { modules: this.order }, adapter: accumulated, lastRoundUpdate: stack };
+      ? { ...this.state, round: this.state.round + 1, adapter: accumulated, lastRoundUpdate: stack, floraRanks }
+      : { strategy: 'flora', round: 1, seed: '', spec: { modules: this.order }, adapter: accumulated, lastRoundUpdate: stack, floraRanks };
     return { state, aggregate: stack, report: { strategy: 'flora', clients: this.count, totalExamples: this.totalExamples } };
   }
+}
+
+/** What a FLoRA offer carries: the stacks of rounds [from, through) of the accumulated adapter. */
+export interface FloraOffer {
+  /** The stacks to merge (their sum, stacked), or null when there is nothing to merge. */
+  readonly adapter: Adapter | null;
+  /** The first round (0-based count of stacks the client already has) the adapter holds. */
+  readonly from: number;
+  /** Rounds aggregated so far: the client has merged every stack once it merged these. */
+  readonly through: number;
+  /** Per module, the rank each round in [from, through) added (how to split the adapter). */
+  readonly ranks: Readonly<Record<string, readonly number[]>>;
+}
+
+/**
+ * The part of FLoRA's accumulated adapter a client that has merged the first `merged` rounds
+ * lacks: rounds [merged, state.round) (the round's stack for an up-to-date client, everything for a
+ * new one). A state without per-round ranks (written before they were kept) offers everything.
+ * @param merged rounds the client has merged, 0 <= merged; above state.round counts as 0 (a
+ *   client ahead of the coordinator's state cannot be right)
+ */
+export function floraOffer(state: GlobalState, merged: number): FloraOffer {
+  const through = state.round;
+  const accumulated = state.adapter;
+  const ranks = state.floraRanks;
+  const from = ranks !== undefined && Number.isInteger(merged) && merged >= 0 && merged <= through ? merged : 0;
+  if (accumulated === null || from === through) return { adapter: null, from: through, through, ranks: {} };
+  if (ranks === undefined) {
+    const all = Object.fromEntries(accumulated.layout.modules.map((m) => [m.path, [m.rank]]));
+    return { adapter: accumulated, from: 0, through, ranks: all };
+  }
+  const ranges = new Map<string, readonly [number, number]>();
+  const offered: Record<string, number[]> = {};
+  for (const m of accumulated.layout.modules) {
+    const r = ranks[m.path];
+    if (r === undefined || r.length !== through) throw new FedloraError('FL_ERR_AGGREGATION_INPUT', `flora: the state records ${r?.length ?? 0} rounds of ranks for module '${m.path}', expected ${through}`);
+    const start = r.slice(0, from).reduce((t, v) => t + v, 0);
+    ranges.set(m.path, [start, m.rank]);
+    offered[m.path] = r.slice(from);
+  }
+  return { adapter: sliceStack(accumulated, ranges), from, through, ranks: offered };
 }

@@ -61,6 +61,8 @@ export interface GlobalState {
   readonly lastRoundUpdate: Adapter | null;
   /** The clipping norm DP-FedAvg's adaptive clipping chose for the next round (dp-fedavg.ts), when used. */
   readonly dpClipNorm?: number;
+  /** flora: per module path, the rank each round's stack added to `adapter` (flora.ts floraOffer). */
+  readonly floraRanks?: Readonly<Record<string, readonly number[]>>;
 }
 
 /** A client as the planner sees it. */

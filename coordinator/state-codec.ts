@@ -26,6 +26,8 @@ interface StateMeta {
   readonly last: AdapterLayout | null;
   /** DP-FedAvg's adaptive clipping norm for the next round, when used. */
   readonly dpClipNorm?: number;
+  /** FLoRA's per-round ranks of each module's accumulated stack. */
+  readonly floraRanks?: Readonly<Record<string, readonly number[]>>;
 }
 
 function prefixed(prefix: string, adapter: Adapter | null): Tensor[] {
@@ -59,6 +61,7 @@ export function encodeGlobalState(state: GlobalState): StateBlob {
     adapter: state.adapter?.layout ?? null,
     last: state.lastRoundUpdate?.layout ?? null,
     ...(state.dpClipNorm !== undefined && { dpClipNorm: state.dpClipNorm }),
+    ...(state.floraRanks !== undefined && { floraRanks: state.floraRanks }),
   };
   return { meta, payload: encodeSafetensors([...prefixed('adapter/', state.adapter), ...prefixed('last/', state.lastRoundUpdate)]) };
 }
@@ -82,6 +85,7 @@ export function decodeGlobalState(blob: StateBlob): GlobalState {
     adapter: rebuild(meta.adapter, 'adapter/', byName),
     lastRoundUpdate: rebuild(meta.last, 'last/', byName),
     ...(meta.dpClipNorm !== undefined && { dpClipNorm: meta.dpClipNorm }),
+    ...(meta.floraRanks !== undefined && { floraRanks: meta.floraRanks }),
   };
 }
 

@@ -47,6 +47,7 @@ import { AgentSecureRound, PEER_PINS_FILE } from './secure-round.js';
 import { pinnedPeerTrust } from '../../privacy/secagg/peer-pins.js';
 import { join } from 'node:path';
 import type { StateFolder } from './state-folder.js';
+import { FloraMerged } from './flora-merged.js';
 import type { AgentSummary, RefusedUpdate } from './summary.js';
 
 export interface AgentOptions {
@@ -121,6 +122,8 @@ export class ClientAgent {
   private coordinatorSignPublicKey: Uint8Array | null = null;
   private connectTimer: NodeJS.Timeout | undefined;
   private work: RoundWork | null = null;
+  /** FLoRA: the rounds this client has merged, in its state folder. */
+  private readonly floraMerged: FloraMerged;
   private trainingChain: Promise<void> = Promise.resolve();
   private done = false;
   private connections = 0;
@@ -146,6 +149,7 @@ export class ClientAgent {
     this.options = options;
     this.progress = options.progress ?? quietProgress();
     this.trainer = options.trainer ?? inProcessTrainer(options.model, options.data);
+    this.floraMerged = new FloraMerged(options.state.dir);
     this.origin = coordinatorOrigin(options.coordinatorUrl);
     const record = options.state.enrolment(this.origin, options.jobId);
     this.jobId = options.jobId ?? record?.jobId ?? null;
@@ -367,7 +371,8 @@ export class ClientAgent {
     const { offer } = work;
     const progress = this.progress;
     try {
-      const outcome = await this.trainer.train(offer, {
+      // FLoRA: the offer holds only the rounds this client lacks; train on all of them (flora-merged.ts)
+      const outcome = await this.trainer.train(this.floraMerged.resolve(offer), {
         signal: work.abort.signal,
         onStart: (steps) => progress.roundStart(offer.round, offer.attempt, steps),
         onStep: (p) => progress.step(p),

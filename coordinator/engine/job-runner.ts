@@ -30,6 +30,7 @@ import type { Store, UpdateRecord } from '../store/store.js';
 import type { CoordinatorMetrics } from '../metrics.js';
 import type { Logger } from '../logger.js';
 import { decodeGlobalState, encodeGlobalState, encodeOfferedAdapter } from '../state-codec.js';
+import { floraOffer } from '../../aggregation/flora.js';
 import { jobStrategy, strategySpecOf } from '../jobs.js';
 import type { ClientLink } from './client-link.js';
 import type { UpdateOpener } from './update-opener.js';
@@ -56,6 +57,8 @@ interface Offered {
   readonly strategyPlan: ClientPlan;
   /** The client's deterministic key (clientKey), the order updates are aggregated in. */
   readonly key: string;
+  /** FLoRA: this client's own offered state (only the rounds it lacks) and the rounds it then has merged. */
+  readonly flora?: { readonly stateBytes: Uint8Array; readonly through: number };
   status: 'offered' | 'accepted';
 }
 
@@ -74,6 +77,8 @@ interface Attempt {
    */
   readonly accepted: Array<{ readonly key: string; readonly update?: ClientUpdate; readonly examples: number; readonly metrics: Readonly<Record<string, number>> }>;
   readonly records: UpdateRecord[];
+  /** Bytes of the states offered in this attempt (the downlink), for the round record. */
+  bytesDown: number;
   readonly nonces: Array<{ nonce: string; clientId: string }>;
   readonly maxUpdateBytes: number;
   /** Encoded once per attempt: every selected client gets the same global state bytes. */
@@ -103,6 +108,8 @@ export class JobRunner {
   private readonly deps: RunnerDeps;
   private readonly log: Logger;
   private readonly links = new Map<string, ClientLink>();
+  /** FLoRA: per client key, the rounds it has merged (known from its accepted updates; reset when it reconnects). */
+  private readonly floraMerged = new Map<string, number>();
   private readonly nonces: NonceStore;
   private readonly memoryNonces = new MemoryNonceStore();
   private state: GlobalState | null = null;
@@ -175,6 +182,8 @@ export class JobRunner {
     const previous = this.links.get(link.clientId);
     if (previous !== undefined && previous !== link) previous.close();
     this.links.set(link.clientId, link);
+    // FLoRA: a (re)connected agent may have lost what it merged; its next offer holds every round
+    this.floraMerged.delete(clientKey(link.tokenIndex));
     this.ensureStarted(modules);
     this.changed();
     // A selected client that reconnects mid-round gets its offer again.
@@ -342,14 +351,23 @@ export class JobRunner {
       ? infos.map((c) => ({ clientId: c.id, modules: strategySpec!.modules, variant: 'fedsb', trainable: ['R'], start: 'global', mergeFirst: null }))
       : this.strategy.plan(this.state, infos);
     // FLoRA: clients merge the sum of every earlier round into pristine base weights (docs/protocol.md).
-    const offeredAdapter = this.state?.adapter ?? null;
+    // (FLoRA's offers are per client, below: only the rounds each one lacks)
+    const offeredAdapter = this.spec.strategy === 'flora' ? null : (this.state?.adapter ?? null);
     const stateBytes = encodeOfferedAdapter(offeredAdapter);
     const deadline = startedAt + this.spec.roundDeadlineSeconds * 1000;
     const offers = new Map<string, Offered>();
     let maxUpdateBytes = 0;
     for (const p of plans) {
       const key = clientKey(this.links.get(p.clientId)!.tokenIndex);
-      const plan = init ? this.initPlan(this.wirePlan(p, round, key)) : this.wirePlan(p, round, key);
+      let plan = init ? this.initPlan(this.wirePlan(p, round, key)) : this.wirePlan(p, round, key);
+      if (!init && p.start === 'fresh' && this.state !== null && this.spec.strategy === 'flora') {
+        // FLoRA: only the rounds this client has not merged (flora.ts floraOffer)
+        const f = floraOffer(this.state, this.floraMerged.get(key) ?? 0);
+        plan = { ...plan, extra: { ...plan.extra, flora: { from: f.from, through: f.through, ranks: f.ranks } } };
+        offers.set(p.clientId, { plan, strategyPlan: p, status: 'offered', key, flora: { stateBytes: encodeOfferedAdapter(f.adapter), through: f.through } });
+        maxUpdateBytes = Math.max(maxUpdateBytes, updateSizeBound(plan));
+        continue;
+      }
       offers.set(p.clientId, { plan, strategyPlan: p, status: 'offered', key });
       maxUpdateBytes = Math.max(maxUpdateBytes, updateSizeBound(plan));
     }
@@ -364,6 +382,7 @@ export class JobRunner {
       aggregation: this.state === null ? new FedSbGradientSum(strategySpec!, String(this.spec.seed), fedsbInitStep(this.spec.training)) : this.strategy.begin(this.state),
       accepted: [],
       records: [],
+      bytesDown: 0,
       nonces: [],
       maxUpdateBytes,
       stateBytes,
@@ -458,8 +477,10 @@ export class JobRunner {
   }
 
   private sendOffer(link: ClientLink, a: Attempt, plan: Plan): void {
-    link.emit('offer', { jobId: this.jobId, round: a.round, attempt: a.attempt, plan, deadline: a.deadline, maxUpdateBytes: a.maxUpdateBytes, state: a.stateBytes, ...(a.secureOffer !== null && { secureAggregation: a.secureOffer }) });
-    this.deps.metrics.offerBytes.inc(a.stateBytes.length);
+    const stateBytes = a.offers.get(link.clientId)?.flora?.stateBytes ?? a.stateBytes;
+    link.emit('offer', { jobId: this.jobId, round: a.round, attempt: a.attempt, plan, deadline: a.deadline, maxUpdateBytes: a.maxUpdateBytes, state: stateBytes, ...(a.secureOffer !== null && { secureAggregation: a.secureOffer }) });
+    this.deps.metrics.offerBytes.inc(stateBytes.length);
+    a.bytesDown += stateBytes.length;
   }
 
   // ------------------------------------------------------------------ updates
@@ -506,6 +527,8 @@ export class JobRunner {
       a.aggregation.add(decoded.update);
       a.accepted.push({ key: offered.key, ...(this.spec.deterministicAggregation && { update: decoded.update }), examples: decoded.update.numExamples, metrics: decoded.metrics });
       offered.status = 'accepted';
+      // it trained on the merged rounds, so it has them: its next offer starts after them
+      if (offered.flora !== undefined) this.floraMerged.set(offered.key, offered.flora.through);
       const now = Date.now();
       a.lastAcceptedAt = now;
       a.examples += decoded.update.numExamples;
@@ -627,6 +650,10 @@ export class JobRunner {
   private commit(a: Attempt, reason: string, participants: readonly string[], result: RoundResult, metrics: Record<string, number>, ledger: LedgerState | null): void {
     try {
       if (ledger !== null) metrics.epsilon = spentEpsilon(ledger, this.jobId);
+      // traffic of the committed attempt, for the dashboard's round table
+      metrics.offered = a.offers.size;
+      metrics.bytes_up = a.records.reduce((s, r) => s + r.bytes, 0);
+      metrics.bytes_down = a.bytesDown;
       const committedAt = Date.now();
       const job = this.deps.store.commitRound({
         jobId: this.jobId,

@@ -114,12 +114,33 @@ describe('dashboard page in a real browser (Playwright, headless chromium)', () 
       }
       expect(await textOf(job)).toContain(`loss (last ${ROUND_METRICS[round]!.loss.toPrecision(4)})`);
       expect(await textOf(job)).toContain(`accuracy (last ${ROUND_METRICS[round]!.accuracy.toPrecision(4)})`);
+      // The charts have axes: the unit on the y axis, 'round' and the round numbers on the x axis.
+      const loss = p.locator(`${job} svg[data-metric="loss"]`);
+      expect(await loss.locator('line.axis').count()).toBe(2);
+      expect(await loss.locator('text.axis-label-y').textContent()).toBe('loss (nats per example)');
+      expect(await loss.locator('text.axis-label-x').textContent()).toBe('round');
+      expect(await loss.locator('text.tick-x').allTextContents()).toEqual(Array.from({ length: round + 1 }, (_, i) => String(i)));
+      expect(await p.locator(`${job} svg[data-metric="accuracy"] text.axis-label-y`).textContent()).toBe('accuracy (fraction correct)');
+      // The round table: participants, dropped (offered - participants), refused, bytes up (the
+      // envelopes the store recorded for the round), bytes down (the states the clients were
+      // offered), duration and epsilon spent after the round.
+      const records = h!.coordinator.store.updates(jobId, round);
+      const up = records.reduce((sum, r) => sum + r.bytes, 0);
+      const down = offers.reduce((sum, [, o]) => sum + o.state.byteLength, 0);
+      const kib = (n: number) => (n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1048576).toFixed(2)} MiB`);
+      const cells = await p.locator(`${job} table.rounds tr[data-round="${round}"] td`).allTextContents();
+      expect(cells.slice(0, 6)).toEqual([String(round), '2', '0', round === 0 ? '1' : '0', kib(up), kib(down)]);
+      expect(cells[6]).toMatch(/^\d+\.\d s$/);
+      const committed = (await h!.api('GET', `/api/jobs/${jobId}`)).json as { roundsDetail: Array<{ metrics: { epsilon: number } }> };
+      expect(cells[7]).toBe(committed.roundsDetail[round]!.metrics.epsilon.toPrecision(4));
+      expect(up).toBeGreaterThan(0);
       // Privacy spent: the accountant's epsilon for q = k / N = 2 / 3 after round + 1 rounds
       // (McMahan et al. 2018), printed to 4 significant digits, against the budget.
       const epsilon = epsilonOfSampledGaussian(2 / 3, NOISE, round + 1, DELTA).epsilon;
       await p.locator(`${job} div`, { hasText: `privacy: epsilon ${epsilon.toPrecision(4)} of ${BUDGET} at delta ${DELTA}` }).waitFor();
       const fill = (await p.locator(`${job} .bar > span`).getAttribute('style')) ?? '';
       expect(parseFloat(/width:\s*([\d.]+)%/.exec(fill)?.[1] ?? 'NaN')).toBeCloseTo((100 * epsilon) / BUDGET, 1);
+
     }
 
     // The refusal, by reason code, and the end of the job.
@@ -134,6 +155,30 @@ describe('dashboard page in a real browser (Playwright, headless chromium)', () 
     const keep = process.env.FEDLORA_DASHBOARD_PNG;
     if (keep !== undefined && keep !== '') copyFileSync(join(shots!, 'dashboard.png'), keep);
   }, 30_000);
+
+  it("a llama-style job whose clients report train_loss only: the page charts 'train loss', not 'loss: no rounds yet'", async () => {
+    const p = await browser!.newPage();
+    p.setDefaultTimeout(15_000);
+    const body = { strategy: 'fedavg', rounds: 1, clientsPerRound: 2, minClients: 2, overSelection: 0, rank: 2, seed: 5, model: { sha256: SHA, targetModules: ['q_proj'] } };
+    const jobId = CreateJobResponseSchema.parse((await h!.api('POST', '/api/jobs', body)).json).id;
+    const job = `[data-job="${jobId}"]`;
+    await p.goto(`${h!.coordinator.url}/dashboard#token=${ADMIN}`);
+    await p.locator(job, { hasText: 'loss: no rounds yet' }).waitFor();
+    const cs = await enrolTestClients(h!.api, h!.coordinator.url, { jobId, sha256: SHA, modules, n: 2, track: clients });
+    const offers = await TestClient.offersFrom(cs, 2);
+    const acks = await Promise.all(offers.map(([c, o]) => c.send(o, TestClient.payload(o, () => 1, 5, { train_loss: 3.25 }))));
+    expect(acks.every((a) => a.ok)).toBe(true);
+    await p.locator(`${job} .status-completed`, { hasText: 'completed' }).waitFor();
+    const text = await textOf(job);
+    expect(text).toContain('train loss (last 3.250)');
+    expect(text).not.toContain('no rounds yet');
+    const chart = p.locator(`${job} svg[data-metric="train_loss"]`);
+    expect(await chart.locator('circle').count()).toBe(1);
+    expect(await chart.locator('text.axis-label-y').textContent()).toBe('train loss (nats per token)');
+    expect(await p.locator(`${job} table.rounds tr[data-round="0"] td`).nth(1).textContent()).toBe('2');
+    await p.close();
+  }, 30_000);
+
   it('says that a job aggregates securely and how many clients dropped in each round', async () => {
     // a page of its own: the first test's page is at /dashboard already, and a hash change does not reload it
     const p = await browser!.newPage();

@@ -45,8 +45,9 @@ async function main(): Promise<void> {
   const info = await chooseBackend(setup.backend === undefined ? {} : { backend: setup.backend });
   const model = await loadBaseModel(setup.modelDir);
   const data = await loadLocalData(setup.dataFile, model, { ...(setup.label !== undefined && { label: setup.label }), ...(setup.seqLen !== undefined && { seqLen: setup.seqLen }) });
-  const threads = Math.min(setup.threads ?? 1, data.examples);
-  const pool = threads < 2 ? undefined : await (await import('../train/train-worker-pool.js')).TrainWorkerPool.start({ threads, base: { kind: 'dir', modelDir: setup.modelDir }, source: data.source });
+  const { threadsForBackend, TrainWorkerPool } = await import('../train/train-worker-pool.js');
+  const threads = Math.min(threadsForBackend(setup.threads ?? 1, info.name), data.examples);
+  const pool = threads < 2 ? undefined : await TrainWorkerPool.start({ threads, base: { kind: 'dir', modelDir: setup.modelDir }, source: data.source });
 
   parentPort!.on('message', (m: { type: 'train'; id: number; offer: Offer }) => {
     if (m.type !== 'train') return;

@@ -4,6 +4,7 @@
  * the adapter as a PEFT directory. The same steps the agent runs in a round, without the
  * coordinator: a dry run before joining a federation, and a tool for experiments.
  */
+import * as tf from '@tensorflow/tfjs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Adapter, AdapterVariant } from '../../shared/adapter.js';
@@ -19,7 +20,7 @@ import { MLP_MODEL_TYPE } from '../models/mlp-config.js';
 import { MlpClassifier } from '../models/mlp.js';
 import { evaluate, type Evaluation } from './evaluate.js';
 import { train, type TrainOptions, type TrainResult } from './trainer.js';
-import { parseThreads, TrainWorkerPool } from './train-worker-pool.js';
+import { parseThreads, threadsForBackend, TrainWorkerPool } from './train-worker-pool.js';
 
 export interface LocalRunOptions extends Omit<TrainOptions, 'onProgress' | 'parallel'> {
   /** Base model folder (config.json + model.safetensors). */
@@ -146,7 +147,7 @@ export async function runLocalTraining(o: LocalRunOptions): Promise<LocalRunResu
     const trainSource = makeSource(subset(data, split.train));
     const testSource = split.test.length > 0 ? makeSource(subset(data, split.test)) : undefined;
     const before = testSource === undefined ? undefined : await evaluate(model, testSource);
-    const threads = Math.min(parseThreads(o.threads ?? 1), split.train.length);
+    const threads = Math.min(threadsForBackend(parseThreads(o.threads ?? 1), tf.getBackend()), split.train.length);
     const result = threads < 2 ? await train(model, trainSource, o) : await trainParallel(model, trainSource, o, threads);
     const after = testSource === undefined ? undefined : await evaluate(model, testSource);
     if (o.outDir !== undefined) {

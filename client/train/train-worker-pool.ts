@@ -109,6 +109,15 @@ export function shardIndices(indices: ArrayLike<number>, parts: number): Int32Ar
 }
 
 /** The thread count `--threads` asks for: a positive integer. */
+/**
+ * The threads that actually train on a backend: data-parallel workers exist for the single-threaded
+ * CPU backends (wasm, cpu). A GPU backend (webgpu, tensorflow) trains on one thread: more would put
+ * one more model copy and one more device per thread on the same GPU for no gain.
+ */
+export function threadsForBackend(requested: number, backend: string): number {
+  return backend === 'wasm' || backend === 'cpu' ? requested : 1;
+}
+
 export function parseThreads(value: string | number, flag = '--threads'): number {
   const n = typeof value === 'number' ? value : Number(value);
   if (!Number.isInteger(n) || n < 1) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `${flag} must be a positive integer, got ${String(value)}`);

@@ -3,7 +3,7 @@
 # (docs/verification.md). Build the carry here with `bash tools/gpu/pack.sh`, carry `.gpu`, and run
 # from the repository root there:
 #
-#   bash tools/gpu/run.sh [stage ...]      stages: setup backend verify families sizes step (default: all but step)
+#   bash tools/gpu/run.sh [stage ...]      stages: setup backend verify families sizes step flags cpu (default: the first six)
 #
 # Results go to $OUT (default out/gpu): one JSON per stage and table.md, the table for
 # docs/verification.md. python3 there must have torch, transformers and peft (they write the
@@ -110,6 +110,13 @@ flags() {
     node --import tsx tools/gpu/lora-step.ts --backend webgpu --model "$W/models/smollm-135m" --batch 4 --seq 256 --steps 6 --warm 2 --no-profile \
       --flag WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=$f --json "$OUT/flags-submit-$f.json" | cut -c1-400
   done
+}
+
+# Issue 13's CPU side on the GPU machine's cores: our data-parallel wasm threads, and PyTorch CPU.
+cpu() {
+  say "cpu: data-parallel wasm threads vs PyTorch + PEFT on the CPU cores"
+  THREADS_BENCH_THREADS=${CPU_THREADS:-1,4,16} THREADS_BENCH_BATCH=32 THREADS_BENCH_STEPS=2 timeout 300 node --import tsx bench/run.ts threads 2>&1 | tee "$OUT/cpu-threads.txt"
+  CUDA_VISIBLE_DEVICES= timeout 150 python3 tools/gpu/torch_cpu_step.py --shape bench-llama --threads ${CPU_THREADS:-1,4,16} --batch 32 --seq 128 2>&1 | tee "$OUT/cpu-torch.txt"
 }
 
 for s in $STAGES; do "$s"; done

@@ -2,7 +2,7 @@
  * `fedlora secagg simulate`: one secure aggregation round with every client in this process, to
  * try settings (degree, threshold, dropouts) before a job uses them.
  *   fedlora secagg simulate --clients N --length L [--degree K] [--threshold T] [--dropout RATE]
- *     [--step advertise|shareKeys|maskedInput|unmasking] [--clip-range C] [--quant-range Q] [--json]
+ *     [--step advertise|shareKeys|maskedInput|consistency|unmasking] [--clip-range C] [--quant-range Q] [--json]
  * Prints the settings, who dropped, the largest error against the plain float64 sum and the
  * bound, bytes per client and the time. A round that cannot recover fails with its coded error
  * (exit 1); bad arguments throw FL_ERR_INVALID_ARGUMENT (exit 2).
@@ -24,7 +24,7 @@ function number(option: string, raw: string | undefined, ok: (v: number) => bool
   return v;
 }
 
-const STEPS = ['advertise', 'shareKeys', 'maskedInput', 'unmasking'] as const;
+const STEPS = ['advertise', 'shareKeys', 'maskedInput', 'consistency', 'unmasking'] as const;
 
 interface SimulateOptions {
   clients?: string;

@@ -238,12 +238,12 @@ describe('secure aggregation: random dropouts (property)', () => {
         const degree = n >= 12 ? 6 : n - 1;
         const config = secAggConfig(settings(n, { degree, graphSeed: `g${seed}`, vectorLength: 17 }));
         const values = inputs(config.clients, 17, true);
-        // when[i]: 0-3 the step client i drops at, 4-19 stays (a fifth of the clients drop, on average).
-        const steps = ['advertise', 'shareKeys', 'maskedInput', 'unmasking'] as const;
+        // when[i]: 0-4 the step client i drops at, 5-19 stays (a quarter of the clients drop, on average).
+        const steps = ['advertise', 'shareKeys', 'maskedInput', 'consistency', 'unmasking'] as const;
         const schedule: Record<string, string[]> = {};
         config.clients.forEach((c, i) => {
           const w = when[i]!;
-          if (w < 4) (schedule[steps[w]!] ??= []).push(c);
+          if (w < 5) (schedule[steps[w]!] ??= []).push(c);
         });
         try {
           const { result } = runInProcess(config, values, schedule);

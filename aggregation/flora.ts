@@ -85,7 +85,12 @@ export class FloraStrategy implements Strategy {
   plan(state: GlobalState, clients: readonly ClientInfo[]): ClientPlan[] {
     return clients.map((c) => ({
       clientId: c.id,
-      modules: state.spec.modules.map((m) => (c.rank === undefined ? m : { ...m, rank: c.rank, alpha: scaling(m) * c.rank })),
+      // a client's own rank, capped at min(m, n) like the job's (coordinator/jobs.ts strategySpecOf)
+      modules: state.spec.modules.map((m) => {
+        if (c.rank === undefined) return m;
+        const rank = Math.min(c.rank, m.outFeatures, m.inFeatures);
+        return { ...m, rank, alpha: scaling(m) * rank };
+      }),
       variant: 'lora',
       trainable: this.trainable,
       start: 'fresh',

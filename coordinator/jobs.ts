@@ -21,10 +21,30 @@ import type { JobRecord, Store } from './store/store.js';
 import { writeUstar } from './export/ustar.js';
 import { privacyView } from './privacy-view.js';
 
-/** The strategy-level spec (aggregation/strategy.ts) of a job with a known layout. */
+/**
+ * The modules whose shape caps the job's rank: a rank above min(m, n) adds nothing a rank of
+ * min(m, n) cannot express, and Fed-SB's orthonormal A rows and B columns do not exist there.
+ */
+export function rankCaps(rank: number, layout: readonly ModuleShape[]): Array<{ path: string; rank: number; cap: number; message: string }> {
+  return layout
+    .filter((m) => Math.min(m.outFeatures, m.inFeatures) < rank)
+    .map((m) => {
+      const cap = Math.min(m.outFeatures, m.inFeatures);
+      return { path: m.path, rank, cap, message: `module '${m.path}' [${m.outFeatures}, ${m.inFeatures}]: rank ${rank} capped at min(m, n) = ${cap} (same scaling alpha / rank)` };
+    });
+}
+
+/**
+ * The strategy-level spec (aggregation/strategy.ts) of a job with a known layout: every module at
+ * the job's rank, capped at min(m, n) ({@link rankCaps}) with alpha keeping the job's scaling.
+ */
 export function strategySpecOf(spec: JobSpec, layout: readonly ModuleShape[]): StrategyJobSpec {
+  const s = jobAlpha(spec, spec.rank) / spec.rank;
   return {
-    modules: layout.map((m) => ({ path: m.path, outFeatures: m.outFeatures, inFeatures: m.inFeatures, rank: spec.rank, alpha: jobAlpha(spec, spec.rank) })),
+    modules: layout.map((m) => {
+      const rank = Math.min(spec.rank, m.outFeatures, m.inFeatures);
+      return { path: m.path, outFeatures: m.outFeatures, inFeatures: m.inFeatures, rank, alpha: rank === spec.rank ? jobAlpha(spec, spec.rank) : s * rank };
+    }),
     baseModelSha256: spec.model.sha256,
     ...(spec.model.name !== undefined && { baseModelName: spec.model.name }),
   };

@@ -18,6 +18,7 @@ export class CoordinatorMetrics {
   });
   readonly updateBytes = new Counter({ name: 'fedlora_update_bytes_total', help: 'Bytes of update envelopes received, by status', labelNames: ['status'] as const, registers: [this.registry] });
   readonly offerBytes = new Counter({ name: 'fedlora_offer_bytes_total', help: 'Bytes of global state sent in offers', registers: [this.registry] });
+  readonly offers = new Counter({ name: 'fedlora_offers_total', help: 'Offers sent (fedlora_offer_bytes_total / this = bytes of state per offer)', registers: [this.registry] });
   readonly roundDuration = new Histogram({
     name: 'fedlora_round_duration_seconds',
     help: 'Seconds from a round attempt\'s offers to its commit',

@@ -179,8 +179,8 @@ export function summaryTable(report: SimReport): string {
   const head = ['strategy', language ? 'perplexity' : 'accuracy', 'loss', 'up/client/round', 'down/client/round', 'epsilon', 'wall'];
   const rows = Object.entries(report.strategies).map(([n, s]) => [
     n,
-    score(s.final),
-    s.final.loss.toFixed(3),
+    s.status === 'failed' && s.final.loss === undefined ? 'FAILED' : score(s.final),
+    s.final.loss?.toFixed(3) ?? '-',
     fmtBytes(s.bytesUpPerClientRound),
     fmtBytes(s.bytesDownPerClientRound),
     s.epsilon === null ? '-' : s.epsilon.toFixed(2),
@@ -210,6 +210,11 @@ export function summaryTable(report: SimReport): string {
     const cLine = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(cw[i]!) : c.padStart(cw[i]!))).join('  ');
     table.push('', cLine(cHead), cw.map((w) => '-'.repeat(w)).join('  '), ...catRows.map(cLine));
   }
+  const remarks = Object.entries(report.strategies).flatMap(([n, s]) => [
+    ...(s.status === 'failed' ? [`${n}: FAILED: ${s.reason ?? 'no reason recorded'}`] : []),
+    ...s.notes.map((note) => `${n}: ${note}`),
+  ]);
+  if (remarks.length > 0) table.push('', ...remarks);
   return table.join('\n');
 }
 

@@ -107,7 +107,7 @@ async function main(argv: string[]): Promise<void> {
         strategy,
         seeds,
         accuracy: meanStd(done.map((s) => s.final.accuracy ?? Number.NaN)),
-        loss: meanStd(done.map((s) => s.final.loss)),
+        loss: meanStd(done.map((s) => s.final.loss ?? Number.NaN)),
         noise: noise.length === 0 ? null : meanStd(noise),
         epsilon: eps.length === 0 ? null : meanStd(eps),
         bytesUp: meanStd(done.map((s) => s.bytesUpPerClientRound)).mean,

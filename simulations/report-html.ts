@@ -154,7 +154,7 @@ export function renderReportHtml(report: SimReport): string {
   const rows = names
     .map((n) => {
       const s = report.strategies[n]!;
-      return `<tr><td><span class="swatch" style="background:${color(n, names.indexOf(n))}"></span>${esc(n)}</td><td>${s.status}</td><td>${s.final.perplexity !== undefined ? s.final.perplexity.toFixed(3) : s.final.accuracy === undefined ? '-' : `${(100 * s.final.accuracy).toFixed(1)}%`}</td><td>${s.final.loss.toFixed(3)}</td><td>${fmtBytes(s.bytesUpPerClientRound)}</td><td>${fmtBytes(s.bytesDownPerClientRound)}</td><td>${fmtBytes(s.analytic.bytesUpPerClientRound)} / ${fmtBytes(s.analytic.bytesDownPerClientRound)}</td><td>${s.epsilon === null ? '-' : s.epsilon.toFixed(2)}</td><td>${s.ranks.join(', ')}</td><td>${s.wallSeconds.toFixed(1)} s</td></tr>`;
+      return `<tr><td><span class="swatch" style="background:${color(n, names.indexOf(n))}"></span>${esc(n)}</td><td>${s.status === 'failed' ? `<strong>failed</strong>${s.reason === undefined ? '' : `: ${esc(s.reason)}`}` : s.status}${s.notes.length === 0 ? '' : `<br><small>${s.notes.map(esc).join('<br>')}</small>`}</td><td>${s.final.perplexity !== undefined ? s.final.perplexity.toFixed(3) : s.final.accuracy === undefined ? '-' : `${(100 * s.final.accuracy).toFixed(1)}%`}</td><td>${s.final.loss === undefined ? '-' : s.final.loss.toFixed(3)}</td><td>${fmtBytes(s.bytesUpPerClientRound)}</td><td>${fmtBytes(s.bytesDownPerClientRound)}</td><td>${fmtBytes(s.analytic.bytesUpPerClientRound)} / ${fmtBytes(s.analytic.bytesDownPerClientRound)}</td><td>${s.epsilon === null ? '-' : s.epsilon.toFixed(2)}</td><td>${s.ranks.join(', ')}</td><td>${s.wallSeconds.toFixed(1)} s</td></tr>`;
     })
     .join('');
   const maxCount = Math.max(1, ...report.data.classCounts.flat());

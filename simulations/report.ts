@@ -39,7 +39,11 @@ export const StrategyReportSchema = z.object({
   jobId: z.string(),
   status: z.enum(['completed', 'failed']),
   reason: z.string().optional(),
-  final: z.object({ accuracy: z.number().optional(), perplexity: z.number().optional(), perplexityByCategory: z.record(z.string(), z.number()).optional(), loss: z.number() }),
+  /**
+   * The last evaluated round's metrics; for a failed strategy with no evaluated round, none (not the
+   * base model's: `status` and `reason` say what happened).
+   */
+  final: z.object({ accuracy: z.number().optional(), perplexity: z.number().optional(), perplexityByCategory: z.record(z.string(), z.number()).optional(), loss: z.number().optional() }),
   rounds: z.array(RoundReportSchema),
   bytesUpPerClientRound: z.number().min(0),
   bytesDownPerClientRound: z.number().min(0),
@@ -57,6 +61,8 @@ export const StrategyReportSchema = z.object({
   clientsEnrolled: z.int().min(0),
   droppedClientRounds: z.int().min(0),
   refusedUpdates: z.int().min(0),
+  /** What the run changed from what was asked, e.g. a module's rank capped at min(m, n). @default [] */
+  notes: z.array(z.string()).default([]),
 });
 export type StrategyReport = z.infer<typeof StrategyReportSchema>;
 

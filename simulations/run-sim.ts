@@ -13,7 +13,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { FedloraError } from '../shared/errors.js';
+import { FedloraError, isFedloraError } from '../shared/errors.js';
 import type { Adapter } from '../shared/adapter.js';
 import type { JobSpecInput, StrategyName } from '../shared/protocol/job-spec.js';
 import { JobViewSchema, type JobView } from '../shared/protocol/http.js';
@@ -126,12 +126,18 @@ export function analyticBytes(strategy: StrategyName, modules: ReadonlyArray<{ o
   return { up: up * 4, down: down * 4, formula };
 }
 
-/** Evaluates a global adapter on the base model (test split). The adapter must have one rank and alpha for all its modules. */
+/** Evaluates a global adapter on the base model (test split); modules may have their own ranks (capped at min(m, n)). */
 async function evaluateAdapter(base: BaseModel, adapter: Adapter, test: ExampleSource): Promise<Scores> {
   const first = adapter.layout.modules[0]!;
-  const odd = adapter.layout.modules.find((m) => m.rank !== first.rank || m.alpha !== first.alpha);
-  if (odd !== undefined) throw new FedloraError('FL_ERR_ADAPTER_LAYOUT', `the global adapter mixes ranks (${first.path} r ${first.rank}, ${odd.path} r ${odd.rank}); the sim evaluates one rank`);
-  const model = await base.build({ variant: adapter.layout.variant, rank: first.rank, alpha: first.alpha, modules: adapter.layout.modules.map((m) => m.path), seed: 1 });
+  const others = adapter.layout.modules.filter((m) => m.rank !== first.rank || m.alpha !== first.alpha);
+  const model = await base.build({
+    variant: adapter.layout.variant,
+    rank: first.rank,
+    alpha: first.alpha,
+    modules: adapter.layout.modules.map((m) => m.path),
+    seed: 1,
+    ...(others.length > 0 && { moduleRanks: Object.fromEntries(others.map((m) => [m.path, { rank: m.rank, alpha: m.alpha }])) }),
+  });
   try {
     model.loadGlobal(adapter);
     const { evaluate } = await import('../client/train/evaluate.js');
@@ -238,8 +244,33 @@ async function languageTask(o: SimOptions, out: string): Promise<SimTask> {
 }
 
 /** The last round's scores, or the base model's when no round was evaluated. */
-function finalMetrics(last: RoundReport | undefined, base: SimReport['base']): StrategyReport['final'] {
+/** The report of a strategy that could not run to the end: failed, with its reason and no metrics. */
+function failedStrategyReport(jobId: string, reason: string, wallSeconds: number): StrategyReport {
+  return {
+    jobId,
+    status: 'failed',
+    reason,
+    final: {},
+    rounds: [],
+    bytesUpPerClientRound: 0,
+    bytesDownPerClientRound: 0,
+    analytic: { bytesUpPerClientRound: 0, bytesDownPerClientRound: 0, formula: '' },
+    epsilon: null,
+    epsilonClient: null,
+    epsilonUser: null,
+    delta: null,
+    wallSeconds,
+    ranks: [],
+    clientsEnrolled: 0,
+    droppedClientRounds: 0,
+    refusedUpdates: 0,
+    notes: [],
+  };
+}
+
+function finalMetrics(last: RoundReport | undefined, base: SimReport['base'], completed: boolean): StrategyReport['final'] {
   if (last === undefined || last.loss === null) {
+    if (!completed) return {}; // a failed strategy shows as failed, never with the base model's numbers
     return { ...(base.accuracy !== undefined && { accuracy: base.accuracy }), ...(base.perplexity !== undefined && { perplexity: base.perplexity, perplexityByCategory: base.perplexityByCategory }), loss: base.loss };
   }
   return {
@@ -268,7 +299,8 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
   const { modelDir, partition, baseModel } = task;
 
   const { Coordinator } = await import('../coordinator/coordinator.js');
-  const { decodeGlobalState, encodeOfferedAdapter } = await import('../coordinator/state-codec.js');
+  const { decodeGlobalState } = await import('../coordinator/state-codec.js');
+  const { rankCaps } = await import('../coordinator/jobs.js');
   const { epsilonOfSampledGaussian } = await import('../privacy/accountant.js');
   const dbDir = join(out, 'coordinator');
   rmSync(dbDir, { recursive: true, force: true });
@@ -294,6 +326,9 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
     pool = await ClientPool.start({ modelDir, backend: o.backend }, Math.min(o.workers, o.clients));
     for (const strategy of o.strategies) {
       const started = performance.now();
+      // one strategy's failure (a job refused, an evaluation that throws) is that strategy's
+      // result, reported as failed with its message; the others still run and are reported
+      try {
       const rank = forStrategy(o.rank, strategy);
       const lr = forStrategy(o.lr, strategy);
       const heterogeneous = o.ranks !== undefined && (strategy === 'flora' || strategy === 'fedavg');
@@ -340,10 +375,21 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
         clients.push({ index: i, token, stateDir, ...task.clientData(partition[i]!) });
       }
       o.log(`[${strategy}] job ${jobId}: ${o.rounds} rounds, ${k} of ${o.clients} clients per round, rank ${heterogeneous ? o.ranks!.join('/') : rank}, lr ${lr}`);
+      // what the coordinator changes from what was asked (it logs the same lines)
+      const capNotes = rankCaps(heterogeneous ? Math.max(rank, ...o.ranks!) : rank, baseModel.adaptable.filter((m) => task.modules.includes(m.path))).map((c) => c.message);
+      for (const note of capNotes) o.log(`[${strategy}] ${note}`);
 
       // Follow the job: after each committed round, evaluate the new global state.
       const rounds: RoundReport[] = [];
       let seenState = -1;
+      // bytes down per client = the state bytes of the offers the coordinator sent (each client's
+      // own: FLoRA offers only the rounds a client lacks), per offer, since the previous commit
+      const offerCounters = async (): Promise<{ bytes: number; offers: number }> => ({
+        bytes: (await coordinator.metrics.offerBytes.get()).values[0]?.value ?? 0,
+        offers: (await coordinator.metrics.offers.get()).values[0]?.value ?? 0,
+      });
+      const jobStart = await offerCounters();
+      let counted = jobStart;
       let offeredBytes = 0;
       let lastCommit = performance.now();
       let view: JobView | null = null;
@@ -356,6 +402,11 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
             if (stored.round > 0 && o.dropout > 0) pool.roundCommitted(jobId, stored.round - 1);
             const state = decodeGlobalState(stored);
             const adapter = state.adapter;
+            // the offers sent since the previous commit seen (this round's, and the next one's when
+            // it started before this poll): their mean state bytes
+            const sent = await offerCounters();
+            if (sent.offers > counted.offers) offeredBytes = (sent.bytes - counted.bytes) / (sent.offers - counted.offers);
+            counted = sent;
             if (stored.round > 0) {
               view = JobViewSchema.parse(await api.call('GET', `/api/jobs/${jobId}`));
               for (let r = rounds.length; r < stored.round; r++) {
@@ -384,13 +435,13 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
                 lastCommit = now;
               }
             }
-            offeredBytes = encodeOfferedAdapter(adapter).length;
             seenState = stored.round;
           }
           peakRss = Math.max(peakRss, process.memoryUsage.rss());
           await new Promise((r) => setTimeout(r, 50));
         }
       })();
+      follow.catch(() => undefined); // its error is awaited (and reported) once the job is over
       let result;
       let notes = 0;
       try {
@@ -405,6 +456,8 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
         await follow;
       }
       view = JobViewSchema.parse(await api.call('GET', `/api/jobs/${jobId}`));
+      const jobEnd = await offerCounters();
+      const offersSent = { bytes: jobEnd.bytes - jobStart.bytes, offers: jobEnd.offers - jobStart.offers };
       // ranks: from the plans the coordinator stored is not exposed; the spec says which
       for (let i = 0; i < o.clients; i++) ranksSeen.add(heterogeneous ? o.ranks![i % o.ranks!.length]! : rank);
       const epsClients = [...result.summaries.values()].map((s) => s.clientEpsilon).filter((e) => e !== undefined);
@@ -424,10 +477,11 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
         jobId,
         status: view.status === 'completed' ? 'completed' : 'failed',
         ...(view.reason !== undefined && { reason: view.reason }),
-        final: finalMetrics(last, task.base),
+        final: finalMetrics(last, task.base, view.status === 'completed'),
         rounds,
         bytesUpPerClientRound: accepted.length === 0 ? 0 : accepted.reduce((a, r) => a + r.bytesUpPerClient, 0) / accepted.length,
-        bytesDownPerClientRound: rounds.length === 0 ? 0 : rounds.reduce((a, r) => a + r.bytesDownPerClient, 0) / rounds.length,
+        // every offer of the job, each client's own (FLoRA's differ by what each one lacks)
+        bytesDownPerClientRound: offersSent.offers === 0 ? 0 : offersSent.bytes / offersSent.offers,
         analytic: { bytesUpPerClientRound: analytic.up, bytesDownPerClientRound: analytic.down, formula: analytic.formula },
         epsilon: worst?.epsilon ?? view.privacy.epsilon ?? null,
         epsilonClient: worst?.epsilon ?? null,
@@ -438,8 +492,14 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
         clientsEnrolled: view.clients,
         droppedClientRounds: result.dropped,
         refusedUpdates: refused,
+        notes: capNotes,
       };
       if (view.status !== 'completed') o.log(`[${strategy}] job ${view.status}: ${view.reason ?? ''}`);
+      } catch (e) {
+        const reason = isFedloraError(e) ? e.message : `${(e as Error).name}: ${(e as Error).message}`;
+        o.log(`[${strategy}] failed: ${reason}`);
+        strategies[strategy] = failedStrategyReport(strategies[strategy]?.jobId ?? '', reason, (performance.now() - started) / 1000);
+      }
     }
     if (task.language !== null && o.language?.baselines === true) {
       const { runLanguageBaselines } = await import('./language-task.js');

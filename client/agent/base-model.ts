@@ -27,6 +27,8 @@ export interface LoraBuild {
   readonly alpha: number;
   /** Module paths to adapt. */
   readonly modules: readonly string[];
+  /** Modules whose rank and alpha differ from `rank`, `alpha` (capped at min(m, n)). @default none */
+  readonly moduleRanks?: Readonly<Record<string, { readonly rank: number; readonly alpha: number }>>;
   /** Seed of the fresh factors (moduleSeed(seed, path) per module). */
   readonly seed: number;
 }
@@ -95,7 +97,7 @@ async function loadMlp(dir: string): Promise<BaseModel> {
         throw new FedloraError('FL_ERR_BASE_MODEL_MISMATCH', `the mlp adapts every dense layer (${all.join(', ')}); the plan names ${lora.modules.join(', ')}: set the job's targetModules to all of them`);
       }
       const { MlpClassifier } = await import('../models/mlp.js');
-      return MlpClassifier.fromCheckpoint(checkpoint, { variant: lora.variant, rank: lora.rank, alpha: lora.alpha, seed: lora.seed });
+      return MlpClassifier.fromCheckpoint(checkpoint, { variant: lora.variant, rank: lora.rank, alpha: lora.alpha, seed: lora.seed, ...(lora.moduleRanks !== undefined && { moduleRanks: lora.moduleRanks }) });
     },
   };
 }
@@ -122,7 +124,7 @@ async function loadLlama(dir: string): Promise<BaseModel> {
       const { LlamaLoraModel } = await import('../models/llama-lora.js');
       const { model } = await loadLlamaCheckpoint(dir, { hash: false });
       try {
-        return LlamaLoraModel.attach(model, { targetModules: lora.modules, variant: lora.variant, rank: lora.rank, alpha: lora.alpha, seed: lora.seed }, { sha256 });
+        return LlamaLoraModel.attach(model, { targetModules: lora.modules, variant: lora.variant, rank: lora.rank, alpha: lora.alpha, seed: lora.seed, ...(lora.moduleRanks !== undefined && { moduleRanks: lora.moduleRanks }) }, { sha256 });
       } catch (e) {
         model.dispose();
         throw e;

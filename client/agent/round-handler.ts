@@ -154,11 +154,24 @@ export async function startModel(offer: Offer, base: BaseModel, state: Adapter |
   const plan = offer.plan;
   const first = plan.modules[0];
   if (first === undefined) throw new FedloraError('FL_ERR_ADAPTER_LAYOUT', `round ${offer.round}: the plan names no module`);
-  const odd = plan.modules.find((m) => m.rank !== first.rank || m.alpha !== first.alpha);
+  // One rank per round, except modules the coordinator capped at min(m, n) (a small head), which
+  // keep the round's scaling alpha / rank.
+  const rank = Math.max(...plan.modules.map((m) => m.rank));
+  const top = plan.modules.find((m) => m.rank === rank)!;
+  const s = top.alpha / rank;
+  const odd = plan.modules.find((m) => (m.rank !== rank && m.rank !== Math.min(rank, m.outFeatures, m.inFeatures)) || m.alpha / m.rank !== s);
   if (odd !== undefined) {
-    throw new FedloraError('FL_ERR_ADAPTER_LAYOUT', `round ${offer.round}: module '${odd.path}' has rank ${odd.rank} alpha ${odd.alpha}, '${first.path}' rank ${first.rank} alpha ${first.alpha}; the client trains one rank per round`);
+    throw new FedloraError('FL_ERR_ADAPTER_LAYOUT', `round ${offer.round}: module '${odd.path}' has rank ${odd.rank} alpha ${odd.alpha}, '${top.path}' rank ${rank} alpha ${top.alpha}; the client trains one rank per round (below it only where min(m, n) caps it) and one scaling`);
   }
-  const model = await base.build({ variant: plan.variant, rank: first.rank, alpha: first.alpha, modules: plan.modules.map((m) => m.path), seed: plan.seed });
+  const capped = plan.modules.filter((m) => m.rank !== rank);
+  const model = await base.build({
+    variant: plan.variant,
+    rank,
+    alpha: top.alpha,
+    modules: plan.modules.map((m) => m.path),
+    seed: plan.seed,
+    ...(capped.length > 0 && { moduleRanks: Object.fromEntries(capped.map((m) => [m.path, { rank: m.rank, alpha: m.alpha }])) }),
+  });
   try {
     if (plan.start === 'global') {
       if (state === null) throw new FedloraError('FL_ERR_ADAPTER_LAYOUT', `round ${offer.round}: the plan starts from the global state, but the offer carries none`);

@@ -29,6 +29,11 @@ export interface LlamaLoraOptions {
   readonly alpha?: number;
   /** Job seed; each module's initial factors come from moduleSeed(seed, path). @default 0 */
   readonly seed?: number;
+  /**
+   * Per module path, a rank and alpha other than `rank` and `alpha`: the coordinator caps a
+   * module's rank at min(m, n) (a small head), keeping the scaling. @default none
+   */
+  readonly moduleRanks?: Readonly<Record<string, { readonly rank: number; readonly alpha: number }>>;
 }
 
 /**
@@ -76,8 +81,8 @@ export class LlamaLoraModel implements LoraModel {
       let dense: LoraDense;
       try {
         dense = new LoraDense({
-          path, variant: options.variant, inFeatures: frozen.inFeatures, outFeatures: frozen.outFeatures, rank: options.rank,
-          ...(options.alpha !== undefined ? { alpha: options.alpha } : {}),
+          path, variant: options.variant, inFeatures: frozen.inFeatures, outFeatures: frozen.outFeatures,
+          ...(options.moduleRanks?.[path] ?? { rank: options.rank, ...(options.alpha !== undefined ? { alpha: options.alpha } : {}) }),
           weight: w, seed: moduleSeed(options.seed ?? 0, path),
         });
       } catch (e) {

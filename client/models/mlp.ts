@@ -21,6 +21,11 @@ export interface MlpLoraOptions {
   readonly alpha?: number;
   /** Job seed; each module's initial factors come from moduleSeed(seed, path). @default 0 */
   readonly seed?: number;
+  /**
+   * Per module path, a rank and alpha other than `rank` and `alpha`: the coordinator caps a
+   * module's rank at min(m, n) (a small head), keeping the scaling. @default none
+   */
+  readonly moduleRanks?: Readonly<Record<string, { readonly rank: number; readonly alpha: number }>>;
 }
 
 /** Applies the hidden activation of the config. */
@@ -77,7 +82,7 @@ export class MlpClassifier implements LoraModel {
       for (const l of mlpDenseLayers(config)) {
         modules.set(l.path, new LoraDense({
           path: l.path, variant: lora.variant, inFeatures: l.inFeatures, outFeatures: l.outFeatures,
-          rank: lora.rank, ...(lora.alpha === undefined ? {} : { alpha: lora.alpha }),
+          ...(lora.moduleRanks?.[l.path] ?? { rank: lora.rank, ...(lora.alpha === undefined ? {} : { alpha: lora.alpha }) }),
           weight: get(`${l.path}.weight`), bias: get(`${l.path}.bias`), seed: moduleSeed(lora.seed ?? 0, l.path),
         }));
       }

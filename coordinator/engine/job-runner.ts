@@ -31,7 +31,7 @@ import type { CoordinatorMetrics } from '../metrics.js';
 import type { Logger } from '../logger.js';
 import { decodeGlobalState, encodeGlobalState, encodeOfferedAdapter } from '../state-codec.js';
 import { floraOffer } from '../../aggregation/flora.js';
-import { jobStrategy, strategySpecOf } from '../jobs.js';
+import { jobStrategy, rankCaps, strategySpecOf } from '../jobs.js';
 import type { ClientLink } from './client-link.js';
 import type { UpdateOpener } from './update-opener.js';
 import { clientSeed, selectClients } from './selection.js';
@@ -215,6 +215,7 @@ export class JobRunner {
       return;
     }
     try {
+      for (const c of rankCaps(this.spec.rank, layout)) this.log.info({ module: c.path, rank: c.rank, cap: c.cap }, c.message);
       const state = this.strategy.init(strategySpecOf(this.spec, layout), String(this.spec.seed));
       this.deps.store.startJob(this.jobId, layout, encodeGlobalState(state));
       this.state = state;
@@ -480,6 +481,7 @@ export class JobRunner {
     const stateBytes = a.offers.get(link.clientId)?.flora?.stateBytes ?? a.stateBytes;
     link.emit('offer', { jobId: this.jobId, round: a.round, attempt: a.attempt, plan, deadline: a.deadline, maxUpdateBytes: a.maxUpdateBytes, state: stateBytes, ...(a.secureOffer !== null && { secureAggregation: a.secureOffer }) });
     this.deps.metrics.offerBytes.inc(stateBytes.length);
+    this.deps.metrics.offers.inc();
     a.bytesDown += stateBytes.length;
   }
 

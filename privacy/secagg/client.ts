@@ -110,11 +110,11 @@ export class SecAggClient {
   shareKeys(broadcast: KeysBroadcast): ShareKeys {
     this.expect('share', 'the neighbours\' keys');
     const seenKeys = new Set<string>();
+    const peers = new Map<string, PeerKeys>();
     for (const p of broadcast.neighbours) {
       if (!this.neighbours.has(p.id)) protocolError(this.id, `keys of '${p.id}', which is not a neighbour`);
-      if (this.peers.has(p.id)) protocolError(this.id, `keys of '${p.id}' twice`);
-      // the relayed signing key must be the peer's enrolled one, and it must have signed these keys
-      this.auth.trust(p.id, p.signPublicKey);
+      if (peers.has(p.id)) protocolError(this.id, `keys of '${p.id}' twice`);
+      // each peer must have signed the keys relayed for it, with the signing key relayed with them ...
       if (!verifyDigest(advertiseDigest(this.config.context, p.id, p.cPublicKey, p.sPublicKey), p.signature, p.signPublicKey)) {
         throw new FedloraError('FL_ERR_SECAGG_IDENTITY', `secure aggregation (${this.id}): the keys relayed for '${p.id}' are not signed by its enrolled key (substituted on the way?)`, { client: p.id });
       }
@@ -123,8 +123,12 @@ export class SecAggClient {
         if (seenKeys.has(hex)) throw new FedloraError('FL_ERR_SECAGG_BAD_SHARE', `secure aggregation (${this.id}): '${p.id}' reuses a public key`, { client: p.id });
         seenKeys.add(hex);
       }
-      this.peers.set(p.id, p);
+      peers.set(p.id, p);
     }
+    // ... and that signing key must be the peer's enrolled one (checked, and pinned, all at once,
+    // only once every signature verified)
+    this.auth.trust(broadcast.neighbours);
+    this.peers = peers;
     if (this.peers.size < this.config.threshold) {
       throw new FedloraError('FL_ERR_SECAGG_DROPOUTS', `secure aggregation (${this.id}): ${this.peers.size} live neighbours, fewer than the threshold ${this.config.threshold}`, { client: this.id });
     }

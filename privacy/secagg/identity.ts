@@ -25,10 +25,12 @@ export interface SecAggIdentity {
 }
 
 /**
- * Decides whether `signPublicKey` is the enrolled signing key of `peer`.
- * @throws FedloraError (FL_ERR_SECAGG_IDENTITY) when it is not: the round is refused
+ * Decides whether each `signPublicKey` is the enrolled signing key of its peer; called once per
+ * round with every neighbour the coordinator relays (so a file-backed trust writes once a round).
+ * @throws FedloraError (FL_ERR_SECAGG_IDENTITY) naming the first peer whose key is not: the round
+ *   is refused
  */
-export type PeerTrust = (peer: string, signPublicKey: Uint8Array) => void;
+export type PeerTrust = (peers: ReadonlyArray<{ readonly id: string; readonly signPublicKey: Uint8Array }>) => void;
 
 /** The digest a client signs for its advertised keys. */
 export const advertiseDigest = (context: string, from: string, cPublicKey: Uint8Array, sPublicKey: Uint8Array) => deriveKey('advertise-signature', [context, from, cPublicKey, sPublicKey]);
@@ -57,10 +59,12 @@ export function sameView(a: { readonly survivors: readonly string[]; readonly dr
  * @throws FL_ERR_SECAGG_IDENTITY for a peer outside the roster or with another key
  */
 export function rosterTrust(roster: ReadonlyMap<string, Uint8Array>): PeerTrust {
-  return (peer, key) => {
-    const expected = roster.get(peer);
-    if (expected === undefined || Buffer.compare(Buffer.from(expected), Buffer.from(key)) !== 0) {
-      throw new FedloraError('FL_ERR_SECAGG_IDENTITY', `secure aggregation: the signing key relayed for '${peer}' is not its enrolled key ${expected === undefined ? '(not in the roster)' : ''}`.trimEnd(), { client: peer });
+  return (peers) => {
+    for (const { id: peer, signPublicKey: key } of peers) {
+      const expected = roster.get(peer);
+      if (expected === undefined || Buffer.compare(Buffer.from(expected), Buffer.from(key)) !== 0) {
+        throw new FedloraError('FL_ERR_SECAGG_IDENTITY', `secure aggregation: the signing key relayed for '${peer}' is not its enrolled key ${expected === undefined ? '(not in the roster)' : ''}`.trimEnd(), { client: peer });
+      }
     }
   };
 }

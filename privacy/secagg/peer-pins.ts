@@ -50,22 +50,28 @@ function read(path: string): PeerPinsFile {
  * @param onPinned told the first time a peer is pinned (for the agent's log)
  */
 export function pinnedPeerTrust(path: string, scope: string, onPinned?: (peer: string, fingerprint: string) => void): PeerTrust {
-  let pins: PeerPinsFile | null = null;
-  return (peer, key) => {
-    pins ??= read(path);
-    const name = `${scope}\n${peer}`;
-    const hex = Buffer.from(key).toString('hex');
-    const pin = pins.peers[name];
-    if (pin !== undefined) {
-      if (pin.signPublicKey === hex) return;
+  return (peers) => {
+    const pins = read(path);
+    const fresh: Array<[string, string]> = [];
+    for (const { id: peer, signPublicKey: key } of peers) {
+      const name = `${scope}\n${peer}`;
+      const hex = Buffer.from(key).toString('hex');
+      const pin = pins.peers[name];
+      if (pin === undefined) {
+        pins.peers[name] = { signPublicKey: hex, pinnedAt: new Date().toISOString() };
+        fresh.push([peer, signKeyFingerprint(key)]);
+        continue;
+      }
+      if (pin.signPublicKey === hex) continue;
       throw new FedloraError(
         'FL_ERR_SECAGG_IDENTITY',
         `secure aggregation: the coordinator relays signing key ${signKeyFingerprint(key).slice(0, 16)}... for peer '${peer}', but ${path} pinned ${signKeyFingerprint(Buffer.from(pin.signPublicKey, 'hex')).slice(0, 16)}... on ${pin.pinnedAt}; refusing the round (the coordinator may be substituting the peer's keys)`,
         { client: peer, presented: hex, pinned: pin.signPublicKey },
       );
     }
-    pins.peers[name] = { signPublicKey: hex, pinnedAt: new Date().toISOString() };
+    // one write for the round's new peers, and only once every relayed key passed
+    if (fresh.length === 0) return;
     writePrivateFileAtomic(path, `${JSON.stringify(pins, null, 2)}\n`);
-    onPinned?.(peer, signKeyFingerprint(key));
+    for (const [peer, fingerprint] of fresh) onPinned?.(peer, fingerprint);
   };
 }

@@ -4,7 +4,7 @@
  * 2017 (each survivor signs the survivor view before unmasking). Every party is real (X25519,
  * Ed25519, Shamir, ChaCha20); the coordinator's lies are scripted by rewriting what it relays.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
@@ -100,6 +100,16 @@ describe('an active coordinator substituting a client\'s advertised keys', () =>
       expectCode(() => shareWithPins(pins, (b) => b), 'FL_ERR_SECAGG_IDENTITY', /relays signing key [0-9a-f]{16}\.\.\. for peer 'client-\d', but .*a\.json pinned [0-9a-f]{16}\.\.\./);
     });
 
+    it('pins every neighbour of the round in one file, and a refused round pins nothing', () => {
+      const pins = join(dir, 'c.json');
+      shareWithPins(pins, (b) => b);
+      const file = JSON.parse(readFileSync(pins, 'utf8')) as { peers: Record<string, { signPublicKey: string }> };
+      expect(Object.keys(file.peers).sort()).toEqual(clients.slice(1).map((c) => `http://127.0.0.1:1 job-9\n${c}`));
+      const untouched = join(dir, 'd.json');
+      expect(() => shareWithPins(untouched, (b) => ({ neighbours: b.neighbours.map((p, i) => (i === 3 ? { ...p, signPublicKey: nacl.sign.keyPair().publicKey } : p)) }))).toThrow(/FL_ERR_SECAGG_IDENTITY/);
+      expect(existsSync(untouched)).toBe(false);
+    });
+
     it('first sight pins whatever the coordinator relays: the documented limit of trust on first use', () => {
       const mallory = nacl.sign.keyPair();
       expect(() => shareWithPins(join(dir, 'b.json'), (b) => substitute(b, 'client-1', { signWith: mallory }))).not.toThrow();
@@ -180,6 +190,6 @@ describe('the consistency check: a coordinator lying about who dropped', () => {
   });
 
   it('rosterTrust refuses a peer outside the roster', () => {
-    expectCode(() => rosterTrust(new Map())('client-1', new Uint8Array(32)), 'FL_ERR_SECAGG_IDENTITY', /not in the roster/);
+    expectCode(() => rosterTrust(new Map())([{ id: 'client-1', signPublicKey: new Uint8Array(32) }]), 'FL_ERR_SECAGG_IDENTITY', /not in the roster/);
   });
 });

@@ -172,11 +172,14 @@ describe('secure aggregation in the runtime', () => {
       expect(Math.abs(mean)).toBeLessThan((5 * expected) / Math.sqrt(m));
 
       const view = await api.job(noisy.jobId);
-      expect(view.roundsDetail[0]!.secureAggregation!.noiseMultiplier).toBe(z);
-      // q = 4 offered of 4 enrolled, sigma = z, one step: the RDP of the plain Gaussian mechanism,
-      // alpha/(2 sigma^2), converted at delta (Balle et al. 2020's conversion, as privacy/rdp.ts)
+      // Booked: only the other honest clients' shares protect a client (its own leaves with it under
+      // add/remove adjacency): z sqrt((n - 1) / n) with n = h = 4 survivors (docs/secure-aggregation.md).
+      const zEff = z * Math.sqrt((n - 1) / n);
+      expect(view.roundsDetail[0]!.secureAggregation!.noiseMultiplier).toBeCloseTo(zEff, 12);
+      // q = 4 offered of 4 connected, sigma = z_eff, one step: the RDP of the plain Gaussian
+      // mechanism, alpha/(2 sigma^2), converted at delta (Balle et al. 2020's conversion, as privacy/rdp.ts)
       const alphas = Array.from({ length: 2000 }, (_, i) => 1.01 + i * 0.05);
-      const eps = Math.min(...alphas.map((al) => al / (2 * z * z) + Math.log((al - 1) / al) - (Math.log(1e-5) + Math.log(al)) / (al - 1)));
+      const eps = Math.min(...alphas.map((al) => al / (2 * zEff * zEff) + Math.log((al - 1) / al) - (Math.log(1e-5) + Math.log(al)) / (al - 1)));
       expect(view.privacy.epsilon).not.toBeNull();
       expect(Math.abs(view.privacy.epsilon! - eps) / eps).toBeLessThan(0.01);
     } finally {

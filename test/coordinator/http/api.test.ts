@@ -30,7 +30,8 @@ describe('HTTP API', () => {
     expect(view.status).toBe(200);
     const job = JobViewSchema.parse(view.json);
     expect(job).toMatchObject({ id, status: 'pending', round: 0, rounds: 3, strategy: 'fedsb', roundsDetail: [], clients: 0 });
-    expect(job.privacy).toEqual({ epsilon: null, delta: null, budgetEpsilon: null, rounds: 0 });
+    // nothing booked yet: no (q, noise multiplier) entries and no sampling note
+    expect(job.privacy).toEqual({ epsilon: null, delta: null, budgetEpsilon: null, rounds: 0, booked: [], sampling: null });
     expect(job.reason).toBeUndefined();
     const list = JobListSchema.parse((await h.api('GET', '/api/jobs')).json);
     expect(list.jobs.map((j) => j.id)).toContain(id);

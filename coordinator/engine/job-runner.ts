@@ -246,8 +246,12 @@ export class JobRunner {
   private maybeStartRound(): void {
     if (this.ended || this.current !== null || (this.state === null && !this.awaitingInit)) return;
     const connected = this.links.size;
-    // Start at once with enough clients to over-select; with fewer (but the minimum), after a grace period.
-    if (connected >= offeredPerRound(this.spec)) {
+    // Start at once with enough clients to over-select, or, after the first round (while clients
+    // are still joining), with a quorum when every client the job has enrolled is connected:
+    // waiting would gain no one. With fewer (but the minimum), after a grace period for the others
+    // to (re)connect.
+    const everyone = this.round > 0 && connected >= this.spec.clientsPerRound && connected >= this.deps.store.clientsOfJob(this.jobId).length;
+    if (connected >= offeredPerRound(this.spec) || everyone) {
       this.clearGrace();
       this.startAttempt();
     } else if (connected >= this.spec.minClients && this.graceTimer === undefined) {

@@ -480,6 +480,7 @@ export class ClientAgent {
     const result = this.parse(RoundResultSchema, raw, 'round_result');
     this.jobRounds = Math.max(this.jobRounds, result.round + 1);
     this.lastRoundMetrics = result.metrics;
+    this.progress.roundResult?.(result);
     this.progress.info(`round ${result.round} committed with ${result.participants} clients: ${Object.entries(result.metrics).map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`).join(', ')}`);
   }
 

@@ -4,6 +4,7 @@
  * not a terminal).
  */
 import type { TrainProgress } from '../train/trainer.js';
+import type { RoundResult } from '../../shared/protocol/events.js';
 
 export interface AgentProgress {
   /** A line of information (connection, enrolment, round results). */
@@ -16,6 +17,8 @@ export interface AgentProgress {
   roundEnd(): void;
   /** Stops every bar (the agent is exiting). */
   stop(): void;
+  /** A round was committed (the coordinator's round_result, as received). @default ignored */
+  roundResult?(result: RoundResult): void;
 }
 
 /** Lines only (to a callback; nothing when none is given). */

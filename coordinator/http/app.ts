@@ -17,6 +17,7 @@ import { createEnrolment, createJob, exportAdapterTar, jobList, jobView } from '
 import { requireAdmin } from './admin-auth.js';
 import { errorHandler, sendError } from './error-response.js';
 import { DASHBOARD_HTML, DASHBOARD_JS } from '../dashboard/page.js';
+import { joinRoutes } from './join.js';
 
 export interface HttpOptions {
   /** Largest JSON body, bytes. @default 1 MiB */
@@ -65,6 +66,8 @@ export function createHttpApp(deps: HttpDeps, options: HttpOptions = {}): Expres
   app.get('/dashboard.js', (_req, res) => {
     res.type('application/javascript').send(DASHBOARD_JS);
   });
+  // The data owner's page (issue 15): dist/web/, built from client/web/ (coordinator/http/join.ts).
+  app.use(joinRoutes());
 
   const api = express.Router();
   api.use(

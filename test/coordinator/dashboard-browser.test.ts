@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { CreateJobResponseSchema } from '../../shared/protocol/http.js';
-import { epsilonOfSampledGaussian } from '../../privacy/accountant.js';
+import { epsilonOfEvents } from '../../privacy/accountant.js';
 import { ADMIN, SHA, startHarness, type Harness } from './helpers.js';
 import { enrolTestClients, TestClient } from './protocol-client.js';
 import { makeAgent, mlpFixture, mlpJob } from '../e2e/harness.js';
@@ -134,9 +134,19 @@ describe('dashboard page in a real browser (Playwright, headless chromium)', () 
       const committed = (await h!.api('GET', `/api/jobs/${jobId}`)).json as { roundsDetail: Array<{ metrics: { epsilon: number } }> };
       expect(cells[7]).toBe(committed.roundsDetail[round]!.metrics.epsilon.toPrecision(4));
       expect(up).toBeGreaterThan(0);
-      // Privacy spent: the accountant's epsilon for q = k / N = 2 / 3 after round + 1 rounds
-      // (McMahan et al. 2018), printed to 4 significant digits, against the budget.
-      const epsilon = epsilonOfSampledGaussian(2 / 3, NOISE, round + 1, DELTA).epsilon;
+      // Privacy spent: what the ledger booked per round is (q, noise multiplier), q = offered /
+      // connected, or 1 when every connected client is offered (issue 11; docs/privacy.md, "The
+      // sampling model"): 2 offers with 2 or 3 clients connected at the round's start. The page
+      // shows the accountant's epsilon of those events (recomputed here), to 4 significant
+      // digits, against the budget, and why the last round has its q.
+      const privacy = ((await h!.api('GET', `/api/jobs/${jobId}`)).json as { privacy: { booked: Array<{ q: number; noiseMultiplier: number; rounds: number }>; sampling: string } }).privacy;
+      expect(privacy.booked.reduce((n, b) => n + b.rounds, 0)).toBe(round + 1);
+      for (const b of privacy.booked) {
+        expect([1, 2 / 3]).toContain(b.q);
+        expect(b.noiseMultiplier).toBe(NOISE);
+      }
+      const epsilon = epsilonOfEvents(privacy.booked.map((b) => ({ q: b.q, sigma: b.noiseMultiplier, steps: b.rounds })), DELTA).epsilon;
+      await p.locator(job, { hasText: privacy.sampling }).waitFor();
       await p.locator(`${job} div`, { hasText: `privacy: epsilon ${epsilon.toPrecision(4)} of ${BUDGET} at delta ${DELTA}` }).waitFor();
       const fill = (await p.locator(`${job} .bar > span`).getAttribute('style')) ?? '';
       expect(parseFloat(/width:\s*([\d.]+)%/.exec(fill)?.[1] ?? 'NaN')).toBeCloseTo((100 * epsilon) / BUDGET, 1);

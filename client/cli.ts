@@ -116,7 +116,7 @@ export function register(program: Command): void {
   pretrain
     .command('mlp')
     .description('pre-train the base mlp on the labels given (default: digits 0-4) and save config.json + model.safetensors')
-    .option('--data <file>', 'CSV or JSONL of numeric features and a label', 'simulations/data/digits.csv.gz')
+    .option('--data <file>', 'CSV or JSONL of numeric features and a label (default: the bundled digits)')
     .option('--label <column>', 'label column (name, 0-based index or "last")')
     .option('--header <when>', 'CSV: is the first line a header? auto (a line of numbers is data), yes or no', parseHeader, 'auto' as const)
     .option('--labels <set>', 'labels to pre-train on, e.g. 0-4 (the public part)', '0-4')
@@ -142,8 +142,10 @@ export function register(program: Command): void {
         const [{ loadData }, { trainTestSplit }, { subset, indicesWithLabels }, { tableSource }, { pretrainMlp, saveDenseMlp }, { evaluate }] = await Promise.all([
           import('./data/load.js'), import('./data/split.js'), import('./data/table.js'), import('./data/batches.js'), import('./pretrain/mlp.js'), import('./train/evaluate.js'),
         ]);
-        const data = await loadData(opts.data, { header: opts.header, ...(opts.label === undefined ? {} : { label: opts.label }) });
-        if (data.kind !== 'classification') throw new FedloraError('FL_ERR_DATA', `${opts.data}: the mlp needs numeric features and a label, got texts`);
+        const { DIGITS_DATA } = await import('./data/bundled.js');
+        const dataPath = opts.data ?? DIGITS_DATA;
+        const data = await loadData(dataPath, { header: opts.header, ...(opts.label === undefined ? {} : { label: opts.label }) });
+        if (data.kind !== 'classification') throw new FedloraError('FL_ERR_DATA', `${dataPath}: the mlp needs numeric features and a label, got texts`);
         const numLabels = opts.numLabels ?? data.labels.reduce((a, b) => Math.max(a, b), 0) + 1;
         const split = trainTestSplit(data.labels.length, opts.testFraction, opts.seed);
         const train = subset(data, split.train);
@@ -152,7 +154,7 @@ export function register(program: Command): void {
         const publicTest = subset(test, indicesWithLabels(test.labels, keep));
         // the labels actually trained on: --labels filters the file's, it does not add any
         const present = [...new Set(publicTrain.labels)].sort((a, b) => a - b);
-        if (present.length === 0) throw new FedloraError('FL_ERR_DATA', `${opts.data}: no training example has one of the labels ${opts.labels} (the file has ${formatLabelSet(data.labels)}); pass --labels`, { option: 'labels' });
+        if (present.length === 0) throw new FedloraError('FL_ERR_DATA', `${dataPath}: no training example has one of the labels ${opts.labels} (the file has ${formatLabelSet(data.labels)}); pass --labels`, { option: 'labels' });
         const { model, result } = await pretrainMlp(publicTrain, {
           hiddenSizes: hidden, numLabels, hiddenAct: opts.act as 'relu', epochs: opts.epochs, batchSize: opts.batchSize, lr: opts.lr, seed: opts.seed,
         });

@@ -7,9 +7,10 @@
  */
 import { FedloraError } from '../shared/errors.js';
 import type { ClassificationTable } from '../client/data/table.js';
+import { DIGITS_DATA } from '../client/data/bundled.js';
 
 /** The bundled digits copy (UCI optical digits, 1,797 rows, 64 features, labels 0-9; LICENSE.digits). */
-export const DIGITS_FILE = new URL('./data/digits.csv.gz', import.meta.url).pathname;
+export const DIGITS_FILE = DIGITS_DATA;
 
 export interface DataSplitOptions {
   /** Fraction of all rows held out for the test set. @default 0.2 */

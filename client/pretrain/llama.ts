@@ -24,6 +24,7 @@ import { LlamaModel } from '../models/llama.js';
 import { BYTE_BOS_ID, BYTE_EOS_ID, BYTE_PAD_ID, BYTE_VOCAB_SIZE, ByteTokenizer, byteTokenizerJson } from '../tokenizer-bytes.js';
 import { AdamW } from '../train/adamw.js';
 import { learningRateAt } from '../train/schedule.js';
+import { WORDNET_DATA } from '../data/bundled.js';
 
 /** The default base model: 4 layers, hidden 256, 8 query heads on 4 key/value heads; 2.97M parameters. */
 export const LLAMA_WORDNET_CONFIG_JSON = {
@@ -66,7 +67,8 @@ export function llamaSizeOverrides(size: LlamaSize): Record<string, number> {
   return out;
 }
 
-export const DEFAULT_WORDNET_DATA = 'simulations/data/wordnet-glosses.txt.gz';
+/** The bundled WordNet glosses (an absolute path: works from any directory). */
+export const DEFAULT_WORDNET_DATA = WORDNET_DATA;
 
 export interface PretrainLlamaOptions {
   /** Output folder. */

@@ -8,6 +8,7 @@
  * until released: `shutdown()` destroys the device and drops the reference.
  */
 import * as tf from '@tensorflow/tfjs';
+import { prepareFusedKernels } from '../kernels/fused-adamw.js';
 import type { BackendCandidate, LoadedBackend } from './types.js';
 
 /** The few WebGPU objects this file touches (the full types come with `webgpu`, an optional package). */
@@ -83,6 +84,7 @@ export function webgpuBackend(dawnOptions: readonly string[] = []): BackendCandi
         await import('@tensorflow/tfjs-backend-webgpu');
         if (!(await tf.setBackend('webgpu'))) throw new Error('tf.setBackend("webgpu") failed');
         await tf.ready();
+        await prepareFusedKernels();
       } catch (e) {
         restoreNavigator();
         throw e;

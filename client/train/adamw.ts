@@ -9,6 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { FedloraError } from '../../shared/errors.js';
+import { fusedAdamW, fusedAdamWActive } from '../kernels/fused-adamw.js';
 import { variableFrom } from '../lora/init.js';
 
 export interface AdamWOptions {
@@ -20,6 +21,11 @@ export interface AdamWOptions {
   readonly epsilon?: number;
   /** Decoupled weight decay. @default 0 */
   readonly weightDecay?: number;
+  /**
+   * On the webgpu backend, update each variable with the fused WGSL kernels
+   * (client/kernels/fused-adamw.ts: 3 dispatches instead of ~14). @default true
+   */
+  readonly fused?: boolean;
 }
 
 export class AdamW {
@@ -27,6 +33,7 @@ export class AdamW {
   readonly beta2: number;
   readonly epsilon: number;
   readonly weightDecay: number;
+  private readonly fused: boolean;
   private readonly moments = new Map<tf.Variable, { m: tf.Variable; v: tf.Variable }>();
   /** Steps taken (t). */
   private t = 0;
@@ -36,6 +43,7 @@ export class AdamW {
     this.beta2 = options.beta2 ?? 0.999;
     this.epsilon = options.epsilon ?? 1e-8;
     this.weightDecay = options.weightDecay ?? 0;
+    this.fused = options.fused ?? true;
     for (const [name, v, lo, hi] of [['beta1', this.beta1, 0, 1], ['beta2', this.beta2, 0, 1]] as const) {
       if (!(v >= lo && v < hi)) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `AdamW ${name} must be in [${lo}, ${hi}), got ${v}`);
     }
@@ -67,6 +75,10 @@ export class AdamW {
         this.moments.set(p, state);
       }
       const { m, v } = state;
+      if (this.fused && fusedAdamWActive()) {
+        fusedAdamW(p, m, v, g, { lr, weightDecay: this.weightDecay, beta1: this.beta1, beta2: this.beta2, epsilon: this.epsilon, c1, c2 });
+        return;
+      }
       tf.tidy(() => {
         const m1 = tf.add(tf.mul(m, this.beta1), tf.mul(g, 1 - this.beta1));
         const v1 = tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(g), 1 - this.beta2));

@@ -3,7 +3,7 @@
 # (docs/verification.md). Build the carry here with `bash tools/gpu/pack.sh`, carry `.gpu`, and run
 # from the repository root there:
 #
-#   bash tools/gpu/run.sh [stage ...]      stages: setup backend verify families sizes step flags cpu (default: the first six)
+#   bash tools/gpu/run.sh [stage ...]      stages: setup backend verify families sizes step flags cpu kernels (default: the first six)
 #
 # Results go to $OUT (default out/gpu): one JSON per stage and table.md, the table for
 # docs/verification.md. python3 there must have torch, transformers and peft (they write the
@@ -31,8 +31,9 @@ with lzma.open(".gpu/node.xz") as f, open(sys.argv[1], "wb") as g:
 PY
     chmod +x "$W/bin/node"
   fi
-  if [ ! -f node_modules/.fedlora-gpu ]; then
-    python3 -c 'import tarfile; tarfile.open(".gpu/modules.tar.xz").extractall(".")' && touch node_modules/.fedlora-gpu
+  local sum; sum=$(sha256sum .gpu/modules.tar.xz | cut -c1-64)
+  if [ "$(cat node_modules/.fedlora-gpu 2>/dev/null)" != "$sum" ]; then
+    python3 -c 'import tarfile; tarfile.open(".gpu/modules.tar.xz").extractall(".")' && echo "$sum" > node_modules/.fedlora-gpu
   fi
   if ! ldconfig -p | grep -q 'libGLX.so.0'; then
     for d in .gpu/debs/*.deb; do dpkg -x "$d" /; done
@@ -117,6 +118,17 @@ cpu() {
   say "cpu: data-parallel wasm threads vs PyTorch + PEFT on the CPU cores"
   THREADS_BENCH_THREADS=${CPU_THREADS:-1,4,16} THREADS_BENCH_BATCH=32 THREADS_BENCH_STEPS=2 timeout 300 node --import tsx bench/run.ts threads 2>&1 | tee "$OUT/cpu-threads.txt"
   CUDA_VISIBLE_DEVICES= timeout 150 python3 tools/gpu/torch_cpu_step.py --shape bench-llama --threads ${CPU_THREADS:-1,4,16} --batch 32 --seq 128 2>&1 | tee "$OUT/cpu-torch.txt"
+}
+
+# The fused kernels: correctness against the op path, then the step with and without them.
+kernels() {
+  say "kernels: fused WGSL AdamW vs the op path; the LoRA step with and without it"
+  node --import tsx tools/gpu/kernels-check.ts --backend webgpu --json "$OUT/kernels.json"
+  smollm
+  for f in 0 1; do
+    FEDLORA_FUSED_KERNELS=$f node --import tsx tools/gpu/lora-step.ts --backend webgpu --model "$W/models/smollm-135m" --batch 4 --seq 256 --steps 8 --warm 2 \
+      --json "$OUT/step-fused-$f.json" | cut -c1-420
+  done
 }
 
 for s in $STAGES; do "$s"; done

@@ -18,6 +18,7 @@ import { requireAdmin } from './admin-auth.js';
 import { errorHandler, sendError } from './error-response.js';
 import { DASHBOARD_HTML, DASHBOARD_JS } from '../dashboard/page.js';
 import { joinRoutes } from './join.js';
+import { joinJobRoutes } from './join-job.js';
 
 export interface HttpOptions {
   /** Largest JSON body, bytes. @default 1 MiB */
@@ -67,6 +68,8 @@ export function createHttpApp(deps: HttpDeps, options: HttpOptions = {}): Expres
     res.type('application/javascript').send(DASHBOARD_JS);
   });
   // The data owner's page (issue 15): dist/web/, built from client/web/ (coordinator/http/join.ts).
+  // The job behind an enrolment token, for the page to show before Join (public, rate-limited).
+  app.use(joinJobRoutes(store, options));
   app.use(joinRoutes());
 
   const api = express.Router();

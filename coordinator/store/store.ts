@@ -332,6 +332,16 @@ export class Store {
   }
 
   /**
+   * An enrolment token's job, expiry and whether it was used, without spending it (the join page
+   * shows the job before the data owner joins).
+   * @returns null when no job has this token
+   */
+  enrolmentTokenInfo(token: string): { jobId: string; expiresAt: number; used: boolean } | null {
+    const row = this.db.prepare('SELECT job_id, expires_at, used_at FROM enrolment_tokens WHERE token_hash = ?').get(hashToken(token)) as { job_id: string; expires_at: number; used_at: number | null } | undefined;
+    return row === undefined ? null : { jobId: row.job_id, expiresAt: row.expires_at, used: row.used_at !== null };
+  }
+
+  /**
    * Spends a token and enrols a client with its public key, in one transaction.
    * @throws FL_ERR_ENROLMENT when the token is unknown, for another job, used or expired, or the key is already enrolled
    */

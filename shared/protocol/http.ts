@@ -141,3 +141,33 @@ export const HealthSchema = z.strictObject({
   fingerprint: z.string(),
 });
 export type Health = z.infer<typeof HealthSchema>;
+
+/** `POST /join/job` body: the enrolment token of a `/join#token=...` link (in the body, never in a URL). */
+export const JoinJobRequestSchema = z.strictObject({ token: z.string().min(1).max(256) });
+export type JoinJobRequest = z.infer<typeof JoinJobRequestSchema>;
+
+/**
+ * `POST /join/job`: what the join page shows before the data owner joins, looked up from the
+ * enrolment token without spending it. Public (no admin token), rate-limited.
+ */
+export const JoinJobSchema = z.strictObject({
+  jobId: z.string(),
+  status: JobStatusSchema,
+  strategy: z.string(),
+  /** Committed rounds and rounds to run. */
+  round: z.int(),
+  rounds: z.int(),
+  clientsPerRound: z.int(),
+  rank: z.int(),
+  model: z.strictObject({ sha256: z.string(), targetModules: z.array(z.string()), name: z.string().nullable(), kind: z.string().nullable() }),
+  /** The privacy target: client DP-SGD, coordinator-side user-level DP, the budget, secure aggregation. */
+  privacy: z.strictObject({
+    client: z.strictObject({ clip: z.number(), noiseMultiplier: z.number().nullable(), targetEpsilon: z.number().nullable() }).nullable(),
+    user: z.strictObject({ noiseMultiplier: z.number(), clip: z.number() }).nullable(),
+    budget: z.strictObject({ epsilon: z.number(), delta: z.number() }).nullable(),
+    secureAggregation: z.boolean(),
+  }),
+  /** The token itself: `valid` (unused, not expired), `used` or `expired`. */
+  token: z.strictObject({ status: z.enum(['valid', 'used', 'expired']), expiresAt: z.number() }),
+});
+export type JoinJob = z.infer<typeof JoinJobSchema>;

@@ -29,7 +29,7 @@ import { FedloraError } from '../shared/errors.js';
 import { kaimingUniformA } from './kaiming.js';
 import { productGram, quadraticForm, type LowRankTerm } from './low-rank.js';
 import { BilateralCountSketch } from './count-sketch.js';
-import { addScaled, addScaledColumns, growRows, stagedSum, stagedSums, toFloat32, widenColumns, type StagedSum } from './running-sum.js';
+import { addScaled, addScaledColumns, growRows, releaseStagedSums, stagedSum, stagedSums, toFloat32, widenColumns, type StagedSum } from './running-sum.js';
 import { SeededRandom } from './seeded-random.js';
 import type { AggregationNoise, ClientInfo, ClientPlan, ClientUpdate, GlobalState, JobSpec, RoundAggregation, RoundResult, Strategy, SummedDelta, TrainableVector } from './strategy.js';
 import { applySummedDeltas, trainableVectorsOf } from './trainable-vectors.js';
@@ -124,6 +124,8 @@ export class FedAvgStrategy implements Strategy {
 class FedAvgRound implements RoundAggregation {
   private readonly sums = new Map<string, ModuleSum>();
   private order: AdapterModule[] | null = null;
+  /** The sums stagedSums made (one wasm memory), released once finish copied them out. */
+  private arenaSums: StagedSum[] = [];
   private totalExamples = 0;
   count = 0;
   private finished = false;
@@ -188,6 +190,7 @@ class FedAvgRound implements RoundAggregation {
     // wasm memory where SIMD pays off (running-sum.ts stagedSums).
     const ranks = globals.map((g) => g?.rank ?? 0);
     const sums = stagedSums(modules.flatMap((m, i) => [ranks[i]! * m.inFeatures, m.outFeatures * ranks[i]!]));
+    this.arenaSums = sums;
     for (const [i, m] of modules.entries()) {
       const globalModule = globals[i];
       const scale = scaling(globalModule ?? m);
@@ -229,6 +232,7 @@ class FedAvgRound implements RoundAggregation {
         refSq += figure.ref;
       }
     }
+    releaseStagedSums(this.arenaSums); // copied out above: the next round reuses the memory
     const base = this.state?.adapter?.layout;
     const aggregate: Adapter = { layout: { variant: 'lora', modules, baseModelName: base?.baseModelName, baseModelSha256: base?.baseModelSha256 }, factors };
     const noise: AggregationNoise | undefined =

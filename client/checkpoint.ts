@@ -45,12 +45,12 @@ async function readJsonFile(path: string, code: 'FL_ERR_MODEL_CONFIG' | 'FL_ERR_
     text = await readFile(path, 'utf8');
   } catch (e) {
     const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : `cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`;
-    throw new FedloraError(code, `${path}: ${why}`, { file: path });
+    throw new FedloraError(code, `${path}: ${why}`, { file: path }, { cause: e });
   }
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {
-    throw new FedloraError(code, `${path}: not valid JSON (${(e as Error).message})`, { file: path });
+    throw new FedloraError(code, `${path}: not valid JSON (${(e as Error).message})`, { file: path }, { cause: e });
   }
 }
 
@@ -93,7 +93,7 @@ export async function sha256File(path: string): Promise<string> {
   try {
     for await (const chunk of createReadStream(path, { highWaterMark: 1 << 22 })) hash.update(chunk as Buffer);
   } catch (e) {
-    throw new FedloraError('FL_ERR_IO', `${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { path });
+    throw new FedloraError('FL_ERR_IO', `${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { path }, { cause: e });
   }
   return hash.digest('hex');
 }
@@ -113,7 +113,7 @@ export async function checkpointSha256(dir: string): Promise<string> {
     try {
       for await (const chunk of createReadStream(f, { highWaterMark: 1 << 22 })) hash.update(chunk as Buffer);
     } catch (e) {
-      throw new FedloraError('FL_ERR_IO', `${f}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { path: f });
+      throw new FedloraError('FL_ERR_IO', `${f}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { path: f }, { cause: e });
     }
   }
   return hash.digest('hex');

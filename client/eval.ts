@@ -51,7 +51,7 @@ async function modelTypeOf(dir: string): Promise<string> {
   try {
     json = JSON.parse(await readFile(file, 'utf8'));
   } catch (e) {
-    throw new FedloraError('FL_ERR_MODEL_CONFIG', `cannot read ${file}: ${(e as Error).message}`, { file });
+    throw new FedloraError('FL_ERR_MODEL_CONFIG', `cannot read ${file}: ${(e as Error).message}`, { file }, { cause: e });
   }
   const t = (json as { model_type?: unknown }).model_type;
   if (typeof t !== 'string') throw new FedloraError('FL_ERR_MODEL_CONFIG', `${file}: model_type is missing`, { file, field: 'model_type' });

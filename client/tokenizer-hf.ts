@@ -15,13 +15,13 @@ async function readJson(file: string, required: boolean): Promise<Record<string,
     text = await readFile(file, 'utf8');
   } catch (e) {
     if (!required && (e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new FedloraError('FL_ERR_MODEL_CONFIG', `${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { file });
+    throw new FedloraError('FL_ERR_MODEL_CONFIG', `${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { file }, { cause: e });
   }
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (e) {
-    throw new FedloraError('FL_ERR_MODEL_CONFIG', `${file}: not valid JSON (${(e as Error).message})`, { file });
+    throw new FedloraError('FL_ERR_MODEL_CONFIG', `${file}: not valid JSON (${(e as Error).message})`, { file }, { cause: e });
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new FedloraError('FL_ERR_MODEL_CONFIG', `${file}: must hold a JSON object`, { file });
@@ -55,7 +55,7 @@ export class HfTokenizer implements TextTokenizer {
     try {
       this.tokenizer = new Tokenizer(tokenizerJson, config);
     } catch (e) {
-      throw new FedloraError('FL_ERR_MODEL_CONFIG', `${source}: @huggingface/tokenizers cannot build it (${(e as Error).message})`, { file: source });
+      throw new FedloraError('FL_ERR_MODEL_CONFIG', `${source}: @huggingface/tokenizers cannot build it (${(e as Error).message})`, { file: source }, { cause: e });
     }
     let max = -1;
     for (const id of this.tokenizer.get_vocab(true).values()) max = Math.max(max, id);

@@ -77,13 +77,13 @@ export function readConfigFile(path: string): Record<string, unknown> {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new FedloraError('FL_ERR_INVALID_CONFIG', `cannot read config file ${path}: ${(e as Error).message}`, { path });
+    throw new FedloraError('FL_ERR_INVALID_CONFIG', `cannot read config file ${path}: ${(e as Error).message}`, { path }, { cause: e });
   }
   try {
     const value = JSON.parse(text) as unknown;
     if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error('the top level must be a JSON object');
     return value as Record<string, unknown>;
   } catch (e) {
-    throw new FedloraError('FL_ERR_INVALID_CONFIG', `config file ${path} is not a JSON object: ${(e as Error).message}`, { path });
+    throw new FedloraError('FL_ERR_INVALID_CONFIG', `config file ${path} is not a JSON object: ${(e as Error).message}`, { path }, { cause: e });
   }
 }

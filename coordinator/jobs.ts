@@ -71,7 +71,7 @@ export function jobStrategy(spec: JobSpec): Strategy {
       }),
     });
   } catch (e) {
-    if (e instanceof FedloraError) throw new FedloraError('FL_ERR_INVALID_CONFIG', `job spec: privacy.user: ${e.message}`, { field: 'privacy.user' });
+    if (e instanceof FedloraError) throw new FedloraError('FL_ERR_INVALID_CONFIG', `job spec: privacy.user: ${e.message}`, { field: 'privacy.user' }, { cause: e });
     throw e;
   }
 }
@@ -97,7 +97,7 @@ export function createJob(store: Store, body: unknown, now = Date.now()): JobRec
     try {
       checkJobSpec(spec.strategy, strategySpecOf(spec, spec.model.modules).modules);
     } catch (e) {
-      if (e instanceof FedloraError) throw new FedloraError('FL_ERR_INVALID_CONFIG', `job spec: model.modules: ${e.message}`, { field: 'model.modules' });
+      if (e instanceof FedloraError) throw new FedloraError('FL_ERR_INVALID_CONFIG', `job spec: model.modules: ${e.message}`, { field: 'model.modules' }, { cause: e });
       throw e;
     }
   }

@@ -442,7 +442,7 @@ export function verifyOffer(offer: OfferSigned, signature: string | undefined, c
   try {
     message = offerMessage(offer);
   } catch (e) {
-    throw new FedloraError('FL_ERR_OFFER_SIGNATURE', `${what} cannot be checked: ${(e as Error).message}`);
+    throw new FedloraError('FL_ERR_OFFER_SIGNATURE', `${what} cannot be checked: ${(e as Error).message}`, {}, { cause: e });
   }
   if (!verifyEd25519(message, fromBase64(signature), coordinatorSignPublicKey)) {
     throw new FedloraError('FL_ERR_OFFER_SIGNATURE', `${what} does not verify with the pinned coordinator key: its state, plan or settings were changed on the way (or it was signed by another key); refused without training. Use an https:// coordinator URL or check the network path`);

@@ -399,7 +399,7 @@ export function parseLedger(text: string): LedgerState {
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw new FedloraError('FL_ERR_LEDGER_STATE', `privacy ledger is not JSON: ${(e as Error).message}`);
+    throw new FedloraError('FL_ERR_LEDGER_STATE', `privacy ledger is not JSON: ${(e as Error).message}`, {}, { cause: e });
   }
   const parsed = ledgerSchema.safeParse(raw);
   if (!parsed.success) {

@@ -70,15 +70,27 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
-/** The one error class of the project: a code from ERROR_CODES plus a message that names what is wrong. */
+/**
+ * The one error class of the project: a code from ERROR_CODES plus a message that names what is wrong.
+ * `message` is `"<code>: <reason>"`; `reason` is the same text without the code prefix, for replies
+ * and logs that carry the code in a field of its own. A FedloraError that rewraps a caught error
+ * passes it as `{ cause }` (ES2022), so the original message and stack stay on the chain.
+ *
+ * @param code - the code from ERROR_CODES
+ * @param reason - what is wrong, naming the argument or file and the rule
+ * @param details - structured fields for logs and replies (e.g. `field`, `path`)
+ * @param options - `{ cause }`: the error this one rewraps
+ */
 export class FedloraError extends Error {
   readonly code: ErrorCode;
+  readonly reason: string;
   readonly details: Readonly<Record<string, unknown>>;
 
-  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}) {
-    super(`${code}: ${message}`);
+  constructor(code: ErrorCode, reason: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(`${code}: ${reason}`, options);
     this.name = 'FedloraError';
     this.code = code;
+    this.reason = reason;
     this.details = details;
   }
 }

@@ -203,7 +203,7 @@ async function writeFileAtomic(path: string, text: string): Promise<void> {
     await rename(temp, path);
   } catch (e) {
     await rm(temp, { force: true });
-    throw new FedloraError('FL_ERR_IO', `${path}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { path });
+    throw new FedloraError('FL_ERR_IO', `${path}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { path }, { cause: e });
   }
 }
 
@@ -269,7 +269,7 @@ export async function writePeftAdapterDir(dir: string, adapter: Adapter, options
   try {
     await mkdir(dir, { recursive: true });
   } catch (e) {
-    throw new FedloraError('FL_ERR_IO', `${dir}: cannot create the directory (${(e as NodeJS.ErrnoException).code})`, { path: dir });
+    throw new FedloraError('FL_ERR_IO', `${dir}: cannot create the directory (${(e as NodeJS.ErrnoException).code})`, { path: dir }, { cause: e });
   }
   await writeSafetensorsFile(join(dir, ADAPTER_WEIGHTS_FILE), tensors, { format: 'pt', [FEDLORA_METADATA_KEY]: JSON.stringify(record) });
   await writeFileAtomic(join(dir, ADAPTER_CONFIG_FILE), text);

@@ -58,13 +58,13 @@ async function modelType(dir: string): Promise<string | undefined> {
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
-    throw new FedloraError('FL_ERR_MODEL_CONFIG', `cannot read ${path}: ${(e as Error).message}`, { file: path });
+    throw new FedloraError('FL_ERR_MODEL_CONFIG', `cannot read ${path}: ${(e as Error).message}`, { file: path }, { cause: e });
   }
   try {
     const json = JSON.parse(text) as { model_type?: unknown };
     return typeof json.model_type === 'string' ? json.model_type : undefined;
   } catch (e) {
-    throw new FedloraError('FL_ERR_MODEL_CONFIG', `${path}: not valid JSON: ${(e as Error).message}`, { file: path });
+    throw new FedloraError('FL_ERR_MODEL_CONFIG', `${path}: not valid JSON: ${(e as Error).message}`, { file: path }, { cause: e });
   }
 }
 

@@ -89,14 +89,14 @@ export class FloraMerged {
       bytes = new Uint8Array(readFileSync(path));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw new FedloraError('FL_ERR_IO', `cannot read ${path}: ${(e as Error).message}`, { path });
+      throw new FedloraError('FL_ERR_IO', `cannot read ${path}: ${(e as Error).message}`, { path }, { cause: e });
     }
     try {
       const { metadata } = decodeSafetensors(bytes, path);
       const meta = MergedMetaSchema.parse(JSON.parse(metadata?.[FLORA_METADATA_KEY] ?? 'null'));
       return { ...meta, adapter: decodeOfferedState(bytes) };
     } catch (e) {
-      throw new FedloraError('FL_ERR_CLIENT_STATE', `${path} is not a FLoRA merged-rounds file: ${(e as Error).message.split('\n')[0]}; delete it to start from the full state`, { path });
+      throw new FedloraError('FL_ERR_CLIENT_STATE', `${path} is not a FLoRA merged-rounds file: ${(e as Error).message.split('\n')[0]}; delete it to start from the full state`, { path }, { cause: e });
     }
   }
 

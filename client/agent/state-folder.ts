@@ -54,7 +54,7 @@ export class StateFolder {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       if (process.platform !== 'win32' && (statSync(dir).mode & 0o077) !== 0) chmodSync(dir, 0o700);
     } catch (e) {
-      throw new FedloraError('FL_ERR_IO', `cannot create the client state folder ${dir}: ${(e as Error).message}`, { path: dir });
+      throw new FedloraError('FL_ERR_IO', `cannot create the client state folder ${dir}: ${(e as Error).message}`, { path: dir }, { cause: e });
     }
     const { keys, created, fingerprint } = loadOrCreateKeys(join(dir, KEYS_FILE), 'client');
     return new StateFolder(dir, keys, fingerprint, created);
@@ -90,7 +90,7 @@ export class StateFolder {
     try {
       parsed = EnrolmentSchema.parse(JSON.parse(text));
     } catch (e) {
-      throw new FedloraError('FL_ERR_CLIENT_STATE', `${path} is not a valid enrolment record: ${(e as Error).message.split('\n')[0]}`, { path });
+      throw new FedloraError('FL_ERR_CLIENT_STATE', `${path} is not a valid enrolment record: ${(e as Error).message.split('\n')[0]}`, { path }, { cause: e });
     }
     const origin = coordinatorPinName(coordinatorUrl);
     if (parsed.coordinator !== origin || (jobId !== undefined && parsed.jobId !== jobId)) {

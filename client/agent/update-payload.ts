@@ -39,7 +39,7 @@ export function decodeOfferedState(bytes: Uint8Array): Adapter | null {
   try {
     layout = JSON.parse(layoutText) as AdapterLayout;
   } catch (e) {
-    throw new FedloraError('FL_ERR_ADAPTER_LAYOUT', `offered global state: __metadata__["${LAYOUT_METADATA_KEY}"] is not JSON: ${(e as Error).message}`);
+    throw new FedloraError('FL_ERR_ADAPTER_LAYOUT', `offered global state: __metadata__["${LAYOUT_METADATA_KEY}"] is not JSON: ${(e as Error).message}`, {}, { cause: e });
   }
   const factors = new Map<string, Partial<Record<FactorName, Float32Array>>>();
   for (const t of tensors) {

@@ -8,13 +8,13 @@ export async function readDataText(path: string): Promise<string> {
   try {
     bytes = await readFile(path);
   } catch (e) {
-    throw new FedloraError('FL_ERR_IO', `cannot read data file ${path}: ${(e as Error).message}`, { file: path });
+    throw new FedloraError('FL_ERR_IO', `cannot read data file ${path}: ${(e as Error).message}`, { file: path }, { cause: e });
   }
   if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
     try {
       bytes = gunzipSync(bytes);
     } catch (e) {
-      throw new FedloraError('FL_ERR_DATA', `${path}: looks gzipped but does not decompress: ${(e as Error).message}`, { file: path });
+      throw new FedloraError('FL_ERR_DATA', `${path}: looks gzipped but does not decompress: ${(e as Error).message}`, { file: path }, { cause: e });
     }
   }
   try {

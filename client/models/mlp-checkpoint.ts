@@ -28,7 +28,7 @@ export async function sha256OfFile(path: string): Promise<string> {
   try {
     for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   } catch (e) {
-    throw new FedloraError('FL_ERR_IO', `cannot read ${path}: ${(e as Error).message}`, { file: path });
+    throw new FedloraError('FL_ERR_IO', `cannot read ${path}: ${(e as Error).message}`, { file: path }, { cause: e });
   }
   return hash.digest('hex');
 }
@@ -44,13 +44,13 @@ export async function readMlpCheckpoint(dir: string): Promise<MlpCheckpoint> {
   try {
     raw = await readFile(configPath, 'utf8');
   } catch (e) {
-    throw new FedloraError('FL_ERR_MODEL_CONFIG', `cannot read ${configPath}: ${(e as Error).message}`, { file: configPath });
+    throw new FedloraError('FL_ERR_MODEL_CONFIG', `cannot read ${configPath}: ${(e as Error).message}`, { file: configPath }, { cause: e });
   }
   let json: unknown;
   try {
     json = JSON.parse(raw);
   } catch (e) {
-    throw new FedloraError('FL_ERR_MODEL_CONFIG', `${configPath}: not valid JSON: ${(e as Error).message}`, { file: configPath });
+    throw new FedloraError('FL_ERR_MODEL_CONFIG', `${configPath}: not valid JSON: ${(e as Error).message}`, { file: configPath }, { cause: e });
   }
   const config = parseMlpConfig(json, configPath);
   const weightsPath = join(dir, MLP_WEIGHTS_FILE);
@@ -86,7 +86,7 @@ export async function writeMlpCheckpoint(dir: string, config: MlpConfig, weights
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, MLP_CONFIG_FILE), JSON.stringify(config, null, 2) + '\n');
   } catch (e) {
-    throw new FedloraError('FL_ERR_IO', `cannot write ${join(dir, MLP_CONFIG_FILE)}: ${(e as Error).message}`, { file: dir });
+    throw new FedloraError('FL_ERR_IO', `cannot write ${join(dir, MLP_CONFIG_FILE)}: ${(e as Error).message}`, { file: dir }, { cause: e });
   }
   const weightsPath = join(dir, MLP_WEIGHTS_FILE);
   await writeSafetensorsFile(weightsPath, tensors, { format: 'pt' });

@@ -550,7 +550,7 @@ export class JobRunner {
     } catch (e) {
       if (e instanceof FedloraError) return refuse(e);
       this.log.error({ err: e, clientId: link.clientId }, 'unexpected error while receiving an update');
-      return refuse(new FedloraError('FL_ERR_INTERNAL', 'unexpected error while receiving the update; see the coordinator log'));
+      return refuse(new FedloraError('FL_ERR_INTERNAL', 'unexpected error while receiving the update; see the coordinator log', {}, { cause: e }));
     }
   }
 
@@ -560,7 +560,7 @@ export class JobRunner {
    * on bad messages is still answered and counted, but cannot grow the round's records without bound.
    */
   private refuse(a: Attempt | null, link: ClientLink, error: FedloraError, at: { round: number; attempt: number; step?: string }, bytes: number): { ok: false; error: { code: string; message: string } } {
-    const message = error.message.startsWith(`${error.code}: `) ? error.message.slice(error.code.length + 2) : error.message;
+    const message = error.reason;
     this.deps.metrics.updatesRefused.inc({ reason: error.code });
     this.deps.metrics.updateBytes.inc({ status: 'refused' }, bytes);
     this.log.warn({ clientId: link.clientId, ...at, code: error.code, reason: message }, at.step === undefined ? 'update refused' : 'secure aggregation message refused');
@@ -781,7 +781,7 @@ export class JobRunner {
       return { ok: true };
     } catch (e) {
       if (!(e instanceof FedloraError)) this.log.error({ err: e, clientId: link.clientId }, 'unexpected error in a secure aggregation step');
-      const error = e instanceof FedloraError ? e : new FedloraError('FL_ERR_INTERNAL', 'unexpected error in a secure aggregation step; see the coordinator log');
+      const error = e instanceof FedloraError ? e : new FedloraError('FL_ERR_INTERNAL', 'unexpected error in a secure aggregation step; see the coordinator log', {}, { cause: e });
       return this.refuse(a, link, error, { round: m.round, attempt: m.attempt, step: m.step }, bytes);
     }
   }

@@ -188,7 +188,7 @@ export class SecureRound {
       }
       this.hooks.onStep?.(step, this.expected.size);
     } catch (e) {
-      this.end(isFedloraError(e) ? e : new FedloraError('FL_ERR_INTERNAL', `secure aggregation failed at step '${step}': ${(e as Error).message}`));
+      this.end(isFedloraError(e) ? e : new FedloraError('FL_ERR_INTERNAL', `secure aggregation failed at step '${step}': ${(e as Error).message}`, {}, { cause: e }));
     }
   }
 

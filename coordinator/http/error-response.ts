@@ -28,9 +28,8 @@ export function errorBody(code: ErrorCode, message: string, field?: string): Err
 
 export function sendError(res: Response, error: FedloraError): void {
   const field = typeof error.details.field === 'string' ? error.details.field : undefined;
-  // The message without its "CODE: " prefix: the code travels in its own field.
-  const message = error.message.startsWith(`${error.code}: `) ? error.message.slice(error.code.length + 2) : error.message;
-  res.status(statusOf(error.code)).json(errorBody(error.code, message, field));
+  // The reason (the message without its "CODE: " prefix): the code travels in its own field.
+  res.status(statusOf(error.code)).json(errorBody(error.code, error.reason, field));
 }
 
 /** body-parser's errors carry a `type`; map the ones a client can cause to our codes. */

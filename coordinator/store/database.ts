@@ -26,7 +26,7 @@ export function openDatabase(path: string, options: OpenOptions = {}): SqliteDat
   try {
     db = new Database(path);
   } catch (e) {
-    throw new FedloraError('FL_ERR_STORE', `cannot open database ${path}: ${(e as Error).message}`, { path });
+    throw new FedloraError('FL_ERR_STORE', `cannot open database ${path}: ${(e as Error).message}`, { path }, { cause: e });
   }
   try {
     db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 5000)}`);
@@ -41,7 +41,7 @@ export function openDatabase(path: string, options: OpenOptions = {}): SqliteDat
   } catch (e) {
     db.close();
     if (e instanceof FedloraError) throw e;
-    throw new FedloraError('FL_ERR_STORE', `database ${path}: ${(e as Error).message}`, { path });
+    throw new FedloraError('FL_ERR_STORE', `database ${path}: ${(e as Error).message}`, { path }, { cause: e });
   }
 }
 

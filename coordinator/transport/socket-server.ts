@@ -58,10 +58,6 @@ export interface SocketDeps {
 type FlSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
 export type FlServer = Server<ClientToServerEvents, ServerToClientEvents>;
 
-function messageOf(e: FedloraError): string {
-  return e.message.startsWith(`${e.code}: `) ? e.message.slice(e.code.length + 2) : e.message;
-}
-
 /** The adapter variant a strategy trains (shared/adapter.ts). */
 function variantOf(strategy: StrategyName): JobInfo['variant'] {
   switch (strategy) {
@@ -134,8 +130,8 @@ function handleConnection(socket: FlSocket, deps: SocketDeps, options: SocketOpt
   let link: ClientLink | null = null;
 
   const refuseAndClose = (e: FedloraError): void => {
-    log.warn({ code: e.code, reason: messageOf(e), phase }, 'connection refused');
-    socket.emit('refusal', { code: e.code, message: messageOf(e), ...(typeof e.details.field === 'string' && { field: e.details.field }), ...(hello !== null && { jobId: hello.jobId }) });
+    log.warn({ code: e.code, reason: e.reason, phase }, 'connection refused');
+    socket.emit('refusal', { code: e.code, message: e.reason, ...(typeof e.details.field === 'string' && { field: e.details.field }), ...(hello !== null && { jobId: hello.jobId }) });
     // Let the refusal reach the client before closing.
     setImmediate(() => socket.disconnect(true));
   };
@@ -201,7 +197,7 @@ function handleConnection(socket: FlSocket, deps: SocketDeps, options: SocketOpt
       };
       socket.emit('challenge', { nonce, coordinator: coordinatorKey, job: jobInfo });
     } catch (e) {
-      refuseAndClose(isFedloraError(e) ? e : new FedloraError('FL_ERR_INTERNAL', 'unexpected error in hello'));
+      refuseAndClose(isFedloraError(e) ? e : new FedloraError('FL_ERR_INTERNAL', 'unexpected error in hello', {}, { cause: e }));
       if (!isFedloraError(e)) log.error({ err: e }, 'unexpected error in hello');
     }
   });
@@ -247,7 +243,7 @@ function handleConnection(socket: FlSocket, deps: SocketDeps, options: SocketOpt
       log.info({ clientId: client.id, jobId: h.jobId, backend: link.backend, enrolled: h.enrolmentToken !== undefined }, 'client authenticated');
       runner.clientConnected(link, h.model.modules);
     } catch (e) {
-      refuseAndClose(isFedloraError(e) ? e : new FedloraError('FL_ERR_INTERNAL', 'unexpected error in auth'));
+      refuseAndClose(isFedloraError(e) ? e : new FedloraError('FL_ERR_INTERNAL', 'unexpected error in auth', {}, { cause: e }));
       if (!isFedloraError(e)) log.error({ err: e }, 'unexpected error in auth');
     }
   });
@@ -271,8 +267,8 @@ function handleConnection(socket: FlSocket, deps: SocketDeps, options: SocketOpt
       if (!parsed.success) {
         const e = new FedloraError('FL_ERR_INVALID_ARGUMENT', `${event}: ${describeIssues(parsed.error).join('; ')}`);
         deps.metrics.updatesRefused.inc({ reason: e.code });
-        log.warn({ clientId: link.clientId, event, reason: messageOf(e) }, 'round message refused');
-        answer({ ok: false, error: { code: e.code, message: messageOf(e) } });
+        log.warn({ clientId: link.clientId, event, reason: e.reason }, 'round message refused');
+        answer({ ok: false, error: { code: e.code, message: e.reason } });
         return;
       }
       const runner = deps.engine.runner(link.jobId);

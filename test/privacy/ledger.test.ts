@@ -215,6 +215,12 @@ describe('persistence', () => {
     expect(e.message).toContain(message);
   });
 
+  it('keeps the JSON parser\'s error as the cause of a state that is not JSON', () => {
+    const e = caught(() => parseLedger('not json'));
+    expect(e.cause).toBeInstanceOf(SyntaxError);
+    expect(e.reason).toBe(`privacy ledger is not JSON: ${(e.cause as Error).message}`);
+  });
+
   it('refuses an account filed under the wrong key, or with an RDP of the wrong length', () => {
     const raw = JSON.parse(serializeLedger(sample()));
     raw.accounts['job:other'] = raw.accounts['job:j'];

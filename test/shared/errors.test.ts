@@ -21,4 +21,50 @@ describe('error table', () => {
     expect(isFedloraError(e, 'FL_ERR_IO')).toBe(false);
     expect(isFedloraError(new Error('x'))).toBe(false);
   });
+
+  it('reason is the message without the code prefix', () => {
+    const e = new FedloraError('FL_ERR_IO', 'cannot read a.json: EACCES (FL_ERR_IO: in the text stays)');
+    expect(e.reason).toBe('cannot read a.json: EACCES (FL_ERR_IO: in the text stays)');
+    expect(e.message).toBe(`FL_ERR_IO: ${e.reason}`);
+    expect(e.reason).not.toMatch(/^FL_ERR_/);
+  });
+
+  it('a rewrapped error keeps the caught one as its cause, with its stack, down the chain', () => {
+    const readConfig = (): never => {
+      try {
+        JSON.parse('{ not json');
+      } catch (e) {
+        throw new FedloraError('FL_ERR_INVALID_CONFIG', `a.json is not JSON: ${(e as Error).message}`, { path: 'a.json' }, { cause: e });
+      }
+      throw new Error('unreachable');
+    };
+    const loadJob = (): never => {
+      try {
+        readConfig();
+      } catch (e) {
+        throw new FedloraError('FL_ERR_JOB_FAILED', `job j: ${(e as FedloraError).reason}`, {}, { cause: e });
+      }
+      throw new Error('unreachable');
+    };
+    let outer: FedloraError | undefined;
+    try {
+      loadJob();
+    } catch (e) {
+      outer = e as FedloraError;
+    }
+    expect(outer?.code).toBe('FL_ERR_JOB_FAILED');
+    expect(outer?.reason).toMatch(/^job j: a\.json is not JSON: /);
+    const middle = outer?.cause as FedloraError;
+    expect(isFedloraError(middle, 'FL_ERR_INVALID_CONFIG')).toBe(true);
+    expect(middle.details).toEqual({ path: 'a.json' });
+    expect(middle.stack).toContain('readConfig');
+    const root = middle.cause as Error;
+    expect(root).toBeInstanceOf(SyntaxError);
+    expect(root.stack).toContain('JSON.parse');
+    expect(middle.message).toContain(root.message);
+  });
+
+  it('an error made without a cause has none', () => {
+    expect('cause' in new FedloraError('FL_ERR_IO', 'x')).toBe(false);
+  });
 });

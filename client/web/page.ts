@@ -3,6 +3,7 @@
  * never sent to the server), takes the picked model folder and data file, starts the worker
  * (worker.ts) and draws what it reports. It sends nothing itself.
  */
+import type { JoinJob } from '../../shared/protocol/http.js';
 import type { JoinRequest, WorkerEvent } from './messages.js';
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
@@ -28,6 +29,51 @@ if (token === null && localStorage.getItem(ENROLLED_KEY) === null) {
   showError('FL_ERR_ENROLMENT', 'This link carries no enrolment token: open the link the coordinator\'s operator gave you (it ends in #token=...).');
 }
 if (localStorage.getItem(ENROLLED_KEY) !== null) $('resume').hidden = false;
+
+/** The privacy target in words: what the data owner agrees to before Join. */
+function privacyText(p: JoinJob['privacy']): string {
+  const parts: string[] = [];
+  if (p.client !== null) parts.push(`client-side DP-SGD (clip ${p.client.clip}, ${p.client.targetEpsilon !== null ? `target epsilon ${p.client.targetEpsilon}` : `noise multiplier ${p.client.noiseMultiplier}`})`);
+  if (p.user !== null) parts.push(`user-level DP-FedAvg at the coordinator (noise multiplier ${p.user.noiseMultiplier}, clip ${p.user.clip})`);
+  if (p.budget !== null) parts.push(`budget epsilon ${p.budget.epsilon} at delta ${p.budget.delta}`);
+  if (p.secureAggregation) parts.push('secure aggregation (the coordinator sees only the sum)');
+  return parts.length === 0 ? 'none (no differential privacy)' : parts.join('; ');
+}
+
+/** Shows the job before Join (`POST /join/job`: looked up from the token without spending it). */
+async function showJob(t: string): Promise<void> {
+  const res = await fetch('/join/job', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: t }) });
+  const body = (await res.json()) as JoinJob | { error: { code: string; message: string } };
+  if ('error' in body) {
+    $('job-text').textContent = 'unknown';
+    showError(body.error.code, body.error.message);
+    return;
+  }
+  $('job-text').textContent = `${body.jobId} (${body.status})`;
+  const rows: Array<[string, string]> = [
+    ['strategy', body.strategy],
+    ['model', `${body.model.name ?? body.model.sha256.slice(0, 12)}${body.model.kind === null ? '' : ` (${body.model.kind})`}, LoRA rank ${body.rank} on ${body.model.targetModules.join(', ')}`],
+    ['rounds', `${body.rounds} (${body.round} done), ${body.clientsPerRound} clients per round`],
+    ['privacy target', privacyText(body.privacy)],
+  ];
+  const list = $('job-details');
+  list.textContent = '';
+  for (const [k, v] of rows) {
+    const dt = Object.assign(document.createElement('dt'), { textContent: k });
+    const dd = Object.assign(document.createElement('dd'), { textContent: v });
+    dd.dataset.field = k;
+    list.append(dt, dd);
+  }
+  list.hidden = false;
+  const resuming = localStorage.getItem(ENROLLED_KEY) !== null;
+  if (body.token.status === 'used' && !resuming) showError('FL_ERR_ENROLMENT', 'This enrolment link was already used: ask the job owner for a new link.');
+  if (body.token.status === 'expired' && !resuming) showError('FL_ERR_ENROLMENT', `This enrolment link expired at ${new Date(body.token.expiresAt).toISOString()}: ask the job owner for a new link.`);
+  if (body.status === 'completed' || body.status === 'failed') showError('FL_ERR_ROUND_STATE', `This job has ${body.status}; there is nothing left to join.`);
+}
+
+if (token !== null) {
+  showJob(token).catch((e: unknown) => showError('FL_ERR_INTERNAL', `the coordinator did not answer: ${e instanceof Error ? e.message : String(e)}`));
+}
 
 function onEvent(e: WorkerEvent): void {
   switch (e.type) {

@@ -23,7 +23,10 @@ interface WebgpuUtil {
   computeDispatch(layout: { x: number[] }, shape: number[], workgroupSize: [number, number, number]): [number, number, number];
 }
 
-/** The environment variable that turns the fused kernels off (an A/B switch for benchmarks). */
+/**
+ * The environment variable that turns the fused kernels on (`1`). Opt-in until a GPU run of
+ * tools/gpu/kernels-check.ts and of the step benchmark shows them correct and faster.
+ */
 export const FUSED_KERNELS_ENV = 'FEDLORA_FUSED_KERNELS';
 
 let util: WebgpuUtil | null = null;
@@ -31,7 +34,7 @@ let util: WebgpuUtil | null = null;
 /** Loads what the fused kernels need when the webgpu backend is active; a no-op elsewhere. */
 export async function prepareFusedKernels(env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
   util = null;
-  if (tf.getBackend() !== 'webgpu' || env[FUSED_KERNELS_ENV] === '0') return false;
+  if (tf.getBackend() !== 'webgpu' || env[FUSED_KERNELS_ENV] !== '1') return false;
   const name = '@tensorflow/tfjs-backend-webgpu'; // loaded by then: client/backends/webgpu.ts imported it
   util = ((await import(name)) as { webgpu_util: WebgpuUtil }).webgpu_util;
   return true;
@@ -60,6 +63,9 @@ function adamwProgram(size: number, which: (typeof OUTPUT)[number]): object {
     getUserCode: () => `
       fn main(index : i32) {
         if (index < uniforms.size) {
+          // Every input is used by every program: tfjs builds the bind group with all four, and
+          // Dawn's automatic layout drops a binding the shader never touches (an invalid bind group).
+          _ = P[index];
           let g = G[index];
           let m1 = M[index] * uniforms.beta1 + g * uniforms.oneMinusBeta1;
           let v1 = V[index] * uniforms.beta2 + (g * g) * uniforms.oneMinusBeta2;

@@ -23,7 +23,8 @@ export interface AdamWOptions {
   readonly weightDecay?: number;
   /**
    * On the webgpu backend, update each variable with the fused WGSL kernels
-   * (client/kernels/fused-adamw.ts: 3 dispatches instead of ~14). @default true
+   * (client/kernels/fused-adamw.ts: 3 dispatches instead of ~14) when FEDLORA_FUSED_KERNELS=1
+   * turned them on. @default true
    */
   readonly fused?: boolean;
 }

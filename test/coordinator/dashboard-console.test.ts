@@ -94,7 +94,9 @@ describe('the coordinator console (Playwright, headless chromium)', () => {
     for (const l of links) expect(l).toMatch(new RegExp(`^${h!.coordinator.url}/join#token=[A-Za-z0-9_-]+$`));
     await p.locator(`${job} .enrol-link button`).first().click();
     await p.locator(`${job} .enrol-link button`, { hasText: 'copied' }).waitFor();
-    expect(await p.evaluate(() => navigator.clipboard.readText())).toBe(links[0]);
+    // (in the page: the browser's navigator, which Node's types do not declare)
+    const readClipboard = () => (globalThis as unknown as { navigator: { clipboard: { readText(): Promise<string> } } }).navigator.clipboard.readText();
+    expect(await p.evaluate(readClipboard)).toBe(links[0]);
 
     // The links' tokens enrol two clients; they run round 0.
     const cs: TestClient[] = [];

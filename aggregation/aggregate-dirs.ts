@@ -5,6 +5,7 @@
  */
 import { writePeftAdapterDir, readPeftAdapterDir } from '../shared/peft.js';
 import { FedloraError } from '../shared/errors.js';
+import { STRATEGY_TRAITS } from '../shared/protocol/job-spec.js';
 import { compressFloraAdapter } from './flora.js';
 import { createStrategy } from './registry.js';
 import type { AggregationReport, RoundResult } from './strategy.js';
@@ -44,7 +45,7 @@ export async function aggregateAdapterDirs(options: AggregateDirsOptions): Promi
   weights.forEach((w, i) => {
     if (!(Number.isFinite(w) && w > 0)) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `aggregate: weight ${i + 1} (for ${options.clientDirs[i]}) must be a finite number > 0, got ${w}`);
   });
-  if (options.compressRank !== undefined && options.strategy !== 'flora') {
+  if (options.compressRank !== undefined && !STRATEGY_TRAITS[strategy.name].freshEachRound) {
     throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `aggregate: --compress-rank applies to flora only, not ${options.strategy}`);
   }
   const round = strategy.begin(null);

@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import { FedloraError } from '../shared/errors.js';
+import { STRATEGY_TRAITS } from '../shared/protocol/job-spec.js';
 
 /** "3,1,2.5" -> [3, 1, 2.5]; each must be a finite number > 0. */
 export function parseWeights(text: string): number[] {
@@ -46,7 +47,7 @@ export function register(program: Command): void {
       const rankSet = [...new Set(Object.values(ranks))];
       lines.push(`  modules: ${Object.keys(ranks).length}, output rank ${rankSet.join('/')}`);
       if (report.noise) lines.push(`  aggregation noise ||s B_avg A_avg - sum p_k s_k B_k A_k|| / ||sum p_k s_k B_k A_k||: ${report.noise.overall.toExponential(3)} (${report.noise.method})`);
-      if (report.strategy !== 'fedavg') lines.push('  exact: s B A of the output equals sum_k p_k s_k B_k A_k to float32 rounding');
+      if (STRATEGY_TRAITS[report.strategy].exactProduct) lines.push('  exact: s B A of the output equals sum_k p_k s_k B_k A_k to float32 rounding');
       if (compressionError !== undefined) lines.push(`  truncated to rank ${compressRank}: relative Frobenius error ${compressionError.toExponential(3)}`);
       process.stdout.write(`${lines.join('\n')}\n`);
     });

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AdapterModule } from '../shared/adapter.js';
 import { readPeftAdapterDir, writePeftAdapterDir } from '../shared/peft.js';
+import { STRATEGY_TRAITS } from '../shared/protocol/job-spec.js';
 import { aggregateAdapterDirs } from './aggregate-dirs.js';
 import { productGap } from './exactness.js';
 import { createStrategy, STRATEGY_NAMES } from './registry.js';
@@ -73,24 +74,25 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   for (const name of STRATEGY_NAMES) {
     const strategy = createStrategy(name);
     const state = strategy.init({ modules, baseModelName: 'fedlora-demo-model' }, seed);
-    const heterogeneous = name === 'flora' || name === 'fedavg';
+    const traits = STRATEGY_TRAITS[name];
+    const heterogeneous = traits.heterogeneousRanks !== 'none';
     const clients = weights.map((n, i) => syntheticUpdate(strategy, state, { id: `client-${i}`, numExamples: n, ...(heterogeneous && { rank: clientRanks[i] }) }));
     const clientDirs: string[] = [];
     for (const [i, c] of clients.entries()) {
       const dir = join(outDir, name, 'clients', `client-${i}`);
-      await writePeftAdapterDir(dir, c.adapter, name === 'fedsb' ? { foldFedSb: false, includeFedSbR: true } : {});
+      await writePeftAdapterDir(dir, c.adapter, traits.variant === 'fedsb' ? { foldFedSb: false, includeFedSbR: true } : {});
       clientDirs.push(dir);
     }
     const upload = clients.reduce((t, c) => t + strategy.trainableVectors(c.adapter).reduce((s, v) => s + v.data.byteLength, 0), 0) / clients.length;
     const runs: Array<{ label: string; compressRank?: number; note: string }> = [{ label: name, note: notes[name] }];
-    if (name === 'flora') runs.push({ label: `flora, SVD to r=${DEMO_RANK}`, compressRank: DEMO_RANK, note: 'truncated stack: error = dropped singular values' });
+    if (traits.freshEachRound) runs.push({ label: `flora, SVD to r=${DEMO_RANK}`, compressRank: DEMO_RANK, note: 'truncated stack: error = dropped singular values' });
     for (const run of runs) {
       const dir = join(outDir, name, run.compressRank === undefined ? 'aggregate' : `aggregate-rank-${run.compressRank}`);
       const { ranks } = await aggregateAdapterDirs({ strategy: name, clientDirs, weights, outDir: dir, compressRank: run.compressRank });
       const written = await readPeftAdapterDir(dir);
       rows.push({
         strategy: run.label,
-        exact: name !== 'fedavg' && run.compressRank === undefined,
+        exact: traits.exactProduct && run.compressRank === undefined,
         relativeError: productGap(written, clients).overall,
         outputRank: Math.max(...Object.values(ranks)),
         uploadBytesPerClient: upload,

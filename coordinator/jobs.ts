@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Adapter } from '../shared/adapter.js';
 import { FedloraError } from '../shared/errors.js';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, writePeftAdapterDir } from '../shared/peft.js';
-import { AdaptiveClipSchema, JobSpecSchema, jobAlpha, type JobSpec, type ModuleShape } from '../shared/protocol/job-spec.js';
+import { AdaptiveClipSchema, JobSpecSchema, jobAlpha, STRATEGY_TRAITS, type JobSpec, type ModuleShape } from '../shared/protocol/job-spec.js';
 import type { EnrolmentResponse, JobList, JobView, PrivacyView, RoundView } from '../shared/protocol/http.js';
 import { parseOrThrow } from '../shared/protocol/validate.js';
 import { createStrategy } from '../aggregation/registry.js';
@@ -84,7 +84,7 @@ export function createJob(store: Store, body: unknown, now = Date.now()): JobRec
   const spec = parseOrThrow(JobSpecSchema, body, 'job spec');
   createStrategy(spec.strategy);
   jobStrategy(spec); // refuses DP parameters the wrapper does not take, naming them
-  const above = spec.strategy === 'fedavg' ? spec.ranks?.find((r) => r > spec.rank) : undefined;
+  const above = STRATEGY_TRAITS[spec.strategy].heterogeneousRanks === 'zero-padded' ? spec.ranks?.find((r) => r > spec.rank) : undefined;
   if (above !== undefined) {
     // fedavg's plan refuses such a client; say so at creation rather than at the first round
     throw new FedloraError('FL_ERR_INVALID_CONFIG', `job spec: ranks: fedavg cannot train a client at rank ${above}, above the job's rank ${spec.rank}; set rank to ${Math.max(...spec.ranks!)} (smaller ranks are zero-padded) or use flora`, { field: 'ranks' });
@@ -210,7 +210,7 @@ export function adapterForExport(store: Store, jobId: string, rank?: number): Ex
   const adapter = currentAdapter(store, jobId);
   if (rank === undefined) return { adapter };
   const strategy = store.requireJob(jobId).spec.strategy;
-  if (strategy !== 'flora') {
+  if (!STRATEGY_TRAITS[strategy].freshEachRound) {
     throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `rank: only a flora adapter (whose rank grows every round) is compressed on export; this job is ${strategy}`, { field: 'rank' });
   }
   const compressed = compressFloraAdapter(adapter, rank);

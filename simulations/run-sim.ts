@@ -15,7 +15,7 @@ import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { FedloraError, isFedloraError } from '../shared/errors.js';
 import type { Adapter } from '../shared/adapter.js';
-import type { JobSpecInput, StrategyName } from '../shared/protocol/job-spec.js';
+import { STRATEGY_TRAITS, type JobSpecInput, type StrategyName } from '../shared/protocol/job-spec.js';
 import { JobViewSchema, type JobView } from '../shared/protocol/http.js';
 import type { BackendName } from '../client/backend.js';
 import type { BaseModel } from '../client/agent/base-model.js';
@@ -331,9 +331,10 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
       try {
       const rank = forStrategy(o.rank, strategy);
       const lr = forStrategy(o.lr, strategy);
-      const heterogeneous = o.ranks !== undefined && (strategy === 'flora' || strategy === 'fedavg');
-      const userDp = o.userDpNoise !== undefined && strategy !== 'flora';
-      const secure = o.secureAggregation !== undefined && strategy !== 'flora' ? o.secureAggregation : undefined;
+      const traits = STRATEGY_TRAITS[strategy];
+      const heterogeneous = o.ranks !== undefined && traits.heterogeneousRanks !== 'none';
+      const userDp = o.userDpNoise !== undefined && traits.aggregateIsSum;
+      const secure = o.secureAggregation !== undefined && traits.aggregateIsSum ? o.secureAggregation : undefined;
       const spec: JobSpecInput = {
         strategy,
         rounds: o.rounds,
@@ -345,7 +346,7 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
         belowMinimum: o.dropout > 0 ? { policy: 'retry', retries: 3 } : { policy: 'fail', retries: 0 },
         model: { sha256: baseModel.sha256, targetModules: [...task.modules], kind: baseModel.kind },
         // fedavg trains no client above the job's rank (it refuses them): the global rank is the largest, smaller ones zero-pad
-        rank: heterogeneous && strategy === 'fedavg' ? Math.max(rank, ...o.ranks!) : rank,
+        rank: heterogeneous && traits.heterogeneousRanks === 'zero-padded' ? Math.max(rank, ...o.ranks!) : rank,
         ...(heterogeneous && { ranks: [...o.ranks!] }),
         ...(o.alpha !== undefined && { alpha: o.alpha }),
         training: { epochs: o.epochs, batchSize: o.batchSize, lr },
@@ -550,9 +551,9 @@ function validate(o: SimOptions): void {
   if (o.secureAggregation !== undefined) {
     if (o.userDpNoise !== undefined) bad('user-dp-noise', 'cannot combine with --secure-aggregation: the coordinator never sees an update to noise; use --secure-dp-noise (distributed DP)');
     if (o.ranks !== undefined) bad('ranks', 'cannot combine with --secure-aggregation: a secure sum needs one rank for every client');
-    if (o.strategies.length === 1 && o.strategies[0] === 'flora') bad('secure-aggregation', "cannot protect flora: its aggregate is not a sum (FLoRA stacks each client's factors); use fedavg, ffa or fedsb");
+    if (o.strategies.length === 1 && !STRATEGY_TRAITS[o.strategies[0]!].aggregateIsSum) bad('secure-aggregation', "cannot protect flora: its aggregate is not a sum (FLoRA stacks each client's factors); use fedavg, ffa or fedsb");
   }
-  if (o.userDpNoise !== undefined && o.strategies.length === 1 && o.strategies[0] === 'flora') {
+  if (o.userDpNoise !== undefined && o.strategies.length === 1 && !STRATEGY_TRAITS[o.strategies[0]!].aggregateIsSum) {
     throw new FedloraError('FL_ERR_INVALID_ARGUMENT', '--user-dp-noise: user-level DP needs a strategy whose aggregate is a sum; flora stacks each client apart: use --dp-epsilon (client DP-SGD) instead', { option: 'user-dp-noise' });
   }
 }

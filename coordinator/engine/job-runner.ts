@@ -11,7 +11,7 @@
  */
 import { FedloraError, isFedloraError } from '../../shared/errors.js';
 import type { OfferSecureAggregation, Plan, SecAggAck, SecAggClientMessage, Update, UpdateAck } from '../../shared/protocol/events.js';
-import { clientRank, jobAlpha, offeredPerRound, type JobSpec, type ModuleShape } from '../../shared/protocol/job-spec.js';
+import { clientRank, jobAlpha, offeredPerRound, STRATEGY_TRAITS, type JobSpec, type ModuleShape } from '../../shared/protocol/job-spec.js';
 import { peftTensorNames } from '../../shared/adapter.js';
 import { numel } from '../../shared/tensor.js';
 import type { ClientInfo, ClientPlan, ClientUpdate, GlobalState, RoundAggregation, RoundResult, Strategy } from '../../aggregation/strategy.js';
@@ -233,7 +233,7 @@ export class JobRunner {
 
   /** Whether the job's initial state is Fed-SB's gradient init (made in an init phase before round 0). */
   private get gradientInit(): boolean {
-    return this.spec.strategy === 'fedsb' && this.spec.fedsb?.init === 'gradient';
+    return STRATEGY_TRAITS[this.spec.strategy].gradientInit && this.spec.fedsb?.init === 'gradient';
   }
 
   /** Pending job whose initial state the init phase has still to make. */
@@ -357,7 +357,7 @@ export class JobRunner {
       : this.strategy.plan(this.state, infos);
     // FLoRA: clients merge the sum of every earlier round into pristine base weights (docs/protocol.md).
     // (FLoRA's offers are per client, below: only the rounds each one lacks)
-    const offeredAdapter = this.spec.strategy === 'flora' ? null : (this.state?.adapter ?? null);
+    const offeredAdapter = STRATEGY_TRAITS[this.spec.strategy].freshEachRound ? null : (this.state?.adapter ?? null);
     const stateBytes = encodeOfferedAdapter(offeredAdapter);
     const deadline = startedAt + this.spec.roundDeadlineSeconds * 1000;
     const offers = new Map<string, Offered>();
@@ -365,7 +365,7 @@ export class JobRunner {
     for (const p of plans) {
       const key = clientKey(this.links.get(p.clientId)!.tokenIndex);
       let plan = init ? this.initPlan(this.wirePlan(p, round, key)) : this.wirePlan(p, round, key);
-      if (!init && p.start === 'fresh' && this.state !== null && this.spec.strategy === 'flora') {
+      if (!init && p.start === 'fresh' && this.state !== null && STRATEGY_TRAITS[this.spec.strategy].freshEachRound) {
         // FLoRA: only the rounds this client has not merged (flora.ts floraOffer)
         const f = floraOffer(this.state, this.floraMerged.get(key) ?? 0);
         plan = { ...plan, extra: { ...plan.extra, flora: { from: f.from, through: f.through, ranks: f.ranks } } };

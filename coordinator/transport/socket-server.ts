@@ -25,7 +25,7 @@ import {
 } from '../../shared/protocol/events.js';
 import { authMessage } from '../../shared/protocol/auth.js';
 import { fromBase64 } from '../../shared/protocol/encoding.js';
-import { clientRank, type ModuleShape, type StrategyName } from '../../shared/protocol/job-spec.js';
+import { clientRank, STRATEGY_TRAITS, type ModuleShape } from '../../shared/protocol/job-spec.js';
 import { offerStateSha256, signOffer } from '../../privacy/envelope.js';
 import { describeIssues, fieldPath } from '../../shared/protocol/validate.js';
 import { verifyEd25519 } from '../../privacy/ed25519.js';
@@ -57,23 +57,6 @@ export interface SocketDeps {
 
 type FlSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
 export type FlServer = Server<ClientToServerEvents, ServerToClientEvents>;
-
-/** The adapter variant a strategy trains (shared/adapter.ts). */
-function variantOf(strategy: StrategyName): JobInfo['variant'] {
-  switch (strategy) {
-    case 'fedavg':
-    case 'flora':
-      return 'lora';
-    case 'ffa':
-      return 'ffa';
-    case 'fedsb':
-      return 'fedsb';
-    default: {
-      const never: never = strategy;
-      throw new FedloraError('FL_ERR_UNKNOWN_STRATEGY', `no variant for strategy '${String(never)}'`);
-    }
-  }
-}
 
 /**
  * The client's modules the job's targetModules name (PEFT matching: the path, or its end after a
@@ -189,7 +172,7 @@ function handleConnection(socket: FlSocket, deps: SocketDeps, options: SocketOpt
       const jobInfo: JobInfo = {
         id: jobId,
         strategy: spec.strategy,
-        variant: variantOf(spec.strategy),
+        variant: STRATEGY_TRAITS[spec.strategy].variant,
         rank,
         rounds: spec.rounds,
         model: { sha256: spec.model.sha256, targetModules: [...spec.model.targetModules], ...(spec.model.kind !== undefined && { kind: spec.model.kind }), ...(spec.model.name !== undefined && { name: spec.model.name }) },

@@ -14,6 +14,47 @@ export const STRATEGY_NAMES = ['fedavg', 'flora', 'ffa', 'fedsb'] as const;
 export const StrategyNameSchema = z.enum(STRATEGY_NAMES);
 export type StrategyName = z.infer<typeof StrategyNameSchema>;
 
+/**
+ * What each strategy allows and does, for the checks made outside aggregation/ (job spec,
+ * coordinator, simulations, demo): they ask a trait, never a strategy's name; dispatch to the
+ * implementation stays in aggregation/registry.ts. Pinned against the implementations by
+ * test/aggregation/strategy-traits.test.ts. See docs/strategies.md.
+ */
+export interface StrategyTraits {
+  /** The adapter variant clients train (shared/adapter.ts AdapterVariant). */
+  readonly variant: 'lora' | 'ffa' | 'fedsb';
+  /** The factors clients train and send back. */
+  readonly trainable: readonly ('A' | 'B' | 'R')[];
+  /**
+   * Per-client ranks (`ranks`): `none` = every client trains the job's rank; `zero-padded` = a
+   * client trains at most the job's rank and its smaller factors are zero-padded into the sum
+   * (HetLoRA); `stacked` = any rank, the clients' factors are stacked side by side (FLoRA).
+   */
+  readonly heterogeneousRanks: 'none' | 'zero-padded' | 'stacked';
+  /**
+   * The aggregate is a weighted sum of the updates, so the coordinator may see only the sum:
+   * user-level DP (privacy.user) and secure aggregation apply, through `aggregateSummedDeltas`.
+   */
+  readonly aggregateIsSum: boolean;
+  /**
+   * Each round, clients start a fresh LoRA on base weights merged with the earlier rounds' stacks
+   * (never from a global adapter), so the global adapter's rank grows round by round and an export
+   * may compress it by a truncated SVD (FLoRA).
+   */
+  readonly freshEachRound: boolean;
+  /** s B A of the aggregate equals sum_k p_k s_k B_k A_k to float32 rounding (no aggregation noise). */
+  readonly exactProduct: boolean;
+  /** Takes the `fedsb` job options: a gradient init phase before round 1 (Fed-SB, `fedsb.init`). */
+  readonly gradientInit: boolean;
+}
+
+export const STRATEGY_TRAITS: Readonly<Record<StrategyName, StrategyTraits>> = {
+  fedavg: { variant: 'lora', trainable: ['A', 'B'], heterogeneousRanks: 'zero-padded', aggregateIsSum: true, freshEachRound: false, exactProduct: false, gradientInit: false },
+  flora: { variant: 'lora', trainable: ['A', 'B'], heterogeneousRanks: 'stacked', aggregateIsSum: false, freshEachRound: true, exactProduct: true, gradientInit: false },
+  ffa: { variant: 'ffa', trainable: ['B'], heterogeneousRanks: 'none', aggregateIsSum: true, freshEachRound: false, exactProduct: true, gradientInit: false },
+  fedsb: { variant: 'fedsb', trainable: ['R'], heterogeneousRanks: 'none', aggregateIsSum: true, freshEachRound: false, exactProduct: true, gradientInit: true },
+};
+
 const positiveInt = z.int().min(1);
 
 /** One adapted module with the shape of its frozen weight W0 [outFeatures, inFeatures]. */
@@ -237,17 +278,18 @@ export const JobSpecSchema = z
     if (spec.minClients > spec.clientsPerRound) {
       ctx.addIssue({ code: 'custom', path: ['minClients'], message: `must be <= clientsPerRound (${spec.clientsPerRound}), got ${spec.minClients}` });
     }
-    if (spec.ranks !== undefined && spec.strategy !== 'flora' && spec.strategy !== 'fedavg') {
+    const traits = STRATEGY_TRAITS[spec.strategy];
+    if (spec.ranks !== undefined && traits.heterogeneousRanks === 'none') {
       ctx.addIssue({ code: 'custom', path: ['ranks'], message: `per-client ranks need strategy flora or fedavg (zero-padded), not ${spec.strategy}` });
     }
-    if (spec.privacy.user !== undefined && spec.strategy === 'flora') {
+    if (spec.privacy.user !== undefined && !traits.aggregateIsSum) {
       ctx.addIssue({
         code: 'custom',
         path: ['privacy', 'user'],
         message: 'user-level DP needs a strategy whose aggregate is a sum; flora stacks each client apart: use privacy.client (DP-SGD) instead',
       });
     }
-    if (spec.fedsb !== undefined && spec.strategy !== 'fedsb') {
+    if (spec.fedsb !== undefined && !traits.gradientInit) {
       ctx.addIssue({ code: 'custom', path: ['fedsb'], message: `fedsb options need strategy fedsb, not ${spec.strategy}` });
     }
     if (spec.fedsb?.init === 'gradient') {
@@ -265,7 +307,7 @@ export const JobSpecSchema = z
 function checkSecureAggregation(spec: z.output<typeof JobSpecSchema>, ctx: z.RefinementCtx): void {
   const sa = spec.secureAggregation;
   const at = (field: string, message: string) => ctx.addIssue({ code: 'custom', path: ['secureAggregation', field], message });
-  if (spec.strategy === 'flora') {
+  if (!STRATEGY_TRAITS[spec.strategy].aggregateIsSum) {
     ctx.addIssue({
       code: 'custom',
       path: ['secureAggregation', 'enabled'],

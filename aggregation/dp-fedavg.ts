@@ -26,9 +26,9 @@ import type { Adapter, AdapterVariant } from '../shared/adapter.js';
 import { FedloraError } from '../shared/errors.js';
 import { requireNonNegative, requirePositive } from '../privacy/argument-checks.js';
 import { nextClipNorm as nextClipNormAfter, noisyUnclippedFraction, updateNoiseMultiplier } from '../privacy/adaptive-clipping.js';
-import { clipFactor, l2Distance } from '../privacy/clipping.js';
+import { clipFactor } from '../privacy/clipping.js';
 import { addGaussianNoise } from '../privacy/gaussian.js';
-import { releaseStagedSums, stagedSums, type StagedSum } from './running-sum.js';
+import { referenceDistance, releaseStagedSums, stagedSums, type ReferenceDistance, type StagedSum } from './running-sum.js';
 import { allFinite, refuseNonFinite } from './validate-update.js';
 import { cryptoRandomSource, type RandomSource } from '../privacy/random.js';
 import type {
@@ -179,6 +179,8 @@ class DpFedAvgRound implements RoundAggregation {
   private readonly global: TrainableVector[];
   /** sum_k s_k x_k per trainable tensor (s_k the client's clip factor), added by the SIMD kernel. */
   private readonly sums: StagedSum[];
+  /** ||x_k - g|| by the SIMD kernel, g held in wasm memory for the round. */
+  private readonly distance: ReferenceDistance;
   /** sum_k s_k: finish subtracts (sum_k s_k) g once, giving sum_k s_k (x_k - g). */
   private totalScale = 0;
   private unclipped = 0;
@@ -196,11 +198,13 @@ class DpFedAvgRound implements RoundAggregation {
   ) {
     this.global = inner.trainableVectors(state.adapter!);
     this.sums = stagedSums(this.global.map((g) => g.data.length));
+    this.distance = referenceDistance(this.global.map((g) => g.data));
   }
 
   add(update: ClientUpdate): void {
     if (this.finished) throw new FedloraError('FL_ERR_AGGREGATION_INPUT', 'DP-FedAvg: add() after finish()');
-    this.inner.checkUpdate(this.state, update);
+    // finiteness of the trainable factors is refused below, by the norm and the staged add
+    this.inner.checkUpdate(this.state, update, { trainableFiniteChecked: true });
     const vectors = this.inner.trainableVectors(update.adapter);
     const byKey = new Map(vectors.map((v) => [`${v.path}\0${v.factor}`, v]));
     const mine = this.global.map((g) => {
@@ -216,7 +220,7 @@ class DpFedAvgRound implements RoundAggregation {
     });
     // Delta_k = x_k - g clipped to C: its norm in one pass, then s_k x_k staged into the sums (one
     // SIMD pass that also checks x_k is finite); no copy of Delta_k is made.
-    const norm = l2Distance(mine, this.global.map((g) => g.data));
+    const norm = Math.sqrt(this.distance.squared(mine));
     if (!Number.isFinite(norm)) {
       const bad = mine.findIndex((x) => !allFinite(x));
       refuseNonFinite(update.source, this.global[bad]!.path, this.global[bad]!.factor);
@@ -250,6 +254,7 @@ class DpFedAvgRound implements RoundAggregation {
     });
     const result = this.inner.aggregateSummedDeltas(this.state, sums, n);
     releaseStagedSums(this.sums); // the inner strategy copied them into the new state
+    this.distance.release();
     let unclippedFraction: number | undefined;
     let nextClipNorm: number | undefined;
     if (adaptive) {

@@ -124,9 +124,9 @@ export class FedSbStrategy implements Strategy {
     return new FedSbRound(state);
   }
 
-  checkUpdate(state: GlobalState, update: ClientUpdate): void {
+  checkUpdate(state: GlobalState, update: ClientUpdate, options: { readonly trainableFiniteChecked?: boolean } = {}): void {
     if (state.adapter === null) throw new FedloraError('FL_ERR_AGGREGATION_INPUT', 'fedsb: the global state has no adapter (frozen A and B)');
-    checkUpdate(update, state.adapter.layout, FEDSB_RULES);
+    checkUpdate(update, state.adapter.layout, options.trainableFiniteChecked === true ? { ...FEDSB_RULES, finiteCheckedByCaller: ['R'] } : FEDSB_RULES);
     checkFrozenFactors(update, state.adapter, ['A', 'B'], FEDSB_HINT);
   }
 

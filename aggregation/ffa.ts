@@ -54,9 +54,9 @@ export class FfaStrategy implements Strategy {
     return new FfaRound(state);
   }
 
-  checkUpdate(state: GlobalState, update: ClientUpdate): void {
+  checkUpdate(state: GlobalState, update: ClientUpdate, options: { readonly trainableFiniteChecked?: boolean } = {}): void {
     if (state.adapter === null) throw new FedloraError('FL_ERR_AGGREGATION_INPUT', 'ffa: the global state has no adapter (frozen A)');
-    checkUpdate(update, state.adapter.layout, FFA_RULES);
+    checkUpdate(update, state.adapter.layout, options.trainableFiniteChecked === true ? { ...FFA_RULES, finiteCheckedByCaller: ['B'] } : FFA_RULES);
     checkFrozenFactors(update, state.adapter, ['A'], FFA_HINT);
   }
 

@@ -200,13 +200,13 @@ export function stagedSums(lengths: readonly number[]): StagedSum[] {
   return staged;
 }
 
-type Arena = { buffer: ArrayBuffer; add: SimdAdd };
+type Arena = NonNullable<ReturnType<typeof simdArena>>;
 
 /** The wasm memory behind each list of sums stagedSums returned, for releaseStagedSums. */
 const arenaOf = new WeakMap<readonly StagedSum[], Arena>();
 /** Released memories, largest last; at most ARENA_POOL_SIZE are kept. */
 const arenaPool: Arena[] = [];
-const ARENA_POOL_SIZE = 2;
+const ARENA_POOL_SIZE = 3;
 
 function takePooledArena(bytes: number): Arena | null {
   // the smallest released memory that is large enough
@@ -229,4 +229,84 @@ export function releaseStagedSums(sums: readonly StagedSum[]): void {
   arenaPool.push(arena);
   arenaPool.sort((a, b) => a.buffer.byteLength - b.buffer.byteLength);
   if (arenaPool.length > ARENA_POOL_SIZE) arenaPool.shift(); // keep the largest
+}
+
+/** The squared L2 distance of vectors to fixed reference vectors (DP-FedAvg's x_k - g). */
+export interface ReferenceDistance {
+  /** sum over vectors of ||x_v - g_v||^2 in float64; NaN or Infinity when x holds one. */
+  squared(x: readonly Float32Array[]): number;
+  /** Hands the wasm memory back for the next round; the object must not be used afterwards. */
+  release(): void;
+}
+
+/**
+ * A {@link ReferenceDistance} by the SIMD kernel (simd-kernel.ts `sqdist`): the reference vectors
+ * are copied once into a wasm memory (pooled with the staged sums' memories), each x into a
+ * scratch beside them; plain JS where SIMD is unavailable or the vectors are small.
+ * @param reference the vectors distances are taken to (copied into the memory; their tails past a
+ *   multiple of 4 are read from them, so they must not change while this is in use)
+ */
+export function referenceDistance(reference: readonly Float32Array[]): ReferenceDistance {
+  const jsSquared = (x: readonly Float32Array[]): number => {
+    let total = 0;
+    x.forEach((v, i) => {
+      const g = reference[i]!;
+      for (let j = 0; j < v.length; j++) {
+        const d = v[j]! - g[j]!;
+        total += d * d;
+      }
+    });
+    return total;
+  };
+  const checkShapes = (x: readonly Float32Array[]): void => {
+    if (x.length !== reference.length || x.some((v, i) => v.length !== reference[i]!.length)) {
+      throw new RangeError(`distance to ${reference.length} reference vectors given ${x.length} of other lengths`);
+    }
+  };
+  const total = reference.reduce((t, v) => t + v.length, 0);
+  const align = (bytes: number) => Math.ceil(bytes / 16) * 16;
+  const offsets: number[] = [];
+  let bytes = 0;
+  for (const v of reference) {
+    offsets.push(bytes);
+    bytes += align(4 * v.length);
+  }
+  const scratchOffset = bytes;
+  bytes += align(4 * Math.max(0, ...reference.map((v) => v.length)));
+  const arena = total < SIMD_MIN_ELEMENTS ? null : (takePooledArena(bytes) ?? simdArena(bytes));
+  if (arena === null) {
+    return {
+      squared: (x) => {
+        checkShapes(x);
+        return jsSquared(x);
+      },
+      release: () => undefined,
+    };
+  }
+  reference.forEach((v, i) => new Float32Array(arena.buffer, offsets[i]!, v.length).set(v));
+  let released = false;
+  return {
+    squared(x) {
+      checkShapes(x);
+      let sum = 0;
+      x.forEach((v, i) => {
+        new Float32Array(arena.buffer, scratchOffset, v.length).set(v);
+        const body = v.length - (v.length % 4);
+        sum += arena.sqdist(scratchOffset, offsets[i]!, body);
+        const g = reference[i]!;
+        for (let j = body; j < v.length; j++) {
+          const d = v[j]! - g[j]!;
+          sum += d * d;
+        }
+      });
+      return sum;
+    },
+    release() {
+      if (released) return;
+      released = true;
+      arenaPool.push(arena);
+      arenaPool.sort((a, b) => a.buffer.byteLength - b.buffer.byteLength);
+      if (arenaPool.length > ARENA_POOL_SIZE) arenaPool.shift();
+    },
+  };
 }

@@ -85,13 +85,57 @@ const CODE: number[] = [
   0x0b,
 ];
 
+/**
+ * The second function: sum over i of (x[i] - g[i])^2 in float64, for float32 x and g (n a multiple
+ * of 4): the squared L2 distance DP-FedAvg clips by (privacy/clipping.ts `l2Distance` is the JS
+ * reference, which test/aggregation/simd-kernel.test.ts compares it with).
+ *
+ *   (func (export "sqdist") (param $x i32) (param $g i32) (param $n i32) (result f64)
+ *     (local $i i32) (local $v v128) (local $w v128) (local $lo v128) (local $hi v128)
+ *     (local $s0 v128) (local $s1 v128)
+ *     (block (loop
+ *       (br_if 1 (i32.ge_u (local.get $i) (local.get $n)))
+ *       (local.set $v (v128.load (i32.add (local.get $x) (i32.shl (local.get $i) (i32.const 2)))))
+ *       (local.set $w (v128.load (i32.add (local.get $g) (i32.shl (local.get $i) (i32.const 2)))))
+ *       (local.set $lo (f64x2.sub (f64x2.promote_low_f32x4 (local.get $v)) (f64x2.promote_low_f32x4 (local.get $w))))
+ *       (local.set $hi (f64x2.sub (f64x2.promote_low_f32x4 (i8x16.shuffle 8..15 0..7 $v $v))
+ *                                 (f64x2.promote_low_f32x4 (i8x16.shuffle 8..15 0..7 $w $w))))
+ *       (local.set $s0 (f64x2.add (local.get $s0) (f64x2.mul (local.get $lo) (local.get $lo))))
+ *       (local.set $s1 (f64x2.add (local.get $s1) (f64x2.mul (local.get $hi) (local.get $hi))))
+ *       (local.set $i (i32.add (local.get $i) (i32.const 4)))
+ *       (br 0)))
+ *     (local.set $s0 (f64x2.add (local.get $s0) (local.get $s1)))
+ *     (f64.add (f64x2.extract_lane 0 (local.get $s0)) (f64x2.extract_lane 1 (local.get $s0))))
+ */
+const HIGH_HALF = [8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7];
+/** base + (i << 2), with i in local 3 */
+const at4 = (base: number): number[] => [...get(base), ...get(3), 0x41, 2, 0x74, 0x6a];
+// Locals: 0 x, 1 g, 2 n; 3 i; 4 v, 5 w, 6 lo, 7 hi, 8 s0, 9 s1.
+const SQDIST: number[] = [
+  2, 1, I32, 6, V128,
+  0x02, 0x40, 0x03, 0x40, // block, loop
+  ...get(3), ...get(2), 0x4f, 0x0d, 1, // br_if 1 (i >= n)
+  ...at4(0), ...simd(0x00), ...memarg(0), ...set(4), // v = x[i..i+3]
+  ...at4(1), ...simd(0x00), ...memarg(0), ...set(5), // w = g[i..i+3]
+  ...get(4), ...simd(0x5f), ...get(5), ...simd(0x5f), ...simd(0xf1), ...set(6), // lo = v.lo - w.lo
+  ...get(4), ...get(4), ...simd(0x0d), ...HIGH_HALF, ...simd(0x5f),
+  ...get(5), ...get(5), ...simd(0x0d), ...HIGH_HALF, ...simd(0x5f), ...simd(0xf1), ...set(7), // hi = v.hi - w.hi
+  ...get(8), ...get(6), ...get(6), ...simd(0xf2), ...simd(0xf0), ...set(8), // s0 += lo * lo
+  ...get(9), ...get(7), ...get(7), ...simd(0xf2), ...simd(0xf0), ...set(9), // s1 += hi * hi
+  ...get(3), 0x41, 4, 0x6a, ...set(3), // i += 4
+  0x0c, 0, 0x0b, 0x0b, // br 0, end loop, end block
+  ...get(8), ...get(9), ...simd(0xf0), ...set(8),
+  ...get(8), ...simd(0x21), 0, ...get(8), ...simd(0x21), 1, 0xa0, // lane 0 + lane 1
+  0x0b,
+];
+
 const MODULE_BYTES = new Uint8Array([
   0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-  ...section(1, [1, 0x60, 5, I32, I32, I32, I32, F64, 1, I32]),
+  ...section(1, [2, 0x60, 5, I32, I32, I32, I32, F64, 1, I32, 0x60, 3, I32, I32, I32, 1, F64]),
   ...section(2, [1, ...name('env'), ...name('memory'), 0x02, 0x00, 1]),
-  ...section(3, [1, 0]),
-  ...section(7, [1, ...name('add'), 0x00, 0]),
-  ...section(10, [1, ...leb(CODE.length), ...CODE]),
+  ...section(3, [2, 0, 1]),
+  ...section(7, [2, ...name('add'), 0x00, 0, ...name('sqdist'), 0x00, 1]),
+  ...section(10, [2, ...leb(CODE.length), ...CODE, ...leb(SQDIST.length), ...SQDIST]),
 ]);
 
 /** The few WebAssembly JS API members used here (the project's lib settings carry no wasm types). */
@@ -117,6 +161,9 @@ export function simdKernelModule(): object | null {
 /** out = acc + w x over byte offsets in the memory; n a multiple of 4. Returns 1 when every x is finite. */
 export type SimdAdd = (out: number, acc: number, x: number, n: number, w: number) => number;
 
+/** sum (x[i] - g[i])^2 over float32 x and g at byte offsets in the memory; n a multiple of 4. */
+export type SimdSquaredDistance = (x: number, g: number, n: number) => number;
+
 /** The largest arena: 32-bit wasm addresses, and V8 caps a memory at 4 GiB (we stay at 2 GiB). */
 export const SIMD_MAX_BYTES = 2 ** 31;
 
@@ -125,13 +172,13 @@ export const SIMD_MAX_BYTES = 2 ** 31;
  * WebAssembly SIMD, above SIMD_MAX_BYTES, or when the engine cannot allocate it (callers then use
  * plain JS sums).
  */
-export function simdArena(bytes: number): { buffer: ArrayBuffer; add: SimdAdd } | null {
+export function simdArena(bytes: number): { buffer: ArrayBuffer; add: SimdAdd; sqdist: SimdSquaredDistance } | null {
   const module = simdKernelModule();
   if (module === null || wasm === undefined || bytes > SIMD_MAX_BYTES) return null;
   try {
     const memory = new wasm.Memory({ initial: Math.max(1, Math.ceil(bytes / 65536)) });
-    const add = new wasm.Instance(module, { env: { memory } }).exports.add as SimdAdd;
-    return { buffer: memory.buffer, add };
+    const exports = new wasm.Instance(module, { env: { memory } }).exports;
+    return { buffer: memory.buffer, add: exports.add as SimdAdd, sqdist: exports.sqdist as SimdSquaredDistance };
   } catch {
     return null; // out of memory or address space for a wasm memory: the JS loop needs none
   }

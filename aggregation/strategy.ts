@@ -163,8 +163,11 @@ export interface Strategy {
   /**
    * Refuses an update exactly as `begin(state).add(update)` would (modules, shapes, ranks, finite
    * values, frozen factors) without adding it anywhere: for wrappers that sum updates themselves.
+   * @param options.trainableFiniteChecked the caller refuses NaN and Infinity in the trainable
+   *   factors itself (in the pass that adds them), so this need not read them for it; strategies
+   *   may still check. @default false
    */
-  checkUpdate(state: GlobalState, update: ClientUpdate): void;
+  checkUpdate(state: GlobalState, update: ClientUpdate, options?: { readonly trainableFiniteChecked?: boolean }): void;
   /** The trainable tensors of an adapter as flat vectors (views, not copies), in a fixed order. */
   trainableVectors(adapter: Adapter): TrainableVector[];
   /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { addScaled, addScaledColumns, addScaledInto, releaseStagedSums, SIMD_MIN_ELEMENTS, stagedSums, stagedZeros, toFloat32 } from '../../aggregation/running-sum.js';
+import { addScaled, addScaledColumns, addScaledInto, referenceDistance, releaseStagedSums, SIMD_MIN_ELEMENTS, stagedSums, stagedZeros, toFloat32 } from '../../aggregation/running-sum.js';
 import { allFinite } from '../../aggregation/validate-update.js';
 
 describe('running sums', () => {
@@ -74,5 +74,25 @@ describe('running sums', () => {
     // unreleased sums are never handed out twice
     const third = stagedSums(lengths);
     expect(third[0]!.current.buffer).not.toBe(second[0]!.current.buffer);
+  });
+
+  it('referenceDistance (the SIMD sqdist kernel) equals the float64 JS sum of (x - g)^2, tails and non-finite values included', () => {
+    for (const lengths of [[SIMD_MIN_ELEMENTS + 3, 7], [5, 2]]) {
+      const g = lengths.map((n, v) => Float32Array.from({ length: n }, (_, i) => Math.cos(i + v) * 0.5));
+      const x = lengths.map((n, v) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 + v)));
+      let want = 0;
+      x.forEach((xv, v) => xv.forEach((a, i) => (want += (a - g[v]![i]!) ** 2)));
+      const d = referenceDistance(g);
+      const got = d.squared(x);
+      expect(Math.abs(got - want)).toBeLessThanOrEqual(1e-12 * want); // same float64 products, summed in another order
+      for (const bad of [Number.NaN, Number.POSITIVE_INFINITY]) {
+        const y = x.map((v) => v.slice());
+        y[0]![lengths[0]! - 1] = bad; // in the tail for the first, the SIMD body for the second
+        y[1]![0] = bad;
+        expect(Number.isFinite(d.squared(y))).toBe(false);
+      }
+      expect(() => d.squared([x[0]!])).toThrow(RangeError);
+      d.release();
+    }
   });
 });

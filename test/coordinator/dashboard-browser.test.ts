@@ -136,14 +136,20 @@ describe('dashboard page in a real browser (Playwright, headless chromium)', () 
       // The round table: participants, dropped (offered - participants), refused, bytes up (the
       // envelopes the store recorded for the round), bytes down (the states the clients were
       // offered), duration and epsilon spent after the round.
+      // The secret Poisson draw (issue 11) may offer the round to all 3 connected clients, of whom
+      // this test answers 2: dropped is then 1, and bytes down counts the third offer's state too.
       const records = h!.coordinator.store.updates(jobId, round);
       const up = records.reduce((sum, r) => sum + r.bytes, 0);
-      const down = offers.reduce((sum, [, o]) => sum + o.state.byteLength, 0);
+      const committed = (await h!.api('GET', `/api/jobs/${jobId}`)).json as { roundsDetail: Array<{ metrics: { epsilon: number; offered: number; bytes_down: number } }> };
+      const { offered, bytes_down: bytesDown } = committed.roundsDetail[round]!.metrics;
+      const seen = offers.reduce((sum, [, o]) => sum + o.state.byteLength, 0);
+      expect([2, 3]).toContain(offered);
+      // every offer of a round carries the same global state
+      expect(bytesDown).toBe((seen / 2) * offered);
       const kib = (n: number) => (n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1048576).toFixed(2)} MiB`);
       const cells = await p.locator(`${job} table.rounds tr[data-round="${round}"] td`).allTextContents();
-      expect(cells.slice(0, 6)).toEqual([String(round), '2', '0', round === 0 ? '1' : '0', kib(up), kib(down)]);
+      expect(cells.slice(0, 6)).toEqual([String(round), '2', String(offered - 2), round === 0 ? '1' : '0', kib(up), kib(bytesDown)]);
       expect(cells[6]).toMatch(/^\d+\.\d s$/);
-      const committed = (await h!.api('GET', `/api/jobs/${jobId}`)).json as { roundsDetail: Array<{ metrics: { epsilon: number } }> };
       expect(cells[7]).toBe(committed.roundsDetail[round]!.metrics.epsilon.toPrecision(4));
       expect(up).toBeGreaterThan(0);
       // Privacy spent: what the ledger booked per round is (q, noise multiplier), q = offered /

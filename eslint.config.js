@@ -1,4 +1,4 @@
-// Lint rules, and the import boundaries of DESIGN.md:
+// Lint rules, and the import boundaries of docs/architecture.md:
 //   shared <- privacy <- aggregation <- coordinator;  shared <- privacy <- client;
 //   coordinator, client <- simulations.  Only client/ imports TensorFlow.js;
 //   only coordinator/store/ imports better-sqlite3.
@@ -43,9 +43,9 @@ export default tseslint.config(
     },
   },
   boundary(['shared/**'], ['privacy', 'aggregation', 'coordinator', 'client', 'simulations'], [...TFJS, ...SQLITE],
-    'shared/ is the bottom layer: it imports nothing of the project (DESIGN.md, "Folders").'),
+    'shared/ is the bottom layer: it imports nothing of the project (docs/architecture.md, "The folders").'),
   boundary(['privacy/**'], ['aggregation', 'coordinator', 'client', 'simulations'], [...TFJS, ...SQLITE],
-    'privacy/ imports only shared/ (DESIGN.md, "Folders").'),
+    'privacy/ imports only shared/ (docs/architecture.md, "The folders").'),
   boundary(['aggregation/**'], ['coordinator', 'client', 'simulations'], [...TFJS, ...SQLITE],
     'aggregation/ imports only shared/ and privacy/, and works on typed arrays, never tfjs.'),
   boundary(['coordinator/**'], ['client', 'simulations'], [...TFJS, ...SQLITE],

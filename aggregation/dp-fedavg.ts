@@ -1,7 +1,7 @@
 /**
  * User-level DP-FedAvg as a wrapper that is itself a Strategy (McMahan et al. 2018; Flower's
- * DifferentialPrivacyServerSideFixedClipping / ...AdaptiveClipping; PAPERS.md "DP-LoRA and
- * differential privacy"). For an inner strategy whose aggregate is a sum (fedavg, ffa, fedsb):
+ * DifferentialPrivacyServerSideFixedClipping / ...AdaptiveClipping; docs/privacy.md, "Differential
+ * privacy mechanisms"). For an inner strategy whose aggregate is a sum (fedavg, ffa, fedsb):
  *
  *   Delta_k = trainable_k - trainable_global          (the client's update of its trainable tensors)
  *   clip:    Delta_k <- Delta_k * min(1, C / ||Delta_k||_2)     (flat clipping, privacy/clipping.ts)

@@ -1,5 +1,5 @@
 /**
- * FedAvg of LoRA factors (FedIT; PAPERS.md "FedAvg of LoRA factors"), the naive baseline:
+ * FedAvg of LoRA factors (FedIT; docs/strategies.md, "fedavg"), the naive baseline:
  * A <- sum_k p_k A_k, B <- sum_k p_k (s_k / s) B_k, p_k = n_k / sum_j n_j. Unequal ranks are
  * zero-padded (HetLoRA-style): A_k gets zero rows, B_k zero columns up to r_max, which in a running
  * sum means adding A_k into the first r_k rows and B_k into the first r_k columns.

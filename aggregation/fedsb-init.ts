@@ -1,5 +1,5 @@
 /**
- * Fed-SB's federated initialisation phase (PAPERS.md "Fed-SB"; LoRA-SB): each selected client
+ * Fed-SB's federated initialisation phase (docs/strategies.md, "fedsb"; LoRA-SB): each selected client
  * sends G_k = sum over its ~50 local samples of dL/dW0 per module; the global G is the plain sum
  * sum_k G_k (the reference's G is one sum over all samples, so client sums add without weights),
  * kept in float64, and `fedsbInitFromGradient` turns it into the frozen A, B and R0.

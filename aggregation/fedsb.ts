@@ -1,5 +1,5 @@
 /**
- * Fed-SB: average R (Singhal et al., 2025; LoRA-SB; PAPERS.md "Fed-SB"). The layer computes
+ * Fed-SB: average R (Singhal et al., 2025; LoRA-SB; docs/strategies.md, "fedsb"). The layer computes
  * y = W0 x + s B (R (A x)) with A [r, n] and B [m, r] frozen and only R [r, r] trained, so
  * R <- sum_k p_k (s_k / s) R_k is exact: s B R_avg A = sum_k p_k s_k B R_k A. Per round each client
  * sends r^2 numbers per module, whatever m, n and the number of clients.

@@ -1,5 +1,5 @@
 /**
- * FFA-LoRA: freeze A (Sun et al., ICLR 2024; PAPERS.md "FFA-LoRA"). A is Kaiming-uniform, derived
+ * FFA-LoRA: freeze A (Sun et al., ICLR 2024; docs/strategies.md, "ffa"). A is Kaiming-uniform, derived
  * from the job seed and the module path by the specified generator (seeded-random.ts, kaiming.ts),
  * identical on every machine; B starts at zero and is the only trained and transmitted factor.
  * B <- sum_k p_k (s_k / s) B_k is exact: every client shares A, so s B_avg A = sum_k p_k s_k B_k A.

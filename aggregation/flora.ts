@@ -1,5 +1,5 @@
 /**
- * FLoRA: stacking (Wang et al., NeurIPS 2024; PAPERS.md "FLoRA"). For the round's clients,
+ * FLoRA: stacking (Wang et al., NeurIPS 2024; docs/strategies.md, "flora"). For the round's clients,
  *   A_stack = concat_rows[c_1 A_1; c_2 A_2; ...]  [sum_k r_k, n],  c_k = p_k s_k / s,
  *   B_stack = concat_cols[B_1, B_2, ...]          [m, sum_k r_k],
  * so s B_stack A_stack = sum_k p_k s_k B_k A_k exactly (to the one float32 rounding of c_k A_k), for

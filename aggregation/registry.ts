@@ -1,5 +1,5 @@
 /**
- * The registry of strategies: the only place that switches on a strategy's name (STYLE.md habit 1).
+ * The registry of strategies: the only place that switches on a strategy's name (docs/architecture.md, "Conventions").
  * Adding a strategy = one file + one entry in STRATEGY_NAMES + one case below; the `never` check
  * makes the compiler point at this switch when a name has no case.
  */

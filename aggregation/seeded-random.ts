@@ -1,6 +1,6 @@
 /**
  * A specified, seeded pseudo-random generator for everything that must come out identical on every
- * machine and Node version: FFA-LoRA's frozen A (PAPERS.md, "FFA-LoRA"), Fed-SB's orthonormal
+ * machine and Node version: FFA-LoRA's frozen A (docs/strategies.md, "ffa"), Fed-SB's orthonormal
  * fallback, the sketch of FedAvg's noise figure, and the synthetic adapters of the demo.
  *
  * Why our own and not a package: the generator is part of the wire contract (a client regenerates

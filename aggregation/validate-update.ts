@@ -1,6 +1,6 @@
 /**
  * Checks one client update against the round's reference layout before anything is added to a
- * running sum, so a refused update leaves the sum untouched ("validate at the edge", STYLE.md).
+ * running sum, so a refused update leaves the sum untouched ("validate at the edge", docs/architecture.md, "Conventions").
  * Every error names the update's source, the PEFT tensor and the problem.
  */
 import { factorShape, peftTensorNames, type Adapter, type AdapterLayout, type AdapterModule } from '../shared/adapter.js';

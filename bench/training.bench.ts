@@ -1,5 +1,5 @@
 /**
- * The LoRA training step of DESIGN.md ("TensorFlow.js backends: what was measured"): X 2048 x 768,
+ * The LoRA training step of docs/training.md, "Backends": X 2048 x 768,
  * frozen W 768 x 768, r = 8, alpha = 16, Adam (lr 1e-3), loss mean((h - T)^2); 1 layer, and 4
  * layers with GELU between. Two formulations measured in the same run, on each backend that is
  * usable here (wasm always; webgpu where Dawn finds an adapter):

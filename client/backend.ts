@@ -1,5 +1,5 @@
 /**
- * Chooses the TensorFlow.js backend the client trains on (DESIGN.md, "TensorFlow.js backends"):
+ * Chooses the TensorFlow.js backend the client trains on (docs/training.md, "Backends"):
  * in order `tensorflow`, `webgpu`, `wasm`, `cpu`, the first that loads AND passes the
  * known-answer self-test; `--backend NAME` forces one and fails loudly (FL_ERR_BACKEND) when it
  * does not load or fails the test. Each backend is one file in client/backends/ and one line in

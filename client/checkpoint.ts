@@ -7,7 +7,7 @@
  * of its bytes, widened to float32, copied into tfjs, dropped), so a 135M or 1.1B checkpoint is
  * never in memory twice.
  *
- * The base model's identity is the SHA-256 of its weights file (DESIGN.md), streamed; for a
+ * The base model's identity is the SHA-256 of its weights file (docs/llama.md, "Loading a checkpoint folder"), streamed; for a
  * sharded folder, of the shards' bytes concatenated in file-name order (see checkpointSha256).
  */
 import { createHash } from 'node:crypto';

@@ -1,6 +1,6 @@
 /**
  * Argument checks shared by the privacy mechanisms. Each failure is an FL_ERR_PRIVACY_ARGUMENT
- * whose message names the parameter, the rule and the value (STYLE.md habit 5), and the config
+ * whose message names the parameter, the rule and the value (docs/architecture.md, "Conventions"), and the config
  * field when the caller passes one: "clipNorm must be > 0, got -1 (privacy.clipNorm)".
  */
 import { FedloraError } from '../shared/errors.js';

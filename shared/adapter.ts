@@ -1,6 +1,6 @@
 /**
  * The adapter layout shared by every folder: which modules carry LoRA factors, their shapes,
- * ranks and alpha, and the PEFT tensor names (PAPERS.md notation: W0 is [m, n],
+ * ranks and alpha, and the PEFT tensor names (the notation of docs/strategies.md: W0 is [m, n],
  * A is [r, n], B is [m, r], dW = s * B @ A with s = alpha / r; Fed-SB adds R [r, r], dW = s * B R A).
  * docs/formats.md describes the PEFT naming and the Fed-SB folding.
  */
@@ -77,7 +77,7 @@ export function requiredFactors(variant: AdapterVariant): readonly FactorName[] 
   return variant === 'fedsb' ? ['A', 'B', 'R'] : ['A', 'B'];
 }
 
-/** The shape of a factor of a module (PAPERS.md: A [r, n], B [m, r], R [r, r]). */
+/** The shape of a factor of a module (docs/strategies.md notation: A [r, n], B [m, r], R [r, r]). */
 export function factorShape(module: AdapterModule, factor: FactorName): [number, number] {
   switch (factor) {
     case 'A':
@@ -168,7 +168,7 @@ export function validateAdapter(adapter: Adapter, options: { required?: readonly
 
 /**
  * B' = B R for one module: folds Fed-SB's R into B so that s B' A = s B R A is a standard LoRA
- * update (PAPERS.md, Fed-SB). Hand-written rather than ml-matrix: its element accessors make it
+ * update (docs/strategies.md, "fedsb"). Hand-written rather than ml-matrix: its element accessors make it
  * 1.5-4x slower here (bench/formats.bench.ts), and B is m x r with m in the thousands. Each entry
  * is a float64 dot product of a row of B with a column of R (R transposed once, so both are read
  * in order), rounded once to float32; four rows of B go together so each load of R serves four.

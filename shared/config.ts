@@ -1,7 +1,7 @@
 /**
  * Zod schemas of the configs of the formats layer, with their types inferred from them, and the
- * one way a zod failure becomes a coded error naming the field path (STYLE.md habits 4 and 5:
- * validate at the edge, state the rule).
+ * one way a zod failure becomes a coded error naming the field path (docs/architecture.md, "Conventions":
+ * validate at the edge, fail early and state the rule).
  */
 import { z } from 'zod';
 import { FedloraError, type ErrorCode } from './errors.js';

@@ -1,5 +1,5 @@
 /**
- * Every error fedlora raises has a code from this one table (STYLE.md habit 6), pinned by
+ * Every error fedlora raises has a code from this one table (docs/architecture.md, "Conventions"), pinned by
  * test/shared/errors.test.ts. Add a code by adding one line in the section of your folder;
  * never reuse or renumber a code that has shipped.
  */

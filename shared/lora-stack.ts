@@ -1,5 +1,5 @@
 /**
- * FLoRA's stacks as plain adapters (PAPERS.md "FLoRA"), shared by the coordinator, which builds
+ * FLoRA's stacks as plain adapters (docs/strategies.md, "flora"), shared by the coordinator, which builds
  * them (aggregation/flora.ts), and the client, which keeps the rounds it has merged and appends
  * what an offer adds (client/agent/flora-merged.ts).
  *

@@ -1,6 +1,6 @@
 /**
  * Hugging Face PEFT adapter directories: `adapter_config.json` + `adapter_model.safetensors`, as
- * `PeftModel.from_pretrained(base_model, dir)` loads them (DESIGN.md, "Formats"; docs/formats.md).
+ * `PeftModel.from_pretrained(base_model, dir)` loads them (docs/formats.md).
  *
  * How PEFT reads what we write (peft/src/peft/tuners/tuners_utils.py `check_target_module_exists`,
  * peft/src/peft/utils/other.py `get_pattern_key`): `target_modules` as a list matches a module
@@ -211,7 +211,7 @@ async function writeFileAtomic(path: string, text: string): Promise<void> {
  * Writes an adapter as a PEFT LoRA directory that `PeftModel.from_pretrained` loads: lora_A / lora_B
  * tensors (F32) and an adapter_config.json with peft_type LORA, r, lora_alpha, rank/alpha patterns
  * for modules that differ, lora_dropout 0, bias none, inference_mode true, and fedlora's record.
- * A Fed-SB adapter is folded by default (B' = B R, PAPERS.md "Fed-SB"), which is exact: s B' A = s B R A.
+ * A Fed-SB adapter is folded by default (B' = B R, docs/strategies.md, "fedsb"), which is exact: s B' A = s B R A.
  * @param dir created when missing; existing adapter files in it are replaced
  * @throws FedloraError FL_ERR_ADAPTER_LAYOUT for an adapter that does not match its layout
  */

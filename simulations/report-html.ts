@@ -184,7 +184,7 @@ svg text{font-family:inherit}.tick{font-size:11px;fill:#555}.axis{font-size:12px
 <p class="meta">${language ? `Base llama (pre-trained on the WordNet glosses): test perplexity ${report.base.perplexity!.toFixed(3)}` : `Base mlp (pre-trained on the public rows): test accuracy ${(100 * (report.base.accuracy ?? Number.NaN)).toFixed(1)}%`}, loss ${report.base.loss.toFixed(3)} · sha256 ${esc(report.base.sha256.slice(0, 16))}…</p>
 <h2>Summary</h2>
 <div style="overflow-x:auto"><table><tr><th>strategy</th><th>status</th><th>${language ? 'test perplexity' : 'test accuracy'}</th><th>test loss</th><th>up / client / round</th><th>down / client / round</th><th>analytic up / down</th><th>epsilon</th><th>ranks</th><th>wall</th></tr>${rows}</table></div>
-<p class="meta">up: mean sealed envelope bytes per accepted update; down: bytes of the global state in each offer; analytic: float32 payload of PAPERS.md's per-matrix costs (FedAvg (m+n)r, FLoRA down min(c(m+n)r, mn), FFA mr, Fed-SB r²).</p>
+<p class="meta">up: mean sealed envelope bytes per accepted update; down: bytes of the global state in each offer; analytic: float32 payload of the per-matrix costs of docs/strategies.md (FedAvg (m+n)r, FLoRA down min(c(m+n)r, mn), FFA mr, Fed-SB r²).</p>
 <h2>Per round</h2>
 <div class="charts">${charts.join('\n')}</div>
 ${language ? perCategoryTable(report) : ''}

@@ -22,7 +22,7 @@ export const RoundReportSchema = z.object({
   perplexityByCategory: z.record(z.string(), z.number()).nullable().optional(),
   /** Mean local training loss over the round's clients (example-weighted). */
   trainLoss: nullableNumber,
-  /** FedAvg's aggregation noise ||(sum p B)(sum p A) - sum p B A|| / ||sum p B A|| (PAPERS.md), when the strategy reports it. */
+  /** FedAvg's aggregation noise ||(sum p B)(sum p A) - sum p B A|| / ||sum p B A|| (docs/strategies.md), when the strategy reports it. */
   aggregationNoise: nullableNumber,
   /** Epsilon spent so far (user-level: the coordinator's ledger; client-level: the most-spent client's accountant). */
   epsilon: nullableNumber,
@@ -47,7 +47,7 @@ export const StrategyReportSchema = z.object({
   rounds: z.array(RoundReportSchema),
   bytesUpPerClientRound: z.number().min(0),
   bytesDownPerClientRound: z.number().min(0),
-  /** Analytic float32 payload bytes per client and round from PAPERS.md's per-matrix costs (no envelope or header). */
+  /** Analytic float32 payload bytes per client and round from the per-matrix costs of docs/strategies.md (no envelope or header). */
   analytic: z.object({ bytesUpPerClientRound: z.number(), bytesDownPerClientRound: z.number(), formula: z.string() }),
   /** Total epsilon at the end (null: no DP). */
   epsilon: nullableNumber,

@@ -101,7 +101,7 @@ function http(url: string): Http {
 }
 
 /**
- * Per-client float32 payload bytes by PAPERS.md's per-matrix costs.
+ * Per-client float32 payload bytes by the per-matrix costs of docs/strategies.md.
  * @param rank the clients' rank; under heterogeneous ranks, their mean (up is then the mean upload, and FLoRA's down stacks c clients of that mean rank)
  */
 export function analyticBytes(strategy: StrategyName, modules: ReadonlyArray<{ outFeatures: number; inFeatures: number }>, rank: number, clientsPerRound: number): { up: number; down: number; formula: string } {

@@ -1,5 +1,5 @@
 /**
- * Client-side sample-level DP-SGD settings of a round (Abadi et al. 2016; PAPERS.md "DP-LoRA"):
+ * Client-side sample-level DP-SGD settings of a round (Abadi et al. 2016; docs/privacy.md, "Differential privacy mechanisms"):
  * the plan gives the clip norm C and either sigma or a target epsilon; with a target, sigma is
  * the smallest noise multiplier whose epsilon over the whole job stays within it, from the RDP
  * accountant of the sampled Gaussian mechanism (privacy/calibration.ts).
@@ -71,7 +71,7 @@ export function clientEpsilon(settings: ClientDpSettings, steps: number): number
 
 /**
  * Epsilon after `steps` DP-SGD steps composed (RDP) with one plain Gaussian release of noise
- * multiplier `releaseSigma` (q = 1): Fed-SB's noisy init gradient (PAPERS.md: it spends budget too).
+ * multiplier `releaseSigma` (q = 1): Fed-SB's noisy init gradient (docs/privacy.md: a data-dependent init spends budget too).
  */
 export function clientEpsilonWithRelease(settings: ClientDpSettings, steps: number, releaseSigma: number): number {
   const events = [{ q: 1, sigma: releaseSigma, steps: 1 }, ...(steps > 0 ? [{ q: settings.samplingRate, sigma: settings.noiseMultiplier, steps }] : [])];

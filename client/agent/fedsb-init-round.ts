@@ -1,5 +1,5 @@
 /**
- * Fed-SB's init phase on the client (docs/protocol.md, "Fed-SB's init phase"; PAPERS.md "Fed-SB"):
+ * Fed-SB's init phase on the client (docs/protocol.md, "Fed-SB's init phase"; docs/strategies.md, "fedsb"):
  * an offer whose `plan.extra.phase` is `fedsb-init` asks not for training but for the summed
  * gradient of the loss w.r.t. each planned module's frozen base weight W0, over the first
  * `plan.extra.samples` local examples (file order), optionally clipped per example and noised

@@ -1,5 +1,5 @@
 /**
- * One round on the client (DESIGN.md, "The round, end to end", steps 3 and 4): an offer in, a
+ * One round on the client (docs/architecture.md, "One round, end to end", steps 3 and 4): an offer in, a
  * sealed and signed update out (`trainRound`, then `sealRound` on the agent's thread). Builds the LoRA model the plan describes, starts it from the
  * offered state (`global`: load it; `fresh`: merge it into the base weights, FLoRA), trains on
  * the local data with the plan's settings (DP-SGD when the plan asks), evaluates, encodes exactly

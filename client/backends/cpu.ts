@@ -1,4 +1,4 @@
-/** The plain JavaScript backend: always there, correct, and slow (< 1 GFLOP/s, DESIGN.md). */
+/** The plain JavaScript backend: always there, correct, and slow (< 1 GFLOP/s, docs/training.md, "Backends"). */
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendCandidate } from './types.js';

@@ -1,5 +1,5 @@
 /**
- * The known-answer self-test every backend passes before fedlora trains on it (DESIGN.md: Dawn
+ * The known-answer self-test every backend passes before fedlora trains on it (docs/training.md, "Backends": Dawn
  * on OpenGL with the NVIDIA driver returned zeros for every op, silently). It runs a small matmul
  * and the gradients of a mean squared error through it on the active backend and compares them
  * with the same quantities computed in float64 in plain JavaScript.

@@ -1,6 +1,6 @@
 /**
  * libtensorflow through tfjs-node-gpu (CUDA) or tfjs-node (CPU). Optional dependencies: their
- * install downloads libtensorflow from a host the dev machines cannot reach (DESIGN.md), so they
+ * install downloads libtensorflow from a host the dev machines cannot reach (docs/training.md, "Backends"), so they
  * are loaded by a dynamic import and a failure only means "not available here".
  */
 import * as tf from '@tensorflow/tfjs';

@@ -1,4 +1,4 @@
-/** The TensorFlow.js backends fedlora can run on, in the order it prefers them (DESIGN.md). */
+/** The TensorFlow.js backends fedlora can run on, in the order it prefers them (docs/training.md, "Backends"). */
 export const BACKEND_NAMES = ['tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
 

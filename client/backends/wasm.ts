@@ -1,6 +1,6 @@
 /**
  * The WebAssembly backend (XNNPACK, SIMD). Under Node tfjs disables its threads, so it runs on one
- * core (~35 GFLOP/s on the dev machine, DESIGN.md); parallelism comes from worker threads.
+ * core (~35 GFLOP/s on the dev machine, docs/training.md, "Backends"); parallelism comes from worker threads.
  */
 import { createRequire } from 'node:module';
 import os from 'node:os';

@@ -1,6 +1,6 @@
 /**
  * WebGPU through Dawn (the npm package `webgpu`, an optional dependency) and
- * @tensorflow/tfjs-backend-webgpu. DESIGN.md: on the H200 Dawn's Vulkan backend works (23 TFLOP/s
+ * @tensorflow/tfjs-backend-webgpu. docs/training.md, "Backends": on the H200 Dawn's Vulkan backend works (23 TFLOP/s
  * fp32, correct gradients) but Dawn on OpenGL with the NVIDIA driver returns zeros silently, so
  * the known-answer self-test (self-test.ts) must pass before this backend is used, and the
  * device's uncaptured errors are watched. tfjs' webgpu backend reads `navigator.gpu` when it is

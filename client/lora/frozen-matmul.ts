@@ -1,7 +1,7 @@
 /**
  * The matmul by a frozen matrix, with a hand-written gradient.
  *
- * DESIGN.md ("TensorFlow.js backends: what was measured"): on wasm, `x W^T` with a transposed
+ * docs/training.md, "Backends": on wasm, `x W^T` with a transposed
  * matmul, and the gradient tf derives for it, cost 8x more than `x Wt` with `Wt = W^T` stored once
  * and a custom gradient `dx = dy W` that uses the other stored layout. The frozen matrix gets no
  * gradient (it is not an input of the custom op), so both layouts are constants of the op.

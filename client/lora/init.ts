@@ -27,8 +27,8 @@ export function kaimingUniformA(rank: number, inFeatures: number, seed: number):
 }
 
 /**
- * A per-module seed from a job seed and the module path (PAPERS.md, FFA-LoRA: "seed =
- * hash(jobSeed, moduleName)"), so every client derives the same frozen A for a module.
+ * A per-module seed from a job seed and the module path (docs/strategies.md, "ffa": the
+ * frozen A derives from a hash of the job seed and the module path), so every client derives the same frozen A for a module.
  * @returns a non-negative 31-bit integer: the first 4 bytes of SHA-256("<seed>:<path>")
  */
 export function moduleSeed(seed: number, path: string): number {

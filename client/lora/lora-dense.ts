@@ -1,5 +1,5 @@
 /**
- * LoRA on one dense layer, in the three variants the strategies need (PAPERS.md):
+ * LoRA on one dense layer, in the three variants the strategies need (docs/strategies.md):
  *
  *   y = x W0^T + b + s * ((x A^T) R^T) B^T,   s = alpha / r
  *
@@ -12,7 +12,7 @@
  * | `ffa`   | B       | W0, A               | FFA-LoRA (Sun et al. 2024)     |
  * | `fedsb` | R       | W0, A, B            | Fed-SB / LoRA-SB (Singhal 2025)|
  *
- * Storage (DESIGN.md, "what was measured"): every matrix is kept in the layout its forward matmul
+ * Storage (docs/training.md, "Backends"): every matrix is kept in the layout its forward matmul
  * wants, so no matmul of the forward pass transposes: W0 as W0^T [n, m] (plus W0 itself [m, n]
  * for the custom gradient of the frozen matmul, see frozen-matmul.ts), trainable factors as
  * variables A^T [n, r], B^T [r, m], R^T [r, r], frozen factors as pairs like W0. The trainable
@@ -249,7 +249,7 @@ export class LoraDense {
   }
 
   /**
-   * FLoRA's merge (PAPERS.md, "FLoRA: stacking"): W0 <- W0 + s * Bstack @ Astack, then a fresh
+   * FLoRA's merge (docs/strategies.md, "flora"): W0 <- W0 + s * Bstack @ Astack, then a fresh
    * adapter: the layer's factors go back to their initial values for `seed` (for `lora`: A
    * Kaiming-uniform, B = 0), so the layer computes exactly the merged base.
    * @param bStack [m, K], K = sum of the clients' ranks

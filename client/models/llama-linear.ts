@@ -5,7 +5,7 @@
  * counts examples, which is what a LoRA layer's gradient tap (DP-SGD ghost norms) needs.
  *
  * Weights are stored pre-transposed, [in, out], so the forward pass is a plain `x @ W^T` without
- * a transposed matmul (DESIGN.md, "TensorFlow.js backends": an 8x difference on wasm); frozen
+ * a transposed matmul (docs/training.md, "Backends": an 8x difference on wasm); frozen
  * ones also keep [out, in] for the custom gradient dx = dy W (client/lora/frozen-matmul.ts).
  */
 import * as tf from '@tensorflow/tfjs';

@@ -1,6 +1,6 @@
 /**
  * Reading and writing an `mlp` checkpoint folder: config.json + model.safetensors. The base
- * model's identity is the SHA-256 of model.safetensors (DESIGN.md, "Models on the client").
+ * model's identity is the SHA-256 of model.safetensors (docs/training.md).
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';

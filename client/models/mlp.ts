@@ -1,5 +1,5 @@
 /**
- * The `mlp` model with LoRA on every dense layer (DESIGN.md, "Models on the client"):
+ * The `mlp` model with LoRA on every dense layer (docs/training.md):
  *   h_0 = (x - mean) / std;  h_{i+1} = act(LoRA_i(h_i));  logits = LoRA_head(h_L)
  * Layers, names and the checkpoint layout: mlp-config.ts. The base weights are frozen; only the
  * LoRA factors of the chosen variant train.

@@ -1,7 +1,7 @@
 /**
  * The gradient of the summed loss with respect to each adapted module's frozen base weight W0
- * [m, n], over a set of examples: what Fed-SB's LoRA-SB initialisation starts from (PAPERS.md,
- * "Fed-SB": G = sum over ~50 samples of grad_W loss; aggregation/fedsb.ts `fedsbInitFromGradient`
+ * [m, n], over a set of examples: what Fed-SB's LoRA-SB initialisation starts from (docs/strategies.md,
+ * "fedsb": G = sum over ~50 samples of grad_W loss; aggregation/fedsb.ts `fedsbInitFromGradient`
  * turns the clients' summed G into the frozen A, B and R0).
  *
  * For y = x W0^T, dL/dW0 = dy^T x, from the (x, dy) each LoRA layer's frozen matmul reports in the

@@ -1,6 +1,6 @@
 /**
- * Client-side DP-SGD (Abadi et al. 2016, Algorithm 1; PAPERS.md, "DP-LoRA and differential
- * privacy") on the trainable LoRA tensors: the per-example clipped gradient sum of a sampled batch.
+ * Client-side DP-SGD (Abadi et al. 2016, Algorithm 1; docs/privacy.md, "Differential privacy
+ * mechanisms") on the trainable LoRA tensors: the per-example clipped gradient sum of a sampled batch.
  * Sampling, noise and the division by the expected batch size are privacy/dp-sgd.ts's pure
  * functions; the trainer (trainer.ts) strings the step together.
  *

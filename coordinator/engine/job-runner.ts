@@ -1,5 +1,5 @@
 /**
- * The round engine of one job (DESIGN.md, "The round, end to end"): it starts the job's global
+ * The round engine of one job (docs/architecture.md, "One round, end to end"): it starts the job's global
  * state, selects clients (seeded, over-selecting), offers each its plan and the global state,
  * opens and validates updates as they arrive (refusing bad ones with a code while the round goes
  * on), aggregates at quorum or at the deadline with the minimum, spends privacy budget, commits

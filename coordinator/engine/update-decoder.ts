@@ -2,7 +2,7 @@
  * Reading an opened update payload (a safetensors file) into a ClientUpdate the strategy can add,
  * checking it against the client's plan first: exactly the planned tensor names, F32, the planned
  * shapes, finite values, and a valid example count. Each failure is its own code, naming the
- * tensor (DESIGN.md, "The round, end to end", step 5).
+ * tensor (docs/architecture.md, "One round, end to end", step 5).
  */
 import type { Adapter, FactorName, ModuleFactors } from '../../shared/adapter.js';
 import { parsePeftTensorName } from '../../shared/adapter.js';

@@ -5,7 +5,7 @@
  * the coordinator's main per-update cost (~50 ms per MiB here, docs/coordinator.md). A pool of
  * worker threads does it off the event loop, in parallel, while the main thread keeps receiving and
  * aggregating. Replay protection stays on the main thread: openers accept any nonce, and the
- * runner records the nonce atomically after the opener returns (DESIGN.md: "receive in parallel").
+ * runner records the nonce atomically after the opener returns (docs/architecture.md, "Figures the design started from": receive in parallel).
  */
 import { Worker } from 'node:worker_threads';
 import type { ModuleFactors } from '../../shared/adapter.js';

@@ -4,8 +4,8 @@
  *
  * The engine's one write that matters, `commitRound`, is a single transaction: the round record,
  * every update record, the next global state, the ledger and the used nonces land together or not
- * at all, so a coordinator killed at any moment reopens on the last committed round (DESIGN.md,
- * "The round, end to end", step 7).
+ * at all, so a coordinator killed at any moment reopens on the last committed round (docs/architecture.md,
+ * "One round, end to end", step 7).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { FedloraError } from '../../shared/errors.js';

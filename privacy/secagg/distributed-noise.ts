@@ -56,7 +56,7 @@ export function effectiveNoiseMultiplier(noiseMultiplier: number, sampledClients
 
 /**
  * What the ledger books for one securely aggregated round: user-level DP, the sampled Gaussian
- * mechanism with q = clients per round / clients, sigma = z_eff, one step (PAPERS.md "DP-LoRA").
+ * mechanism with q = clients per round / clients, sigma = z_eff, one step (docs/privacy.md, "Differential privacy mechanisms").
  */
 export function secureRoundMechanism(effectiveMultiplier: number, clientsPerRound: number, totalClients: number): Mechanism {
   if (!(clientsPerRound >= 1 && totalClients >= clientsPerRound)) throw new FedloraError('FL_ERR_PRIVACY_ARGUMENT', `need 1 <= clientsPerRound (${clientsPerRound}) <= totalClients (${totalClients})`);

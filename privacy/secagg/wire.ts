@@ -2,7 +2,7 @@
  * The secure aggregation messages as JSON for a transport (socket.io events, HTTP bodies): bytes
  * as base64, the masked vector as base64 of its little-endian words, or as raw bytes where the
  * transport carries binary (socket.io does: `encodeMaskedInputBinary`, no 4/3 inflation). `decode*` validates with zod
- * at the edge (STYLE.md habit 4) and refuses a malformed message with FL_ERR_SECAGG_PROTOCOL naming
+ * at the edge (docs/architecture.md, "Conventions") and refuses a malformed message with FL_ERR_SECAGG_PROTOCOL naming
  * the field; the state machines then check the protocol rules.
  */
 import { z } from 'zod';

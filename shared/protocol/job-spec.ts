@@ -1,6 +1,6 @@
 /**
  * The federation job spec: what `POST /api/jobs` accepts and what the coordinator stores.
- * Validated once at the edge with zod (STYLE.md habit 4); everything after works on the parsed,
+ * Validated once at the edge with zod (docs/architecture.md, "Conventions"); everything after works on the parsed,
  * frozen `JobSpec` with every default filled in. Every optional field documents its default.
  *
  * The minimal body that must work (issue 5):
@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 
-/** The aggregation strategies of aggregation/registry.ts (PAPERS.md). */
+/** The aggregation strategies of aggregation/registry.ts (docs/strategies.md). */
 export const STRATEGY_NAMES = ['fedavg', 'flora', 'ffa', 'fedsb'] as const;
 export const StrategyNameSchema = z.enum(STRATEGY_NAMES);
 export type StrategyName = z.infer<typeof StrategyNameSchema>;
@@ -214,7 +214,7 @@ export const SecureAggregationSchema = z.strictObject({
 export type SecureAggregationSpec = z.infer<typeof SecureAggregationSchema>;
 
 /**
- * Fed-SB options (PAPERS.md "Fed-SB"): how the frozen A, B and the starting R0 are made.
+ * Fed-SB options (docs/strategies.md, "fedsb"): how the frozen A, B and the starting R0 are made.
  * `gradient`: LoRA-SB's initialisation from the clients' summed gradient w.r.t. the base weights
  * over `samples` local examples each (an init phase before round 0, docs/protocol.md); `random`:
  * the seeded random orthonormal fallback. With DP on, the gradient release must be noised.

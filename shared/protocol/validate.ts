@@ -1,6 +1,6 @@
 /**
  * Turning a zod failure into one coded FedloraError whose message names the field and the rule
- * (STYLE.md habits 4 and 5), e.g. `job spec: rounds: Too small: expected number to be >=1`.
+ * (docs/architecture.md, "Conventions"), e.g. `job spec: rounds: Too small: expected number to be >=1`.
  */
 import type { z } from 'zod';
 import { FedloraError, type ErrorCode } from '../errors.js';

@@ -1,6 +1,6 @@
 /**
  * The safetensors format, fedlora's one tensor format for the wire, the disk and the export
- * (DESIGN.md, "Formats"): in memory (codec.ts), as files read and written tensor by tensor
+ * (docs/formats.md): in memory (codec.ts), as files read and written tensor by tensor
  * (file.ts), the header rules (header.ts) and the dtypes (dtype.ts). See docs/formats.md.
  */
 export { decodeSafetensors, decodeSafetensorsHeader, encodeSafetensors, type DecodedSafetensors } from './codec.js';

@@ -1,5 +1,5 @@
 /**
- * The contract every registered strategy keeps (STYLE.md habit 8: one describe.each over all of
+ * The contract every registered strategy keeps (docs/architecture.md, "Conventions", "Contract suites": one describe.each over all of
  * them): no input mutation, order independence, weights as example counts, refusal of malformed
  * updates with the right code and no effect on the running sum, the summed-delta hook.
  */

@@ -3,7 +3,7 @@ import { createStrategy, isStrategyName, STRATEGY_NAMES } from '../../aggregatio
 import { isFedloraError } from '../../shared/errors.js';
 
 describe('strategy registry', () => {
-  it('registers the four strategies of PAPERS.md, each under its own name', () => {
+  it('registers the four strategies of docs/strategies.md, each under its own name', () => {
     expect([...STRATEGY_NAMES]).toEqual(['fedavg', 'flora', 'ffa', 'fedsb']);
     for (const name of STRATEGY_NAMES) expect(createStrategy(name).name).toBe(name);
   });

@@ -21,7 +21,7 @@ async function codeOf(p: Promise<unknown>): Promise<string> {
 }
 
 /**
- * A real tfjs backend that is wrong the way Dawn on OpenGL with the NVIDIA driver was (DESIGN.md):
+ * A real tfjs backend that is wrong the way Dawn on OpenGL with the NVIDIA driver was (docs/training.md, "Backends"):
  * the cpu backend's kernels, except that every matmul returns zeros.
  */
 function registerZeroMatmulBackend(name: string): BackendCandidate {

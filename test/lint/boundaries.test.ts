@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ESLint } from 'eslint';
 
-// The import direction of DESIGN.md, checked through the project's own lint config.
+// The import direction of docs/architecture.md, checked through the project's own lint config.
 const eslint = new ESLint({ cwd: process.cwd() });
 
 async function restrictedImports(filePath: string, source: string): Promise<string[]> {

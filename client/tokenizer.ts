@@ -28,11 +28,11 @@ export async function loadTokenizer(dir: string): Promise<TextTokenizer> {
   const file = join(dir, 'tokenizer.json');
   try {
     await access(file);
-  } catch {
+  } catch (e) {
     throw new FedloraError('FL_ERR_MODEL_CONFIG',
       `${file}: missing; text data needs the tokenizer of the checkpoint: copy its tokenizer.json (and tokenizer_config.json) into ${dir} `
       + '(e.g. `huggingface-cli download <repo> tokenizer.json tokenizer_config.json --local-dir <model dir>`), '
-      + 'or give the data pre-tokenised as JSONL rows {"input_ids": [...]} (no tokenizer needed)', { file });
+      + 'or give the data pre-tokenised as JSONL rows {"input_ids": [...]} (no tokenizer needed)', { file }, { cause: e });
   }
   const { loadHfTokenizer } = await import('./tokenizer-hf.js');
   return loadHfTokenizer(dir);

@@ -55,8 +55,8 @@ function readPins(path: string): PinsFile {
   let json: unknown;
   try {
     json = JSON.parse(text);
-  } catch {
-    throw new FedloraError('FL_ERR_KEY_FILE', `${path} (coordinator key pins) is not JSON`, { path });
+  } catch (e) {
+    throw new FedloraError('FL_ERR_KEY_FILE', `${path} (coordinator key pins) is not JSON`, { path }, { cause: e });
   }
   const parsed = PinsFileSchema.safeParse(json);
   if (!parsed.success) {

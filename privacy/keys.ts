@@ -99,8 +99,8 @@ function decodeKeyFile(path: string, text: string, owner: KeyOwner): KeyPairs {
   let json: unknown;
   try {
     json = JSON.parse(text);
-  } catch {
-    throw new FedloraError('FL_ERR_KEY_FILE', `${path} is not JSON`, { path });
+  } catch (e) {
+    throw new FedloraError('FL_ERR_KEY_FILE', `${path} is not JSON`, { path }, { cause: e });
   }
   const parsed = KeyFileSchema.safeParse(json);
   if (!parsed.success) {

@@ -88,8 +88,8 @@ export function peftPatternKey(keys: readonly string[], moduleName: string, what
     let regex: RegExp;
     try {
       regex = new RegExp(`^(.*\\.)?(${key})$`);
-    } catch {
-      throw new FedloraError('FL_ERR_ADAPTER_DIR', `${what}: key '${key}' is not a regular expression fedlora can read`, { key });
+    } catch (e) {
+      throw new FedloraError('FL_ERR_ADAPTER_DIR', `${what}: key '${key}' is not a regular expression fedlora can read`, { key }, { cause: e });
     }
     if (regex.test(moduleName)) return key;
   }
@@ -109,8 +109,8 @@ export function peftTargetMatches(targets: readonly string[] | string, moduleNam
     let regex: RegExp;
     try {
       regex = new RegExp(`^(?:${targets})$`);
-    } catch {
-      throw new FedloraError('FL_ERR_ADAPTER_DIR', `${what}: '${targets}' is not a regular expression fedlora can read`, { key: what });
+    } catch (e) {
+      throw new FedloraError('FL_ERR_ADAPTER_DIR', `${what}: '${targets}' is not a regular expression fedlora can read`, { key: what }, { cause: e });
     }
     return regex.test(moduleName);
   }

@@ -27,8 +27,8 @@ export function coordinatorOrigin(url: string): string {
   let parsed: URL;
   try {
     parsed = new URL(url);
-  } catch {
-    throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--coordinator must be a URL such as http://127.0.0.1:8080, got '${url}'`, { option: 'coordinator' });
+  } catch (e) {
+    throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--coordinator must be a URL such as http://127.0.0.1:8080, got '${url}'`, { option: 'coordinator' }, { cause: e });
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--coordinator must be an http:// or https:// URL, got '${url}'`, { option: 'coordinator' });

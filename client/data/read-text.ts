@@ -19,8 +19,8 @@ export async function readDataText(path: string): Promise<string> {
   }
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
-    throw new FedloraError('FL_ERR_DATA', `${path}: is not valid UTF-8 text`, { file: path });
+  } catch (e) {
+    throw new FedloraError('FL_ERR_DATA', `${path}: is not valid UTF-8 text`, { file: path }, { cause: e });
   }
 }
 

@@ -22,7 +22,7 @@ parentPort!.on('message', (message: OpenRequest & { id: number }) => {
     },
     (e: unknown) => {
       const reply: WorkerReply = isFedloraError(e)
-        ? { id, ok: false, code: e.code, message: e.message, details: JSON.parse(JSON.stringify(e.details)) as Record<string, unknown> }
+        ? { id, ok: false, code: e.code, message: e.reason, details: JSON.parse(JSON.stringify(e.details)) as Record<string, unknown> }
         : { id, ok: false, code: 'FL_ERR_INTERNAL', message: `unexpected error while opening an update: ${(e as Error).message}`, details: {} };
       parentPort!.postMessage(reply);
     },

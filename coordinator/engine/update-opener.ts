@@ -69,7 +69,7 @@ export class InlineOpener implements UpdateOpener {
 /** What a worker sends back: the result with the factors as transferable arrays, or a coded error. */
 export type WorkerReply =
   | { id: number; ok: true; nonce: string; numExamples: number; metrics: Record<string, number>; layout: ClientUpdate['adapter']['layout']; factors: Array<[string, ModuleFactors]>; gradients?: Array<[string, Float32Array]> }
-  | { id: number; ok: false; code: string; message: string; details: Record<string, unknown> };
+  | { id: number; ok: false; code: string; /** the reason, without the code prefix */ message: string; details: Record<string, unknown> };
 
 /**
  * The worker entry's URL. Under tsx or vitest the sources are TypeScript, which a worker thread of
@@ -136,8 +136,7 @@ export class WorkerPoolOpener implements UpdateOpener {
       p.resolve({ nonce: reply.nonce, update, metrics: reply.metrics });
     } else {
       const code = (reply.code in ERROR_CODES ? reply.code : 'FL_ERR_INTERNAL') as ErrorCode;
-      const message = reply.message.startsWith(`${code}: `) ? reply.message.slice(code.length + 2) : reply.message;
-      p.reject(new FedloraError(code, message, reply.details));
+      p.reject(new FedloraError(code, reply.message, reply.details));
     }
   }
 

@@ -39,8 +39,8 @@ export class AgreementKeyPair {
     let secret: Buffer;
     try {
       secret = diffieHellman({ privateKey: this.privateKey, publicKey: createPublicKey({ key: Buffer.concat([SPKI_PREFIX, peerPublicKey]), format: 'der', type: 'spki' }) });
-    } catch {
-      throw new FedloraError('FL_ERR_SECAGG_BAD_SHARE', `${peer}: X25519 public key is not usable (low-order point)`, { client: peer });
+    } catch (e) {
+      throw new FedloraError('FL_ERR_SECAGG_BAD_SHARE', `${peer}: X25519 public key is not usable (low-order point)`, { client: peer }, { cause: e });
     }
     if (secret.every((b) => b === 0)) throw new FedloraError('FL_ERR_SECAGG_BAD_SHARE', `${peer}: X25519 public key is a low-order point`, { client: peer });
     return new Uint8Array(secret);

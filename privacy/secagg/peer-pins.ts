@@ -35,8 +35,8 @@ function read(path: string): PeerPinsFile {
   let json: unknown;
   try {
     json = JSON.parse(text);
-  } catch {
-    throw new FedloraError('FL_ERR_KEY_FILE', `${path} (secure aggregation peer pins) is not JSON`, { path });
+  } catch (e) {
+    throw new FedloraError('FL_ERR_KEY_FILE', `${path} (secure aggregation peer pins) is not JSON`, { path }, { cause: e });
   }
   const parsed = PeerPinsSchema.safeParse(json);
   if (!parsed.success) throw new FedloraError('FL_ERR_KEY_FILE', `${path} (secure aggregation peer pins): ${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message}`, { path });

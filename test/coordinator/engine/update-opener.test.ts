@@ -53,6 +53,15 @@ describe('update openers: worker pool and inline agree', () => {
     await expect(pool.open({ ...request([0, 0, 0, 0, 0, 0]), expected: { ...binding, round: 3 } })).rejects.toMatchObject({ code: 'FL_ERR_ENVELOPE_BINDING' });
   });
 
+  it('keep the reason and the message as the inline opener has them (one code prefix, not two)', async () => {
+    const bad = request([1, 2, NaN, 4, 5, 6]);
+    const [a, b] = await Promise.all([pool.open(bad).catch((e: unknown) => e), inline.open(bad).catch((e: unknown) => e)]) as Array<{ message: string; reason: string }>;
+    expect(a.reason).toBe(b.reason);
+    expect(a.message).toBe(b.message);
+    expect(a.reason).not.toMatch(/^FL_ERR_/);
+    expect(a.message).toBe(`FL_ERR_UPDATE_NOT_FINITE: ${a.reason}`);
+  });
+
   it('spreads concurrent work and answers each request with its own result', async () => {
     const results = await Promise.all(Array.from({ length: 8 }, (_, k) => pool.open(request([k, k, k, k, k, k], String(k + 1)))));
     expect(results.map((r) => r.update.numExamples)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);

@@ -57,7 +57,7 @@ function syncDir(dir: string): void {
 }
 
 function ioError(path: string, what: string, e: unknown): FedloraError {
-  return new FedloraError('FL_ERR_IO', `${what} ${path}: ${(e as Error).message}`, { path });
+  return new FedloraError('FL_ERR_IO', `${what} ${path}: ${(e as Error).message}`, { path }, { cause: e });
 }
 
 /**

@@ -466,7 +466,7 @@ export class ClientAgent {
       // volatile: never replayed after a reconnect (the round is left on disconnect, see onDisconnect)
       socket.volatile.timeout(this.options.ackTimeoutMs ?? 120_000).emit('secagg', { jobId: offer.jobId, round: offer.round, attempt: offer.attempt, step, message }, (err: Error | null, raw: unknown) => {
         if (err !== null) {
-          reject(new FedloraError('FL_ERR_CONNECTION', `no answer to the '${step}' message: ${err.message}`));
+          reject(new FedloraError('FL_ERR_CONNECTION', `no answer to the '${step}' message: ${err.message}`, {}, { cause: err }));
           return;
         }
         const parsed = SecAggAckSchema.safeParse(raw);

@@ -185,6 +185,6 @@ export class AgentSecureRound {
   private fail(e: unknown): void {
     if (this.over) return;
     this.over = true;
-    this.io.failed(e instanceof FedloraError ? e : new FedloraError('FL_ERR_SECAGG_PROTOCOL', `secure round: ${(e as Error).message}`));
+    this.io.failed(e instanceof FedloraError ? e : new FedloraError('FL_ERR_SECAGG_PROTOCOL', `secure round: ${(e as Error).message}`, {}, { cause: e }));
   }
 }

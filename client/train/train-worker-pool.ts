@@ -218,7 +218,7 @@ export class TrainWorkerPool implements ParallelGradients {
           else w.onReply(m);
         });
         w.worker.on('error', (e) => {
-          const err = new FedloraError('FL_ERR_TRAINING', `train worker ${i} failed: ${e.message}`, { worker: i });
+          const err = new FedloraError('FL_ERR_TRAINING', `train worker ${i} failed: ${e.message}`, { worker: i }, { cause: e });
           w.fail(err);
           reject(err);
         });

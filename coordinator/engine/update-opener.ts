@@ -143,7 +143,7 @@ export class WorkerPoolOpener implements UpdateOpener {
   private failAll(e: Error): void {
     for (const [id, p] of this.pending) {
       this.pending.delete(id);
-      p.reject(new FedloraError('FL_ERR_INTERNAL', `an update-opening worker failed: ${e.message}`));
+      p.reject(new FedloraError('FL_ERR_INTERNAL', `an update-opening worker failed: ${e.message}`, {}, { cause: e }));
     }
   }
 

@@ -38,12 +38,12 @@ function fromBodyParser(e: { type?: string; limit?: number; length?: number; mes
     case 'entity.too.large':
       return new FedloraError('FL_ERR_BODY_TOO_LARGE', `request body of ${e.length ?? '?'} bytes is over the ${e.limit ?? '?'}-byte limit`);
     case 'entity.parse.failed':
-      return new FedloraError('FL_ERR_INVALID_ARGUMENT', `request body is not valid JSON: ${e.message ?? ''}`.trim());
+      return new FedloraError('FL_ERR_INVALID_ARGUMENT', `request body is not valid JSON: ${e.message ?? ''}`.trim(), {}, { cause: e });
     case 'encoding.unsupported':
     case 'charset.unsupported':
     case 'request.aborted':
     case 'request.size.invalid':
-      return new FedloraError('FL_ERR_INVALID_ARGUMENT', `request body could not be read: ${e.message ?? e.type}`);
+      return new FedloraError('FL_ERR_INVALID_ARGUMENT', `request body could not be read: ${e.message ?? e.type}`, {}, { cause: e });
     default:
       return undefined;
   }

@@ -23,7 +23,7 @@ import {
 /** Wraps a Node fs error as FL_ERR_IO naming the file and the operation. */
 function ioError(path: string, action: string, e: unknown): FedloraError {
   const err = e as NodeJS.ErrnoException;
-  return new FedloraError('FL_ERR_IO', `${path}: cannot ${action} (${err.code ?? err.message})`, { path, errno: err.code });
+  return new FedloraError('FL_ERR_IO', `${path}: cannot ${action} (${err.code ?? err.message})`, { path, errno: err.code }, { cause: e });
 }
 
 /** Bytes per read or write call: Node refuses single calls above 2 GiB - 1. */

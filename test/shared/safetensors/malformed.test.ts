@@ -127,6 +127,8 @@ describe('malformed files: the same errors, naming the file', () => {
   it('a missing file is FL_ERR_IO naming it', async () => {
     const path = join(dir, 'missing.safetensors');
     await expect(SafetensorsFile.open(path)).rejects.toMatchObject({ code: 'FL_ERR_IO', message: expect.stringContaining(path) });
+    // the fs error is kept as the cause, with its errno code
+    await expect(SafetensorsFile.open(path)).rejects.toMatchObject({ cause: { code: 'ENOENT' } });
   });
 
   it('a truncated file, a bad header and a missing tensor name the path', async () => {

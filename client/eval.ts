@@ -8,7 +8,6 @@
  * The base is evaluated with the adapter's layers in place at their initial values, where the
  * update s B A (Fed-SB: s B R A) is exactly zero (B = 0, or R = 0), so "base" is the base model.
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Adapter } from '../shared/adapter.js';
 import { FedloraError } from '../shared/errors.js';
@@ -21,6 +20,7 @@ import { DECODER_FAMILIES } from './models/llama-config.js';
 import { MLP_MODEL_TYPE } from './models/mlp-config.js';
 import { MlpClassifier } from './models/mlp.js';
 import { evaluate, type Evaluation } from './train/evaluate.js';
+import { readModelType } from './train/local-run.js';
 
 export interface EvalOptions {
   /** Base model folder (config.json + model.safetensors). */
@@ -43,19 +43,6 @@ export interface EvalResult {
   readonly adapter: { readonly variant: string; readonly modules: number; readonly rank: number; readonly alpha: number; readonly baseModelSha256?: string };
   readonly base: Evaluation;
   readonly adapted: Evaluation;
-}
-
-async function modelTypeOf(dir: string): Promise<string> {
-  const file = join(dir, 'config.json');
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(file, 'utf8'));
-  } catch (e) {
-    throw new FedloraError('FL_ERR_MODEL_CONFIG', `cannot read ${file}: ${(e as Error).message}`, { file }, { cause: e });
-  }
-  const t = (json as { model_type?: unknown }).model_type;
-  if (typeof t !== 'string') throw new FedloraError('FL_ERR_MODEL_CONFIG', `${file}: model_type is missing`, { file, field: 'model_type' });
-  return t;
 }
 
 /** One rank and alpha for every module (what the models build); a PEFT rank_pattern with several is refused. */
@@ -105,7 +92,7 @@ async function build(o: EvalOptions, type: string, adapter: Adapter): Promise<{ 
  *   FL_ERR_ADAPTER_LAYOUT when it names modules the model lacks or shapes that differ
  */
 export async function evaluateAdapter(o: EvalOptions): Promise<EvalResult> {
-  const type = await modelTypeOf(o.modelDir);
+  const type = await readModelType(o.modelDir);
   const adapter = await readPeftAdapterDir(o.adapterDir);
   const { model, source } = await build(o, type, adapter);
   try {

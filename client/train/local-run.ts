@@ -68,7 +68,8 @@ export interface LocalRunResult {
   readonly adapterDir?: string;
 }
 
-async function modelType(dir: string): Promise<string> {
+/** The `model_type` of a model folder's config.json. @throws FL_ERR_MODEL_CONFIG */
+export async function readModelType(dir: string): Promise<string> {
   const file = join(dir, 'config.json');
   let json: unknown;
   try {
@@ -136,7 +137,7 @@ async function trainParallel(model: LoraModel, source: ExampleSource, o: LocalRu
 }
 
 export async function runLocalTraining(o: LocalRunOptions): Promise<LocalRunResult> {
-  const type = await modelType(o.modelDir);
+  const type = await readModelType(o.modelDir);
   const loaded = await loadData(o.dataPath, { ...(o.label === undefined ? {} : { label: o.label }), ...(o.header === undefined ? {} : { header: o.header }) });
   const data = o.labels === undefined || loaded.kind !== 'classification' ? loaded : subset(loaded, indicesWithLabels(loaded.labels, new Set(o.labels)));
   const rows = rowCount(data);

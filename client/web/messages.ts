@@ -8,10 +8,16 @@ export interface JoinRequest {
   readonly coordinatorUrl: string;
   /** The enrolment token from the link's fragment; not needed once enrolled (IndexedDB). */
   readonly token: string | null;
+  /** The backend the link asks for (`#token=T&backend=wasm`): forced, no fallback; null: the page's order. */
+  readonly backend: BrowserBackendName | null;
   /** The model folder's files, with their path inside the folder. */
   readonly model: ReadonlyArray<{ readonly path: string; readonly file: Blob }>;
   readonly data: { readonly name: string; readonly file: Blob };
 }
+
+/** The browser's tfjs backends (client/web/backends.ts), the names a link's `backend=` may give. */
+export const BROWSER_BACKENDS = ['webgpu', 'webgl', 'wasm'] as const;
+export type BrowserBackendName = (typeof BROWSER_BACKENDS)[number];
 
 /** Worker -> page. */
 export type WorkerEvent =

@@ -4,10 +4,14 @@
  * (worker.ts) and draws what it reports. It sends nothing itself.
  */
 import type { JoinJob } from '../../shared/protocol/http.js';
-import type { JoinRequest, WorkerEvent } from './messages.js';
+import { BROWSER_BACKENDS, type BrowserBackendName, type JoinRequest, type WorkerEvent } from './messages.js';
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
-const token = new URLSearchParams(location.hash.replace(/^#/, '')).get('token');
+const fragment = new URLSearchParams(location.hash.replace(/^#/, ''));
+const token = fragment.get('token');
+/** `#token=T&backend=wasm`: train on this backend only (e.g. the same kind as the Node agents). */
+const backendParam = fragment.get('backend');
+const backend = backendParam === null ? null : ((BROWSER_BACKENDS as readonly string[]).includes(backendParam) ? (backendParam as BrowserBackendName) : undefined);
 const ENROLLED_KEY = `fedlora-enrolled:${location.origin}`;
 
 function log(line: string): void {
@@ -29,6 +33,7 @@ if (token === null && localStorage.getItem(ENROLLED_KEY) === null) {
   showError('FL_ERR_ENROLMENT', 'This link carries no enrolment token: open the link the coordinator\'s operator gave you (it ends in #token=...).');
 }
 if (localStorage.getItem(ENROLLED_KEY) !== null) $('resume').hidden = false;
+if (backend === undefined) showError('FL_ERR_INVALID_ARGUMENT', `This link asks for backend '${String(backendParam)}': it must be one of ${BROWSER_BACKENDS.join(', ')}.`);
 
 /** The privacy target in words: what the data owner agrees to before Join. */
 function privacyText(p: JoinJob['privacy']): string {
@@ -147,6 +152,10 @@ $('join-form').addEventListener('submit', (ev) => {
   $('error').hidden = true;
   const modelFiles = [...(($('model') as HTMLInputElement).files ?? [])];
   const dataFile = ($('data') as HTMLInputElement).files?.[0];
+  if (backend === undefined) {
+    showError('FL_ERR_INVALID_ARGUMENT', `This link asks for backend '${String(backendParam)}': it must be one of ${BROWSER_BACKENDS.join(', ')}.`);
+    return;
+  }
   if (modelFiles.length === 0 || dataFile === undefined) {
     showError('FL_ERR_INVALID_ARGUMENT', 'Pick the base model folder and the data file first.');
     return;
@@ -159,6 +168,6 @@ $('join-form').addEventListener('submit', (ev) => {
   const worker = new Worker(new URL('/join/join-worker.js', location.href), { type: 'module' });
   worker.onmessage = (m: MessageEvent<WorkerEvent>) => onEvent(m.data);
   worker.onerror = (m) => showError('FL_ERR_INTERNAL', `the training worker failed: ${m.message}`);
-  const req: JoinRequest = { type: 'join', coordinatorUrl: location.origin, token, model, data: { name: dataFile.name, file: dataFile } };
+  const req: JoinRequest = { type: 'join', coordinatorUrl: location.origin, token, backend, model, data: { name: dataFile.name, file: dataFile } };
   worker.postMessage(req);
 });

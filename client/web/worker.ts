@@ -13,7 +13,7 @@ import { backendForHello } from '../agent/handshake.js';
 import { loadLocalData } from '../agent/local-data.js';
 import type { AgentProgress } from '../agent/progress.js';
 import { StateFolder } from '../agent/state-folder.js';
-import { chooseBackend } from '../backend.js';
+import { chooseBackend, type BackendName } from '../backend.js';
 import { browserBackends } from './backends.js';
 import type { JoinRequest, WorkerEvent } from './messages.js';
 import { mountState, STATE_DIR } from './state-store.js';
@@ -43,7 +43,12 @@ async function join(req: JoinRequest): Promise<void> {
   p.info(`model: ${model.kind}, sha256 ${model.sha256}`);
   const data = await loadLocalData(dataPath, model);
   p.info(`data: ${data.examples} examples from ${req.data.name}`);
-  const backend = await chooseBackend({ candidates: browserBackends(new URL('wasm/', self.location.href).href), log: (line) => p.info(line) });
+  // A link's `backend=NAME` forces that one (chooseBackend then fails loudly instead of falling back).
+  const backend = await chooseBackend({
+    candidates: browserBackends(new URL('wasm/', self.location.href).href),
+    ...(req.backend !== null && { backend: req.backend as BackendName }),
+    log: (line) => p.info(line),
+  });
   post({ type: 'backend', name: backend.name, device: backend.device, skipped: backend.skipped.map((s) => `${s.name}: ${s.reason}`) });
   const stateFolder = StateFolder.open(STATE_DIR);
   if (stateFolder.createdKeys) p.info(`created this browser's client keys (fingerprint ${stateFolder.fingerprint}), kept in IndexedDB`);

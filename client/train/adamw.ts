@@ -23,8 +23,8 @@ export interface AdamWOptions {
   readonly weightDecay?: number;
   /**
    * On the webgpu backend, update each variable with the fused WGSL kernels
-   * (client/kernels/fused-adamw.ts: 3 dispatches instead of ~14) when FEDLORA_FUSED_KERNELS=1
-   * turned them on. @default true
+   * (client/kernels/fused-adamw.ts: 3 dispatches instead of ~14) unless FEDLORA_FUSED_KERNELS=0
+   * turned them off. @default true
    */
   readonly fused?: boolean;
 }

@@ -4,7 +4,7 @@
  * 5 steps with weight decay, each path from the same start; the largest |difference| relative to
  * the largest |value| of p, m and v must stay at float32 rounding (< 1e-6).
  *
- *   FEDLORA_FUSED_KERNELS=1 node --import tsx tools/gpu/kernels-check.ts --backend webgpu [--json OUT.json]
+ *   node --import tsx tools/gpu/kernels-check.ts --backend webgpu [--json OUT.json]
  */
 import { writeFile } from 'node:fs/promises';
 import { Command } from 'commander';

@@ -123,7 +123,7 @@ cpu() {
 # The fused kernels: correctness against the op path, then the step with and without them.
 kernels() {
   say "kernels: fused WGSL AdamW vs the op path; the LoRA step with and without it"
-  FEDLORA_FUSED_KERNELS=1 node --import tsx tools/gpu/kernels-check.ts --backend webgpu --json "$OUT/kernels.json"
+  node --import tsx tools/gpu/kernels-check.ts --backend webgpu --json "$OUT/kernels.json"
   smollm
   for f in 0 1; do
     FEDLORA_FUSED_KERNELS=$f node --import tsx tools/gpu/lora-step.ts --backend webgpu --model "$W/models/smollm-135m" --batch 4 --seq 256 --steps 8 --warm 2 \

@@ -16,13 +16,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { loadLlamaCheckpoint } from '../client/checkpoint.js';
-import { llamaConfigToJson, llamaParameterCount as llamaParameterCountOf, parseLlamaConfig } from '../client/models/llama-config.js';
-import { llamaTensorShapes } from '../client/models/llama-names.js';
-import { SafetensorsFileWriter } from '../shared/safetensors/index.js';
+import { llamaParameterCount as llamaParameterCountOf, parseLlamaConfig } from '../client/models/llama-config.js';
 import { randomLlamaWeights } from '../client/models/llama-init.js';
 import { LlamaLoraModel } from '../client/models/llama-lora.js';
 import { LlamaModel } from '../client/models/llama.js';
@@ -30,6 +26,7 @@ import { LLAMA_WORDNET_CONFIG_JSON } from '../client/pretrain/llama.js';
 import { AdamW } from '../client/train/adamw.js';
 import { machineLine } from './machine.js';
 import { median } from './timing.js';
+import { writeTimingCheckpoint } from './timing-checkpoint.js';
 
 async function timeSteps(step: () => Promise<void>, warm: number, steps: number): Promise<number> {
   for (let i = 0; i < warm; i++) await step();
@@ -50,22 +47,8 @@ const SMOL_LM_135M = {
 
 async function smolSized(): Promise<void> {
   const config = parseLlamaConfig(SMOL_LM_135M);
-  const dir = await mkdtemp(join(tmpdir(), 'fedlora-smol-'));
+  const dir = await writeTimingCheckpoint(config, 'fedlora-smol-');
   try {
-    await writeFile(join(dir, 'config.json'), JSON.stringify(llamaConfigToJson(config)));
-    const shapes = [...llamaTensorShapes(config)].map(([name, shape]) => ({ name, shape }));
-    const writer = await SafetensorsFileWriter.open(join(dir, 'model.safetensors'), shapes, { format: 'pt' });
-    let k = 0;
-    for (const { name, shape } of shapes) {
-      // Values do not matter for timing; a cheap deterministic fill of N(0, 0.02)-like scale.
-      const n = shape.reduce((a, b) => a * b, 1);
-      const v = new Float32Array(n);
-      if (shape.length === 1) v.fill(1);
-      else for (let i = 0; i < n; i++) v[i] = 0.035 * Math.sin(i * 0.7071 + k);
-      k++;
-      await writer.write(name, v);
-    }
-    await writer.close();
     const rss0 = process.memoryUsage().rss;
     const t0 = performance.now();
     const { model: base, sha256 } = await loadLlamaCheckpoint(dir);

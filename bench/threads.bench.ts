@@ -24,21 +24,19 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import os from 'node:os';
-import { join } from 'node:path';
 import { chooseBackend } from '../client/backend.js';
 import { loadLlamaCheckpoint } from '../client/checkpoint.js';
 import { tokenSource } from '../client/data/batches.js';
-import { llamaConfigToJson, parseLlamaConfig, type LlamaConfig } from '../client/models/llama-config.js';
-import { llamaTensorShapes } from '../client/models/llama-names.js';
+import { parseLlamaConfig, type LlamaConfig } from '../client/models/llama-config.js';
 import { LlamaLoraModel } from '../client/models/llama-lora.js';
 import { LLAMA_WORDNET_CONFIG_JSON } from '../client/pretrain/llama.js';
 import { train } from '../client/train/trainer.js';
 import { TrainWorkerPool } from '../client/train/train-worker-pool.js';
-import { SafetensorsFileWriter } from '../shared/safetensors/index.js';
 import { machineLine } from './machine.js';
 import { median } from './timing.js';
+import { writeTimingCheckpoint } from './timing-checkpoint.js';
 
 /** SmolLM-135M's published config (HuggingFaceTB/SmolLM-135M), as bench/llama.bench.ts uses it. */
 const SMOL_LM_135M = {
@@ -47,22 +45,8 @@ const SMOL_LM_135M = {
 };
 
 /** Writes a checkpoint folder of the config with deterministic values of realistic scale, one tensor at a time. */
-async function writeRandomCheckpoint(config: LlamaConfig): Promise<string> {
-  const dir = await mkdtemp(join(os.tmpdir(), 'fedlora-threads-bench-'));
-  await writeFile(join(dir, 'config.json'), JSON.stringify(llamaConfigToJson(config)));
-  const shapes = [...llamaTensorShapes(config)].map(([name, shape]) => ({ name, shape }));
-  const writer = await SafetensorsFileWriter.open(join(dir, 'model.safetensors'), shapes, { format: 'pt' });
-  let k = 0;
-  for (const { name, shape } of shapes) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const v = new Float32Array(n);
-    if (shape.length === 1) v.fill(1);
-    else for (let i = 0; i < n; i++) v[i] = 0.035 * Math.sin(i * 0.7071 + k);
-    k++;
-    await writer.write(name, v);
-  }
-  await writer.close();
-  return dir;
+function writeRandomCheckpoint(config: LlamaConfig): Promise<string> {
+  return writeTimingCheckpoint(config, 'fedlora-threads-bench-');
 }
 
 interface Row { threads: number; msPerStep: number; tokensPerSecond: number; startSeconds: number; loss: number }

@@ -244,6 +244,12 @@ function refuseUnsupported(raw: RawConfig, source: string): void {
  * @throws FedloraError FL_ERR_MODEL_CONFIG naming the key and the problem
  */
 export function parseLlamaConfig(json: unknown, source = 'config.json'): LlamaConfig {
+  // Another kind of model (e.g. a vision model's folder) is named as such, before the decoder's
+  // keys it lacks: "'vocab_size' ... undefined" would hide what is wrong.
+  const type = typeof json === 'object' && json !== null ? (json as { model_type?: unknown }).model_type : undefined;
+  if (typeof type === 'string' && !(DECODER_FAMILIES as readonly string[]).includes(type)) {
+    throw configError(source, 'model_type', `is '${type}'; fedlora's decoder loads ${DECODER_FAMILIES.map((f) => `'${f}'`).join(', ')}`);
+  }
   const parsed = configSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;

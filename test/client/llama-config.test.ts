@@ -49,6 +49,8 @@ describe('llama config.json', () => {
     expect(refusal({ ...tinyConfigJson, rope_parameters: { rope_type: 'yarn', rope_theta: 1e4 } })).toMatch(/'rope_parameters' has rope type 'yarn'/);
     expect(refusal({ ...tinyConfigJson, hidden_act: 'gelu' })).toMatch(/'hidden_act' is 'gelu'/);
     expect(refusal({ ...tinyConfigJson, model_type: 'phi3' })).toMatch(/'model_type' is 'phi3'/);
+    // Another kind of model, without a decoder's keys: named by its model_type, not by a missing key.
+    expect(refusal({ model_type: 'vit', hidden_size: 768, image_size: 224 })).toMatch(/dir\/config\.json: 'model_type' is 'vit'/);
     expect(refusal({ ...tinyConfigJson, attention_dropout: 0.1 })).toMatch(/'attention_dropout' is 0.1/);
   });
 

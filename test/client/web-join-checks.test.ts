@@ -6,24 +6,21 @@
  * nothing. Asserts from the page's DOM and the coordinators' stores.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { buildWebClient } from '../../client/web/build.js';
 import { join } from 'node:path';
 import { ADMIN_TOKEN, api, mlpFixture, mlpJob, startCoordinator, tempDir } from '../e2e/harness.js';
 import { Coordinator } from '../../coordinator/coordinator.js';
 import { ERROR_CODES } from '../../shared/errors.js';
+import { launchChromium } from './web-browser.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 let fixture: Awaited<ReturnType<typeof mlpFixture>>;
 let browser: Browser | undefined;
 
 beforeAll(async () => {
   await buildWebClient();
   fixture = await mlpFixture(2, 24);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 }, 120_000);
 
 afterAll(async () => {

@@ -7,14 +7,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { buildWebClient } from '../../client/web/build.js';
 import { decodeGlobalState } from '../../coordinator/state-codec.js';
 import type { Coordinator } from '../../coordinator/coordinator.js';
 import type { Adapter } from '../../shared/adapter.js';
 import { makeAgent, mlpFixture, mlpJob, startCoordinator, startRun } from '../e2e/harness.js';
+import { CHROMIUM, launchChromium } from './web-browser.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 let fixture: Awaited<ReturnType<typeof mlpFixture>>;
 let browser: Browser | undefined;
 
@@ -22,11 +22,7 @@ beforeAll(async () => {
   if (!existsSync(CHROMIUM)) return;
   await buildWebClient();
   fixture = await mlpFixture(3, 48);
-  // Playwright's launch() runs on a fresh temporary profile of its own (it refuses --user-data-dir).
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 }, 120_000);
 
 afterAll(async () => {

@@ -8,12 +8,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { buildWebClient } from '../../client/web/build.js';
 import { DenseMlp, saveDenseMlp } from '../../client/pretrain/mlp.js';
 import { MLP_CONFIG, mlpFixture, mlpJob, startCoordinator, tempDir } from '../e2e/harness.js';
+import { CHROMIUM, launchChromium } from './web-browser.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 let fixture: Awaited<ReturnType<typeof mlpFixture>>;
 let browser: Browser | undefined;
 
@@ -21,10 +21,7 @@ beforeAll(async () => {
   if (!existsSync(CHROMIUM)) return;
   await buildWebClient();
   fixture = await mlpFixture(1, 320);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 }, 120_000);
 
 afterAll(async () => {

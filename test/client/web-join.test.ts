@@ -7,11 +7,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { buildWebClient } from '../../client/web/build.js';
 import { makeAgent, mlpFixture, mlpJob, startCoordinator, startRun } from '../e2e/harness.js';
+import { CHROMIUM, launchChromium } from './web-browser.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 let fixture: Awaited<ReturnType<typeof mlpFixture>>;
 let browser: Browser | undefined;
 const cleanups: Array<() => void> = [];
@@ -27,11 +27,7 @@ afterAll(async () => {
 });
 
 async function openBrowser(): Promise<Browser> {
-  // Playwright's launch() runs on a fresh temporary profile of its own (it refuses --user-data-dir).
-  browser ??= await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser ??= await launchChromium();
   return browser;
 }
 

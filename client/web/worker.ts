@@ -20,9 +20,15 @@ import { mountState, STATE_DIR } from './state-store.js';
 
 const post = (e: WorkerEvent): void => (self as unknown as { postMessage(m: WorkerEvent): void }).postMessage(e);
 
-function progress(): AgentProgress {
+function progress(state: { flush(): Promise<void> }): AgentProgress {
   return {
-    info: (line) => post({ type: 'info', line }),
+    // The page takes 'enrolled ...' / 'authenticated ...' as "a reload can resume": say it only once
+    // the enrolment record is in IndexedDB, or a reload in between would find the token spent and
+    // no record to resume with.
+    info: (line) => {
+      if (/^(enrolled in job|authenticated as client)/.test(line)) void state.flush().then(() => post({ type: 'info', line }), () => post({ type: 'info', line }));
+      else post({ type: 'info', line });
+    },
     roundStart: (round, attempt, steps) => post({ type: 'round-start', round, attempt, steps }),
     step: (p) => post({ type: 'step', step: p.step, loss: p.loss, examplesPerSecond: p.examplesPerSecond }),
     roundEnd: () => post({ type: 'round-end' }),
@@ -33,7 +39,7 @@ function progress(): AgentProgress {
 
 async function join(req: JoinRequest): Promise<void> {
   const state = await mountState();
-  const p = progress();
+  const p = progress(state);
   // The picked files, under the names the loaders report in their messages.
   const folder = '/model';
   for (const f of req.model) mountFile(`${folder}/${f.path}`, f.file);

@@ -15,6 +15,12 @@ import { MLP_CONFIG, mlpFixture, mlpJob, startCoordinator, tempDir } from '../e2
 import { CHROMIUM, launchChromium } from './web-browser.js';
 
 let fixture: Awaited<ReturnType<typeof mlpFixture>>;
+/**
+ * Rounds of the resumed job: enough that the page cannot finish the job while the test waits for
+ * its enrolment to be stored and for training to start (a finished job would refuse the rejoin
+ * with FL_ERR_JOB_FAILED, 'ended', and there would be nothing left to resume).
+ */
+const ROUNDS = 10;
 let browser: Browser | undefined;
 
 beforeAll(async () => {
@@ -47,7 +53,7 @@ describe.runIf(existsSync(CHROMIUM))('the join page: reload and wrong model fold
     const context = await browser!.newContext();
     try {
       // One client (the page), 3 rounds of 80 steps: the job cannot finish while the page is away.
-      const jobId = await api.createJob(mlpJob('fedavg', fixture.sha256, { rounds: 3, clientsPerRound: 1, minClients: 1, training: { epochs: 4, batchSize: 16, lr: 0.02 } }));
+      const jobId = await api.createJob(mlpJob('fedavg', fixture.sha256, { rounds: ROUNDS, clientsPerRound: 1, minClients: 1, training: { epochs: 4, batchSize: 16, lr: 0.02 } }));
       const token = await api.token(jobId);
       const page = await context.newPage();
       page.setDefaultTimeout(60_000);
@@ -108,7 +114,7 @@ describe.runIf(existsSync(CHROMIUM))('the join page: reload and wrong model fold
       expect(coordinator.store.clientsOfJob(jobId).filter((c) => c.tokenIndex === tokenIndex).map((c) => c.id)).toEqual([clientId]);
       const accepted = coordinator.store.updates(jobId).filter((u) => u.status === 'accepted');
       expect(new Set(accepted.map((u) => u.clientId))).toEqual(new Set([clientId]));
-      expect(new Set(accepted.map((u) => u.round))).toEqual(new Set([0, 1, 2]));
+      expect(new Set(accepted.map((u) => u.round))).toEqual(new Set(Array.from({ length: ROUNDS }, (_, r) => r)));
       // Rounds committed after the reload were trained by the resumed page.
       expect(after.roundsDetail.length - atReload.roundsDetail.length).toBeGreaterThanOrEqual(rows);
     } finally {

@@ -14,6 +14,7 @@ import { chooseBackend, shutdownBackend } from '../../client/backend.js';
 import { loadLlamaCheckpoint } from '../../client/checkpoint.js';
 import { LlamaLoraModel } from '../../client/models/llama-lora.js';
 import { AdamW } from '../../client/train/adamw.js';
+import { median } from '../../bench/timing.js';
 
 const opts = new Command()
   .requiredOption('--backend <name>', 'backend to force')
@@ -29,7 +30,6 @@ const opts = new Command()
   .parse()
   .opts<{ backend: string; model: string; batch: string; seq: string; steps: string; warm: string; readEvery: string; json?: string; flag?: string[]; profile: boolean }>();
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const info = await chooseBackend({ backend: opts.backend as 'webgpu' });
 for (const f of opts.flag ?? []) {
   const [name, value] = f.split('=');

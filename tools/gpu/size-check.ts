@@ -16,6 +16,7 @@ import { loadLlamaCheckpoint } from '../../client/checkpoint.js';
 import { tokenSource } from '../../client/data/batches.js';
 import { LlamaLoraModel } from '../../client/models/llama-lora.js';
 import { train } from '../../client/train/trainer.js';
+import { median } from '../../bench/timing.js';
 
 const opts = new Command()
   .requiredOption('--backend <name>', 'backend to force')
@@ -68,11 +69,11 @@ try {
             last = now;
           },
         });
-        const timed = stepMs.slice(1).sort((a, b) => a - b);
-        const median = timed[Math.floor(timed.length / 2)] ?? stepMs[0]!;
+        // the first step is a warm-up (shader compilation), unless it is the only one
+        const ms = median(stepMs.length > 1 ? stepMs.slice(1) : stepMs);
         row.steps = result.steps;
-        row.msPerStepMedian = Number(median.toFixed(0));
-        row.tokensPerSecond = Math.round((batch * seqLen) / (median / 1000));
+        row.msPerStepMedian = Number(ms.toFixed(0));
+        row.tokensPerSecond = Math.round((batch * seqLen) / (ms / 1000));
         row.lossFirst = Number(result.losses[0]!.toFixed(4));
         row.lossLast = Number(result.losses.at(-1)!.toFixed(4));
         row.bytesOnBackendPeak = tf.memory().numBytes;

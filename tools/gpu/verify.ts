@@ -76,7 +76,7 @@ function lastLine(s: string): string {
 await mkdir(out, { recursive: true });
 
 // The model: a given folder (tokenizer added when missing), or a small random llama of our own.
-const [{ byteTokenizerJson }] = await Promise.all([import('../../client/tokenizer-bytes.js')]);
+const { byteTokenizerJson } = await import('../../client/tokenizer-bytes.js');
 let modelDir: string;
 if (opts.model !== undefined) {
   modelDir = resolve(opts.model);

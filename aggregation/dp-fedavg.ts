@@ -27,8 +27,8 @@ import { FedloraError } from '../shared/errors.js';
 import { requireNonNegative, requirePositive } from '../privacy/argument-checks.js';
 import { nextClipNorm as nextClipNormAfter, noisyUnclippedFraction, updateNoiseMultiplier } from '../privacy/adaptive-clipping.js';
 import { clipFactor } from '../privacy/clipping.js';
-import { addGaussianNoise } from '../privacy/gaussian.js';
-import { referenceDistance, releaseStagedSums, stagedSums, type ReferenceDistance, type StagedSum } from './running-sum.js';
+import { addGaussianNoise, standardNormalBlocks } from '../privacy/gaussian.js';
+import { clippedSum, type ClippedSum } from './clipped-sum.js';
 import { allFinite, refuseNonFinite } from './validate-update.js';
 import { cryptoRandomSource, type RandomSource } from '../privacy/random.js';
 import type {
@@ -177,10 +177,8 @@ export class DpFedAvgStrategy implements Strategy {
 
 class DpFedAvgRound implements RoundAggregation {
   private readonly global: TrainableVector[];
-  /** sum_k s_k x_k per trainable tensor (s_k the client's clip factor), added by the SIMD kernel. */
-  private readonly sums: StagedSum[];
-  /** ||x_k - g|| by the SIMD kernel, g held in wasm memory for the round. */
-  private readonly distance: ReferenceDistance;
+  /** sum_k s_k x_k per trainable tensor (s_k the client's clip factor) and ||x_k - g||, by the SIMD kernels. */
+  private readonly sums: ClippedSum;
   /** sum_k s_k: finish subtracts (sum_k s_k) g once, giving sum_k s_k (x_k - g). */
   private totalScale = 0;
   private unclipped = 0;
@@ -197,8 +195,7 @@ class DpFedAvgRound implements RoundAggregation {
     private readonly random: RandomSource,
   ) {
     this.global = inner.trainableVectors(state.adapter!);
-    this.sums = stagedSums(this.global.map((g) => g.data.length));
-    this.distance = referenceDistance(this.global.map((g) => g.data));
+    this.sums = clippedSum(this.global.map((g) => g.data));
   }
 
   add(update: ClientUpdate): void {
@@ -220,16 +217,15 @@ class DpFedAvgRound implements RoundAggregation {
     });
     // Delta_k = x_k - g clipped to C: its norm in one pass, then s_k x_k staged into the sums (one
     // SIMD pass that also checks x_k is finite); no copy of Delta_k is made.
-    const norm = Math.sqrt(this.distance.squared(mine));
+    const norm = Math.sqrt(this.sums.load(mine));
     if (!Number.isFinite(norm)) {
       const bad = mine.findIndex((x) => !allFinite(x));
       refuseNonFinite(update.source, this.global[bad]!.path, this.global[bad]!.factor);
     }
     const scale = clipFactor(norm, this.clipNorm);
-    mine.forEach((x, i) => {
-      if (!this.sums[i]!.stage(x, scale)) refuseNonFinite(update.source, this.global[i]!.path, this.global[i]!.factor);
-    });
-    for (const sum of this.sums) sum.commit();
+    const bad = this.sums.stage(scale);
+    if (bad >= 0) refuseNonFinite(update.source, this.global[bad]!.path, this.global[bad]!.factor);
+    this.sums.commit();
     this.totalScale += scale;
     if (norm <= this.clipNorm) this.unclipped++;
     else this.clipped++;
@@ -245,16 +241,18 @@ class DpFedAvgRound implements RoundAggregation {
     const countNoiseStd = adaptive ? (adaptive.countNoiseStd ?? n / 20) : 0;
     const zDelta = adaptive ? updateNoiseMultiplier(this.z, countNoiseStd) : this.z;
     const total = this.totalScale;
+    const std = zDelta * this.clipNorm;
+    const current = this.sums.current;
     const sums: SummedDelta[] = this.global.map((g, i) => {
-      const data = this.sums[i]!.current;
+      const data = current[i]!;
       const reference = g.data;
-      for (let j = 0; j < data.length; j++) data[j] -= total * reference[j]!;
-      addGaussianNoise(data, zDelta * this.clipNorm, this.random);
+      // sum_k s_k x_k - (sum_k s_k) g + noise in one pass, the noise generated a cache-sized block at a time
+      if (std === 0) subtractScaled(data, 0, reference, total);
+      else standardNormalBlocks(data.length, (z, start) => subtractScaledAddNoise(data, start, reference, total, z, std), this.random);
       return { path: g.path, factor: g.factor, data };
     });
     const result = this.inner.aggregateSummedDeltas(this.state, sums, n);
-    releaseStagedSums(this.sums); // the inner strategy copied them into the new state
-    this.distance.release();
+    this.sums.release(); // the inner strategy copied them into the new state
     let unclippedFraction: number | undefined;
     let nextClipNorm: number | undefined;
     if (adaptive) {
@@ -278,4 +276,14 @@ class DpFedAvgRound implements RoundAggregation {
     const state: GlobalState = nextClipNorm === undefined ? result.state : { ...result.state, dpClipNorm: nextClipNorm };
     return { state, aggregate: result.aggregate, report };
   }
+}
+
+/** data[at + j] -= t * reference[at + j] over the rest of data. */
+function subtractScaled(data: Float64Array, at: number, reference: Float32Array, t: number): void {
+  for (let j = at; j < data.length; j++) data[j] = data[j]! - t * reference[j]!;
+}
+
+/** data[at + j] = data[at + j] - t * reference[at + j] + std * z[j] for the block z. */
+function subtractScaledAddNoise(data: Float64Array, at: number, reference: Float32Array, t: number, z: Float64Array, std: number): void {
+  for (let j = 0; j < z.length; j++) data[at + j] = data[at + j]! - t * reference[at + j]! + std * z[j]!;
 }

@@ -200,7 +200,7 @@ export function stagedSums(lengths: readonly number[]): StagedSum[] {
   return staged;
 }
 
-type Arena = NonNullable<ReturnType<typeof simdArena>>;
+export type Arena = NonNullable<ReturnType<typeof simdArena>>;
 
 /** The wasm memory behind each list of sums stagedSums returned, for releaseStagedSums. */
 const arenaOf = new WeakMap<readonly StagedSum[], Arena>();
@@ -208,7 +208,8 @@ const arenaOf = new WeakMap<readonly StagedSum[], Arena>();
 const arenaPool: Arena[] = [];
 const ARENA_POOL_SIZE = 3;
 
-function takePooledArena(bytes: number): Arena | null {
+/** A released wasm memory of at least `bytes` (the smallest such), or null: for other users of the pool (clipped-sum.ts). */
+export function takePooledArena(bytes: number): Arena | null {
   // the smallest released memory that is large enough
   const i = arenaPool.findIndex((a) => a.buffer.byteLength >= bytes);
   if (i < 0) return null;
@@ -226,6 +227,11 @@ export function releaseStagedSums(sums: readonly StagedSum[]): void {
   const arena = arenaOf.get(sums);
   if (arena === undefined) return; // plain JS sums, or released already
   arenaOf.delete(sums);
+  releaseArena(arena);
+}
+
+/** Hands a wasm memory (from simdArena or takePooledArena) to the pool; nothing may use it afterwards. */
+export function releaseArena(arena: Arena): void {
   arenaPool.push(arena);
   arenaPool.sort((a, b) => a.buffer.byteLength - b.buffer.byteLength);
   if (arenaPool.length > ARENA_POOL_SIZE) arenaPool.shift(); // keep the largest
@@ -304,9 +310,7 @@ export function referenceDistance(reference: readonly Float32Array[]): Reference
     release() {
       if (released) return;
       released = true;
-      arenaPool.push(arena);
-      arenaPool.sort((a, b) => a.buffer.byteLength - b.buffer.byteLength);
-      if (arenaPool.length > ARENA_POOL_SIZE) arenaPool.shift();
+      releaseArena(arena);
     },
   };
 }

@@ -45,11 +45,12 @@ export const zigguratTables = { X, V, R, closure: V / X[LAYERS - 1]! + f(X[LAYER
 
 /** Samples per chunk (2 uniform words each): 128 KiB of words and 128 KiB of samples, cache-resident. */
 const CHUNK = 16_384;
-/** STEP[2i] = X[i] 2^-55 (a signed 56-bit integer to a position in layer i); STEP[2i+1] = X[i+1]. */
-const STEP = new Float64Array(2 * LAYERS);
+/** SCALE[i] = X[i] 2^-55 (a signed 56-bit integer to a position in layer i); EDGE[i] = X[i+1]. */
+const SCALE = new Float64Array(LAYERS);
+const EDGE = new Float64Array(LAYERS);
 for (let i = 0; i < LAYERS; i++) {
-  STEP[2 * i] = X[i]! * 2 ** -55;
-  STEP[2 * i + 1] = X[i + 1]!;
+  SCALE[i] = X[i]! * 2 ** -55;
+  EDGE[i] = X[i + 1]!;
 }
 
 /**
@@ -78,22 +79,48 @@ function slowPath(layer: number, x: number, source: RandomSource): number {
 }
 
 /**
- * out[j] = a standard normal sample, from the word pairs (words[2j], words[2j+1]): the low 8 bits
- * of the first word pick the layer; its upper 24 bits (signed) and the second word's 32 form a
- * uniform signed 56-bit integer, so u = that / 2^55 is uniform in [-1, 1) and the sign costs no
- * branch. Monomorphic on Float64Array, so V8 keeps it tight.
+ * out[j] = a standard normal sample, from the word pairs (words[2j], words[2j+1]) read as signed
+ * 32-bit `iw`: the low 8 bits of the first word pick the layer; its upper 24 bits (signed) and the
+ * second word's 32 (unsigned) form a uniform signed 56-bit integer, so u = that / 2^55 is uniform in
+ * [-1, 1) and the sign costs no branch. Reading signed words keeps V8 on small integers (a Uint32Array
+ * read above 2^31 is a double), about 2x faster; the mapping from words to samples is unchanged.
  */
-function standardNormals(out: Float64Array, words: Uint32Array, source: RandomSource): void {
-  for (let j = 0; j < out.length; j++) {
-    const w0 = words[2 * j]! | 0;
+function standardNormals(out: Float64Array, iw: Int32Array, source: RandomSource): void {
+  const n = out.length;
+  for (let j = 0, k = 0; j < n; j++, k += 2) {
+    const w0 = iw[k]!;
     const i = w0 & 255;
-    const x = ((w0 >> 8) * 4_294_967_296 + words[2 * j + 1]!) * STEP[2 * i]!;
+    const x = ((w0 >> 8) * 4_294_967_296 + (iw[k + 1]! >>> 0)) * SCALE[i]!;
     const ax = Math.abs(x);
-    if (ax < STEP[2 * i + 1]!) out[j] = x;
+    if (ax < EDGE[i]!) out[j] = x;
     else {
       const a = slowPath(i, ax, source);
       out[j] = x < 0 ? -a : a;
     }
+  }
+}
+
+/**
+ * Standard normal samples z[0 .. length) in cache-sized blocks: `visit(z, start)` gets samples
+ * start .. start + z.length - 1 in a reused buffer (valid only during the call), so a caller can fuse
+ * the noise into its own pass over memory (aggregation/dp-fedavg.ts) without an n-sized scratch or a
+ * call per sample.
+ * @param length number of samples, an integer >= 0
+ * @param source uniform bits; @default the ChaCha20 CSPRNG ({@link cryptoRandomSource})
+ */
+export function standardNormalBlocks(length: number, visit: (z: Float64Array, start: number) => void, source: RandomSource = cryptoRandomSource()): void {
+  requireCount(length, 'length');
+  const size = Math.min(CHUNK, length);
+  const words = new Uint32Array(2 * size);
+  const iw = new Int32Array(words.buffer);
+  const z = new Float64Array(size);
+  for (let start = 0; start < length; start += CHUNK) {
+    const len = Math.min(CHUNK, length - start);
+    const full = len === size;
+    fillWords(source, full ? words : words.subarray(0, 2 * len));
+    const zc = full ? z : z.subarray(0, len);
+    standardNormals(zc, full ? iw : iw.subarray(0, 2 * len), source);
+    visit(zc, start);
   }
 }
 
@@ -114,18 +141,8 @@ function addScaled32(target: Float32Array, at: number, z: Float64Array, std: num
 export function addGaussianNoise(target: Float32Array | Float64Array, std: number, source: RandomSource = cryptoRandomSource()): void {
   requireNonNegative(std, 'std');
   if (std === 0) return;
-  const n = target.length;
-  const size = Math.min(CHUNK, n);
-  const words = new Uint32Array(2 * size);
-  const z = new Float64Array(size);
-  for (let start = 0; start < n; start += CHUNK) {
-    const len = Math.min(CHUNK, n - start);
-    const zc = len === size ? z : z.subarray(0, len);
-    fillWords(source, len === size ? words : words.subarray(0, 2 * len));
-    standardNormals(zc, words, source);
-    if (target instanceof Float64Array) addScaled64(target, start, zc, std);
-    else addScaled32(target, start, zc, std);
-  }
+  if (target instanceof Float64Array) standardNormalBlocks(target.length, (z, start) => addScaled64(target, start, z, std), source);
+  else standardNormalBlocks(target.length, (z, start) => addScaled32(target, start, z, std), source);
 }
 
 /**

@@ -11,6 +11,9 @@
  * attention) and Qwen2 (biases on q/k/v): a linear module with a bias computes x W^T + b, the bias
  * kept beside the (possibly LoRA-wrapped) linear layer, as PEFT's base layer keeps it.
  *
+ * RMSNorm, rotary, SwiGLU and the cross-entropy are fused ops (client/kernels/, issue 13) on webgpu
+ * unless FEDLORA_FUSED_KERNELS=0; elsewhere the plain tfjs composition unless FEDLORA_FUSED_KERNELS=1.
+ *
  * Tensor ownership: the model owns its weights and its cached masks and rotary tables; every
  * method that returns a tensor hands it to the caller, and intermediate tensors are freed by
  * tf.tidy, so a training step leaves `tf.memory().numTensors` unchanged.
@@ -24,7 +27,11 @@ import {
   type LlamaLinearName,
 } from './llama-names.js';
 import { batchedMatmul, matmulPlainGrad } from './llama-matmul.js';
-import { applyRope, ropeTables } from './llama-rope.js';
+import { ropeTables } from './llama-rope.js';
+import { crossEntropy } from '../kernels/fused-cross-entropy.js';
+import { rmsNorm } from '../kernels/fused-rms-norm.js';
+import { rope } from '../kernels/fused-rope.js';
+import { swiglu } from '../kernels/fused-swiglu.js';
 
 /** Gives the model one tensor at a time, by its Hugging Face name, in the stored layout. */
 export type LlamaWeightSource = (name: string, shape: readonly number[]) => Promise<Float32Array> | Float32Array;
@@ -234,9 +241,8 @@ export class LlamaModel {
       for (const layer of this.layers) {
         h = tf.add(h, this.attention(layer, this.rmsNorm(h, layer.inputNorm), B, T, cos, sin, mask));
         const n2 = this.rmsNorm(h, layer.postAttentionNorm);
-        const gate = this.project(layer, 'gate_proj', n2);
-        const silu = tf.mul(gate, tf.sigmoid(gate));
-        h = tf.add(h, this.project(layer, 'down_proj', tf.mul(silu, this.project(layer, 'up_proj', n2))));
+        const gated = swiglu(this.project(layer, 'gate_proj', n2), this.project(layer, 'up_proj', n2));
+        h = tf.add(h, this.project(layer, 'down_proj', gated));
       }
       return this.rmsNorm(h, this.finalNorm) as tf.Tensor3D;
     });
@@ -260,10 +266,8 @@ export class LlamaModel {
       throw new FedloraError('FL_ERR_SHAPE_MISMATCH', `llama: targets [${targets.shape.join(', ')}] must match inputs [${B}, ${T}]`);
     }
     return tf.tidy(() => {
-      const logits = tf.reshape(this.logits(inputs), [B * T, this.config.vocabSize]);
-      const logp = tf.logSoftmax(logits);
-      const picked = tf.sum(tf.mul(logp, tf.oneHot(tf.reshape(targets, [-1]) as tf.Tensor1D, this.config.vocabSize)), 1);
-      return tf.reshape(tf.neg(picked), [B, T]) as tf.Tensor2D;
+      const logits = tf.reshape(this.logits(inputs), [B * T, this.config.vocabSize]) as tf.Tensor2D;
+      return tf.reshape(crossEntropy(logits, tf.reshape(targets, [-1]) as tf.Tensor1D), [B, T]) as tf.Tensor2D;
     });
   }
 
@@ -351,12 +355,9 @@ export class LlamaModel {
     return tf.tidy(() => matmulPlainGrad(tf.oneHot(ids, this.config.vocabSize) as tf.Tensor2D, this.embed));
   }
 
-  /** RMSNorm over the last axis: w * x / sqrt(mean(x^2) + eps). */
+  /** RMSNorm over the last axis: w * x / sqrt(mean(x^2) + eps) (fused where client/kernels/webgpu-program.ts says). */
   private rmsNorm(x: tf.Tensor, weight: tf.Tensor1D): tf.Tensor {
-    return tf.tidy(() => {
-      const variance = tf.mean(tf.square(x), -1, true);
-      return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, this.config.rmsNormEps))), weight);
-    });
+    return rmsNorm(x, weight, this.config.rmsNormEps);
   }
 
   /** Rotary tables covering T positions: the next power of two >= T (at least 256), capped at max_position_embeddings. */
@@ -397,8 +398,8 @@ export class LlamaModel {
     const { numHeads: H, numKvHeads: Hkv, headDim: d } = this.config;
     const rep = H / Hkv;
     const heads = (t: tf.Tensor, n: number): tf.Tensor => tf.transpose(tf.reshape(t, [B, T, n, d]), [0, 2, 1, 3]);
-    const q = applyRope(heads(this.project(layer, 'q_proj', x), H), cos, sin);
-    const k = applyRope(heads(this.project(layer, 'k_proj', x), Hkv), cos, sin);
+    const q = rope(heads(this.project(layer, 'q_proj', x), H), cos, sin);
+    const k = rope(heads(this.project(layer, 'k_proj', x), Hkv), cos, sin);
     const v = heads(this.project(layer, 'v_proj', x), Hkv);
     // [B * Hkv, rep * T, d] @ [B * Hkv, d, T]: keys transposed explicitly so the matmul is plain (llama-matmul.ts).
     const qGrouped = tf.reshape(q, [B * Hkv, rep * T, d]) as tf.Tensor3D;

@@ -8,7 +8,8 @@
  * is reported per module and overall ("aggregation noise"). Computing it exactly needs every pair of
  * clients (||sum_k c_k B_k A_k||^2 = sum_kl c_k c_l tr((B_k^T B_l)(A_l A_k^T))), i.e. keeping every
  * update until the end, or the dense m x n sum. So there are three modes:
- * - `sketch` (default, streaming): a seeded two-sided CountSketch (count-sketch.ts) keeps
+ * - `off` (default): no figure; a job asks for the sketch with `aggregationNoise: 'sketch'`.
+ * - `sketch` (streaming): a seeded two-sided CountSketch (count-sketch.ts) keeps
  *   Y = sum_k n_k s_k T^T B_k A_k S [q, q] per module; at the end ||T^T (s B_avg A_avg) S - Y / N||_F
  *   estimates the gap and ||Y / N||_F the reference. Each update costs two scattered passes over its
  *   elements plus q^2 r per module (4 to 5 times the average itself, measured in
@@ -19,7 +20,6 @@
  *   reuse an update's buffers before finish()) and computes the
  *   norms from r x r Gram traces, never forming an m x n product: cost O((sum_k r_k)^2 (m + n)) per
  *   module. For the CLI and small jobs.
- * - `off`: no figure.
  *
  * State: `adapter` = the averaged A and B (variant `lora`, rank r_max, alpha = s * r_max).
  */
@@ -36,7 +36,7 @@ import { applySummedDeltas, trainableVectorsOf } from './trainable-vectors.js';
 import { checkJobSpec, checkUpdate, refuseNonFinite } from './validate-update.js';
 
 export interface FedAvgOptions {
-  /** How the aggregation-noise figure is computed. @default 'sketch' */
+  /** How the aggregation-noise figure is computed: it costs several times the aggregation, so it is opt-in. @default 'off' */
   readonly noise?: 'exact' | 'sketch' | 'off';
   /** Buckets q per side of the sketch (the sketch is q x q per module). @default 128 */
   readonly sketchColumns?: number;
@@ -63,7 +63,7 @@ export class FedAvgStrategy implements Strategy {
   private readonly sketchColumns: number;
 
   constructor(options: FedAvgOptions = {}) {
-    this.noise = options.noise ?? 'sketch';
+    this.noise = options.noise ?? 'off';
     this.sketchColumns = options.sketchColumns ?? 128;
     if (!Number.isInteger(this.sketchColumns) || this.sketchColumns < 1) {
       throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `fedavg: sketchColumns must be an integer >= 1, got ${options.sketchColumns}`);

@@ -57,7 +57,7 @@ export function strategySpecOf(spec: JobSpec, layout: readonly ModuleShape[]): S
  * @throws FL_ERR_INVALID_CONFIG naming the privacy field a parameter is wrong in
  */
 export function jobStrategy(spec: JobSpec): Strategy {
-  const inner = createStrategy(spec.strategy);
+  const inner = createStrategy(spec.strategy, { fedavg: { noise: spec.aggregationNoise ?? 'off' } });
   const dp = spec.privacy.user;
   if (dp === undefined) return inner;
   const a = dp.adaptive === true ? AdaptiveClipSchema.parse({}) : dp.adaptive;

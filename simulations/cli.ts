@@ -64,7 +64,7 @@ interface RawOptions {
   preset?: string;
   data?: string; label?: string; clients?: number; rounds?: number; strategy?: string; seed?: number; reproducibleSelection?: boolean; out?: string; json?: boolean;
   partition?: string; alpha?: number; clientsPerRound?: number; rank?: string; ranks?: number[]; loraAlpha?: number;
-  epochs?: number; batchSize?: number; lr?: string; dpEpsilon?: number; dpClip?: number; delta?: number; userDpNoise?: number; userDpClip?: number; secureAggregation?: boolean; secureClip?: number; secureDpNoise?: number;
+  epochs?: number; batchSize?: number; lr?: string; dpEpsilon?: number; dpClip?: number; delta?: number; userDpNoise?: number; userDpClip?: number; secureAggregation?: boolean; secureClip?: number; secureDpNoise?: number; aggregationNoise?: string;
   dropout?: number; testFraction?: number; publicFraction?: number; publicLabels?: string; hidden?: string; pretrainEpochs?: number; workers?: number;
   deadline?: number; backend?: string; quiet?: boolean;
   categories?: string; perCategory?: number; seqLen?: number; llamaHidden?: number; llamaLayers?: number; llamaHeads?: number; llamaKvHeads?: number;
@@ -100,6 +100,11 @@ function languageOptions(o: RawOptions): LanguageOptions {
 }
 
 /** The sim's secure aggregation settings from its flags; the noise needs a clip (default 1). */
+function parseAggregationNoise(value: string): 'off' | 'sketch' {
+  if (value === 'off' || value === 'sketch') return value;
+  throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--aggregation-noise must be off or sketch, got '${value}'`, { option: 'aggregation-noise' });
+}
+
 function secureOptions(o: { secureAggregation?: boolean; secureClip?: number; secureDpNoise?: number }): { clipNorm?: number; noiseMultiplier?: number } | undefined {
   if (o.secureAggregation !== true) {
     if (o.secureClip !== undefined || o.secureDpNoise !== undefined) {
@@ -157,6 +162,7 @@ export function simOptions(raw: RawOptions, log: (line: string) => void): SimOpt
     ...(o.userDpNoise !== undefined && { userDpNoise: o.userDpNoise }),
     userDpClip: o.userDpClip ?? 0.1,
     ...(secure !== undefined && { secureAggregation: secure }),
+    aggregationNoise: parseAggregationNoise(o.aggregationNoise ?? 'sketch'),
     dropout: o.dropout ?? 0,
     testFraction: o.testFraction ?? 0.2,
     publicFraction: o.publicFraction ?? 0.2,
@@ -249,6 +255,7 @@ export function register(program: Command): void {
     .option('--secure-aggregation', 'secure aggregation (SecAgg+): the coordinator learns only each round\'s sum (fedavg, ffa, fedsb; flora runs without)')
     .option('--secure-clip <C>', 'with --secure-aggregation: clip each update delta to this L2 norm (default: no clip; 1 with --secure-dp-noise)', positive('secure-clip'))
     .option('--secure-dp-noise <z>', 'with --secure-aggregation: distributed DP, each client adds its share of N(0, (z C)^2)', positive('secure-dp-noise'))
+    .option('--aggregation-noise <mode>', "fedavg's aggregation-noise figure in the report: sketch or off (default sketch; jobs default to off)")
     .option('--dropout <p>', 'probability that an offered client leaves the round (default 0)', fraction('dropout'))
     .option('--test-fraction <f>', 'rows held out for the test accuracy (default 0.2)', fraction('test-fraction'))
     .option('--public-fraction <f>', 'of the rest, rows held apart to pre-train the base model (default 0.2)', fraction('public-fraction'))

@@ -59,6 +59,8 @@ export interface SimOptions {
   readonly userDpClip: number;
   /** Secure aggregation (SecAgg+) for the sum strategies; flora runs without. */
   readonly secureAggregation?: { readonly clipNorm?: number; readonly noiseMultiplier?: number };
+  /** fedavg's aggregation-noise figure in the report (a sim's adapters are small, so it is cheap). @default 'sketch' */
+  readonly aggregationNoise?: 'off' | 'sketch';
   readonly dropout: number;
   readonly testFraction: number;
   readonly publicFraction: number;
@@ -365,6 +367,7 @@ export async function runSim(o: SimOptions): Promise<{ report: SimReport; jsonPa
         seed: o.seed,
         // Repeatable from --seed: aggregate in enrolment order (a sim's adapters are small).
         deterministicAggregation: true,
+        ...(!traits.exactProduct && { aggregationNoise: o.aggregationNoise ?? 'sketch' }),
       };
       if (o.userDpNoise !== undefined && !userDp) o.log(`[${strategy}] user-level DP does not apply to flora (its aggregate is not a sum): running it without`);
       if (o.secureAggregation !== undefined && secure === undefined) o.log(`[${strategy}] secure aggregation cannot protect flora (its aggregate is not a sum): running it without`);

@@ -273,6 +273,13 @@ export const JobSpecSchema = z
     secureAggregation: SecureAggregationSchema.prefault({}),
     /** Fed-SB only. @default undefined (init 'random') */
     fedsb: FedSbSpecSchema.optional(),
+    /**
+     * Strategies whose aggregate is inexact (fedavg) only: 'sketch' reports each round's aggregation
+     * noise ||s B_avg A_avg - sum_k p_k s_k B_k A_k|| / ||sum_k p_k s_k B_k A_k|| as the metric
+     * `aggregation_noise`, estimated by a CountSketch that costs several times the aggregation
+     * itself (docs/strategies.md). @default 'off'
+     */
+    aggregationNoise: z.enum(['off', 'sketch']).optional(),
   })
   .superRefine((spec, ctx) => {
     if (spec.minClients > spec.clientsPerRound) {
@@ -288,6 +295,9 @@ export const JobSpecSchema = z
         path: ['privacy', 'user'],
         message: 'user-level DP needs a strategy whose aggregate is a sum; flora stacks each client apart: use privacy.client (DP-SGD) instead',
       });
+    }
+    if (spec.aggregationNoise === 'sketch' && traits.exactProduct) {
+      ctx.addIssue({ code: 'custom', path: ['aggregationNoise'], message: `${spec.strategy} aggregates the product B A exactly: there is no aggregation noise to estimate (fedavg only)` });
     }
     if (spec.fedsb !== undefined && !traits.gradientInit) {
       ctx.addIssue({ code: 'custom', path: ['fedsb'], message: `fedsb options need strategy fedsb, not ${spec.strategy}` });

@@ -1,13 +1,13 @@
 // Lint rules, and the import boundaries of docs/architecture.md:
 //   shared <- privacy <- aggregation <- coordinator;  shared <- privacy <- client;
 //   coordinator, client <- simulations.  Only client/ imports TensorFlow.js;
-//   only coordinator/store/ imports better-sqlite3.
+//   only coordinator/store/ imports the database drivers (better-sqlite3, pg).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
 const TFJS = ['@tensorflow/*', '@tensorflow/**'];
-const SQLITE = ['better-sqlite3'];
+const DB_DRIVERS = ['better-sqlite3', 'pg', 'pg/*'];
 const folder = (name) => [`**/${name}/*`, `**/${name}`, `../${name}/**`];
 
 /** A no-restricted-imports rule that forbids the given folders and packages. */
@@ -42,17 +42,17 @@ export default tseslint.config(
         }))],
     },
   },
-  boundary(['shared/**'], ['privacy', 'aggregation', 'coordinator', 'client', 'simulations'], [...TFJS, ...SQLITE],
+  boundary(['shared/**'], ['privacy', 'aggregation', 'coordinator', 'client', 'simulations'], [...TFJS, ...DB_DRIVERS],
     'shared/ is the bottom layer: it imports nothing of the project (docs/architecture.md, "The folders").'),
-  boundary(['privacy/**'], ['aggregation', 'coordinator', 'client', 'simulations'], [...TFJS, ...SQLITE],
+  boundary(['privacy/**'], ['aggregation', 'coordinator', 'client', 'simulations'], [...TFJS, ...DB_DRIVERS],
     'privacy/ imports only shared/ (docs/architecture.md, "The folders").'),
-  boundary(['aggregation/**'], ['coordinator', 'client', 'simulations'], [...TFJS, ...SQLITE],
+  boundary(['aggregation/**'], ['coordinator', 'client', 'simulations'], [...TFJS, ...DB_DRIVERS],
     'aggregation/ imports only shared/ and privacy/, and works on typed arrays, never tfjs.'),
-  boundary(['coordinator/**'], ['client', 'simulations'], [...TFJS, ...SQLITE],
-    'coordinator/ never imports client/, simulations/ or TensorFlow.js; only coordinator/store/ imports better-sqlite3.'),
+  boundary(['coordinator/**'], ['client', 'simulations'], [...TFJS, ...DB_DRIVERS],
+    'coordinator/ never imports client/, simulations/ or TensorFlow.js; only coordinator/store/ imports the database drivers (better-sqlite3, pg).'),
   boundary(['coordinator/store/**'], ['client', 'simulations'], TFJS,
     'coordinator/ never imports client/, simulations/ or TensorFlow.js.'),
-  boundary(['client/**'], ['aggregation', 'coordinator', 'simulations'], SQLITE,
+  boundary(['client/**'], ['aggregation', 'coordinator', 'simulations'], DB_DRIVERS,
     'client/ imports shared/ and privacy/ only; the coordinator and the client never import each other.'),
-  boundary(['simulations/**', 'bench/**'], [], SQLITE, 'only coordinator/store/ imports better-sqlite3.'),
+  boundary(['simulations/**', 'bench/**'], [], DB_DRIVERS, 'only coordinator/store/ imports the database drivers (better-sqlite3, pg).'),
 );

@@ -1,7 +1,7 @@
 /**
  * `fedlora client join`: run the client agent (client/agent/agent.ts) until the job ends.
  *
- *   fedlora client join --coordinator URL --token T --data FILE --model DIR [--backend B] [--state DIR]
+ *   fedlora client join --coordinator URL[,URL...] --token T --data FILE --model DIR [--backend B] [--state DIR]
  *                       [--job ID] [--label COL] [--seq-len N] [--connect-timeout S]
  *                       [--coordinator-fingerprint F] [--quiet]
  *
@@ -9,7 +9,8 @@
  * knows it from the enrolment token; `--job` is only a check. The model and the data are loaded
  * and checked before connecting, so a data file with errors is refused (file and line named)
  * before any training or any contact with the coordinator. TensorFlow.js, socket.io-client and the
- * models load inside the action.
+ * models load inside the action. Several URLs name the nodes of one cluster (docs/deployment.md):
+ * the agent moves to the next when one cannot be reached or drops it; the first names the pin.
  */
 import type { Command } from 'commander';
 import { FedloraError } from '../shared/errors.js';
@@ -41,8 +42,9 @@ function positiveInt(raw: string, option: string): number {
 
 /** Runs `client join`; resolves with the process exit status (0: the job completed, 1: it failed). */
 export async function join(flags: JoinFlags, out: NodeJS.WriteStream = process.stderr): Promise<number> {
-  const { coordinatorOrigin, jobIdFromUrl } = await import('./agent/connection.js');
-  coordinatorOrigin(flags.coordinator); // validates the URL before anything is loaded
+  const { coordinatorUrls, jobIdFromUrl } = await import('./agent/connection.js');
+  // validated before anything is loaded; the first URL names the cluster (pin, enrolment record)
+  const [coordinator, ...fallbackUrls] = coordinatorUrls(flags.coordinator) as [string, ...string[]];
   const seqLen = flags.seqLen === undefined ? undefined : positiveInt(flags.seqLen, 'seq-len');
   const threads = flags.threads === undefined ? (await import('node:os')).availableParallelism() : positiveInt(flags.threads, 'threads');
   const connectTimeoutS = flags.connectTimeout === undefined ? DEFAULT_CONNECT_TIMEOUT_S : positiveInt(flags.connectTimeout, 'connect-timeout');
@@ -64,8 +66,8 @@ export async function join(flags: JoinFlags, out: NodeJS.WriteStream = process.s
   const state = StateFolder.open(flags.state);
   if (state.createdKeys) progress.info(`created the client keys in ${flags.state} (fingerprint ${state.fingerprint})`);
   // The coordinator knows the job from the token; --job (or a URL ending in /jobs/ID) is a check.
-  const jobId = flags.job ?? jobIdFromUrl(flags.coordinator) ?? state.enrolment(flags.coordinator, undefined)?.jobId;
-  if (flags.token === undefined && state.enrolment(flags.coordinator, jobId) === null) {
+  const jobId = flags.job ?? jobIdFromUrl(coordinator) ?? state.enrolment(coordinator, undefined)?.jobId;
+  if (flags.token === undefined && state.enrolment(coordinator, jobId) === null) {
     const which = jobId === undefined ? '' : ` for job '${jobId}'`;
     throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `the state folder ${flags.state} holds no enrolment${which}: pass the enrolment token (--token)`, { option: 'token' });
   }
@@ -88,7 +90,8 @@ export async function join(flags: JoinFlags, out: NodeJS.WriteStream = process.s
   const backend = trainer.backend;
   progress.info(`backend: ${backend.name} on ${backend.device}; self-test ${backend.selfTest.ok ? 'ok' : 'failed'} (max relative error ${backend.selfTest.maxError.toExponential(2)}); ${trainer.threads} training thread${trainer.threads === 1 ? '' : 's'}`);
   const agent = new ClientAgent({
-    coordinatorUrl: flags.coordinator,
+    coordinatorUrl: coordinator,
+    fallbackUrls,
     ...(jobId !== undefined && { jobId }),
     ...(flags.token !== undefined && { token: flags.token }),
     state,
@@ -119,7 +122,7 @@ export function registerClientCommands(program: Command): void {
   client
     .command('join')
     .description('Join a federation job and train every round it offers, until the job ends')
-    .requiredOption('--coordinator <url>', 'the coordinator URL, e.g. http://127.0.0.1:8080 (a URL ending in /jobs/ID also checks the job)')
+    .requiredOption('--coordinator <url[,url...]>', 'the coordinator URL, e.g. http://127.0.0.1:8080 (a URL ending in /jobs/ID also checks the job); several, comma-separated, for the nodes of one cluster, tried in turn')
     .option('--token <token>', 'one-use enrolment token (first join only)')
     .requiredOption('--data <file>', 'local training data: .csv(.gz) for mlp, .jsonl(.gz) with "text" for llama')
     .requiredOption('--model <dir>', 'base model folder (config.json + model.safetensors)')

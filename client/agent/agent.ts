@@ -54,6 +54,13 @@ export interface AgentOptions {
   /** The coordinator's URL (its origin is used). */
   readonly coordinatorUrl: string;
   /**
+   * Other nodes of the same cluster (docs/deployment.md): after `coordinatorUrl` cannot be reached
+   * or drops the connection, the agent tries the next URL in turn (then starts over, backing off
+   * once a whole round of them failed). They share `coordinatorUrl`'s key pair, so its pin, and the
+   * enrolment recorded under its origin, hold for all of them. @default []
+   */
+  readonly fallbackUrls?: readonly string[];
+  /**
    * The job to join, as a check: the coordinator knows the job from the enrolment token (or the
    * client id) and says which it is in the challenge; a different one is refused (FL_ERR_ENROLMENT).
    * @default the one the state folder recorded, else whatever job the token belongs to
@@ -111,7 +118,14 @@ export class ClientAgent {
   private readonly options: AgentOptions;
   private readonly progress: AgentProgress;
   private readonly trainer: RoundTrainer;
+  /** The first URL's origin: the name of the pin and the enrolment record, whichever node answers. */
   private readonly origin: string;
+  /** Origins to connect to, in turn (the first is `origin`). */
+  private readonly origins: string[];
+  /** Which of `origins` the socket is on. */
+  private originIndex = 0;
+  /** Connection attempts that failed in a row, over every origin (for the backoff). */
+  private failedInRow = 0;
   /** Known once the coordinator said which job (challenge), or from the options / state folder. */
   private jobId: string | null;
   private clientId: string | null;
@@ -151,6 +165,7 @@ export class ClientAgent {
     this.trainer = options.trainer ?? inProcessTrainer(options.model, options.data);
     this.floraMerged = new FloraMerged(options.state.dir);
     this.origin = coordinatorOrigin(options.coordinatorUrl);
+    this.origins = [...new Set([this.origin, ...(options.fallbackUrls ?? []).map((u) => coordinatorOrigin(u))])];
     const record = options.state.enrolment(this.origin, options.jobId);
     this.jobId = options.jobId ?? record?.jobId ?? null;
     this.clientId = record?.clientId ?? null;
@@ -187,14 +202,23 @@ export class ClientAgent {
 
   // ------------------------------------------------------------------ connection
 
+  /** The origin the socket is on now. */
+  private get current(): string {
+    return this.origins[this.originIndex]!;
+  }
+
   private connect(): void {
-    const socket = openSocket(this.origin, this.options.reconnect);
+    // One URL: socket.io-client reconnects to it by itself. Several: this agent moves to the next (failOver).
+    const single = this.origins.length === 1;
+    const socket = openSocket(this.current, this.options.reconnect, single);
     this.socket = socket;
     this.armConnectTimer();
     socket.on('connect', () => this.onConnect());
     socket.on('disconnect', (reason) => this.onDisconnect(reason));
     socket.on('connect_error', (e) => {
-      if (!this.done) this.progress.info(`cannot reach ${this.origin}: ${e.message}; retrying`);
+      if (this.done) return;
+      this.progress.info(`cannot reach ${this.current}: ${e.message}; ${single ? 'retrying' : 'trying the next node'}`);
+      if (!single) this.failOver();
     });
     socket.io.on('reconnect_failed', () => this.fail(new FedloraError('FL_ERR_CONNECTION', `gave up reconnecting to ${this.origin} after ${this.options.reconnect?.maxAttempts ?? Infinity} attempts`)));
     socket.on('challenge', (raw) => this.guard(() => this.onChallenge(raw)));
@@ -214,9 +238,34 @@ export class ClientAgent {
     this.connectTimer = setTimeout(() => {
       this.connectTimer = undefined;
       if (this.socket?.connected !== true) {
-        this.fail(new FedloraError('FL_ERR_CONNECTION', `could not reach the coordinator at ${this.origin} for ${(ms / 1000).toFixed(ms % 1000 === 0 ? 0 : 1)} s: gave up (is it running, and is the URL right? --connect-timeout sets the wait)`));
+        this.fail(new FedloraError('FL_ERR_CONNECTION', `could not reach the coordinator at ${this.origins.join(', ')} for ${(ms / 1000).toFixed(ms % 1000 === 0 ? 0 : 1)} s: gave up (is it running, and is the URL right? --connect-timeout sets the wait)`));
       }
     }, ms);
+  }
+
+  /**
+   * Several nodes: drops this socket and connects to the next origin, at once while some origin of
+   * this pass is untried, else after the backoff delay (a whole cluster down is retried like one node).
+   */
+  private failOver(): void {
+    const old = this.socket;
+    old?.removeAllListeners();
+    old?.io.removeAllListeners();
+    old?.disconnect();
+    this.socket = null;
+    this.failedInRow++;
+    const max = this.options.reconnect?.maxAttempts ?? Infinity;
+    if (this.failedInRow > max) {
+      this.fail(new FedloraError('FL_ERR_CONNECTION', `gave up reconnecting to ${this.origins.join(', ')} after ${max} attempts`));
+      return;
+    }
+    this.originIndex = (this.originIndex + 1) % this.origins.length;
+    const pass = Math.floor(this.failedInRow / this.origins.length);
+    const delay = this.failedInRow % this.origins.length !== 0 ? 0 : backoffDelay(pass - 1, this.options.reconnect);
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      if (!this.done) this.connect();
+    }, delay);
   }
 
   private onConnect(): void {
@@ -225,7 +274,8 @@ export class ClientAgent {
     this.connectTimer = undefined;
     this.connections++;
     this.serverDisconnects = 0;
-    this.progress.info(`${this.connections === 1 ? 'connected to' : 'reconnected to'} ${this.origin}`);
+    this.failedInRow = 0;
+    this.progress.info(`${this.connections === 1 ? 'connected to' : 'reconnected to'} ${this.current}`);
     const { model } = this.options;
     // Every adaptable module: the coordinator applies the job's targetModules (the job spec is the truth).
     const credential = this.clientId !== null ? { clientId: this.clientId } : { enrolmentToken: this.options.token! };
@@ -235,7 +285,7 @@ export class ClientAgent {
   private onDisconnect(reason: string): void {
     this.ready = false;
     if (this.done) return;
-    this.progress.info(`disconnected from ${this.origin} (${reason})`);
+    this.progress.info(`disconnected from ${this.current} (${reason})`);
     this.armConnectTimer();
     // A secure round's keys and shares live in this connection's exchange: a client that drops
     // out is out of that round's sum (the others recover it), and takes part again in the next.
@@ -243,6 +293,11 @@ export class ClientAgent {
     if (work?.secure != null && !work.answered) {
       work.secure.abandon();
       work.abort.abort('disconnected during a secure round: out of its sum');
+    }
+    // Several nodes: the next one takes over (the job's lease moves to a live node; docs/deployment.md).
+    if (this.origins.length > 1) {
+      this.failOver();
+      return;
     }
     // socket.io-client reconnects by itself except after a server-side disconnect; retry those
     // too (a coordinator closing every socket as it stops), with the same backoff.

@@ -36,6 +36,19 @@ export function coordinatorOrigin(url: string): string {
   return parsed.origin;
 }
 
+/**
+ * The `--coordinator` value as a list: one URL, or several nodes of one cluster separated by commas
+ * (`http://a:8080,http://b:8080`), each checked, duplicates dropped, order kept (the first is the
+ * cluster's name for the pinned key and the enrolment record).
+ * @throws FL_ERR_INVALID_ARGUMENT naming the URL that is not an http(s) URL
+ */
+export function coordinatorUrls(list: string): string[] {
+  const urls = list.split(',').map((u) => u.trim()).filter((u) => u !== '');
+  if (urls.length === 0) throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `--coordinator must name at least one URL, got '${list}'`, { option: 'coordinator' });
+  const origins = urls.map((u) => coordinatorOrigin(u));
+  return urls.filter((_, i) => origins.indexOf(origins[i]!) === i);
+}
+
 /** The job id a coordinator URL names in its path (`/jobs/<id>` or `/api/jobs/<id>`), if any. */
 export function jobIdFromUrl(url: string): string | undefined {
   try {
@@ -57,13 +70,18 @@ export function backoffDelay(attempt: number, options: ReconnectOptions = {}, ra
   return Math.min(max, Math.max(0, base * (1 + jitter * (2 * random() - 1))));
 }
 
-/** Opens the socket (it connects at once, and reconnects by itself after transport failures). */
-export function openSocket(url: string, options: ReconnectOptions = {}): AgentSocket {
+/**
+ * Opens the socket (it connects at once). With `reconnect` (one coordinator URL) it reconnects by
+ * itself after transport failures; without (several nodes), the agent moves to the next URL instead.
+ * Websocket only: every message of a connection goes to the node that accepted it, so a cluster
+ * needs no sticky sessions in front of it (docs/deployment.md).
+ */
+export function openSocket(url: string, options: ReconnectOptions = {}, reconnect = true): AgentSocket {
   return io(`${coordinatorOrigin(url)}${SOCKET_NAMESPACE}`, {
     path: SOCKET_PATH,
     transports: ['websocket'],
     forceNew: true,
-    reconnection: true,
+    reconnection: reconnect,
     reconnectionAttempts: options.maxAttempts ?? Infinity,
     reconnectionDelay: options.initialDelayMs ?? 500,
     reconnectionDelayMax: options.maxDelayMs ?? 15_000,

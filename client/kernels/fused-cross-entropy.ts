@@ -78,7 +78,10 @@ function forwardOps(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
   return tf.tidy(() => {
     const mx = tf.max(logits, 1, true);
     const lse = tf.add(tf.log(tf.sum(tf.exp(tf.sub(logits, mx)), 1)), tf.reshape(mx, [-1]));
-    return tf.sub(lse, tf.gather(logits, labels, 1, 1)) as tf.Tensor1D;
+    // each row's label logit by a flat gather: tfjs-wasm's gather with batchDims 1 reads out of bounds
+    const [rows, cols] = logits.shape;
+    const flat = tf.add(tf.mul(tf.range(0, rows, 1, 'int32'), tf.scalar(cols, 'int32')), labels);
+    return tf.sub(lse, tf.gather(tf.reshape(logits, [-1]), flat)) as tf.Tensor1D;
   });
 }
 

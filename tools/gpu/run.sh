@@ -120,14 +120,18 @@ cpu() {
   CUDA_VISIBLE_DEVICES= timeout 150 python3 tools/gpu/torch_cpu_step.py --shape bench-llama --threads ${CPU_THREADS:-1,4,16} --batch 32 --seq 128 2>&1 | tee "$OUT/cpu-torch.txt"
 }
 
-# The fused kernels: correctness against the op path, then the step with and without them.
+# The fused kernels: each against the op path / plain composition it replaces (forward, gradients,
+# ms per call), then the LoRA step with them off and on in one process (loss and LoRA gradients
+# compared first), at 4 x 256 and 4 x 1,024.
 kernels() {
-  say "kernels: fused WGSL AdamW vs the op path; the LoRA step with and without it"
-  node --import tsx tools/gpu/kernels-check.ts --backend webgpu --json "$OUT/kernels.json"
+  say "kernels: fused WGSL kernels vs the op path; the LoRA step with them off and on"
+  node --import tsx tools/gpu/kernels-check.ts --backend webgpu --json "$OUT/kernels.json" | cut -c1-600
+  echo "kernels-check exit ${PIPESTATUS[0]}"
   smollm
-  for f in 0 1; do
-    FEDLORA_FUSED_KERNELS=$f node --import tsx tools/gpu/lora-step.ts --backend webgpu --model "$W/models/smollm-135m" --batch 4 --seq 256 --steps 8 --warm 2 \
-      --json "$OUT/step-fused-$f.json" | cut -c1-420
+  for seq in 256 1024; do
+    node --import tsx tools/gpu/lora-step.ts --backend webgpu --model "$W/models/smollm-135m" --batch 4 --seq $seq --steps 8 --warm 2 \
+      --compare-fused --json "$OUT/step-fused-$seq.json" | cut -c1-900
+    echo "lora-step $seq exit ${PIPESTATUS[0]}"
   done
 }
 

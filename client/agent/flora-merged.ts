@@ -10,7 +10,9 @@
  * state by its own rounds [0, from) followed by the offered ones: the sum of every round, which the
  * round handler merges into the pristine base weights as before. A client that has merged more
  * than `from` (an update of its that the coordinator did not count) drops its rounds from `from`
- * on and takes the offered ones.
+ * on and takes the offered ones. A module whose missing rounds hold more values as a stack than as
+ * its dense delta comes dense (`extra.flora.dense`), and is kept as one identity-factor term
+ * covering those rounds (shared/flora-dense.ts).
  *
  * ```
  * DIR/flora-merged.safetensors   mode 0600: the stacked adapter (PEFT names, F32) with
@@ -28,17 +30,20 @@ import type { Offer } from '../../shared/protocol/events.js';
 import { decodeSafetensors, encodeSafetensors } from '../../shared/safetensors/index.js';
 import { writePrivateFileAtomic } from '../../privacy/key-file.js';
 import { decodeOfferedState, LAYOUT_METADATA_KEY } from './update-payload.js';
+import { decodeFloraOfferState } from '../../shared/flora-dense.js';
 
 export const FLORA_MERGED_FILE = 'flora-merged.safetensors';
 const FLORA_METADATA_KEY = 'fedlora.flora';
 
-const RanksSchema = z.record(z.string(), z.array(z.int().min(1)));
+/** Per module, the rank each round adds; 0 for the rounds of a dense block but its last (shared/flora-dense.ts). */
+const RanksSchema = z.record(z.string(), z.array(z.int().min(0)));
 
-/** The plan's `extra.flora`: which rounds the offered state holds. */
+/** The plan's `extra.flora`: which rounds the offered state holds, and which modules come as a dense delta. */
 export const FloraOfferSchema = z.strictObject({
   from: z.int().min(0),
   through: z.int().min(0),
   ranks: RanksSchema,
+  dense: z.array(z.string()).optional(),
 });
 
 const MergedMetaSchema = z.strictObject({
@@ -121,7 +126,8 @@ export class FloraMerged {
       throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `round ${offer.round}: the offer's plan.extra.flora is not {from, through, ranks} with from <= through`);
     }
     const { from, through, ranks } = parsed.data;
-    const offered = decodeOfferedState(offer.state);
+    // a module sent dense becomes one identity-factor term, merged as any stack (shared/flora-dense.ts)
+    const offered = decodeFloraOfferState(offer.state, parsed.data.dense ?? []);
     for (const m of offered?.layout.modules ?? []) {
       const added = (ranks[m.path] ?? []).reduce((t, r) => t + r, 0);
       if (added !== m.rank || (ranks[m.path]?.length ?? 0) !== through - from) {
@@ -141,6 +147,13 @@ export class FloraMerged {
       const ranges = new Map<string, readonly [number, number]>();
       for (const m of mine.adapter?.layout.modules ?? []) {
         const r = mine.ranks[m.path] ?? [];
+        if (from < mine.through && r[from - 1] === 0) {
+          // round `from` ends inside a dense block: its rounds cannot be told apart
+          throw new FedloraError(
+            'FL_ERR_ROUND_STATE',
+            `round ${offer.round}: the offer starts after round ${from} of FLoRA's stack, but this client holds rounds up to ${mine.through} of module '${m.path}' as one dense delta (${this.path ?? 'in memory'}); it needs the whole state, which the coordinator sends after a reconnect`,
+          );
+        }
         keptRanks[m.path] = r.slice(0, from);
         ranges.set(m.path, [0, keptRanks[m.path]!.reduce((t, v) => t + v, 0)]);
       }

@@ -1,7 +1,8 @@
 // Lint rules, and the import boundaries of docs/architecture.md:
 //   shared <- privacy <- aggregation <- coordinator;  shared <- privacy <- client;
 //   coordinator, client <- simulations.  Only client/ imports TensorFlow.js;
-//   only coordinator/store/ imports the database drivers (better-sqlite3, pg).
+//   only coordinator/store/ imports the database drivers (better-sqlite3, pg), and
+//   coordinator/cluster/ pg (leases, node registry, shared secrets, the socket.io adapter's pool).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
@@ -52,6 +53,8 @@ export default tseslint.config(
     'coordinator/ never imports client/, simulations/ or TensorFlow.js; only coordinator/store/ imports the database drivers (better-sqlite3, pg).'),
   boundary(['coordinator/store/**'], ['client', 'simulations'], TFJS,
     'coordinator/ never imports client/, simulations/ or TensorFlow.js.'),
+  boundary(['coordinator/cluster/**'], ['client', 'simulations'], [...TFJS, 'better-sqlite3'],
+    'coordinator/ never imports client/, simulations/ or TensorFlow.js; coordinator/cluster/ talks to PostgreSQL only (pg).'),
   boundary(['client/**'], ['aggregation', 'coordinator', 'simulations'], DB_DRIVERS,
     'client/ imports shared/ and privacy/ only; the coordinator and the client never import each other.'),
   boundary(['simulations/**', 'bench/**'], [], DB_DRIVERS, 'only coordinator/store/ imports the database drivers (better-sqlite3, pg).'),

@@ -82,7 +82,8 @@ export function normalizeFingerprint(text: string, field = 'fingerprint'): strin
   return hex;
 }
 
-function encodeKeyFile(owner: KeyOwner, keys: KeyPairs): string {
+/** The key pairs as the key file's JSON (also how a cluster keeps them in its database: coordinator/cluster/shared-secrets.ts). */
+export function encodeKeyFile(owner: KeyOwner, keys: KeyPairs): string {
   const file: z.infer<typeof KeyFileSchema> = {
     format: KEY_FILE_FORMAT,
     owner,
@@ -95,7 +96,11 @@ function encodeKeyFile(owner: KeyOwner, keys: KeyPairs): string {
   return `${JSON.stringify(file, null, 2)}\n`;
 }
 
-function decodeKeyFile(path: string, text: string, owner: KeyOwner): KeyPairs {
+/**
+ * Parses what {@link encodeKeyFile} wrote; `path` names where it came from in errors.
+ * @throws FL_ERR_KEY_FILE when it is malformed, holds another owner's keys, or a public key does not match
+ */
+export function decodeKeyFile(path: string, text: string, owner: KeyOwner): KeyPairs {
   let json: unknown;
   try {
     json = JSON.parse(text);

@@ -23,6 +23,8 @@ const cases: Array<[string, string, boolean]> = [
   ['coordinator/x.ts', "import pg from 'pg';", false],
   ['bench/x.ts', "import pg from 'pg';", false],
   ['coordinator/store/x.ts', "import pg from 'pg';", true],
+  ['coordinator/cluster/x.ts', "import pg from 'pg';", true],
+  ['coordinator/cluster/x.ts', "import Database from 'better-sqlite3';", false],
   ['coordinator/store/x.ts', "import * as tf from '@tensorflow/tfjs';", false],
   ['client/x.ts', "import * as tf from '@tensorflow/tfjs';", true],
   ['client/x.ts', "import { a } from '../privacy/a.js';", true],

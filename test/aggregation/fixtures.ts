@@ -118,3 +118,15 @@ export function numpySvd(data: ArrayLike<number>, rows: number, cols: number, ra
   const out = execFileSync('python3', [script], { input: JSON.stringify({ rows, cols, rank, data: Array.from(data) }), maxBuffer: 1 << 28 });
   return JSON.parse(out.toString()) as { singular: number[]; best: number[]; relative_error: number };
 }
+
+/** Sum over a module's stacked terms of |s B_ik A_kj|, [m, n] in float64: bounds |W| of any subset of its terms, element by element. */
+export function stackAbsTerms(adapter: Adapter, path: string): Float64Array {
+  const m = adapter.layout.modules.find((x) => x.path === path)!;
+  const f = adapter.factors.get(path)!;
+  const s = m.alpha / m.rank;
+  const out = new Float64Array(m.outFeatures * m.inFeatures);
+  for (let i = 0; i < m.outFeatures; i++) {
+    for (let k = 0; k < m.rank; k++) for (let j = 0; j < m.inFeatures; j++) out[i * m.inFeatures + j]! += Math.abs(s * f.B![i * m.rank + k]! * f.A![k * m.inFeatures + j]!);
+  }
+  return out;
+}

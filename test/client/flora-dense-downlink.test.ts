@@ -15,7 +15,7 @@ import type { Adapter } from '../../shared/adapter.js';
 import { isFedloraError } from '../../shared/errors.js';
 import { decodeFloraOfferState } from '../../shared/flora-dense.js';
 import type { Offer } from '../../shared/protocol/events.js';
-import { denseDelta } from '../aggregation/fixtures.js';
+import { denseDelta, stackAbsTerms } from '../aggregation/fixtures.js';
 
 // q: m n = 192 against (m + n) R = 28 R, so one round (R = 4) goes as a stack, two or more dense;
 // head: m n = 30 against 13 R, dense from the first round
@@ -48,16 +48,6 @@ function offerFor(state: GlobalState, merged: number): Offer {
   };
 }
 
-/** Sum over the stack's terms of |s B_ik A_kj|: bounds |W| of any block of its rounds, element by element. */
-function absTerms(adapter: Adapter, path: string): Float64Array {
-  const m = adapter.layout.modules.find((x) => x.path === path)!;
-  const f = adapter.factors.get(path)!;
-  const s = m.alpha / m.rank;
-  const out = new Float64Array(m.outFeatures * m.inFeatures);
-  for (let i = 0; i < m.outFeatures; i++) for (let k = 0; k < m.rank; k++) for (let j = 0; j < m.inFeatures; j++) out[i * m.inFeatures + j]! += Math.abs(s * f.B![i * m.rank + k]! * f.A![k * m.inFeatures + j]!);
-  return out;
-}
-
 /**
  * What the client merges (s B A of its resolved state, float64) against the coordinator's stack of
  * every round. Each dense block is its rounds' float64 sum rounded once to float32, so per element
@@ -69,7 +59,7 @@ function expectSameSum(resolved: Uint8Array, full: Adapter): void {
   for (const m of spec.modules) {
     const got = denseDelta(mine, m.path);
     const want = denseDelta(full, m.path);
-    const bound = absTerms(full, m.path);
+    const bound = stackAbsTerms(full, m.path);
     for (let i = 0; i < want.length; i++) expect(Math.abs(got[i]! - want[i]!), `${m.path}[${i}]`).toBeLessThanOrEqual(2 ** -24 * bound[i]! * (1 + 1e-9));
   }
 }

@@ -1,5 +1,5 @@
 /** The privacy spent by a job, as `GET /api/jobs/:id` reports it, read from its ledger. */
-import type { JobSpec } from '../shared/protocol/job-spec.js';
+import { DEFAULT_DELTA, type JobSpec } from '../shared/protocol/job-spec.js';
 import type { PrivacyView } from '../shared/protocol/http.js';
 import { accountKey, parseLedger, spent } from '../privacy/ledger.js';
 
@@ -10,7 +10,7 @@ import { accountKey, parseLedger, spent } from '../privacy/ledger.js';
  */
 export function privacyView(spec: JobSpec, ledgerJson: string | null): PrivacyView {
   const budgetEpsilon = spec.privacy.budget?.epsilon ?? null;
-  const delta = spec.privacy.budget?.delta ?? (spec.privacy.user === undefined ? null : 1e-5);
+  const delta = spec.privacy.budget?.delta ?? (spec.privacy.user === undefined ? null : DEFAULT_DELTA);
   const none = { epsilon: null, delta, budgetEpsilon, rounds: 0, booked: [], sampling: null };
   if (ledgerJson === null) return none;
   const ledger = parseLedger(ledgerJson);

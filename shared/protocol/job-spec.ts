@@ -159,11 +159,14 @@ export const UserDpSchema = z.strictObject({
 });
 export type UserDp = z.infer<typeof UserDpSchema>;
 
+/** delta of (epsilon, delta)-DP wherever none is given: a job's budget, the agent's report, the sim. */
+export const DEFAULT_DELTA = 1e-5;
+
 export const BudgetSchema = z.strictObject({
   /** Total epsilon the job may spend; a round that would exceed it is not run. */
   epsilon: z.number().positive().max(1e6),
-  /** delta of (epsilon, delta)-DP. @default 1e-5 */
-  delta: z.number().gt(0).lt(1).default(1e-5),
+  /** delta of (epsilon, delta)-DP. @default DEFAULT_DELTA (1e-5) */
+  delta: z.number().gt(0).lt(1).default(DEFAULT_DELTA),
 });
 
 export const PrivacySpecSchema = z.strictObject({

@@ -5,7 +5,8 @@
  *
  *   Delta_k = trainable_k - trainable_global          (the client's update of its trainable tensors)
  *   clip:    Delta_k <- Delta_k * min(1, C / ||Delta_k||_2)     (flat clipping, privacy/clipping.ts)
- *   sum, add N(0, (z C)^2) per coordinate (privacy/gaussian.ts, node:crypto CSPRNG), divide by n:
+ *   sum, add N(0, (z C)^2) per coordinate (privacy/gaussian.ts, ChaCha20 CSPRNG; drawn when the round
+ *   opens, see DpFedAvgRound), divide by n:
  *   trainable_global <- trainable_global + (sum_k Delta_k + noise) / n
  *
  * n is the number of sampled clients (options.sampledClients, else the updates received). Weights
@@ -65,7 +66,7 @@ export interface DpFedAvgOptions {
   readonly sampledClients?: number;
   /** Adapt C each round (Andrew et al. 2021); off when absent. */
   readonly adaptive?: AdaptiveClippingOptions;
-  /** Uniform bits for the noise. @default the node:crypto CSPRNG; a seeded source only in tests */
+  /** Uniform bits for the noise. @default the ChaCha20 CSPRNG (privacy/random.ts); a seeded source only in tests */
   readonly random?: RandomSource;
 }
 
@@ -196,7 +197,18 @@ class DpFedAvgRound implements RoundAggregation {
   ) {
     this.global = inner.trainableVectors(state.adapter!);
     this.sums = clippedSum(this.global.map((g) => g.data));
+    // The noise does not depend on the updates: draw it now, when the round opens and its clients
+    // start training, so that finish() (the round's latency once the last update is in) only adds
+    // it. Standard normals: the std may depend on the number of updates (adaptive clipping).
+    this.noise = z === 0 ? null : this.global.map((g) => {
+      const out = new Float64Array(g.data.length);
+      standardNormalBlocks(out.length, (block, start) => out.set(block, start), random);
+      return out;
+    });
   }
+
+  /** N(0, 1) per coordinate of each trainable vector, drawn in the constructor; null when z = 0. */
+  private noise: Float64Array[] | null;
 
   add(update: ClientUpdate): void {
     if (this.finished) throw new FedloraError('FL_ERR_AGGREGATION_INPUT', 'DP-FedAvg: add() after finish()');
@@ -246,13 +258,15 @@ class DpFedAvgRound implements RoundAggregation {
     const sums: SummedDelta[] = this.global.map((g, i) => {
       const data = current[i]!;
       const reference = g.data;
-      // sum_k s_k x_k - (sum_k s_k) g + noise in one pass, the noise generated a cache-sized block at a time
-      if (std === 0) subtractScaled(data, 0, reference, total);
-      else standardNormalBlocks(data.length, (z, start) => subtractScaledAddNoise(data, start, reference, total, z, std), this.random);
+      // sum_k s_k x_k - (sum_k s_k) g + std z in one pass
+      const z = this.noise?.[i];
+      if (std === 0 || z === undefined) subtractScaled(data, reference, total);
+      else subtractScaledAddNoise(data, reference, total, z, std);
       return { path: g.path, factor: g.factor, data };
     });
     const result = this.inner.aggregateSummedDeltas(this.state, sums, n);
     this.sums.release(); // the inner strategy copied them into the new state
+    this.noise = null;
     let unclippedFraction: number | undefined;
     let nextClipNorm: number | undefined;
     if (adaptive) {
@@ -278,12 +292,12 @@ class DpFedAvgRound implements RoundAggregation {
   }
 }
 
-/** data[at + j] -= t * reference[at + j] over the rest of data. */
-function subtractScaled(data: Float64Array, at: number, reference: Float32Array, t: number): void {
-  for (let j = at; j < data.length; j++) data[j] = data[j]! - t * reference[j]!;
+/** data[j] -= t * reference[j]. */
+function subtractScaled(data: Float64Array, reference: Float32Array, t: number): void {
+  for (let j = 0; j < data.length; j++) data[j] = data[j]! - t * reference[j]!;
 }
 
-/** data[at + j] = data[at + j] - t * reference[at + j] + std * z[j] for the block z. */
-function subtractScaledAddNoise(data: Float64Array, at: number, reference: Float32Array, t: number, z: Float64Array, std: number): void {
-  for (let j = 0; j < z.length; j++) data[at + j] = data[at + j]! - t * reference[at + j]! + std * z[j]!;
+/** data[j] = data[j] - t * reference[j] + std * z[j]. */
+function subtractScaledAddNoise(data: Float64Array, reference: Float32Array, t: number, z: Float64Array, std: number): void {
+  for (let j = 0; j < data.length; j++) data[j] = data[j]! - t * reference[j]! + std * z[j]!;
 }

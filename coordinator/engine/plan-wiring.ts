@@ -10,7 +10,7 @@ import { peftTensorNames } from '../../shared/adapter.js';
 import { numel } from '../../shared/tensor.js';
 import type { ClientPlan, GlobalState } from '../../aggregation/strategy.js';
 import { factorShape } from '../../aggregation/validate-update.js';
-import { floraOffer } from '../../aggregation/flora.js';
+import { floraDownlink } from '../../aggregation/flora-downlink.js';
 import { ENVELOPE_OVERHEAD, MAX_HEADER_BYTES } from '../../privacy/envelope.js';
 import { encodeOfferedAdapter } from '../state-codec.js';
 import type { AttemptPhase, Offered } from './attempt.js';
@@ -84,9 +84,10 @@ export function wireOffers(spec: JobSpec, phase: AttemptPhase, state: GlobalStat
     let flora: Offered['flora'];
     if (p.start === 'fresh' && state !== null && fresh) {
       // FLoRA: only the rounds this client has not merged (flora.ts floraOffer)
-      const f = floraOffer(state, floraMerged.get(key) ?? 0);
-      plan = { ...plan, extra: { ...plan.extra, flora: { from: f.from, through: f.through, ranks: f.ranks } } };
-      flora = { stateBytes: encodeOfferedAdapter(f.adapter), through: f.through };
+      // (and a module's dense delta where that is smaller than its stack: flora-downlink.ts)
+      const f = floraDownlink(state, floraMerged.get(key) ?? 0);
+      plan = { ...plan, extra: { ...plan.extra, flora: f.extra } };
+      flora = { stateBytes: f.stateBytes, through: f.through };
     }
     offers.set(p.clientId, { plan, strategyPlan: p, status: 'offered', key, ...(flora !== undefined && { flora }) });
     maxUpdateBytes = Math.max(maxUpdateBytes, updateSizeBound(plan));

@@ -12,12 +12,17 @@ import { CreateJobResponseSchema } from '../../../shared/protocol/http.js';
 import { decodeGlobalState, decodeOfferedAdapter, encodeOfferedAdapter } from '../../../coordinator/state-codec.js';
 import type { Adapter } from '../../../shared/adapter.js';
 import { FloraMerged } from '../../../client/agent/flora-merged.js';
+import { decodeOfferedState } from '../../../client/agent/update-payload.js';
+import { floraOffer } from '../../../aggregation/flora.js';
+import { denseDelta, stackAbsTerms } from '../../aggregation/fixtures.js';
 import { SHA, startHarness, type Harness } from '../helpers.js';
 import { enrolTestClients, TestClient } from '../protocol-client.js';
 
+// large enough that every offer of the 6 rounds is cheaper as a stack than as W (m n > (m + n) R
+// for R <= 20); the dense downlink has its own case below
 const modules = [
-  { path: 'model.layers.0.self_attn.q_proj', outFeatures: 5, inFeatures: 4 },
-  { path: 'model.layers.1.self_attn.v_proj', outFeatures: 3, inFeatures: 4 },
+  { path: 'model.layers.0.self_attn.q_proj', outFeatures: 64, inFeatures: 48 },
+  { path: 'model.layers.1.self_attn.v_proj', outFeatures: 40, inFeatures: 48 },
 ];
 
 let h: Harness | undefined;
@@ -85,10 +90,63 @@ describe('FLoRA offers only what a client lacks', () => {
     expect(missed.length).toBeGreaterThanOrEqual(1);
     // each round stacks 2 clients of rank 2: an up-to-date offer is one such stack, whatever the round
     expect(new Set(upToDate.map((s) => s.bytes)).size).toBe(1);
-    // one round of 2 clients at rank 2: (5 + 4) 4 + (3 + 4) 4 = 64 values, the history grows by that each round
-    for (const s of upToDate) expect(s.values).toBe(64);
-    for (const s of seen) expect(s.fullValues).toBe(64 * s.through);
+    // one round of 2 clients at rank 2: (64 + 48) 4 + (40 + 48) 4 = 800 values, the history grows by that each round
+    for (const s of upToDate) expect(s.values).toBe(800);
+    for (const s of seen) expect(s.fullValues).toBe(800 * s.through);
     // a missed round costs one more stack, not the whole history
-    for (const s of missed) expect(s.values).toBe(64 * (s.through - s.from));
+    for (const s of missed) expect(s.values).toBe(800 * (s.through - s.from));
+  });
+});
+
+describe('FLoRA sends W when it is smaller than the stack', () => {
+  // q: m n = 192 against (m + n) R = 28 R: one round (2 clients x rank 2, R = 4) goes as a stack, two
+  // or more as W; head: m n = 30 against 13 R, always W
+  const small = [
+    { path: 'model.layers.0.self_attn.q_proj', outFeatures: 16, inFeatures: 12 },
+    { path: 'model.head', outFeatures: 10, inFeatures: 3 },
+  ];
+
+  it('offers dense deltas where the missing rounds\' stack is larger; every client merges the stack path\'s sum within float32 rounding', async () => {
+    h = await startHarness({ engine: { seededSelection: true } });
+    const rounds = 8;
+    const body = { strategy: 'flora', rounds, clientsPerRound: 2, minClients: 2, overSelection: 0, rank: 2, seed: 7, model: { sha256: SHA, targetModules: ['q_proj', 'head'] } };
+    const jobId = CreateJobResponseSchema.parse((await h.api('POST', '/api/jobs', body)).json).id;
+    const cs = await enrolTestClients(h.api, h.coordinator.url, { jobId, sha256: SHA, modules: small, n: 3, track: clients });
+    const merged = cs.map(() => new FloraMerged(null));
+    const offers: Array<{ from: number; through: number; dense: readonly string[]; bytes: number; stackBytes: number }> = [];
+    for (let round = 0; round < rounds; round++) {
+      const offered = await TestClient.offersFrom(cs, 2);
+      const state = decodeGlobalState(h.coordinator.store.latestState(jobId)!);
+      for (const [c, o] of offered) {
+        const k = cs.indexOf(c);
+        const flora = o.plan.extra.flora as { from: number; through: number; dense?: string[] };
+        const resolved = decodeOfferedState(merged[k]!.resolve(o).state);
+        offers.push({ ...flora, dense: flora.dense ?? [], bytes: o.state.length, stackBytes: encodeOfferedAdapter(floraOffer(state, flora.from).adapter).length });
+        if (state.adapter !== null) {
+          // W is its rounds' float64 sum rounded once to float32 and its identity factor is exact,
+          // so per element |mine - stack path| <= 2^-24 sum |s B_ik A_kj| over the stack's terms
+          for (const m of small) {
+            const got = denseDelta(resolved!, m.path);
+            const want = denseDelta(state.adapter, m.path);
+            const bound = stackAbsTerms(state.adapter, m.path);
+            for (let i = 0; i < want.length; i++) expect(Math.abs(got[i]! - want[i]!)).toBeLessThanOrEqual(2 ** -24 * bound[i]! * (1 + 1e-9));
+          }
+        } else expect(resolved).toBeNull();
+        const value = (name: string, i: number) => Math.sin(2 + k * 5 + round * 3 + name.length + i * 0.41);
+        expect(await c.send(o, TestClient.payload(o, value, 2 + k))).toMatchObject({ ok: true });
+      }
+    }
+    await cs[0]!.next('job_end');
+
+    const sent = offers.filter((o) => o.through > o.from);
+    const q = small[0]!.path;
+    const head = small[1]!.path;
+    // the head is dense in every offer; q is dense exactly when the offer spans two rounds or more
+    for (const o of sent) expect([...o.dense].sort()).toEqual((o.through - o.from >= 2 ? [q, head] : [head]).sort());
+    expect(sent.some((o) => o.through - o.from === 1)).toBe(true); // up to date: q as its stack
+    expect(sent.some((o) => o.through - o.from >= 2)).toBe(true); // missed rounds: q dense too
+    const mean = (f: (o: (typeof sent)[number]) => number) => offers.reduce((t, o) => t + f(o), 0) / offers.length;
+    expect(mean((o) => o.bytes)).toBeLessThan(mean((o) => o.stackBytes));
+    console.info(`FLoRA downlink (${offers.length} offers, ${rounds} rounds, modules 16x12 and 10x3, 2 clients x rank 2 a round): ${Math.round(mean((o) => o.bytes))} bytes of state per client-round, stack only ${Math.round(mean((o) => o.stackBytes))}`);
   });
 });

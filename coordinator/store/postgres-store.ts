@@ -16,6 +16,7 @@ import type { BackendInfo } from '../../shared/protocol/events.js';
 import type { JobStatus } from '../../shared/protocol/http.js';
 import type { Migration } from './migrations.js';
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
+import { LEASE_FENCE_SQL } from '../cluster/job-lease.js';
 import {
   checkCommit, checkToken, keyEnrolled, notFound, replayError, toClient, toJob, toRound, toUpdate,
   type ClientRow, type JobRow, type RoundRow, type TokenRow, type UpdateRow,
@@ -73,6 +74,18 @@ function parseLocation(location: string): { connectionString: string; schema: st
 function storeError(location: string, e: unknown): FedloraError {
   if (isFedloraError(e)) return e;
   return new FedloraError('FL_ERR_STORE', `database ${redactLocation(location)}: ${(e as Error).message}`, undefined, { cause: e });
+}
+
+/**
+ * The fence of a cluster node's commit (coordinator/cluster/job-lease.ts): the lease row, read
+ * FOR SHARE in the commit's transaction, must still name this node and epoch; a node taking the
+ * lease meanwhile waits for this transaction, so a commit either lands before the takeover or not at all.
+ */
+async function checkLease(c: pg.PoolClient, jobId: string, lease: { nodeId: string; epoch: number }): Promise<void> {
+  const { rows } = await c.query(LEASE_FENCE_SQL, [jobId, lease.nodeId, lease.epoch]);
+  if (rows.length === 0) {
+    throw new FedloraError('FL_ERR_ROUND_STATE', `node '${lease.nodeId}' no longer holds the lease of job '${jobId}' (epoch ${lease.epoch}): another node drives it; this round was not committed`);
+  }
 }
 
 export class PostgresStore implements Store {
@@ -320,6 +333,7 @@ export class PostgresStore implements Store {
     return this.tx(async (c) => {
       const job = await this.lockJob(c, cm.jobId);
       checkCommit(job, cm);
+      if (cm.lease !== undefined) await checkLease(c, cm.jobId, cm.lease);
       const accepted = cm.updates.filter((u) => u.status === 'accepted').length;
       await c.query(
         'INSERT INTO rounds (job_id, round, attempts, participants, metrics, started_at, committed_at, accepted, refused) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)',

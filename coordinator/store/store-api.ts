@@ -103,6 +103,13 @@ export interface RoundCommit {
   /** The privacy ledger after this round, as JSON, when DP accounting is on. */
   readonly ledger?: string;
   readonly nonces: ReadonlyArray<{ readonly nonce: string; readonly clientId: string }>;
+  /**
+   * Several nodes (PostgreSQL): the job lease the committing node drives the job under
+   * (coordinator/cluster/job-lease.ts). The commit checks it in its own transaction and is refused
+   * (FL_ERR_ROUND_STATE, nothing written) when another node has taken the lease since. Unused on
+   * SQLite (one node). @default undefined (no lease check)
+   */
+  readonly lease?: { readonly nodeId: string; readonly epoch: number };
 }
 
 export interface NewClient {

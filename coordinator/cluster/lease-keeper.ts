@@ -2,7 +2,8 @@
  * A node's side of the job leases (job-lease.ts): every ttl/3 it renews the leases it holds and
  * takes those of active jobs that are free or expired (a released job, a dead node's job, a new
  * job), and says so: `onAcquired` starts driving a job (from its last committed round, as after a
- * restart), `onLost` stops driving one. A lease whose renewal failed (database unreachable) for
+ * restart), `onLost` stops driving one. A held job that is no longer a candidate (it completed or
+ * failed) is released, so its row is free at once. A lease whose renewal failed (database unreachable) for
  * longer than ttl since its last renewal is dropped as lost: another node may hold it by then.
  */
 import type { JobLeases, Lease } from './job-lease.js';
@@ -78,7 +79,10 @@ export class LeaseKeeper {
       }
     }
     try {
-      for (const jobId of await this.hooks.candidates()) {
+      const candidates = await this.hooks.candidates();
+      const active = new Set(candidates);
+      for (const jobId of this.heldJobs()) if (!active.has(jobId)) await this.release(jobId);
+      for (const jobId of candidates) {
         if (this.stopped) return;
         if (!this.held.has(jobId)) await this.tryAcquire(jobId);
       }

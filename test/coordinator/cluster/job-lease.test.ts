@@ -119,4 +119,19 @@ describe('LeaseKeeper', () => {
     // b released on its clean stop: the row is free.
     expect((await new JobLeases(cluster.pool, 'x', ttl).current('job_k'))?.nodeId).toBeNull();
   });
+
+  it('releases a held job once it is no longer a candidate (it ended)', async () => {
+    const cluster = await freshPool();
+    let active = ['job_e'];
+    const leases = new JobLeases(cluster.pool, 'node-a', 60_000);
+    const keeper = new LeaseKeeper(leases, { candidates: async () => active, onAcquired: () => undefined, onLost: () => undefined });
+    await keeper.start();
+    expect(keeper.heldJobs()).toEqual(['job_e']);
+    expect((await leases.current('job_e'))?.nodeId).toBe('node-a');
+    active = [];
+    await keeper.tick();
+    expect(keeper.heldJobs()).toEqual([]);
+    expect((await leases.current('job_e'))?.nodeId).toBeNull();
+    await keeper.stop();
+  });
 });

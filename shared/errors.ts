@@ -95,6 +95,17 @@ export class FedloraError extends Error {
   }
 }
 
+/**
+ * What went wrong, without a code prefix: a FedloraError's `reason` (or another error's own
+ * `reason`, e.g. the agent's RoundAborted), else the message; for messages that carry the code in a
+ * field of their own, such as a worker thread's error reply.
+ */
+export function reasonOf(e: unknown): string {
+  const reason = (e as { reason?: unknown } | null)?.reason;
+  if (typeof reason === 'string') return reason;
+  return e instanceof Error ? e.message : String(e);
+}
+
 export function isFedloraError(e: unknown, code?: ErrorCode): e is FedloraError {
   return e instanceof FedloraError && (code === undefined || e.code === code);
 }

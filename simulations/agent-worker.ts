@@ -13,6 +13,7 @@
  * for late clients during the coordinator's start grace), or after `rejoinMs`.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { reasonOf } from '../shared/errors.js';
 import type { AgentSummary } from '../client/agent/summary.js';
 import type { ClientAgent } from '../client/agent/agent.js';
 import type { ExampleSource } from '../client/data/batches.js';
@@ -101,7 +102,7 @@ async function main(): Promise<void> {
           const err = e as { code?: string; message?: string };
           // a stopped (dropped) agent rejects with FL_ERR_CONNECTION; it comes back later
           if (err.code === 'FL_ERR_CONNECTION' && /simulated dropout/.test(err.message ?? '')) return;
-          post({ type: 'error', jobId: job.jobId, client: c.index, code: err.code ?? 'FL_ERR_INTERNAL', message: err.message ?? String(e) });
+          post({ type: 'error', jobId: job.jobId, client: c.index, code: err.code ?? 'FL_ERR_INTERNAL', message: reasonOf(e) });
         },
       );
     };
@@ -142,8 +143,8 @@ async function main(): Promise<void> {
     if (m.type === 'job') runJob(m);
     else if (m.type === 'baseline') {
       runBaseline(m).catch((e: unknown) => {
-        const err = e as { code?: string; message?: string };
-        post({ type: 'baseline-error', id: m.id, code: err.code ?? 'FL_ERR_INTERNAL', message: err.message ?? String(e) });
+        const err = e as { code?: string };
+        post({ type: 'baseline-error', id: m.id, code: err.code ?? 'FL_ERR_INTERNAL', message: reasonOf(e) });
       });
     } else rejoinAll.get(m.jobId)?.();
   });
@@ -151,6 +152,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  const err = e as { code?: string; message?: string };
-  post({ type: 'fatal', code: err.code ?? 'FL_ERR_INTERNAL', message: err.message ?? String(e) });
+  const err = e as { code?: string };
+  post({ type: 'fatal', code: err.code ?? 'FL_ERR_INTERNAL', message: reasonOf(e) });
 });

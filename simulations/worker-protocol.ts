@@ -75,6 +75,7 @@ export interface WorkerCommitted {
   readonly round: number;
 }
 
+/** `message` of fatal and error replies: the reason, without a code prefix (reasonOf); the code travels in `code`. */
 export type WorkerMessage =
   | { readonly type: 'ready'; readonly backend: string }
   | { readonly type: 'fatal'; readonly code: string; readonly message: string }

@@ -63,7 +63,7 @@ export function sealRound(offer: Offer, payload: Uint8Array, keys: KeyPairs, cli
 
 /** Thrown (and caught by the agent) when a round's training is aborted. */
 export class RoundAborted extends Error {
-  constructor(reason: string) {
+  constructor(readonly reason: string) {
     super(`round aborted: ${reason}`);
     this.name = 'RoundAborted';
   }

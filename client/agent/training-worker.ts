@@ -6,6 +6,7 @@
  * flag in shared memory, read at every step, since no message can be read while training runs.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { reasonOf } from '../../shared/errors.js';
 import type { Offer } from '../../shared/protocol/events.js';
 import type { TrainProgress } from '../train/trainer.js';
 import type { BackendName } from '../backends/types.js';
@@ -27,6 +28,7 @@ export type TrainingWorkerMessage =
   | { type: 'start'; id: number; totalSteps: number }
   | { type: 'step'; id: number; progress: TrainProgress }
   | { type: 'done'; id: number; payload: Uint8Array; metrics: Record<string, number>; examples: number; steps: number; seconds: number; dp?: unknown; initRelease?: { noiseMultiplier: number; clipNorm: number } }
+  /** `message`: the reason, without a code prefix (reasonOf); the code travels in `code` */
   | { type: 'error'; id: number; name: string; code?: string; message: string; details?: Record<string, unknown> }
   | { type: 'fatal'; code?: string; message: string };
 
@@ -73,7 +75,7 @@ async function main(): Promise<void> {
         post({ type: 'done', id: m.id, payload: trained.payload, metrics: { ...trained.metrics }, examples: trained.examples, steps: trained.steps, seconds: trained.seconds, ...(trained.dp !== undefined && { dp: trained.dp }), ...(trained.initRelease !== undefined && { initRelease: trained.initRelease }) });
       } catch (e) {
         const err = e as Error & { code?: string; details?: Record<string, unknown> };
-        post({ type: 'error', id: m.id, name: e instanceof RoundAborted ? 'RoundAborted' : err.name, ...(err.code !== undefined && { code: err.code }), message: err.message, ...(err.details !== undefined && { details: err.details }) });
+        post({ type: 'error', id: m.id, name: e instanceof RoundAborted ? 'RoundAborted' : err.name, ...(err.code !== undefined && { code: err.code }), message: reasonOf(e), ...(err.details !== undefined && { details: err.details }) });
       }
     })();
   });
@@ -81,6 +83,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  const err = e as { code?: string; message?: string };
-  post({ type: 'fatal', ...(err.code !== undefined && { code: err.code }), message: err.message ?? String(e) });
+  const err = e as { code?: string };
+  post({ type: 'fatal', ...(err.code !== undefined && { code: err.code }), message: reasonOf(e) });
 });

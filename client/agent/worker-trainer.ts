@@ -108,7 +108,7 @@ export class WorkerTrainer implements RoundTrainer {
       });
     } else {
       this.pending.delete(m.id);
-      p.reject(m.name === 'RoundAborted' ? new RoundAborted(m.message.replace(/^round aborted: /, '')) : asError(m.name, m.code, m.message, m.details));
+      p.reject(m.name === 'RoundAborted' ? new RoundAborted(m.message) : asError(m.name, m.code, m.message, m.details));
     }
   }
 
@@ -122,7 +122,7 @@ export class WorkerTrainer implements RoundTrainer {
 /** The worker's error as the agent would have seen it in-process: a FedloraError keeps its code. */
 function asError(name: string, code: string | undefined, message: string, details: Record<string, unknown> = {}): Error {
   if (code !== undefined && code in ERROR_CODES) {
-    return new FedloraError(code as ErrorCode, message.startsWith(`${code}: `) ? message.slice(code.length + 2) : message, details);
+    return new FedloraError(code as ErrorCode, message, details);
   }
   const e = new Error(message);
   e.name = name;

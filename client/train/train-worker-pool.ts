@@ -72,6 +72,7 @@ export type TrainWorkerReply =
   | { type: 'ok'; id: number; numTensors: number }
   | { type: 'grad'; id: number; grads: Float32Array[]; units: number; loss: number }
   | { type: 'clip'; id: number; sums: Float64Array[]; norms: number[]; unclipped: number; lossSum: number }
+  /** `message`: the reason, without a code prefix (reasonOf); the code travels in `code` */
   | { type: 'error'; id: number; name: string; code?: string; message: string };
 
 /** What the trainer needs of data-parallel workers (trainer.ts `TrainOptions.parallel`). */
@@ -166,8 +167,7 @@ type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : n
 /** A worker's error as a FedloraError: its own code when it had one, else FL_ERR_TRAINING. */
 function workerError(index: number, code: string | undefined, message: string): FedloraError {
   const known = code !== undefined && code in ERROR_CODES ? code as ErrorCode : undefined;
-  const text = known !== undefined && message.startsWith(`${known}: `) ? message.slice(known.length + 2) : message;
-  return new FedloraError(known ?? 'FL_ERR_TRAINING', `train worker ${index}: ${text}`, { worker: index });
+  return new FedloraError(known ?? 'FL_ERR_TRAINING', `train worker ${index}: ${message}`, { worker: index });
 }
 
 export interface TrainWorkerPoolOptions {

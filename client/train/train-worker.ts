@@ -12,7 +12,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import type { ModuleFactors } from '../../shared/adapter.js';
-import { FedloraError } from '../../shared/errors.js';
+import { FedloraError, reasonOf } from '../../shared/errors.js';
 import { disposeBatch, sourceFromSpec, type ExampleSource } from '../data/batches.js';
 import type { BaseModel, LoraBuild } from '../agent/base-model.js';
 import type { LoraModel } from '../lora/lora-model.js';
@@ -128,13 +128,13 @@ async function main(): Promise<void> {
   port.on('message', (m: TrainWorkerRequest) => {
     chain = chain.then(() => handle(m)).catch((e: unknown) => {
       const err = e as Error & { code?: string };
-      post({ type: 'error', id: m.id, name: err.name ?? 'Error', ...(err.code !== undefined && { code: err.code }), message: err.message ?? String(e) });
+      post({ type: 'error', id: m.id, name: err.name ?? 'Error', ...(err.code !== undefined && { code: err.code }), message: reasonOf(e) });
     });
   });
   post({ type: 'ready' });
 }
 
 main().catch((e: unknown) => {
-  const err = e as { code?: string; message?: string };
-  post({ type: 'fatal', ...(err.code !== undefined && { code: err.code }), message: err.message ?? String(e) });
+  const err = e as { code?: string };
+  post({ type: 'fatal', ...(err.code !== undefined && { code: err.code }), message: reasonOf(e) });
 });

@@ -29,6 +29,11 @@ import { checkJobSpec, checkUpdate, refuseNonFinite, tensorName } from './valida
 const FEDSB_RULES = { required: ['R'], optional: ['A', 'B'], sameRank: true } as const;
 const FEDSB_HINT = 'fedsb trains R only: A and B must be the global ones';
 
+/**
+ * Fed-SB's own rule, after the common checks of validate-update.ts checkJobSpec: A [r, n] with
+ * orthonormal rows and B [m, r] with orthonormal columns need r <= min(m, n) (docs/strategies.md, "fedsb: average R", Ranks).
+ * @throws FL_ERR_INVALID_ARGUMENT naming the module
+ */
 function checkRankFits(modules: readonly AdapterModule[]): void {
   for (const m of modules) {
     if (m.rank > Math.min(m.outFeatures, m.inFeatures)) {

@@ -110,7 +110,11 @@ export function checkAdapterAgainst(adapter: Adapter, reference: AdapterLayout, 
   }
 }
 
-/** Checks a job spec once at init: unique paths, positive integer sizes and ranks, finite non-zero alpha (fedsb: rank <= min(m, n)). */
+/**
+ * Checks a job spec once at init: unique paths, positive integer sizes and ranks, finite non-zero
+ * alpha. Rules of one strategy stay in its own file (fedsb.ts checkRankFits: rank <= min(m, n)),
+ * so this file names no strategy (issue 14; docs/strategies.md).
+ */
 export function checkJobSpec(strategy: string, modules: readonly AdapterModule[]): void {
   const bad = (message: string): never => {
     throw new FedloraError('FL_ERR_INVALID_ARGUMENT', `${strategy}: ${message}`);
@@ -124,8 +128,5 @@ export function checkJobSpec(strategy: string, modules: readonly AdapterModule[]
       if (!Number.isInteger(v) || v < 1) bad(`module '${m.path}': ${field} must be an integer >= 1, got ${v}`);
     }
     if (!(Number.isFinite(m.alpha) && m.alpha !== 0)) bad(`module '${m.path}': alpha must be finite and non-zero, got ${m.alpha}`);
-    if (strategy === 'fedsb' && m.rank > Math.min(m.outFeatures, m.inFeatures)) {
-      bad(`module '${m.path}': rank ${m.rank} exceeds min(m, n) = ${Math.min(m.outFeatures, m.inFeatures)}, so A and B cannot be orthonormal`);
-    }
   }
 }

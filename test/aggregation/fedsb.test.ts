@@ -40,13 +40,23 @@ describe('fedsb', () => {
     expect(fedsb.plan(state, [{ id: 'c' }])[0]).toMatchObject({ trainable: ['R'], variant: 'fedsb', start: 'global' });
   });
 
-  it('refuses a rank above min(m, n)', () => {
-    try {
-      fedsb.init({ modules: [moduleSpec('p', 3, 8, 4)] }, 's');
-      expect.unreachable();
-    } catch (e) {
-      expect(isFedloraError(e, 'FL_ERR_INVALID_ARGUMENT')).toBe(true);
+  it('refuses a rank above min(m, n), in both inits, naming the module (its own rule, not validate-update\'s)', () => {
+    const spec = { modules: [moduleSpec('p', 3, 8, 4)] };
+    const attempts = [
+      () => fedsb.init(spec, 's'),
+      () => fedsbInitFromGradient(spec, 's', new Map([['p', new Float32Array(3 * 8).fill(1)]]), 0.01),
+    ];
+    for (const attempt of attempts) {
+      try {
+        attempt();
+        expect.unreachable();
+      } catch (e) {
+        expect(isFedloraError(e, 'FL_ERR_INVALID_ARGUMENT')).toBe(true);
+        expect((e as Error).message).toContain("fedsb: module 'p': rank 4 exceeds min(m, n) = 3");
+      }
     }
+    // rank = min(m, n) is the largest that fits
+    expect(() => fedsb.init({ modules: [moduleSpec('p', 3, 8, 3)] }, 's')).not.toThrow();
   });
 
   it('averages R (hand-computed)', () => {

@@ -9,6 +9,7 @@
  */
 import type { Command } from 'commander';
 import { FedloraError } from '../shared/errors.js';
+import { DEFAULT_DELTA } from '../shared/protocol/job-spec.js';
 
 function number(name: string, test: (v: number) => boolean, rule: string): (value: string) => number {
   return (value: string) => {
@@ -244,7 +245,7 @@ export function register(program: Command): void {
     .option('--dp-sigma <s>', 'DP-SGD noise multiplier (enables DP-SGD with --dp-clip)', number('--dp-sigma', (v) => v >= 0, 'a number >= 0'))
     .option('--dp-clip <c>', "DP-SGD per-example clipping norm, or per LoRA factor as 'A=0.5,B=0.5' (DP-LoRA)", parseDpClip)
     .option('--dp-mode <m>', 'ghost (per-example norms without per-example gradients) or microbatch', 'ghost')
-    .option('--dp-delta <d>', 'delta for the epsilon reported after DP-SGD', number('--dp-delta', (v) => v > 0 && v < 1, 'in (0, 1)'), 1e-5)
+    .option('--dp-delta <d>', 'delta for the epsilon reported after DP-SGD', number('--dp-delta', (v) => v > 0 && v < 1, 'in (0, 1)'), DEFAULT_DELTA)
     .option('--backend <name>', 'force a backend')
     .option('--threads <n>', 'threads that train data-parallel, each with its own backend and model copy; 1: this thread alone (default: the machine\'s cores)', positiveInt('--threads'))
     .action(async (opts: {

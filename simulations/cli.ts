@@ -7,7 +7,7 @@
  */
 import type { Command } from 'commander';
 import { FedloraError } from '../shared/errors.js';
-import { STRATEGY_NAMES, type StrategyName } from '../shared/protocol/job-spec.js';
+import { DEFAULT_DELTA, STRATEGY_NAMES, type StrategyName } from '../shared/protocol/job-spec.js';
 import { parsePartitioner } from './partition.js';
 import type { SimOptions } from './run-sim.js';
 import type { SimReport } from './report.js';
@@ -158,7 +158,7 @@ export function simOptions(raw: RawOptions, log: (line: string) => void): SimOpt
     lr: parsePerStrategy('lr', String(o.lr ?? 0.01), 0.01, { test: (v) => Number.isFinite(v) && v > 0 && v <= 10, rule: 'numbers in (0, 10]' }),
     ...(o.dpEpsilon !== undefined && { dpEpsilon: o.dpEpsilon }),
     dpClip: o.dpClip ?? 1,
-    delta: o.delta ?? 1e-5,
+    delta: o.delta ?? DEFAULT_DELTA,
     ...(o.userDpNoise !== undefined && { userDpNoise: o.userDpNoise }),
     userDpClip: o.userDpClip ?? 0.1,
     ...(secure !== undefined && { secureAggregation: secure }),
@@ -249,7 +249,7 @@ export function register(program: Command): void {
     .option('--lr <x>', 'local learning rate (AdamW), optionally per strategy: 0.01 or 0.01,ffa=0.05 (default 0.01)')
     .option('--dp-epsilon <eps>', 'client-side DP-SGD, sigma calibrated to this epsilon over the job', positive('dp-epsilon'))
     .option('--dp-clip <c>', 'DP-SGD per-example clip norm (default 1)', positive('dp-clip'))
-    .option('--delta <d>', 'delta of (epsilon, delta)-DP (default 1e-5)', positive('delta'))
+    .option('--delta <d>', `delta of (epsilon, delta)-DP (default ${DEFAULT_DELTA.toExponential()})`, positive('delta'))
     .option('--user-dp-noise <z>', 'coordinator-side user-level DP-FedAvg noise multiplier (not flora)', positive('user-dp-noise'))
     .option('--user-dp-clip <c>', 'user-level clip norm (default 0.1)', positive('user-dp-clip'))
     .option('--secure-aggregation', 'secure aggregation (SecAgg+): the coordinator learns only each round\'s sum (fedavg, ffa, fedsb; flora runs without)')

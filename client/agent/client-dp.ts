@@ -15,6 +15,7 @@
  */
 import { FedloraError } from '../../shared/errors.js';
 import type { Plan } from '../../shared/protocol/events.js';
+import { DEFAULT_DELTA } from '../../shared/protocol/job-spec.js';
 import { smallestSigma } from '../../privacy/calibration.js';
 import { epsilonOfEvents, epsilonOfSampledGaussian } from '../../privacy/accountant.js';
 
@@ -49,7 +50,7 @@ export function clientDpSettings(plan: Plan, examples: number): ClientDpSettings
   if (dp === undefined) return null;
   const q = Math.min(1, plan.training.batchSize / examples);
   const stepsPerRound = dpStepsPerRound(plan, q);
-  const delta = dp.delta ?? 1e-5;
+  const delta = dp.delta ?? DEFAULT_DELTA; // one default for the job, the agent and the sim (docs/protocol.md, privacy.budget)
   if (dp.noiseMultiplier !== undefined) {
     return { noiseMultiplier: dp.noiseMultiplier, clipNorm: dp.clip, samplingRate: q, stepsPerRound, delta, calibrated: false };
   }

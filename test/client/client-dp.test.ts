@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { clientDpSettings, clientEpsilon, clientEpsilonWithRelease } from '../../client/agent/client-dp.js';
 import { PlanSchema, type Plan } from '../../shared/protocol/events.js';
+import { DEFAULT_DELTA } from '../../shared/protocol/job-spec.js';
 import { epsilonOfEvents } from '../../privacy/accountant.js';
 import { mechanismReference, referenceOrders } from '../privacy/mechanism-reference.js';
 
@@ -48,5 +49,17 @@ describe('client DP with the Fed-SB init release (issue 11)', () => {
     expect(clientEpsilon(without, steps)).toBeLessThanOrEqual(target);
     expect(clientEpsilonWithRelease(without, steps, release)).toBeGreaterThan(target);
     expect(s.noiseMultiplier).toBeGreaterThan(without.noiseMultiplier);
+  });
+});
+
+describe('client DP delta', () => {
+  it('a plan without delta calibrates at the job spec\'s DEFAULT_DELTA, not a delta of its own', () => {
+    const implicit = clientDpSettings(plan({ clip: 1, targetEpsilon: 2, rounds: 5 }), 64)!;
+    const explicit = clientDpSettings(plan({ clip: 1, targetEpsilon: 2, delta: DEFAULT_DELTA, rounds: 5 }), 64)!;
+    const looser = clientDpSettings(plan({ clip: 1, targetEpsilon: 2, delta: 1e-3, rounds: 5 }), 64)!;
+    expect(implicit.delta).toBe(DEFAULT_DELTA);
+    expect(implicit.noiseMultiplier).toBe(explicit.noiseMultiplier);
+    // delta matters to the calibration, so the equality above is not vacuous
+    expect(looser.noiseMultiplier).toBeLessThan(implicit.noiseMultiplier);
   });
 });

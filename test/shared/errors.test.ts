@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ERROR_CODES, FedloraError, isFedloraError } from '../../shared/errors.js';
+import { ERROR_CODES, FedloraError, isFedloraError, reasonOf } from '../../shared/errors.js';
 
 describe('error table', () => {
   it('every code is FL_ERR_ upper snake case with a description', () => {
@@ -66,5 +66,47 @@ describe('error table', () => {
 
   it('an error made without a cause has none', () => {
     expect('cause' in new FedloraError('FL_ERR_IO', 'x')).toBe(false);
+  });
+});
+
+// reasonOf is what a worker thread's error reply carries next to its code (issue 14;
+// docs/architecture.md, "Conventions"): the code must not end up in the text as well.
+describe('reasonOf', () => {
+  it('a FedloraError gives its bare reason, without the code prefix', () => {
+    const e = new FedloraError('FL_ERR_MODEL_CONFIG', 'config.json: hidden_size must be > 0');
+    expect(reasonOf(e)).toBe('config.json: hidden_size must be > 0');
+    expect(reasonOf(e)).not.toContain('FL_ERR_');
+  });
+
+  it('a plain Error gives its message, even one that looks coded', () => {
+    expect(reasonOf(new Error('EACCES: permission denied'))).toBe('EACCES: permission denied');
+    expect(reasonOf(new TypeError('FL_ERR_IO: not ours'))).toBe('FL_ERR_IO: not ours');
+  });
+
+  it('another error with a string reason (the agent\'s RoundAborted) gives that reason', () => {
+    class RoundAborted extends Error {
+      constructor(readonly reason: string) {
+        super(`round aborted: ${reason}`);
+      }
+    }
+    expect(reasonOf(new RoundAborted('deadline passed'))).toBe('deadline passed');
+  });
+
+  it('a non-error gives its string; a non-string reason is not taken for one', () => {
+    expect(reasonOf('worker exited with code 1')).toBe('worker exited with code 1');
+    expect(reasonOf(42)).toBe('42');
+    expect(reasonOf(null)).toBe('null');
+    expect(reasonOf(undefined)).toBe('undefined');
+    expect(reasonOf({ reason: 7 })).toBe('[object Object]');
+  });
+
+  it('a rewrap through reasonOf carries the code once and keeps the caught error as its cause', () => {
+    const inner = new FedloraError('FL_ERR_MODEL_CONFIG', 'config.json is missing', { path: 'm/config.json' });
+    const outer = new FedloraError('FL_ERR_TRAINING', reasonOf(inner), {}, { cause: inner });
+    expect(outer.message).toBe('FL_ERR_TRAINING: config.json is missing');
+    expect(outer.message.match(/FL_ERR_/g)).toHaveLength(1);
+    expect(outer.cause).toBe(inner);
+    expect(isFedloraError(outer.cause, 'FL_ERR_MODEL_CONFIG')).toBe(true);
+    expect(reasonOf(outer)).toBe(reasonOf(inner));
   });
 });

@@ -5,6 +5,7 @@ import type { Offer } from '../../../shared/protocol/events.js';
 import type { Adapter } from '../../../shared/adapter.js';
 import { parsePeftTensorName } from '../../../shared/adapter.js';
 import { decodeGlobalState, decodeOfferedAdapter } from '../../../coordinator/state-codec.js';
+import { decodeFloraOfferState } from '../../../shared/flora-dense.js';
 import { SHA, startHarness, type Harness } from '../helpers.js';
 import { enrolTestClients, TestClient } from '../protocol-client.js';
 
@@ -65,7 +66,9 @@ describe.each(['ffa', 'fedsb', 'flora'] as const)('a full %s job over socket.io'
           const tokenIndex = h.coordinator.store.getClient(cs[k]!.clientId)!.tokenIndex;
           expect(o.plan.rank).toBe([1, 3][tokenIndex]);
           // The offered state is the sum of every earlier round (none before round 1).
-          const offered = decodeOfferedAdapter(o.state);
+          // modules whose stack is larger than m n come as their dense delta W (aggregation/flora-downlink.ts;
+          // docs/strategies.md, "flora"): read them back as the client does, as W's identity-factor term
+          const offered = decodeFloraOfferState(o.state, (o.plan.extra.flora as { dense?: string[] }).dense ?? []);
           if (round === 0) expect(offered).toBeNull();
           else for (const m of modules) expect(Math.max(...adapterDelta(offered!, m.path).map((v, i) => Math.abs(v - floraSum.get(m.path)![i]!)))).toBeLessThan(1e-5);
         } else {

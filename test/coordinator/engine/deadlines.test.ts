@@ -1,33 +1,25 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { CreateJobResponseSchema, JobViewSchema } from '../../../shared/protocol/http.js';
-import { SHA, startHarness, type Harness } from '../helpers.js';
-import { enrolTestClients, TestClient } from '../protocol-client.js';
+import { describe, expect, it } from 'vitest';
+import { JobViewSchema } from '../../../shared/protocol/http.js';
+import { SHA } from '../helpers.js';
+import { useEngineHarness } from './harness.js';
+import { TestClient } from '../protocol-client.js';
 
 const modules = [{ path: 'model.layers.0.mlp.q_proj', outFeatures: 4, inFeatures: 4 }];
 
-let h: Harness | undefined;
-const clients: TestClient[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
-  await h?.close();
-  h = undefined;
-});
+const t = useEngineHarness({ modules, job: { model: { sha256: SHA, targetModules: ['q_proj'] }, rank: 2, seed: 11 } });
 
 function offeredCount(jobId: string): number {
-  return h!.coordinator.engine.runner(jobId)!.currentRound!.selected.length;
+  return t.h.coordinator.engine.runner(jobId)!.currentRound!.selected.length;
 }
 
 async function setup(body: Record<string, unknown>, n: number): Promise<{ jobId: string; cs: TestClient[] }> {
-  const r = await h!.api('POST', '/api/jobs', { model: { sha256: SHA, targetModules: ['q_proj'] }, rank: 2, seed: 11, ...body });
-  expect(r.status).toBe(201);
-  const jobId = CreateJobResponseSchema.parse(r.json).id;
-  const cs = await enrolTestClients(h!.api, h!.coordinator.url, { jobId, sha256: SHA, modules, n, track: clients });
-  return { jobId, cs };
+  const jobId = await t.createJob(body);
+  return { jobId, cs: await t.enrol(jobId, n) };
 }
 
 describe('round engine: deadlines, the minimum, retries and failure', () => {
   it('retries a round below its minimum at the deadline, then fails the job with the reason', async () => {
-    h = await startHarness();
+    const h = await t.start();
     const { jobId, cs } = await setup({ strategy: 'ffa', rounds: 2, clientsPerRound: 2, minClients: 2, overSelection: 0, roundDeadlineSeconds: 1, belowMinimum: { policy: 'retry', retries: 1 } }, 2);
     const [a, b] = cs as [TestClient, TestClient];
     // Attempt 0: only a answers.
@@ -57,7 +49,7 @@ describe('round engine: deadlines, the minimum, retries and failure', () => {
   });
 
   it('fails at once under policy fail', async () => {
-    h = await startHarness();
+    const h = await t.start();
     const { jobId, cs } = await setup({ strategy: 'fedsb', rounds: 1, clientsPerRound: 1, minClients: 1, overSelection: 0, roundDeadlineSeconds: 0.5, belowMinimum: { policy: 'fail' } }, 1);
     await cs[0]!.nextOffer();
     const end = await cs[0]!.next('job_end');
@@ -67,7 +59,7 @@ describe('round engine: deadlines, the minimum, retries and failure', () => {
   });
 
   it('commits at the deadline with at least the minimum, and drops the straggler without banning it', async () => {
-    h = await startHarness();
+    const h = await t.start();
     const { jobId, cs } = await setup({ strategy: 'ffa', rounds: 2, clientsPerRound: 3, minClients: 2, overSelection: 0, roundDeadlineSeconds: 1 }, 3);
     const offers = await Promise.all(cs.map((c) => c.nextOffer()));
     await Promise.all([0, 1].map((k) => cs[k]!.send(offers[k]!, TestClient.payload(offers[k]!, () => k, 5))));
@@ -83,7 +75,7 @@ describe('round engine: deadlines, the minimum, retries and failure', () => {
   });
 
   it('survives 30% of clients dropping mid-round: over-selection still reaches quorum', async () => {
-    h = await startHarness();
+    const h = await t.start();
     // k = 7, over-selection 0.42: ceil(9.94) = 10 offered; 3 drop after their offer.
     const { jobId, cs } = await setup({ strategy: 'fedavg', rounds: 2, clientsPerRound: 7, minClients: 5, overSelection: 0.42, roundDeadlineSeconds: 30 }, 10);
     expect(offeredCount(jobId)).toBe(10);
@@ -99,7 +91,7 @@ describe('round engine: deadlines, the minimum, retries and failure', () => {
   });
 
   it('ends a round early when every selected client that could answer has (the rest disconnected)', async () => {
-    h = await startHarness();
+    await t.start();
     const { jobId, cs } = await setup({ strategy: 'ffa', rounds: 1, clientsPerRound: 3, minClients: 2, overSelection: 0, roundDeadlineSeconds: 600 }, 3);
     const offers = await Promise.all(cs.map((c) => c.nextOffer()));
     await Promise.all([0, 1].map((k) => cs[k]!.send(offers[k]!, TestClient.payload(offers[k]!, () => k, 5))));

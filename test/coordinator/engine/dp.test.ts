@@ -1,27 +1,18 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { CreateJobResponseSchema, JobViewSchema } from '../../../shared/protocol/http.js';
+import { describe, expect, it } from 'vitest';
+import { JobViewSchema } from '../../../shared/protocol/http.js';
 import { epsilonOfSampledGaussian } from '../../../privacy/accountant.js';
 import { decodeGlobalState } from '../../../coordinator/state-codec.js';
-import { SHA, startHarness, type Harness } from '../helpers.js';
-import { enrolTestClients, TestClient } from '../protocol-client.js';
+import { SHA } from '../helpers.js';
+import { useEngineHarness } from './harness.js';
+import { TestClient } from '../protocol-client.js';
 
 const modules = [{ path: 'model.layers.0.self_attn.q_proj', outFeatures: 6, inFeatures: 5 }];
 
-let h: Harness | undefined;
-const clients: TestClient[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
-  await h?.close();
-  h = undefined;
-});
+const t = useEngineHarness({ modules, job: { strategy: 'fedavg', rank: 2, seed: 4, model: { sha256: SHA, targetModules: ['q_proj'] } } });
 
 async function setup(privacy: Record<string, unknown>, rounds: number): Promise<{ jobId: string; cs: TestClient[] }> {
-  const body = { strategy: 'fedavg', rounds, clientsPerRound: 2, minClients: 2, overSelection: 0, rank: 2, seed: 4, model: { sha256: SHA, targetModules: ['q_proj'] }, privacy };
-  const r = await h!.api('POST', '/api/jobs', body);
-  expect(r.status).toBe(201);
-  const jobId = CreateJobResponseSchema.parse(r.json).id;
-  const cs = await enrolTestClients(h!.api, h!.coordinator.url, { jobId, sha256: SHA, modules, n: 3, track: clients });
-  return { jobId, cs };
+  const jobId = await t.createJob({ rounds, clientsPerRound: 2, minClients: 2, overSelection: 0, privacy });
+  return { jobId, cs: await t.enrol(jobId, 3) };
 }
 
 /** Plays one round: the 2 clients offered send 10.0 everywhere (far from the global state). */
@@ -33,7 +24,7 @@ async function playRound(cs: TestClient[]): Promise<void> {
 
 describe('round engine with user-level DP-FedAvg (aggregation/dp-fedavg.ts) and the ledger', () => {
   it('clips and noises the aggregate; a seeded (reproducible) selection books q = 1 and the view says so', async () => {
-    h = await startHarness({ engine: { seededSelection: true } });
+    const h = await t.start({ engine: { seededSelection: true } });
     const { jobId, cs } = await setup({ user: { noiseMultiplier: 1.2, clip: 0.05 }, budget: { epsilon: 100, delta: 1e-5 } }, 2);
     const initial = decodeGlobalState(h.coordinator.store.latestState(jobId)!);
     for (let round = 0; round < 2; round++) {
@@ -64,7 +55,7 @@ describe('round engine with user-level DP-FedAvg (aggregation/dp-fedavg.ts) and 
   });
 
   it('stops the job before a round that would exceed the budget', async () => {
-    h = await startHarness({ engine: { seededSelection: true } });
+    const h = await t.start({ engine: { seededSelection: true } });
     const e1 = epsilonOfSampledGaussian(1, 1.5, 1, 1e-5).epsilon;
     const e2 = epsilonOfSampledGaussian(1, 1.5, 2, 1e-5).epsilon;
     const { jobId, cs } = await setup({ user: { noiseMultiplier: 1.5 }, budget: { epsilon: (e1 + e2) / 2 } }, 3);

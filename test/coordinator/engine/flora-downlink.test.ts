@@ -8,14 +8,14 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateJobResponseSchema } from '../../../shared/protocol/http.js';
 import { decodeGlobalState, decodeOfferedAdapter, encodeOfferedAdapter } from '../../../coordinator/state-codec.js';
 import type { Adapter } from '../../../shared/adapter.js';
 import { FloraMerged } from '../../../client/agent/flora-merged.js';
 import { decodeOfferedState } from '../../../client/agent/update-payload.js';
 import { floraOffer } from '../../../aggregation/flora.js';
 import { denseDelta, stackAbsTerms } from '../../aggregation/fixtures.js';
-import { SHA, startHarness, type Harness } from '../helpers.js';
+import { SHA } from '../helpers.js';
+import { useEngineHarness } from './harness.js';
 import { enrolTestClients, TestClient } from '../protocol-client.js';
 
 // large enough that every offer of the 6 rounds is cheaper as a stack than as W (m n > (m + n) R
@@ -25,13 +25,9 @@ const modules = [
   { path: 'model.layers.1.self_attn.v_proj', outFeatures: 40, inFeatures: 48 },
 ];
 
-let h: Harness | undefined;
-const clients: TestClient[] = [];
+const t = useEngineHarness({ modules, job: {} });
 const dirs: string[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
-  await h?.close();
-  h = undefined;
+afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
@@ -52,11 +48,11 @@ interface Seen {
 
 describe('FLoRA offers only what a client lacks', () => {
   it('a client that missed rounds rebuilds the same sum of every round as one that did not, and an up-to-date offer stays one round big', async () => {
-    h = await startHarness({ engine: { seededSelection: true } });
+    const h = await t.start({ engine: { seededSelection: true } });
     const rounds = 6;
     const body = { strategy: 'flora', rounds, clientsPerRound: 2, minClients: 2, overSelection: 0, rank: 2, seed: 5, model: { sha256: SHA, targetModules: ['q_proj', 'v_proj'] } };
-    const jobId = CreateJobResponseSchema.parse((await h.api('POST', '/api/jobs', body)).json).id;
-    const cs = await enrolTestClients(h.api, h.coordinator.url, { jobId, sha256: SHA, modules, n: 3, track: clients });
+    const jobId = await t.createJob(body);
+    const cs = await t.enrol(jobId, 3);
     const merged = cs.map(() => {
       const dir = mkdtempSync(join(tmpdir(), 'fedlora-flora-client-'));
       dirs.push(dir);
@@ -107,11 +103,11 @@ describe('FLoRA sends W when it is smaller than the stack', () => {
   ];
 
   it('offers dense deltas where the missing rounds\' stack is larger; every client merges the stack path\'s sum within float32 rounding', async () => {
-    h = await startHarness({ engine: { seededSelection: true } });
+    const h = await t.start({ engine: { seededSelection: true } });
     const rounds = 8;
     const body = { strategy: 'flora', rounds, clientsPerRound: 2, minClients: 2, overSelection: 0, rank: 2, seed: 7, model: { sha256: SHA, targetModules: ['q_proj', 'head'] } };
-    const jobId = CreateJobResponseSchema.parse((await h.api('POST', '/api/jobs', body)).json).id;
-    const cs = await enrolTestClients(h.api, h.coordinator.url, { jobId, sha256: SHA, modules: small, n: 3, track: clients });
+    const jobId = await t.createJob(body);
+    const cs = await enrolTestClients(h.api, h.coordinator.url, { jobId, sha256: SHA, modules: small, n: 3, track: t.clients });
     const merged = cs.map(() => new FloraMerged(null));
     const offers: Array<{ from: number; through: number; dense: readonly string[]; bytes: number; stackBytes: number }> = [];
     for (let round = 0; round < rounds; round++) {

@@ -1,10 +1,11 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { CreateJobResponseSchema, EnrolmentResponseSchema, JobViewSchema } from '../../../shared/protocol/http.js';
+import { describe, expect, it } from 'vitest';
+import { EnrolmentResponseSchema, JobViewSchema } from '../../../shared/protocol/http.js';
 import { encodeSafetensors } from '../../../shared/safetensors/index.js';
 import { makeTensor, numel } from '../../../shared/tensor.js';
 import { generateKeyPairs } from '../../../privacy/keys.js';
-import { SHA, startHarness, type Harness } from '../helpers.js';
-import { enrolTestClients, TestClient } from '../protocol-client.js';
+import { SHA } from '../helpers.js';
+import { useEngineHarness } from './harness.js';
+import { TestClient } from '../protocol-client.js';
 import { MAX_REFUSALS_RECORDED } from '../../../coordinator/engine/job-runner.js';
 
 const modules = [
@@ -12,24 +13,17 @@ const modules = [
   { path: 'model.layers.1.self_attn.q_proj', outFeatures: 6, inFeatures: 5 },
 ];
 
-let h: Harness | undefined;
-const clients: TestClient[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
-  await h?.close();
-  h = undefined;
-});
+const t = useEngineHarness({ modules, job: { model: { sha256: SHA, targetModules: ['q_proj'] }, rank: 2, seed: 3 } });
+const clients = t.clients;
 
 async function setup(body: Record<string, unknown>, n: number): Promise<{ jobId: string; cs: TestClient[] }> {
-  const r = await h!.api('POST', '/api/jobs', { model: { sha256: SHA, targetModules: ['q_proj'] }, rank: 2, seed: 3, ...body });
-  const jobId = CreateJobResponseSchema.parse(r.json).id;
-  const cs = await enrolTestClients(h!.api, h!.coordinator.url, { jobId, sha256: SHA, modules, n, track: clients });
-  return { jobId, cs };
+  const jobId = await t.createJob(body);
+  return { jobId, cs: await t.enrol(jobId, n) };
 }
 
 describe('round engine: bad updates are refused with their code while the round completes', () => {
   it('malformed, oversized, NaN, wrong-shape, wrong-dtype, unsigned, wrong-key, replayed, wrong-job, wrong-round, unplanned', async () => {
-    h = await startHarness();
+    const h = await t.start();
     const { jobId, cs } = await setup({ strategy: 'fedsb', rounds: 1, clientsPerRound: 2, minClients: 2, overSelection: 0.5 }, 3);
     const offers = await Promise.all(cs.map((c) => c.nextOffer()));
     const [bad, good1, good2] = cs as [TestClient, TestClient, TestClient];
@@ -121,7 +115,7 @@ describe('round engine: bad updates are refused with their code while the round 
   });
 
   it('refuses an update from a client that was not selected', async () => {
-    h = await startHarness();
+    const h = await t.start();
     const { jobId, cs } = await setup({ strategy: 'ffa', rounds: 1, clientsPerRound: 1, minClients: 1, overSelection: 0 }, 1);
     const offer = await cs[0]!.nextOffer();
     const { token } = EnrolmentResponseSchema.parse((await h.api('POST', `/api/jobs/${jobId}/enrolments`)).json);
@@ -134,7 +128,7 @@ describe('round engine: bad updates are refused with their code while the round 
   });
 
   it('answers and counts every refusal of a flooding client but records a bounded number', async () => {
-    h = await startHarness();
+    const h = await t.start();
     const { jobId, cs } = await setup({ strategy: 'ffa', rounds: 1, clientsPerRound: 2, minClients: 2, overSelection: 0 }, 2);
     const offers = await Promise.all(cs.map((c) => c.nextOffer()));
     const flood = MAX_REFUSALS_RECORDED + 8;

@@ -1,37 +1,24 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { CreateJobResponseSchema, EnrolmentResponseSchema, JobViewSchema } from '../../../shared/protocol/http.js';
+import { describe, expect, it } from 'vitest';
+import { EnrolmentResponseSchema, JobViewSchema } from '../../../shared/protocol/http.js';
 import { decodeGlobalState } from '../../../coordinator/state-codec.js';
-import { SHA, startHarness, type Harness } from '../helpers.js';
-import { enrolTestClients, TestClient } from '../protocol-client.js';
+import { SHA } from '../helpers.js';
+import { useEngineHarness } from './harness.js';
+import { TestClient } from '../protocol-client.js';
 
 const modules = [
   { path: 'model.layers.0.self_attn.q_proj', outFeatures: 6, inFeatures: 5 },
   { path: 'model.layers.0.self_attn.v_proj', outFeatures: 3, inFeatures: 5 },
 ];
 
-let h: Harness | undefined;
-const clients: TestClient[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
-  await h?.close();
-  h = undefined;
-});
+const t = useEngineHarness({ modules, job: { model: { sha256: SHA, targetModules: ['q_proj', 'v_proj'] }, rank: 2, seed: 7 } });
+const clients = t.clients;
 
-async function createJob(body: Record<string, unknown>): Promise<string> {
-  const r = await h!.api('POST', '/api/jobs', { model: { sha256: SHA, targetModules: ['q_proj', 'v_proj'] }, rank: 2, seed: 7, ...body });
-  expect(r.status).toBe(201);
-  return CreateJobResponseSchema.parse(r.json).id;
-}
-
-async function enrol(jobId: string, n: number): Promise<TestClient[]> {
-  return enrolTestClients(h!.api, h!.coordinator.url, { jobId, sha256: SHA, modules, n, track: clients });
-}
 
 describe('round engine over socket.io: a full fedavg job', () => {
   it('offers, aggregates exactly (checked in float64), commits every round and completes', async () => {
-    h = await startHarness();
-    const jobId = await createJob({ strategy: 'fedavg', rounds: 2, clientsPerRound: 2, minClients: 2, overSelection: 0 });
-    const [c1, c2] = await enrol(jobId, 2);
+    const h = await t.start();
+    const jobId = await t.createJob({ strategy: 'fedavg', rounds: 2, clientsPerRound: 2, minClients: 2, overSelection: 0 });
+    const [c1, c2] = await t.enrol(jobId, 2);
     const examples = [3, 7];
     for (let round = 0; round < 2; round++) {
       const offers = await Promise.all([c1!.nextOffer(), c2!.nextOffer()]);
@@ -58,7 +45,7 @@ describe('round engine over socket.io: a full fedavg job', () => {
       // Independent check of the committed state: the example-weighted mean of each factor, in
       // float64, then rounded once to float32; the strategy sums in float64 too, so they agree to
       // float32 rounding (one ulp: relative 6e-8).
-      const state = decodeGlobalState(h!.coordinator.store.latestState(jobId)!);
+      const state = decodeGlobalState(t.h.coordinator.store.latestState(jobId)!);
       expect(state.round).toBe(round + 1);
       for (const m of modules) {
         const f = state.adapter!.factors.get(m.path)!;
@@ -87,8 +74,8 @@ describe('round engine over socket.io: a full fedavg job', () => {
 
 describe('round engine: joining', () => {
   it('refuses a wrong base model, a reused token, an impostor signature; lets an enrolled client back in', async () => {
-    h = await startHarness();
-    const jobId = await createJob({ strategy: 'ffa', rounds: 1, clientsPerRound: 2, minClients: 2 });
+    const h = await t.start();
+    const jobId = await t.createJob({ strategy: 'ffa', rounds: 1, clientsPerRound: 2, minClients: 2 });
     const { token } = EnrolmentResponseSchema.parse((await h.api('POST', `/api/jobs/${jobId}/enrolments`)).json);
 
     const wrongModel = new TestClient(h.coordinator.url);
@@ -125,7 +112,7 @@ describe('round engine: joining', () => {
   });
 
   it('refuses a malformed hello with FL_ERR_INVALID_ARGUMENT naming the field', async () => {
-    h = await startHarness();
+    const h = await t.start();
     const c = new TestClient(h.coordinator.url);
     clients.push(c);
     c.socket.emit('hello', { protocolVersion: 1, jobId: 'job_x' } as never);
@@ -138,9 +125,9 @@ describe('round engine: joining', () => {
 
 describe('round engine: reconnecting mid-round', () => {
   it('re-offers the same plan to a selected client that comes back, and the round completes', async () => {
-    h = await startHarness();
-    const jobId = await createJob({ strategy: 'fedsb', rounds: 1, clientsPerRound: 2, minClients: 2, overSelection: 0 });
-    const [c1, c2] = await enrol(jobId, 2);
+    const h = await t.start();
+    const jobId = await t.createJob({ strategy: 'fedsb', rounds: 1, clientsPerRound: 2, minClients: 2, overSelection: 0 });
+    const [c1, c2] = await t.enrol(jobId, 2);
     const first = await c1!.nextOffer();
     const offer2 = await c2!.nextOffer();
     c1!.close();

@@ -3,33 +3,23 @@
  * more are being opened at once, and user-level DP books the q of the round's secret Poisson draw
  * (offered / connected), shown in the job's privacy view, against mpmath.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { CreateJobResponseSchema, JobViewSchema } from '../../../shared/protocol/http.js';
+import { describe, expect, it } from 'vitest';
+import { JobViewSchema } from '../../../shared/protocol/http.js';
 import type { Offer } from '../../../shared/protocol/events.js';
 import { sealUpdate } from '../../../privacy/envelope.js';
 import { epsilonOfEvents } from '../../../privacy/accountant.js';
 import type { ClientLink } from '../../../coordinator/engine/client-link.js';
 import { configFromFlags } from '../../../coordinator/cli.js';
 import { isFedloraError } from '../../../shared/errors.js';
-import { SHA, startHarness, type Harness } from '../helpers.js';
-import { enrolTestClients, TestClient } from '../protocol-client.js';
+import { SHA } from '../helpers.js';
+import { useEngineHarness } from './harness.js';
+import { TestClient } from '../protocol-client.js';
 import { mechanismReference, referenceOrders } from '../../privacy/mechanism-reference.js';
 
 const modules = [{ path: 'model.layers.0.self_attn.q_proj', outFeatures: 6, inFeatures: 5 }];
 
-let h: Harness | undefined;
-const clients: TestClient[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
-  await h?.close();
-  h = undefined;
-});
+const t = useEngineHarness({ modules, job: { strategy: 'fedavg', rank: 2, seed: 3, model: { sha256: SHA, targetModules: ['q_proj'] } } });
 
-async function createJob(body: Record<string, unknown>): Promise<string> {
-  const r = await h!.api('POST', '/api/jobs', { strategy: 'fedavg', rank: 2, seed: 3, model: { sha256: SHA, targetModules: ['q_proj'] }, ...body });
-  expect(r.status).toBe(201);
-  return CreateJobResponseSchema.parse(r.json).id;
-}
 
 /** The first `n` offers of round `round` among the clients (earlier rounds' offers are skipped). */
 function offersOfRound(cs: readonly TestClient[], round: number, n: number, timeoutMs = 20_000): Promise<Array<[TestClient, Offer]>> {
@@ -55,9 +45,9 @@ function offersOfRound(cs: readonly TestClient[], round: number, n: number, time
 
 describe('round engine and issue 11', () => {
   it('aggregates exactly clientsPerRound updates when more arrive together (the quorum race)', async () => {
-    h = await startHarness({ engine: { openWorkers: 0, seededSelection: true } });
-    const jobId = await createJob({ rounds: 1, clientsPerRound: 2, minClients: 2, overSelection: 0.5 });
-    const cs = await enrolTestClients(h.api, h.coordinator.url, { jobId, sha256: SHA, modules, n: 3, track: clients });
+    const h = await t.start({ engine: { openWorkers: 0, seededSelection: true } });
+    const jobId = await t.createJob({ rounds: 1, clientsPerRound: 2, minClients: 2, overSelection: 0.5 });
+    const cs = await t.enrol(jobId, 3);
     const offers = await offersOfRound(cs, 0, 3);
     // All three updates enter the runner in the same tick (real links, real sealed envelopes), so
     // all are opened before the quorum's finish runs.
@@ -79,10 +69,10 @@ describe('round engine and issue 11', () => {
   });
 
   it('books q = offered / connected of the secret Poisson draw, shows it, and matches mpmath', async () => {
-    h = await startHarness({ engine: { startGraceMs: 60_000 } });
+    const h = await t.start({ engine: { startGraceMs: 60_000 } });
     // k = 2, over-selection 1: 4 offered; 8 clients: round 1 draws each of the 8 with q = 1/2
-    const jobId = await createJob({ rounds: 2, clientsPerRound: 2, minClients: 1, overSelection: 1, privacy: { user: { noiseMultiplier: 1.3, clip: 0.1 }, budget: { epsilon: 1000, delta: 1e-5 } } });
-    const cs = await enrolTestClients(h.api, h.coordinator.url, { jobId, sha256: SHA, modules, n: 8, track: clients });
+    const jobId = await t.createJob({ rounds: 2, clientsPerRound: 2, minClients: 1, overSelection: 1, privacy: { user: { noiseMultiplier: 1.3, clip: 0.1 }, budget: { epsilon: 1000, delta: 1e-5 } } });
+    const cs = await t.enrol(jobId, 8);
     // The draw may offer any number of the 8 (1 included: minClients is 1), so every client answers
     // every offer it gets, and the test waits for the two rounds' results.
     for (const c of cs) {

@@ -3,29 +3,23 @@
  * has used to wait the whole start grace (10 s by default) before every round, for clients that
  * could not come. With a quorum and every enrolled client connected, a round starts at once.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { CreateJobResponseSchema } from '../../../shared/protocol/http.js';
-import { SHA, startHarness, type Harness } from '../helpers.js';
-import { enrolTestClients, TestClient } from '../protocol-client.js';
+import { describe, expect, it } from 'vitest';
+import { SHA } from '../helpers.js';
+import { useEngineHarness } from './harness.js';
+import { TestClient } from '../protocol-client.js';
 
 const modules = [{ path: 'model.layers.0.self_attn.q_proj', outFeatures: 4, inFeatures: 4 }];
 
-let h: Harness | undefined;
-const clients: TestClient[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
-  await h?.close();
-  h = undefined;
-});
+const t = useEngineHarness({ modules, job: {} });
 
 describe('round start', () => {
   it('after the first round, starts each round at once when every enrolled client is connected and they make a quorum (no grace)', async () => {
     // the first round waits the grace for clients still joining; the later ones must not
-    h = await startHarness({ engine: { startGraceMs: 3_000 } });
+    await t.start({ engine: { startGraceMs: 3_000 } });
     // default overSelection 0.2: ceil(2 x 1.2) = 3 offered, but the job only ever has 2 clients
     const body = { strategy: 'fedavg', rounds: 3, clientsPerRound: 2, minClients: 2, rank: 2, seed: 1, model: { sha256: SHA, targetModules: ['q_proj'] } };
-    const jobId = CreateJobResponseSchema.parse((await h.api('POST', '/api/jobs', body)).json).id;
-    const cs = await enrolTestClients(h.api, h.coordinator.url, { jobId, sha256: SHA, modules, n: 2, track: clients });
+    const jobId = await t.createJob(body);
+    const cs = await t.enrol(jobId, 2);
     let sentAt = 0;
     for (let round = 0; round < 3; round++) {
       const offers = await TestClient.offersFrom(cs, 2, 10_000);

@@ -1,26 +1,20 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { CreateJobResponseSchema } from '../../../shared/protocol/http.js';
 import type { Offer } from '../../../shared/protocol/events.js';
 import type { Adapter } from '../../../shared/adapter.js';
 import { parsePeftTensorName } from '../../../shared/adapter.js';
 import { decodeGlobalState, decodeOfferedAdapter } from '../../../coordinator/state-codec.js';
 import { decodeFloraOfferState } from '../../../shared/flora-dense.js';
-import { SHA, startHarness, type Harness } from '../helpers.js';
-import { enrolTestClients, TestClient } from '../protocol-client.js';
+import { SHA } from '../helpers.js';
+import { useEngineHarness } from './harness.js';
+import { TestClient } from '../protocol-client.js';
 
 const modules = [
   { path: 'model.layers.0.self_attn.q_proj', outFeatures: 5, inFeatures: 4 },
   { path: 'model.layers.1.self_attn.v_proj', outFeatures: 3, inFeatures: 4 },
 ];
 
-let h: Harness | undefined;
-const clients: TestClient[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
-  await h?.close();
-  h = undefined;
-});
+const t = useEngineHarness({ modules, job: {} });
 
 /** dW = s B (R) A of one module, naive float64 [m, n]. */
 function deltaW(m: number, n: number, r: number, s: number, A: ArrayLike<number>, B: ArrayLike<number>, R?: ArrayLike<number>): Float64Array {
@@ -49,10 +43,10 @@ const trained = (k: number, round: number) => (name: string, i: number) => Math.
 
 describe.each(['ffa', 'fedsb', 'flora'] as const)('a full %s job over socket.io', (strategy) => {
   it('commits s B A = sum_k p_k s_k B_k A_k every round (float64 reference), and exports the adapter', async () => {
-    h = await startHarness();
+    const h = await t.start();
     const body = { strategy, rounds: 2, clientsPerRound: 2, minClients: 2, overSelection: 0, rank: 2, seed: 5, model: { sha256: SHA, targetModules: ['q_proj', 'v_proj'] }, ...(strategy === 'flora' && { ranks: [1, 3] }) };
-    const jobId = CreateJobResponseSchema.parse((await h.api('POST', '/api/jobs', body)).json).id;
-    const cs = await enrolTestClients(h.api, h.coordinator.url, { jobId, sha256: SHA, modules, n: 2, track: clients });
+    const jobId = await t.createJob(body);
+    const cs = await t.enrol(jobId, 2);
     const examples = [2, 6];
     const floraSum = new Map(modules.map((m) => [m.path, new Float64Array(m.outFeatures * m.inFeatures)]));
     for (let round = 0; round < 2; round++) {

@@ -4,10 +4,13 @@
  * a job made from the form (the API's zod issues shown next to the fields they name), enrolment
  * links that open `/join#token=...` (copy button), two protocol clients enrolled with the links'
  * tokens, a round committed, and the adapter's two PEFT files downloaded and compared with the
- * API's tar. Ends with the screenshot docs/dashboard-console.png.
+ * API's tar. Ends with a screenshot: into docs/dashboard-console.png only with
+ * FEDLORA_UPDATE_SCREENSHOTS=1 (a plain test run must not dirty the checkout), else a temp file.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { ADMIN, SHA, startHarness, type Harness } from './helpers.js';
 import { TestClient } from './protocol-client.js';
@@ -128,8 +131,10 @@ describe('the coordinator console (Playwright, headless chromium)', () => {
       if (name.endsWith('.json')) expect(JSON.parse(got.toString('utf8'))).toMatchObject({ peft_type: 'LORA', r: 2 });
     }
 
-    const png = await p.screenshot({ path: 'docs/dashboard-console.png', fullPage: true });
+    const shot = process.env.FEDLORA_UPDATE_SCREENSHOTS === '1' ? 'docs/dashboard-console.png' : join(tmpdir(), `fedlora-dashboard-console-${process.pid}.png`);
+    const png = await p.screenshot({ path: shot, fullPage: true });
     expect([...png.subarray(0, 8)]).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+    if (!shot.startsWith('docs/')) rmSync(shot);
     await context.close();
   }, 60_000);
 });

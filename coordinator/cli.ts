@@ -33,6 +33,11 @@ export async function configFromFlags(flags: StartFlags): Promise<Record<string,
   if (flags.port !== undefined) config.port = parsePort(flags.port);
   if (flags.adminToken !== undefined) config.adminToken = flags.adminToken;
   if (flags.logLevel !== undefined) config.logLevel = flags.logLevel;
+  if (typeof config.db === 'string' && /^postgres(ql)?:\/\//i.test(config.db)) {
+    // the PostgreSQL store exists (coordinator/store/postgres-store.ts) but the coordinator does not run
+    // on it yet (docs/deployment.md): refuse rather than create a SQLite file named like the URL
+    throw new FedloraError('FL_ERR_INVALID_CONFIG', 'db: a PostgreSQL URL is not supported by `coordinator start` yet (docs/deployment.md); pass a SQLite file path', { field: 'db' });
+  }
   const engine = config.engine as Record<string, unknown> | undefined;
   if (engine?.seededSelection !== undefined && engine.seededSelection !== false) {
     // a seeded draw is recomputable by anyone with the seed: reproducible simulations only

@@ -128,3 +128,12 @@ describe('coordinator admin token', () => {
     }
   });
 });
+
+describe('fedlora coordinator start --db', () => {
+  it('refuses a PostgreSQL URL with a coded error naming db (not yet supported), and takes a file path', async () => {
+    for (const url of ['postgres://fedlora:secret@127.0.0.1/fedlora', 'postgresql://h/db']) {
+      await expect(configFromFlags({ db: url })).rejects.toSatisfy((e: unknown) => isFedloraError(e, 'FL_ERR_INVALID_CONFIG') && /PostgreSQL URL is not supported/.test(String(e)));
+    }
+    expect((await configFromFlags({ db: 'postgres-notes.db' })).db).toBe('postgres-notes.db');
+  });
+});
